@@ -1,0 +1,81 @@
+"""Which columns may feed the model. The leakage guard lives here."""
+
+from __future__ import annotations
+
+from pipelines.errors import ConfigError
+
+# Derived inputs computed inside the model pipeline from raw lead columns.
+DERIVED_FROM_EMAIL = "email_corporate"
+DERIVED_SENIORITY = "seniority"
+DERIVED_DATE_PARTS = ("created_doy_sin", "created_doy_cos", "created_weekday")
+
+
+def model_inputs(params: dict) -> dict[str, list[str] | str | None]:
+    """Raw columns the model reads, by role, from params.yaml's features and data.leads."""
+    feats, leads = params["features"], params["data"]["leads"]
+    return {
+        "categorical": list(feats.get("categorical") or []),
+        "numeric": list(feats.get("numeric") or []),
+        "email": feats.get("email_column"),
+        "job_title": feats.get("job_title_column"),
+        "created_at": leads.get("created_at") if feats.get("date_parts", True) else None,
+    }
+
+
+def raw_input_columns(params: dict) -> list[str]:
+    """Every raw lead column the registered model takes, in a stable order."""
+    roles = model_inputs(params)
+    cols = roles["categorical"] + roles["numeric"]
+    cols += [c for c in (roles["email"], roles["job_title"], roles["created_at"]) if c]
+    seen: dict[str, None] = {}
+    for col in cols:
+        seen.setdefault(col, None)
+    return list(seen)
+
+
+def forbidden_columns(params: dict) -> dict[str, str]:
+    """Columns that must never be model inputs, with the reason.
+
+    Deal outcomes and sales feedback are only known after a lead is worked, so they are
+    labels; ids identify, they do not predict; personal fields are not for the model.
+    """
+    data = params["data"]
+    leads = data["leads"]
+    reasons: dict[str, str] = {}
+    for section, why in (("deals", "deal outcome"), ("feedback", "sales feedback")):
+        spec = data.get(section) or {}
+        for key, col in spec.items():
+            if key in {"path", "delimiter", "encoding", "date_format"} or not isinstance(col, str):
+                continue
+            if key != "lead_id":
+                reasons[col] = (f"{why} column ({section}.{key}) is known only after "
+                                "the lead is worked")
+    if leads.get("label"):
+        reasons[leads["label"]] = "it is the label"
+    reasons[leads["id"]] = "it is the lead id"
+    for col in leads.get("personal") or []:
+        reasons[col] = "personal data is never a direct model input"
+    for col in params["features"].get("extra_forbidden") or []:
+        reasons[col] = "listed in features.extra_forbidden"
+    return reasons
+
+
+def assert_no_leakage(params: dict) -> None:
+    """Refuse a feature list that contains a label, an id, an outcome or a personal field.
+
+    The email and job-title columns are allowed only as the source of a derived input;
+    the raw value itself never reaches the estimator.
+    """
+    roles = model_inputs(params)
+    direct = roles["categorical"] + roles["numeric"]
+    forbidden = forbidden_columns(params)
+    bad = [(c, forbidden[c]) for c in direct if c in forbidden]
+    if bad:
+        detail = "; ".join(f"{c!r}: {why}" for c, why in bad)
+        raise ConfigError(f"params.yaml features: leakage guard refused column(s) {detail}")
+    for role in ("email", "job_title"):
+        col = roles[role]
+        if col and col in forbidden and "personal" not in forbidden[col]:
+            raise ConfigError(
+                f"params.yaml features.{role}_column: {col!r} is refused: {forbidden[col]}"
+            )

@@ -1,0 +1,122 @@
+"""Raw CRM tables → typed frames with canonical role names (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.columns import model_inputs
+from features.labels import label_leads, labels_from_column, resolve_as_of
+
+
+def parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
+    """Parse dates with the configured format; unparseable cells become NaT (checked later)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values
+    else:
+        fmt = date_format or "ISO8601"
+        out = pd.to_datetime(values, format=fmt, errors="coerce")
+    if getattr(out.dt, "tz", None) is not None:
+        # Leads, deals and feedback are compared with one another: keep one naive UTC clock.
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return out.astype("datetime64[ns]")
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Object-dtype text with NaN for missing: the form sklearn's encoders accept everywhere."""
+    out = values.astype("string").str.strip()
+    out = out.mask(out == "")
+    return out.astype(object).where(out.notna(), np.nan)
+
+
+def coerce_leads(leads: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Give every model input column its type: text for categories, float for numbers, datetime."""
+    spec = params["data"]["leads"]
+    roles = model_inputs(params)
+    out = leads.copy()
+    out[spec["id"]] = leads[spec["id"]].astype("string").str.strip().astype(object)
+    if spec.get("created_at") and spec["created_at"] in out:
+        out[spec["created_at"]] = parse_dates(leads[spec["created_at"]], spec.get("date_format"))
+    text_cols = roles["categorical"] + [c for c in (roles["email"], roles["job_title"]) if c]
+    for col in text_cols:
+        if col in out:
+            out[col] = _text(leads[col])
+    for col in roles["numeric"]:
+        if col in out:
+            out[col] = pd.to_numeric(leads[col], errors="coerce").astype("float64")
+    return out
+
+
+def canonical_deals(deals: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """deals[lead_id, closed_at, won, amount]; a file of won deals only has no outcome column."""
+    out = pd.DataFrame({
+        "lead_id": deals[spec["lead_id"]].astype("string").str.strip().astype(object),
+        "closed_at": parse_dates(deals[spec["closed_at"]], spec.get("date_format")),
+    })
+    if spec.get("outcome"):
+        outcome = deals[spec["outcome"]].astype("string").str.strip().str.lower()
+        won_values = {str(v).lower() for v in spec.get("won_values", ["won"])}
+        out["won"] = outcome.isin(won_values).fillna(False).astype(bool)
+    else:
+        out["won"] = True
+    if spec.get("amount") and spec["amount"] in deals:
+        out["amount"] = pd.to_numeric(deals[spec["amount"]], errors="coerce")
+    else:
+        out["amount"] = np.nan
+    return out
+
+
+def canonical_feedback(feedback: pd.DataFrame, spec: dict) -> pd.DataFrame:
+    """feedback[lead_id, feedback_at, accepted, rejected, rating, reason, first_contact_at]."""
+    status = feedback[spec["status"]].astype("string").str.strip().str.lower()
+    accepted_values = {str(v).lower() for v in spec.get("accepted_values", ["accepted"])}
+    rejected_values = {str(v).lower() for v in spec.get("rejected_values", ["rejected"])}
+    out = pd.DataFrame({
+        "lead_id": feedback[spec["lead_id"]].astype("string").str.strip().astype(object),
+        "feedback_at": parse_dates(feedback[spec["feedback_at"]], spec.get("date_format")),
+        "accepted": status.isin(accepted_values).fillna(False).astype(bool),
+        "rejected": status.isin(rejected_values).fillna(False).astype(bool),
+    })
+    for key in ("rating",):
+        col = spec.get(key)
+        out[key] = pd.to_numeric(feedback[col], errors="coerce") if col in feedback else np.nan
+    reason = spec.get("reason")
+    out["reason"] = _text(feedback[reason]) if reason in feedback else np.nan
+    first = spec.get("first_contact_at")
+    out["first_contact_at"] = (
+        parse_dates(feedback[first], spec.get("date_format")) if first in feedback else pd.NaT
+    )
+    return out
+
+
+def build_labels(
+    leads: pd.DataFrame,
+    deals: pd.DataFrame | None,
+    feedback: pd.DataFrame | None,
+    params: dict,
+) -> tuple[pd.DataFrame, pd.Timestamp | None]:
+    """Labels for typed leads (see coerce_leads) and canonical deals/feedback; returns as-of."""
+    spec = params["data"]["leads"]
+    label_params = params["label"]
+    if spec.get("label"):
+        return labels_from_column(leads[spec["label"]], column=spec["label"]), None
+    created_col = spec.get("created_at")
+    if not created_col:
+        raise ValueError("data.leads.created_at is required to label leads from deals")
+    as_of = resolve_as_of(
+        label_params,
+        leads[created_col],
+        None if deals is None else deals["closed_at"],
+        None if feedback is None else feedback["feedback_at"],
+    )
+    canon = pd.DataFrame({"lead_id": leads[spec["id"]], "created_at": leads[created_col]})
+    labels = label_leads(
+        canon,
+        deals,
+        feedback,
+        horizon_days=int(label_params.get("horizon_days", 90)),
+        as_of=as_of,
+        rejected_is_negative=bool(label_params.get("rejected_is_negative", True)),
+        lost_is_negative=bool(label_params.get("lost_is_negative", True)),
+    )
+    return labels, as_of

@@ -1,0 +1,117 @@
+"""LeadFeatures: raw lead rows → model inputs, as the first step of the registered Pipeline.
+
+Living inside the Pipeline means the registered model takes the CRM's raw rows, so training and
+scoring can never derive features differently.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
+
+FREE_MAIL_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com",
+    "live.com", "msn.com", "aol.com", "icloud.com", "me.com", "mail.com", "gmx.com", "gmx.de",
+    "proton.me", "protonmail.com", "yandex.ru", "qq.com", "163.com", "uol.com.br", "bol.com.br",
+})
+
+# Ordered from most to least senior; the first pattern that matches a title wins.
+SENIORITY_RULES: tuple[tuple[int, str], ...] = (
+    (5, r"\b(?:ceo|cfo|cto|coo|cmo|cio|cro|chief|owner|founder|co-?founder|president|partner)\b"),
+    (4, r"\b(?:vp|svp|evp|vice president|head|director)\b"),
+    (3, r"\b(?:manager|lead|principal)\b"),
+    (2, r"\b(?:analyst|coordinator|specialist|executive|associate|consultant|engineer|officer)\b"),
+    (1, r"\b(?:intern|trainee|assistant|apprentice)\b"),
+    (0, r"\b(?:student|pupil|graduate)\b"),
+)
+_SENIORITY_RE = [(rank, re.compile(pattern)) for rank, pattern in SENIORITY_RULES]
+
+
+def normalise_category(values: pd.Series) -> pd.Series:
+    """Fold messy spellings ('Paid-Search ', 'paid search') onto one category."""
+    text = values.astype("string").str.lower().str.replace(r"[\s_\-]+", " ", regex=True).str.strip()
+    text = text.mask(text == "")
+    return text.astype(object).where(text.notna(), np.nan)
+
+
+def email_is_corporate(values: pd.Series) -> pd.Series:
+    """1.0 for a company domain, 0.0 for free-mail, NaN when there is no usable address."""
+    domain = values.astype("string").str.strip().str.lower().str.extract(r"@([^@\s]+)$")[0]
+    flag = (~domain.isin(FREE_MAIL_DOMAINS)).astype("float64")
+    return flag.where(domain.notna(), np.nan).astype("float64")
+
+
+def seniority_rank(values: pd.Series) -> pd.Series:
+    """0 (student) … 5 (C-level/owner); NaN when the title is missing or unrecognised."""
+    text = values.astype("string").str.lower().str.replace(r"[._]", "", regex=True)
+    rank = pd.Series(np.nan, index=values.index, dtype="float64")
+    for level, pattern in reversed(_SENIORITY_RE):
+        # Walk from least to most senior so a senior word overrides ("Assistant Director" → 4).
+        rank = rank.mask(text.str.contains(pattern, na=False), float(level))
+    return rank
+
+
+class LeadFeatures(TransformerMixin, BaseEstimator):
+    """Derive model inputs from raw lead columns; stateless apart from the output names."""
+
+    def __init__(
+        self,
+        categorical: tuple[str, ...] = (),
+        numeric: tuple[str, ...] = (),
+        email: str | None = None,
+        job_title: str | None = None,
+        created_at: str | None = None,
+    ) -> None:
+        self.categorical = categorical
+        self.numeric = numeric
+        self.email = email
+        self.job_title = job_title
+        self.created_at = created_at
+
+    def fit(self, X: pd.DataFrame, y=None) -> LeadFeatures:  # noqa: N803 - sklearn naming
+        self.feature_names_out_ = np.asarray(self.categorical_out() + self.numeric_out(), object)
+        return self
+
+    def categorical_out(self) -> list[str]:
+        return list(self.categorical)
+
+    def numeric_out(self) -> list[str]:
+        names = list(self.numeric)
+        if self.email:
+            names.append(DERIVED_FROM_EMAIL)
+        if self.job_title:
+            names.append(DERIVED_SENIORITY)
+        if self.created_at:
+            names.extend(DERIVED_DATE_PARTS)
+        return names
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        missing = [c for c in self.source_columns() if c not in X.columns]
+        if missing:
+            raise KeyError(f"lead rows are missing model input column(s): {', '.join(missing)}")
+        out = {col: normalise_category(X[col]) for col in self.categorical}
+        for col in self.numeric:
+            out[col] = pd.to_numeric(X[col], errors="coerce").astype("float64")
+        if self.email:
+            out[DERIVED_FROM_EMAIL] = email_is_corporate(X[self.email])
+        if self.job_title:
+            out[DERIVED_SENIORITY] = seniority_rank(X[self.job_title])
+        if self.created_at:
+            when = pd.to_datetime(X[self.created_at], errors="coerce", format="mixed")
+            angle = 2 * np.pi * (when.dt.dayofyear.astype("float64") - 1) / 365.25
+            out[DERIVED_DATE_PARTS[0]] = np.sin(angle)
+            out[DERIVED_DATE_PARTS[1]] = np.cos(angle)
+            out[DERIVED_DATE_PARTS[2]] = when.dt.dayofweek.astype("float64")
+        return pd.DataFrame(out, index=X.index)
+
+    def source_columns(self) -> list[str]:
+        cols = list(self.categorical) + list(self.numeric)
+        return cols + [c for c in (self.email, self.job_title, self.created_at) if c]
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray(self.categorical_out() + self.numeric_out(), dtype=object)

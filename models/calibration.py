@@ -1,0 +1,18 @@
+"""Probability calibration on held-out validation leads (a switch in params.yaml)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+
+METHODS = ("isotonic", "sigmoid")
+
+
+def calibrate(model: BaseEstimator, X: pd.DataFrame, y: pd.Series, method: str) -> BaseEstimator:  # noqa: N803
+    """Fit a calibration map on data the model has not seen; the fitted model stays frozen."""
+    if method not in METHODS:
+        raise ValueError(f"calibration.method must be one of {METHODS}, got {method!r}")
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=method)
+    return calibrated.fit(X, y)

@@ -1,0 +1,112 @@
+"""Estimator factories: unfitted sklearn Pipelines that take raw lead rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from features.columns import model_inputs
+from features.transform import LeadFeatures
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """log1p that keeps the sign: tames heavy-tailed counts without breaking on negatives."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def lead_features(params: dict) -> LeadFeatures:
+    roles = model_inputs(params)
+    return LeadFeatures(
+        categorical=tuple(roles["categorical"]),
+        numeric=tuple(roles["numeric"]),
+        email=roles["email"],
+        job_title=roles["job_title"],
+        created_at=roles["created_at"],
+    )
+
+
+def make_logreg(params: dict) -> Pipeline:
+    """Logistic regression: one-hot categories (rare ones pooled), scaled log counts."""
+    feats = lead_features(params)
+    cfg = params["train"].get("logreg") or {}
+    fcfg = params["features"]
+    encode = ColumnTransformer(
+        [
+            (
+                "cat",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist",
+                    min_frequency=int(fcfg.get("min_category_frequency", 10)),
+                    max_categories=int(fcfg.get("max_categories", 200)),
+                    sparse_output=False,
+                ),
+                feats.categorical_out(),
+            ),
+            (
+                "num",
+                Pipeline([
+                    ("impute", SimpleImputer(strategy="median", add_indicator=True,
+                                             keep_empty_features=True)),
+                    ("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one")),
+                    ("scale", StandardScaler()),
+                ]),
+                feats.numeric_out(),
+            ),
+        ]
+    )
+    model = LogisticRegression(
+        C=float(cfg.get("C", 1.0)),
+        max_iter=int(cfg.get("max_iter", 2000)),
+        class_weight=cfg.get("class_weight"),
+    )
+    return Pipeline([("features", feats), ("encode", encode), ("model", model)])
+
+
+def make_hgb(params: dict) -> Pipeline:
+    """HistGradientBoosting with native categorical splits and monotone constraints."""
+    feats = lead_features(params)
+    cfg = dict(params["train"].get("hgb") or {})
+    fcfg = params["features"]
+    cats, nums = feats.categorical_out(), feats.numeric_out()
+    encode = ColumnTransformer(
+        [
+            (
+                "cat",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                    min_frequency=int(fcfg.get("min_category_frequency", 10)),
+                    # HGB bins categories into at most 255 bins, one of them for missing.
+                    max_categories=min(int(fcfg.get("max_categories", 200)), 250),
+                ),
+                cats,
+            ),
+            ("num", "passthrough", nums),
+        ]
+    )
+    increasing = set(fcfg.get("monotonic_increasing") or [])
+    monotonic = [0] * len(cats) + [1 if c in increasing else 0 for c in nums]
+    model = HistGradientBoostingClassifier(
+        categorical_features=[True] * len(cats) + [False] * len(nums),
+        monotonic_cst=monotonic if any(monotonic) else None,
+        random_state=int(params["train"].get("random_state", 0)),
+        **cfg,
+    )
+    return Pipeline([("features", feats), ("encode", encode), ("model", model)])
+
+
+FACTORIES: dict[str, Callable[[dict], Pipeline]] = {"logreg": make_logreg, "hgb": make_hgb}
+
+
+def make_candidate(name: str, params: dict) -> Pipeline:
+    if name not in FACTORIES:
+        raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(FACTORIES)}")
+    return FACTORIES[name](params)

@@ -1,0 +1,159 @@
+"""`leadq train`: label historical leads, fit candidates out of time, calibrate, pick the MQL bar,
+log everything to MLflow and register the model (challenger; champion if it meets the criteria)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from features.columns import assert_no_leakage, raw_input_columns
+from features.split import split_leads
+from features.tables import build_labels
+from models.calibration import calibrate
+from models.factories import make_candidate
+from models.metrics import classification_metrics
+from models.thresholds import ThresholdDecision, choose_threshold, rates_at
+from pipelines.data import CrmTables, load_crm
+from pipelines.errors import GateError
+from pipelines.progress import log, step
+
+
+@dataclass
+class TrainResult:
+    model: BaseEstimator
+    candidate: str
+    metrics: dict[str, float]
+    threshold: ThresholdDecision
+    validation_metrics: dict[str, dict[str, float]]
+    fingerprint: dict
+    test_frame: pd.DataFrame  # lead id, split, label, score, for plots and reports
+    sample: pd.DataFrame  # raw model-input rows, used for the signature
+    labels: pd.DataFrame = field(repr=False, default=None)
+
+
+def fingerprint(tables: CrmTables, labels: pd.DataFrame, split: pd.Series, params: dict,
+                as_of: pd.Timestamp | None) -> dict:
+    """Counts, date ranges and label rates that identify the data a model was trained on."""
+    spec = params["data"]["leads"]
+    created = tables.leads[spec["created_at"]] if spec.get("created_at") else None
+    labelled = labels["label"].notna()
+    info = {
+        "leads_rows": int(len(tables.leads)),
+        "deals_rows": int(len(tables.deals)) if tables.deals is not None else 0,
+        "feedback_rows": int(len(tables.feedback)) if tables.feedback is not None else 0,
+        "labelled": int(labelled.sum()),
+        "censored": int((~labelled).sum()),
+        "label_rate": float(labels.loc[labelled, "label"].mean()) if labelled.any() else None,
+        "label_status": labels["label_status"].value_counts().to_dict(),
+        "as_of": None if as_of is None else str(as_of),
+        "split_rows": split.value_counts().to_dict(),
+    }
+    if created is not None and created.notna().any():
+        info["created_min"] = str(created.min())
+        info["created_max"] = str(created.max())
+        for part in ("train", "validation", "test"):
+            dates = created.loc[split.index[split == part]]
+            if len(dates):
+                info[f"{part}_dates"] = [str(dates.min()), str(dates.max())]
+    return info
+
+
+def train_models(tables: CrmTables, params: dict) -> TrainResult:
+    """The pure training step: data and params in, a calibrated model and its evidence out."""
+    assert_no_leakage(params)
+    spec = params["data"]["leads"]
+    leads = tables.leads
+    labels, as_of = build_labels(leads, tables.deals, tables.feedback, params)
+    labelled = labels["label"].notna()
+    positives = int(labels.loc[labelled, "label"].sum())
+    min_pos = int(params["train"].get("min_positives", 40))
+    if positives < min_pos:
+        raise GateError(
+            f"only {positives} labelled positive leads (train.min_positives = {min_pos}); "
+            "a model trained on so few conversions would be noise. Collect more outcomes or "
+            "lower the minimum knowingly."
+        )
+    data = leads.loc[labelled]
+    y = labels.loc[labelled, "label"].astype(int)
+    created = data[spec["created_at"]] if spec.get("created_at") in data else None
+    scfg = params["split"]
+    split = split_leads(created, y, train=float(scfg.get("train", 0.6)),
+                        validation=float(scfg.get("validation", 0.2)),
+                        seed=int(scfg.get("seed", 42)))
+    for part in ("train", "validation", "test"):
+        n_pos = int(y[split == part].sum())
+        if n_pos == 0 or n_pos == int((split == part).sum()):
+            raise GateError(f"the {part} split has only one class ({n_pos} positives); "
+                            "need more labelled history")
+    cols = raw_input_columns(params)
+    X = data[cols]  # noqa: N806 - sklearn naming
+    parts = {p: (X[split == p], y[split == p]) for p in ("train", "validation", "test")}
+    log.info("labelled %d leads (%d positive, %d censored left out); split %s",
+             labelled.sum(), positives, (~labelled).sum(), split.value_counts().to_dict())
+
+    fitted: dict[str, BaseEstimator] = {}
+    val_metrics: dict[str, dict[str, float]] = {}
+    for name in params["train"].get("candidates", ["logreg", "hgb"]):
+        with step(f"fit {name} on {len(parts['train'][0]):,} leads"):
+            model = make_candidate(name, params).fit(*parts["train"])
+        score = model.predict_proba(parts["validation"][0])[:, 1]
+        val_metrics[name] = classification_metrics(parts["validation"][1], score)
+        fitted[name] = model
+        log.info("  %s validation: roc_auc %.4f, pr_auc %.4f", name,
+                 val_metrics[name]["roc_auc"], val_metrics[name]["pr_auc"])
+    select_by = params["train"].get("select_by", "pr_auc")
+    best = max(val_metrics, key=lambda n: val_metrics[n][select_by])
+    model = fitted[best]
+    cal = params.get("calibration") or {}
+    if cal.get("enabled", True):
+        with step(f"calibrate {best} ({cal.get('method', 'isotonic')}) on validation"):
+            model = calibrate(model, *parts["validation"], method=cal.get("method", "isotonic"))
+    val_score = model.predict_proba(parts["validation"][0])[:, 1]
+    decision = choose_threshold(val_score, parts["validation"][1].to_numpy(),
+                                params.get("threshold") or {})
+    test_score = model.predict_proba(parts["test"][0])[:, 1]
+    metrics = classification_metrics(parts["test"][1], test_score, prefix="test_")
+    metrics.update(classification_metrics(parts["validation"][1], val_score, prefix="val_"))
+    share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), decision.threshold)
+    metrics.update({"test_mql_share": share, "test_mql_precision": precision,
+                    "test_mql_recall": recall, "mql_threshold": decision.threshold})
+    test_frame = pd.DataFrame({
+        "lead_id": data.loc[parts["test"][0].index, spec["id"]].to_numpy(),
+        "label": parts["test"][1].to_numpy(),
+        "score": test_score,
+    }, index=parts["test"][0].index)
+    return TrainResult(
+        model=model,
+        candidate=best,
+        metrics=metrics,
+        threshold=decision,
+        validation_metrics=val_metrics,
+        fingerprint=fingerprint(tables, labels, split, params, as_of),
+        test_frame=test_frame,
+        sample=X.iloc[: min(len(X), 200)],
+        labels=labels,
+    )
+
+
+def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
+    """Load the configured tables, train, log and register. Returns a summary for the CLI."""
+    from pipelines.config import load_params
+    from pipelines.tracking import log_training
+
+    params = load_params(params_path, overrides)
+    with step("load CRM tables"):
+        tables = load_crm(params)
+    result = train_models(tables, params)
+    with step("log run and register model in MLflow"):
+        summary = log_training(result, tables, params)
+    m = result.metrics
+    log.info("test roc_auc %.4f · pr_auc %.4f · ece %.4f · brier %.4f · MQL bar %.4f (%s)",
+             m["test_roc_auc"], m["test_pr_auc"], m["test_ece"], m["test_brier"],
+             result.threshold.threshold, result.threshold.policy)
+    summary["metrics"] = {k: v for k, v in m.items() if np.isfinite(v)}
+    summary["candidate"] = result.candidate
+    summary["threshold"] = result.threshold.as_dict()
+    return summary

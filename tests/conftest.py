@@ -1,0 +1,82 @@
+"""Shared fixtures: a small synthetic CRM and a params file pointing at a temporary MLflow store.
+
+Tests never touch ../shared or the developer's ./mlflow.db.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_LEADS = 4000
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_env(monkeypatch):
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def base_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def small_crm(tmp_path_factory) -> dict[str, Path]:
+    """A 4,000-lead synthetic CRM on disk (CSV), shared by the session's tests."""
+    from pipelines.synth import write_crm
+
+    return write_crm(tmp_path_factory.mktemp("crm"), n_leads=SMALL_LEADS, seed=3)
+
+
+def write_params(directory: Path, base: dict, crm: dict[str, Path], **changes) -> Path:
+    """A params.yaml in `directory` reading `crm`, with its own sqlite MLflow store."""
+    params = copy.deepcopy(base)
+    for table in ("leads", "deals", "feedback"):
+        params["data"][table]["path"] = str(crm[table])
+    params["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"
+    params["mlflow"]["artifact_location"] = "mlruns"
+    params["train"]["hgb"]["max_iter"] = 120
+    for dotted, value in changes.items():
+        node = params
+        keys = dotted.split("__")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def params_file(tmp_path, base_params, small_crm) -> Path:
+    return write_params(tmp_path, base_params, small_crm)
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory, base_params, small_crm) -> dict:
+    """One trained and registered model, shared by read-only tests (scoring, registry)."""
+    from pipelines.train import main as train_main
+
+    directory = tmp_path_factory.mktemp("store")
+    path = write_params(directory, base_params, small_crm)
+    summary = train_main(str(path))
+    return {"params_path": path, "dir": directory, "summary": summary, "crm": small_crm}
+
+
+@pytest.fixture
+def make_params(base_params):
+    """Factory: make_params(directory, crm, **changes) -> path of a params.yaml (see write_params).
+
+    Keys use '__' for nesting: make_params(d, crm, label__horizon_days=30).
+    """
+
+    def factory(directory: Path, crm: dict[str, Path], **changes) -> Path:
+        return write_params(directory, base_params, crm, **changes)
+
+    return factory
