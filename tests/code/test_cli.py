@@ -1,0 +1,33 @@
+"""The CLI's start-up path stays light, and its commands are all reachable."""
+
+import subprocess
+import sys
+
+HEAVY = ("mlflow", "great_expectations", "sklearn", "shap", "pyspark", "pandas", "matplotlib")
+
+
+def test_help_imports_no_heavy_library():
+    code = (
+        "import sys; from pipelines.cli import build_parser; build_parser().format_help(); "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"heavy modules imported by `leadq --help`: {out.stdout}"
+
+
+def test_every_subcommand_has_help():
+    from pipelines.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"synth", "train", "score", "demo"} <= set(sub.choices)
+    for name, subparser in sub.choices.items():
+        assert subparser.format_help().startswith("usage: leadq " + name)
+
+
+def test_synth_command_writes_the_three_tables_and_truth(tmp_path):
+    from pipelines.cli import main
+
+    assert main(["synth", "--out", str(tmp_path), "--leads", "300", "--seed", "5"]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["deals.csv", "feedback.csv", "leads.csv", "truth.csv"]
