@@ -9,8 +9,15 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+    TargetEncoder,
+)
 
 from features.columns import model_inputs
 from features.transform import LeadFeatures
@@ -32,11 +39,30 @@ def lead_features(params: dict) -> LeadFeatures:
     )
 
 
+def target_encoded(params: dict, categorical: list[str]) -> tuple[list[str], list[str]]:
+    """Split categorical inputs into (one-hot / native, target-encoded) by features.target_encode.
+
+    High-cardinality columns (landing pages, campaigns) one-hot encode into hundreds of sparse,
+    noisy columns; a cross-fitted target encoding turns each into one smoothed conversion rate
+    without memory blow-up or in-sample overfitting.
+    """
+    wanted = set(params["features"].get("target_encode") or [])
+    return [c for c in categorical if c not in wanted], [c for c in categorical if c in wanted]
+
+
+def target_encoder(params: dict) -> TargetEncoder:
+    # Cross-fitting inside fit_transform: each training row is encoded by folds that exclude it.
+    seed = int(params["train"].get("random_state", 0))
+    return TargetEncoder(target_type="binary",
+                         cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=seed))
+
+
 def make_logreg(params: dict) -> Pipeline:
     """Logistic regression: one-hot categories (rare ones pooled), scaled log counts."""
     feats = lead_features(params)
     cfg = params["train"].get("logreg") or {}
     fcfg = params["features"]
+    onehot, encoded = target_encoded(params, feats.categorical_out())
     encode = ColumnTransformer(
         [
             (
@@ -47,8 +73,11 @@ def make_logreg(params: dict) -> Pipeline:
                     max_categories=int(fcfg.get("max_categories", 200)),
                     sparse_output=False,
                 ),
-                feats.categorical_out(),
+                onehot,
             ),
+            # Only present when configured, so encoders never hold an unfitted empty branch.
+            *([("te", Pipeline([("target", target_encoder(params)),
+                                ("scale", StandardScaler())]), encoded)] if encoded else []),
             (
                 "num",
                 Pipeline([
@@ -74,7 +103,8 @@ def make_hgb(params: dict) -> Pipeline:
     feats = lead_features(params)
     cfg = dict(params["train"].get("hgb") or {})
     fcfg = params["features"]
-    cats, nums = feats.categorical_out(), feats.numeric_out()
+    cats, encoded = target_encoded(params, feats.categorical_out())
+    nums = feats.numeric_out()
     encode = ColumnTransformer(
         [
             (
@@ -89,13 +119,14 @@ def make_hgb(params: dict) -> Pipeline:
                 ),
                 cats,
             ),
+            *([("te", target_encoder(params), encoded)] if encoded else []),
             ("num", "passthrough", nums),
         ]
     )
     increasing = set(fcfg.get("monotonic_increasing") or [])
-    monotonic = [0] * len(cats) + [1 if c in increasing else 0 for c in nums]
+    monotonic = [0] * (len(cats) + len(encoded)) + [1 if c in increasing else 0 for c in nums]
     model = HistGradientBoostingClassifier(
-        categorical_features=[True] * len(cats) + [False] * len(nums),
+        categorical_features=[True] * len(cats) + [False] * (len(encoded) + len(nums)),
         monotonic_cst=monotonic if any(monotonic) else None,
         random_state=int(params["train"].get("random_state", 0)),
         **cfg,

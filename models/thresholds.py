@@ -4,6 +4,10 @@ The first bar is chosen on validation leads when a model is trained:
 - top_share: pass the best `top_share` of leads (what sales has capacity for);
 - min_precision: the lowest bar at which at least `min_precision` of MQLs convert (most recall);
 - expected_value: call a lead when its calibrated probability × won_value exceeds lead_cost.
+
+`leadq recalibrate` moves the bar later with `resolve_threshold`: combinable constraints
+(capacity per week, min_precision, min_recall) and an objective (max_recall or expected_value),
+resolved in a documented priority order with a fallback when they conflict.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ class ThresholdDecision:
     precision: float
     recall: float
     reason: str
+    # Mean calibrated validation score: the base rate the scores reflect (the prior-shift
+    # reference), and the tier cut-offs on validation. Defaults keep old call sites working.
+    base_rate: float = float("nan")
+    cutoffs: tuple[float, float, float] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,4 +83,205 @@ def choose_threshold(score: np.ndarray, y: np.ndarray, policy: dict) -> Threshol
     else:
         raise ValueError(f"threshold.policy must be one of {POLICIES}, got {name!r}")
     share, precision, recall = rates_at(score, y, threshold)
-    return ThresholdDecision(threshold, name, share, precision, recall, reason)
+    return ThresholdDecision(threshold, name, share, precision, recall, reason,
+                             base_rate=float(score.mean()) if len(score) else float("nan"),
+                             cutoffs=tier_cutoffs(score, threshold, **tier_params(policy)))
+
+
+def tier_params(threshold_params: dict) -> dict:
+    tiers = threshold_params.get("tiers") or {}
+    return {"a_share": float(tiers.get("a_share", 1 / 3)),
+            "c_ratio": float(tiers.get("c_ratio", 1.0))}
+
+
+# --- combinable policies, used by `leadq recalibrate` ---
+
+CONSTRAINTS = ("capacity", "min_precision", "min_recall")
+OBJECTIVES = ("max_recall", "expected_value")
+
+
+@dataclass(frozen=True)
+class Policies:
+    """What the bar must satisfy. None switches a constraint off.
+
+    capacity: most MQLs per week sales can work within the SLA; min_precision: lowest expected
+    share of MQLs that convert; min_recall: share of expected conversions that must reach
+    sales; objective: max_recall (as many conversions as the constraints allow, i.e. fill the
+    capacity) or expected_value (maximise Σ p·won_value − lead_cost over MQLs).
+    """
+
+    capacity: float | None = None
+    min_precision: float | None = None
+    min_recall: float | None = None
+    objective: str = "max_recall"
+    won_value: float = 10000.0
+    lead_cost: float = 300.0
+    priority: tuple[str, ...] = CONSTRAINTS
+
+    @classmethod
+    def from_params(cls, threshold_params: dict, capacity: float | None = None) -> Policies:
+        """From params.yaml `threshold`; `capacity` overrides (e.g. a lower measured one)."""
+        t = threshold_params or {}
+        cons = t.get("constraints") or {}
+        priority = tuple(t.get("priority") or CONSTRAINTS)
+        if sorted(priority) != sorted(CONSTRAINTS):
+            raise ValueError(f"threshold.priority must order exactly {CONSTRAINTS}")
+        objective = t.get("objective", "max_recall")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"threshold.objective must be one of {OBJECTIVES}, got {objective!r}")
+
+        def num(v):
+            return None if v is None else float(v)
+
+        return cls(
+            capacity=num(capacity if capacity is not None else cons.get("capacity")),
+            min_precision=num(cons.get("min_precision")),
+            min_recall=num(cons.get("min_recall")),
+            objective=objective,
+            won_value=float(t.get("won_value", 10000.0)),
+            lead_cost=float(t.get("lead_cost", 300.0)),
+            priority=priority,
+        )
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    threshold: float
+    mql_per_week: float
+    mql_share: float
+    expected_precision: float
+    expected_recall: float
+    expected_profit_per_week: float
+    binding: str  # the constraint or objective that set the bar
+    conflicts: tuple[str, ...]  # one message per constraint that could not be met
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _curves(p: np.ndarray, weeks: float, won_value: float, lead_cost: float) -> dict:
+    """Expected MQLs/week, precision, recall and profit for every distinct bar, best first.
+
+    p are calibrated (corrected) probabilities, so expected conversions above a bar are Σ p.
+    """
+    order = np.sort(p)[::-1]
+    n = np.arange(1, len(order) + 1, dtype=float)
+    conv = np.cumsum(order)
+    # One candidate per distinct score: the last position of each tie group.
+    last = np.r_[order[1:] != order[:-1], True]
+    t, n, conv = order[last], n[last], conv[last]
+    total = conv[-1] if len(conv) else 0.0
+    return {
+        "threshold": t,
+        "mql_per_week": n / weeks,
+        "share": n / len(p),
+        "precision": conv / n,
+        "recall": conv / total if total > 0 else np.zeros_like(conv),
+        "profit": (conv * won_value - n * lead_cost) / weeks,
+    }
+
+
+def _check(curves: dict, name: str, target: float) -> tuple[np.ndarray, np.ndarray, str]:
+    """(ok mask, shortfall ≥ 0 per bar, unit text) for one constraint."""
+    if name == "capacity":
+        gap = np.maximum(curves["mql_per_week"] - target, 0.0)
+        return gap <= 0, gap, "MQLs/week over"
+    key = "precision" if name == "min_precision" else "recall"
+    gap = np.maximum(target - curves[key], 0.0)
+    return gap <= 1e-12, gap, "points short"
+
+
+def _fmt(name: str, value: float) -> str:
+    return f"{value:,.0f}/week" if name == "capacity" else f"{value:.1%}"
+
+
+def resolve_threshold(score: np.ndarray, policies: Policies, weeks: float) -> PolicyDecision:
+    """The bar that best meets the objective within the constraints, on recent scores.
+
+    Constraints are applied in `policies.priority` order. When one cannot be met together with
+    the ones before it, the documented fallback keeps the bars that come closest to it (smallest
+    shortfall) and carries on with the rest; the decision says which constraint failed and by
+    how much. Capacity comes first by default because sales cannot work more leads than it has
+    people for, whatever the precision or recall targets say.
+    """
+    p = np.clip(np.asarray(score, float), 0.0, 1.0)
+    if not len(p):
+        raise ValueError("no scores to choose a threshold from")
+    if weeks <= 0:
+        raise ValueError("weeks must be positive")
+    active = {n: getattr(policies, n) for n in policies.priority
+              if getattr(policies, n) is not None}
+    if not active and policies.objective == "max_recall":
+        raise ValueError("configure at least one of threshold.constraints "
+                         f"{CONSTRAINTS} or objective: expected_value")
+    c = _curves(p, weeks, policies.won_value, policies.lead_cost)
+    keep = np.ones(len(c["threshold"]), bool)
+    conflicts: list[str] = []
+    met: list[str] = []
+    for name, target in active.items():
+        ok, gap, unit = _check(c, name, target)
+        if (keep & ok).any():
+            keep &= ok
+            met.append(name)
+            continue
+        best = gap[keep].min()
+        keep &= gap <= best + 1e-12
+        got = {"capacity": c["mql_per_week"], "min_precision": c["precision"],
+               "min_recall": c["recall"]}[name][keep][0]
+        with_ = f" together with {', '.join(met)}" if met else ""
+        short = f"{best:,.1f} {unit}" if name == "capacity" else f"{100 * best:.1f} {unit}"
+        conflicts.append(
+            f"{name} {_fmt(name, target)} cannot be met{with_}: best achievable "
+            f"{_fmt(name, got)} ({short}); fallback: {name} relaxed to the closest bar"
+        )
+    idx = np.flatnonzero(keep)
+    # max_recall takes the lowest allowed bar: the most conversions reach sales.
+    i = idx[np.argmax(c["profit"][idx])] if policies.objective == "expected_value" else idx[-1]
+    binding = _binding(c, i, active, policies.objective)
+    reason = f"{policies.objective} within {', '.join(active) or 'no constraints'}; " \
+             f"bound by {binding}"
+    if conflicts:
+        reason += "; " + "; ".join(conflicts)
+    return PolicyDecision(
+        threshold=float(c["threshold"][i]),
+        mql_per_week=float(c["mql_per_week"][i]),
+        mql_share=float(c["share"][i]),
+        expected_precision=float(c["precision"][i]),
+        expected_recall=float(c["recall"][i]),
+        expected_profit_per_week=float(c["profit"][i]),
+        binding=binding,
+        conflicts=tuple(conflicts),
+        reason=reason,
+    )
+
+
+def _binding(c: dict, i: int, active: dict, objective: str) -> str:
+    """The constraint that stops the bar from moving lower (or the objective itself)."""
+    if i + 1 >= len(c["threshold"]):
+        return objective
+    for name, target in active.items():
+        ok_next = _check({k: v[i + 1:i + 2] for k, v in c.items()}, name, target)[0][0]
+        if not ok_next:
+            return name
+    return objective
+
+
+# --- tiers: A/B are MQLs (A the best of them), C the next band below the bar, D the rest ---
+
+def tier_cutoffs(score: np.ndarray, threshold: float, a_share: float = 1 / 3,
+                 c_ratio: float = 1.0) -> tuple[float, float, float]:
+    """(A, B, C) lower bounds, descending. B is the MQL bar, so A/B ⇔ MQL.
+
+    A: the best `a_share` of MQLs (call first); C: the next `c_ratio` × as many leads below the
+    bar (marketing's priority nurture); D: everything else.
+    """
+    s = np.sort(np.asarray(score, float))[::-1]
+    n_mql = int((s >= threshold).sum())
+    if n_mql == 0 or not len(s):
+        return float(threshold), float(threshold), float(threshold)
+    a = float(s[max(int(np.ceil(a_share * n_mql)) - 1, 0)])
+    below = s[n_mql:]
+    n_c = int(np.ceil(c_ratio * n_mql))
+    c = float(below[min(n_c, len(below)) - 1]) if len(below) and n_c > 0 else float(threshold)
+    return max(a, threshold), float(threshold), min(c, threshold)

@@ -37,15 +37,74 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_score(args: argparse.Namespace) -> dict:
+    if getattr(args, "engine", "pandas") == "spark":
+        from pipelines.spark_score import main_spark
+
+        return main_spark(args.input, args.output, model_uri=args.model_uri,
+                          params_path=args.params, master=args.master)
     from pipelines.score import main
 
-    return main(args.input, args.output, model_uri=args.model_uri, params_path=args.params)
+    return main(args.input, args.output, model_uri=args.model_uri, params_path=args.params,
+                chunk_size=args.chunk_size, explain=args.explain)
+
+
+def cmd_validate(args: argparse.Namespace) -> dict:
+    from pipelines.validate import main
+
+    return main(args.params, docs=args.docs)
+
+
+def cmd_report(args: argparse.Namespace) -> dict:
+    from pipelines.report import main
+
+    return main(args.params, out=args.out, model_uri=args.model_uri)
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
     from pipelines.demo import main
 
     return main(args.params, leads=args.leads, seed=args.seed, out=args.out)
+
+
+def cmd_recalibrate(args: argparse.Namespace) -> dict:
+    from pipelines.recalibrate import main
+
+    return main(args.params, as_of=args.as_of, scores=args.scores, model_uri=args.model_uri,
+                dry_run=args.dry_run)
+
+
+def cmd_thresholds(args: argparse.Namespace) -> dict:
+    from pipelines.threshold_store import main
+
+    return main(args.params, model_version=args.model_version)
+
+
+def cmd_plan(args: argparse.Namespace) -> dict:
+    from pipelines.plan import main
+
+    return main(args.params, won_deals=args.won_deals, period=args.period, scores=args.scores,
+                as_of=args.as_of, model_uri=args.model_uri)
+
+
+def cmd_promote(args: argparse.Namespace) -> dict:
+    from pipelines.config import load_params
+    from pipelines.registry import promote
+
+    return promote(load_params(args.params), args.version, force=args.force)
+
+
+def cmd_rollback(args: argparse.Namespace) -> dict:
+    from pipelines.config import load_params
+    from pipelines.registry import rollback
+
+    return rollback(load_params(args.params))
+
+
+def cmd_models(args: argparse.Namespace) -> dict:
+    from pipelines.config import load_params
+    from pipelines.registry import list_models
+
+    return list_models(load_params(args.params))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,8 +136,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="scores file (.csv or .parquet)")
     p.add_argument("--model-uri", default=None,
                    help="MLflow model URI (default models:/<name>@champion)")
+    p.add_argument("--engine", choices=["pandas", "spark"], default="pandas",
+                   help="pandas (one machine, streamed) or spark (--input may be a glob or "
+                        "directory; --output is a directory of partitioned Parquet)")
+    p.add_argument("--master", default=None, metavar="URL",
+                   help="Spark master for --engine spark (default local[*], or spark-submit's)")
+    p.add_argument("--chunk-size", type=int, default=None, metavar="ROWS",
+                   help="rows per chunk (default scoring.chunk_size); memory stays flat")
+    p.add_argument("--explain", action=argparse.BooleanOptionalAction, default=None,
+                   help="add reasons_positive / reasons_negative per lead (default: on for "
+                        "files up to params explain.max_rows leads)")
     _params_arg(p)
     p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("report", help="HTML report for marketers: importance, attribute "
+                                      "insights, personas, campaign quality, model health")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="output HTML file (default params report.out)")
+    p.add_argument("--model-uri", default=None,
+                   help="MLflow model URI (default models:/<name>@champion)")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("validate", help="check the configured CRM tables against their data "
+                                        "contracts and write Great Expectations Data Docs")
+    p.add_argument("--docs", default=None, metavar="DIR",
+                   help="Data Docs directory (default gx_docs/ beside the params file)")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("promote", help="make a registered model version the champion")
+    p.add_argument("version", help="registry version number")
+    p.add_argument("--force", action="store_true",
+                   help="promote even if its recorded test metrics fail registry.criteria")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_promote)
+
+    p = sub.add_parser("rollback", help="give the champion alias back to the previous champion")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_rollback)
+
+    p = sub.add_parser("models", help="registered versions, aliases, key metrics and when each "
+                                      "was champion")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_models)
 
     p = sub.add_parser("demo", help="synth → train → score on a synthetic CRM, with a summary")
     _params_arg(p)
@@ -86,6 +187,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="override demo.seed")
     p.add_argument("--out", default=None, help="override demo.out")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("recalibrate", help="move the MQL bar and tiers to the recent leads, "
+                                           "correct for base-rate shift, report SLA and drift")
+    p.add_argument("--as-of", default=None, metavar="DATE",
+                   help="YYYY-MM-DD: the end of the recent window (default: the latest lead)")
+    p.add_argument("--scores", default=None, metavar="GLOB",
+                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--model-uri", default=None,
+                   help="registry model URI (default models:/<name>@champion)")
+    p.add_argument("--dry-run", action="store_true", help="report, but store no new version")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_recalibrate)
+
+    p = sub.add_parser("thresholds", help="threshold history of a model version")
+    p.add_argument("--model-version", default=None, help="default: the champion")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_thresholds)
+
+    p = sub.add_parser("plan", help="turn a won-deals goal into MQLs for sales and leads "
+                                    "for marketing")
+    p.add_argument("--won-deals", type=float, required=True, help="the goal, e.g. 40")
+    p.add_argument("--period", choices=["week", "month", "quarter"], default="month")
+    p.add_argument("--scores", default=None, metavar="GLOB",
+                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--as-of", default=None, metavar="DATE", help="end of the recent window")
+    p.add_argument("--model-uri", default=None,
+                   help="registry model URI (default models:/<name>@champion)")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_plan)
     return parser
 
 

@@ -9,10 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from features.columns import raw_input_columns
+from features.contracts import check_columns, check_totals, evaluate
 from features.tables import canonical_deals, canonical_feedback, coerce_leads
 from pipelines.config import resolve_path
-from pipelines.errors import BadInputError, ConfigError
-from pipelines.io import read_table, require_columns
+from pipelines.errors import ConfigError
+from pipelines.io import read_table
+from pipelines.progress import log
+from pipelines.quarantine import Accounting, QuarantineWriter, quarantine_path
 
 
 @dataclass
@@ -21,6 +24,8 @@ class CrmTables:
     deals: pd.DataFrame | None = None
     feedback: pd.DataFrame | None = None
     paths: dict[str, Path] = field(default_factory=dict)
+    accounting: dict[str, Accounting] = field(default_factory=dict)   # rows read/used/rejected
+    raw: dict[str, pd.DataFrame] = field(repr=False, default_factory=dict)  # as read, for GX
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -48,42 +53,78 @@ def _section_path(params: dict, name: str) -> Path | None:
     return resolve_path(params, spec["path"])
 
 
-def load_leads(params: dict, path: str | Path | None = None, *, for_training: bool) -> pd.DataFrame:
-    """Read and type a leads file, stopping with a clear message when a column is missing."""
-    spec = params["data"]["leads"]
+def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
+                 reference: dict | None = None, quarantine: bool = True,
+                 ) -> tuple[pd.DataFrame, Accounting, pd.DataFrame]:
+    """Read one table and hold it to its contract (features/contracts.py).
+
+    Returns the good raw rows, the accounting and the raw rows as read (for the GX
+    validation). A table-level failure raises before anything is written; otherwise the
+    rejected rows go to `<stem>.rejected.csv` beside the input (not to MLflow).
+    """
+    spec = params["data"][table]
+    raw = read_table(path, spec, name=table)
+    check_columns(list(raw.columns), table, params, path=path, for_training=for_training)
+    check = evaluate(raw, table, params, reference)
+    acct = Accounting(table=table, path=str(path))
+    acct.add(check)
+    check_totals(table, params, path=path, rows=acct.read, rejected=dict(acct.rejected),
+                 duplicate_ids=acct.duplicate_ids, examples=acct.examples)
+    bad = (check.reasons != "").to_numpy()
+    if quarantine:
+        writer = QuarantineWriter(quarantine_path(path, params))
+        writer.write(raw.loc[bad], check.reasons)
+        written = writer.commit()
+        acct.quarantine = None if written is None else str(written)
+    log.info("%s", acct.summary())
+    return raw.loc[~bad], acct, raw
+
+
+def load_leads(params: dict, path: str | Path | None = None, *, for_training: bool,
+               quarantine: bool = True) -> pd.DataFrame:
+    """Read, check and type a leads file; bad rows are quarantined beside it."""
     path = Path(path) if path else _section_path(params, "leads")
     if path is None:
         raise ConfigError("params.yaml data.leads.path is not set")
-    raw = read_table(path, spec, name="leads")
-    if raw.empty:
-        raise BadInputError(f"{path}: leads file has a header but no rows")
-    require_columns(raw, leads_required_columns(params, for_training=for_training),
-                    path=path, name="leads")
-    leads = coerce_leads(raw, params)
+    good, acct, _ = load_checked(params, "leads", path, for_training=for_training,
+                                 quarantine=quarantine)
+    leads = coerce_leads(good, params)
     leads.attrs["path"] = str(path)
     return leads
 
 
-def load_crm(params: dict) -> CrmTables:
-    """Leads plus, when configured, the deals and sales-feedback tables in canonical form."""
-    leads = load_leads(params, for_training=True)
-    paths = {"leads": Path(leads.attrs["path"])}
-    tables = CrmTables(leads=leads, paths=paths)
+def load_crm(params: dict, *, quarantine: bool = True) -> CrmTables:
+    """Leads plus, when configured, the deals and sales-feedback tables in canonical form,
+    each held to its contract (deals and feedback against the leads that passed)."""
+    path = _section_path(params, "leads")
+    if path is None:
+        raise ConfigError("params.yaml data.leads.path is not set")
+    good, acct, raw = load_checked(params, "leads", path, for_training=True,
+                                   quarantine=quarantine)
+    leads = coerce_leads(good, params)
+    leads.attrs["path"] = str(path)
+    tables = CrmTables(leads=leads, paths={"leads": path})
+    tables.accounting["leads"] = acct
+    tables.raw["leads"] = raw
     if params["data"]["leads"].get("label"):
         return tables
-    for name, canon, keys in (
-        ("deals", canonical_deals, ("lead_id", "closed_at", "outcome")),
-        ("feedback", canonical_feedback, ("lead_id", "feedback_at", "status")),
-    ):
+    spec = params["data"]["leads"]
+    created = leads[spec["created_at"]] if spec.get("created_at") else pd.NaT
+    lead_created = pd.Series(pd.to_datetime(created).to_numpy() if spec.get("created_at")
+                             else pd.NaT, index=pd.Index(leads[spec["id"]].astype(str)))
+    lead_created = lead_created[~lead_created.index.duplicated()]
+    reference = {"lead_created": lead_created}
+    for name, canon in (("deals", canonical_deals), ("feedback", canonical_feedback)):
         path = _section_path(params, name)
         if path is None:
             if name == "deals":
                 raise ConfigError("params.yaml: set data.deals.path, or data.leads.label when "
                                   "the leads carry their own outcome")
             continue
-        spec = params["data"][name]
-        raw = read_table(path, spec, name=name)
-        require_columns(raw, [spec.get(k) for k in keys if spec.get(k)], path=path, name=name)
-        setattr(tables, name, canon(raw, spec))
-        paths[name] = path
+        good, acct, raw = load_checked(params, name, path, for_training=True,
+                                       reference=reference, quarantine=quarantine)
+        setattr(tables, name, canon(good, params["data"][name]))
+        tables.paths[name] = path
+        tables.accounting[name] = acct
+        tables.raw[name] = raw
     return tables

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,42 +24,82 @@ def table_format(path: str | Path) -> str:
     raise BadInputError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
 
 
-def read_table(path: str | Path, spec: dict | None = None, *, name: str = "table") -> pd.DataFrame:
-    """Read a CSV or Parquet table as the user's CRM exported it.
+def _sniff(path: Path, name: str) -> None:
+    """Refuse what is not a text table before pandas guesses at it."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head.strip():
+        raise BadInputError(f"{path}: {name} file is empty (check: readable file)")
+    if b"\x00" in head:
+        raise BadInputError(f"{path}: {name} file looks binary (NUL bytes), not CSV "
+                            "(check: readable file)")
+
+
+def iter_table(path: str | Path, spec: dict | None = None, *, name: str = "table",
+               chunk_size: int | None = None) -> Iterator[pd.DataFrame]:
+    """Yield a CSV or Parquet table in chunks of about `chunk_size` rows (None: one piece).
 
     CSV cells are read as text so every later type decision is explicit and the same for
-    training and scoring; a byte-order mark on the header is dropped.
+    training and scoring; a byte-order mark on the header is dropped. Every reading problem,
+    even one found in the last chunk, becomes a BadInputError naming the file.
     """
     spec = spec or {}
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"{name}: file not found: {path}")
     fmt = table_format(path)
+    encoding = spec.get("encoding", "utf-8")
     try:
         if fmt == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(
-                path,
-                sep=spec.get("delimiter", ","),
-                encoding=spec.get("encoding", "utf-8"),
-                dtype=str,
-                keep_default_na=True,
-                skipinitialspace=False,
-            )
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            if chunk_size is None:
+                frames = iter([pf.read().to_pandas()])
+            else:
+                frames = (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_size))
+            first = True
+            for frame in frames:
+                first = False
+                frame.columns = [str(c).lstrip(BOM).strip() for c in frame.columns]
+                yield frame
+            if first:  # a Parquet file with no row groups still has a schema
+                yield pf.schema_arrow.empty_table().to_pandas()
+            return
+        _sniff(path, name)
+        reader = pd.read_csv(
+            path,
+            sep=spec.get("delimiter", ","),
+            encoding=encoding,
+            dtype=str,
+            keep_default_na=True,
+            skipinitialspace=False,
+            chunksize=chunk_size,
+        )
+        if chunk_size is None:
+            reader = iter([reader])
+        with contextlib.closing(reader) if hasattr(reader, "close") else contextlib.nullcontext():
+            for frame in reader:
+                frame.columns = [str(c).lstrip(BOM).strip() for c in frame.columns]
+                yield frame
     except UnicodeDecodeError as exc:
         raise BadInputError(
-            f"{path}: cannot decode as {spec.get('encoding', 'utf-8')} "
-            f"(byte {exc.start}); set data.{name}.encoding"
+            f"{path}: cannot decode as {encoding} (byte {exc.start}: "
+            f"{exc.object[exc.start:exc.start + 4]!r}); set data.{name}.encoding"
         ) from exc
     except pd.errors.EmptyDataError as exc:
-        raise BadInputError(f"{path}: file is empty") from exc
+        raise BadInputError(f"{path}: {name} file is empty (check: readable file)") from exc
     except pd.errors.ParserError as exc:
         raise BadInputError(f"{path}: cannot parse as CSV: {exc}".splitlines()[0]) from exc
+    except BadInputError:
+        raise
     except (OSError, ValueError) as exc:
         raise BadInputError(f"{path}: cannot read {fmt}: {exc}") from exc
-    frame.columns = [str(c).lstrip(BOM).strip() for c in frame.columns]
-    return frame
+
+
+def read_table(path: str | Path, spec: dict | None = None, *, name: str = "table") -> pd.DataFrame:
+    """The whole table in one frame (see iter_table)."""
+    return next(iter_table(path, spec, name=name))
 
 
 def require_columns(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,8 @@ import numpy as np
 import pandas as pd
 
 from features.columns import raw_input_columns
-from pipelines.data import load_leads
 from pipelines.errors import BadInputError, LeadqError
-from pipelines.io import table_format, write_table_atomic
+from pipelines.io import table_format
 from pipelines.progress import log, step
 
 
@@ -25,6 +26,10 @@ class ScoringModel:
     version: str
     threshold: float
     tags: dict
+    # The threshold version in force (pipelines.threshold_store): "0" = the training bar.
+    threshold_version: str = "0"
+    cutoffs: tuple[float, float, float] | None = None
+    correction: Any = None  # models.prior_shift.Correction, or None for raw scores
 
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
         """P(convert) per row, straight from the registered model's pyfunc."""
@@ -77,7 +82,22 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
     tags = dict(mv.tags) if mv is not None else {}
     threshold = float(tags.get("mql_threshold", meta.get("mql_threshold", 0.5)))
     version = str(mv.version) if mv is not None else str(model.metadata.model_id or uri)
-    return ScoringModel(pyfunc=model, uri=uri, version=version, threshold=threshold, tags=tags)
+    scoring = ScoringModel(pyfunc=model, uri=uri, version=version, threshold=threshold, tags=tags)
+    if mv is not None:
+        _apply_threshold_version(scoring, mlflow.MlflowClient(), mv.name, tags)
+    return scoring
+
+
+def _apply_threshold_version(scoring: ScoringModel, client: Any, name: str, tags: dict) -> None:
+    """Use the latest recalibrated bar, tiers and correction of this model version."""
+    from models.prior_shift import Correction
+    from pipelines.threshold_store import current_entry
+
+    entry = current_entry(client, name, scoring.version, tags)
+    scoring.threshold = float(entry["threshold"])
+    scoring.threshold_version = str(entry["threshold_version"])
+    scoring.cutoffs = tuple(entry["cutoffs"]) if entry.get("cutoffs") else None
+    scoring.correction = Correction.from_dict(entry.get("correction"))
 
 
 def score_leads(
@@ -86,37 +106,95 @@ def score_leads(
     params: dict,
     *,
     scored_at: pd.Timestamp,
+    explain: bool = False,
 ) -> pd.DataFrame:
-    """The pure scoring step: typed leads in, one output row per lead out."""
+    """The pure scoring step: typed leads in, one output row per lead out.
+
+    With `explain`, reasons_positive / reasons_negative say why (pipelines.reasons).
+    """
+    from models.routing import route
+
     id_col = params["data"]["leads"]["id"]
-    score = model.predict_proba(leads[raw_input_columns(params)])
-    return pd.DataFrame({
-        id_col: leads[id_col].to_numpy(),
-        "score": score,
-        "is_mql": score >= model.threshold,
+    raw = model.predict_proba(leads[raw_input_columns(params)])
+    ids = leads[id_col].to_numpy()
+    r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
+              correction=model.correction,
+              explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0))
+    out = pd.DataFrame({
+        id_col: ids,
+        "score": r["score"],
+        "is_mql": r["is_mql"],
         "model_version": model.version,
         "scored_at": scored_at,
+        "tier": r["tier"],
+        "threshold_version": model.threshold_version,
+        "explore": r["explore"],
+        "sales_propensity": r["sales_propensity"],
+        "score_raw": r["score_raw"],
     })
+    if explain:
+        from pipelines.reasons import reason_columns
+
+        reasons = reason_columns(model, leads[raw_input_columns(params)], params)
+        for col in reasons.columns:
+            out[col] = reasons[col].to_numpy()
+    return out
 
 
 def main(input_path: str, output_path: str, model_uri: str | None = None,
-         params_path: str | None = None) -> dict:
+         params_path: str | None = None, chunk_size: int | None = None,
+         explain: bool | None = None) -> dict:
+    """Stream the leads file through its contract and the model (pipelines/stream.py):
+    good rows are scored, bad rows quarantined beside the output as `<stem>.rejected.csv`,
+    and the accounting (read = scored + rejected, per reason) printed and logged."""
     from pipelines.config import load_params
+    from pipelines.quarantine import quarantine_path
+    from pipelines.stream import DEFAULT_CHUNK_SIZE, score_file
+    from pipelines.validate import load_reference
 
     params = load_params(params_path)
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise BadInputError(f"{output_path}: output would overwrite the input")
     table_format(output_path)  # fail on a bad extension before any work
-    with step(f"read {input_path}"):
-        leads = load_leads(params, input_path, for_training=False)
+    table_format(input_path)
     with step("load model"):
         model = load_scoring_model(params, model_uri)
-    log.info("model %s version %s, MQL bar %.4f", model.uri, model.version, model.threshold)
-    with step(f"score {len(leads):,} leads"):
-        out = score_leads(leads, model, params, scored_at=pd.Timestamp.now(tz="UTC").floor("s"))
-    write_table_atomic(out, output_path)
-    summary = {"rows": len(out), "mql": int(out["is_mql"].sum()), "output": str(output_path),
-               "model_version": model.version, "threshold": model.threshold}
-    log.info("wrote %s: %d leads, %d MQLs (%.1f%%)", output_path, len(out), summary["mql"],
-             100 * summary["mql"] / max(len(out), 1))
+    log.info("model %s version %s, MQL bar %.4f (threshold version %s)", model.uri,
+             model.version, model.threshold, model.threshold_version)
+    run_id = model.tags.get("train_run_id") or getattr(model.pyfunc.metadata, "run_id", None)
+    reference = load_reference(run_id)
+    if reference is None:
+        log.warning("model %s has no stored contract reference: unseen categories are not "
+                    "counted", model.uri)
+    chunk_size = chunk_size or int((params.get("scoring") or {}).get("chunk_size")
+                                   or DEFAULT_CHUNK_SIZE)
+    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    if explain is None:
+        from pipelines.reasons import explain_by_default
+
+        explain = explain_by_default(input_path, params)
+    mql = [0]
+
+    def score_chunk(leads: pd.DataFrame) -> pd.DataFrame:
+        out = score_leads(leads, model, params, scored_at=scored_at, explain=explain)
+        mql[0] += int(out["is_mql"].sum())
+        return out
+
+    from threadpoolctl import threadpool_limits
+
+    # OpenMP threads in HistGradientBoosting's predict spin-wait: on a busy machine two threads
+    # scored 8,000 Olist leads in 2.6 s, one thread in 0.4 s. null = no limit.
+    n_threads = (params.get("scoring") or {}).get("n_threads", 1)
+    limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
+    with limit:
+        acct = score_file(Path(input_path), Path(output_path),
+                          quarantine_path(output_path), params, score_chunk,
+                          reference=reference, chunk_size=chunk_size)
+    print(acct.summary(), file=sys.stderr)
+    summary = {"rows": acct.used, "mql": mql[0], "output": str(output_path),
+               "model_version": model.version, "threshold": model.threshold,
+               "threshold_version": model.threshold_version,
+               "accounting": acct.as_dict()}
+    log.info("wrote %s: %d leads, %d MQLs (%.1f%%)", output_path, acct.used, mql[0],
+             100 * mql[0] / max(acct.used, 1))
     return summary

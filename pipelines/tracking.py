@@ -43,8 +43,16 @@ def configure(params: dict) -> str:
     import mlflow
 
     uri = tracking_uri(params)
+    user_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    mlflow.set_registry_uri(user_env["MLFLOW_REGISTRY_URI"] or uri)
+    # mlflow exports the URIs to os.environ; undo that so the environment keeps meaning "what
+    # the user set" and a second params file in the same process is not overridden by the first.
+    for key, value in user_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     name = params["mlflow"].get("experiment", "leadq")
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
@@ -96,6 +104,7 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     from mlflow.models import infer_signature
 
     from pipelines.plots import training_figures
+    from pipelines.validate import log_contracts
 
     configure(params)
     name = params["registry"]["model_name"]
@@ -114,6 +123,9 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
         mlflow.log_dict(result.validation_metrics, "candidates_validation.json")
         mlflow.log_dict(result.threshold.as_dict(), "threshold.json")
+        # Data contracts: GX suites + training reference (loaded back at scoring), validation
+        # results, Data Docs and row accounting; quarantine files stay beside their inputs.
+        log_contracts(tables, result, params)
         mlflow.log_metrics(finite)
         mlflow.log_metrics({
             "data_leads_rows": fingerprint["leads_rows"],
@@ -122,6 +134,9 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
         })
         for fname, fig in training_figures(result.test_frame).items():
             mlflow.log_figure(fig, f"plots/{fname}")
+        from pipelines.evaluation_log import log_evaluation
+
+        log_evaluation(result)
         info = mlflow.sklearn.log_model(
             result.model,
             name="model",
@@ -147,11 +162,10 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    promoted, reason = meets_criteria(finite, params["registry"].get("criteria") or {})
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(name, version, "promotion_decision", reason)
+    # Champion/challenger gate (pipelines/registry.py): re-scores the champion on this test set.
+    from pipelines.registry import apply_gate
+
+    promoted, reason = apply_gate(client, result, params, version, run_id)
     log.info("registered %s version %s as %s (%s)", name, version,
              CHAMPION if promoted else CHALLENGER, reason)
     return {"run_id": run_id, "model_name": name, "version": version, "champion": promoted,

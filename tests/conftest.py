@@ -6,6 +6,7 @@ Tests never touch ../shared or the developer's ./mlflow.db.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,19 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_LEADS = 4000
 
 
+MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_mlflow_env(monkeypatch):
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
+def _isolated_mlflow_env():
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI and tracking.configure lets that
+    # variable win, so it is dropped after every test too: otherwise the next session or module
+    # fixture (set up before this fixture runs) registers its model in the previous test's store.
+    for var in MLFLOW_ENV:
+        os.environ.pop(var, None)
+    yield
+    for var in MLFLOW_ENV:
+        os.environ.pop(var, None)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +52,8 @@ def write_params(directory: Path, base: dict, crm: dict[str, Path], **changes) -
     params["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"
     params["mlflow"]["artifact_location"] = "mlruns"
     params["train"]["hgb"]["max_iter"] = 120
+    # A token search budget keeps fixtures fast; the search itself is tested in tests/model.
+    params["train"].setdefault("search", {}).update({"trials": 2, "timeout_seconds": 5})
     for dotted, value in changes.items():
         node = params
         keys = dotted.split("__")
@@ -80,3 +92,26 @@ def make_params(base_params):
         return write_params(directory, base_params, crm, **changes)
 
     return factory
+
+
+REPORT_LEADS = 12000  # personas need a few hundred conversions to rank segments
+
+
+@pytest.fixture(scope="session")
+def report_store(tmp_path_factory, base_params) -> dict:
+    """A 12,000-lead CRM, a champion trained on it and its HTML report (engineer D's tests)."""
+    from pipelines.report import main as report_main
+    from pipelines.synth import write_crm
+    from pipelines.train import main as train_main
+
+    directory = tmp_path_factory.mktemp("report")
+    crm = write_crm(directory / "crm", n_leads=REPORT_LEADS, seed=3)
+    # One candidate, no search: the report is about reading a model, not choosing one.
+    path = write_params(directory, base_params, crm, train__search__enabled=False,
+                        train__candidates=["hgb"], report__importance_repeats=3,
+                        report__shap_rows=1000)
+    train = train_main(str(path))
+    html = directory / "report.html"
+    summary = report_main(str(path), out=str(html))
+    return {"params_path": path, "dir": directory, "crm": crm, "train": train,
+            "report": summary, "html": html}

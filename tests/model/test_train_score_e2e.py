@@ -48,7 +48,9 @@ def test_score_output_matches_in_process_predict_proba(trained_store, tmp_path):
                 "--params", str(trained_store["params_path"])])
     assert code == 0
     scored = pd.read_parquet(out)
-    assert list(scored.columns) == ["lead_id", "score", "is_mql", "model_version", "scored_at"]
+    assert list(scored.columns)[:5] == ["lead_id", "score", "is_mql", "model_version", "scored_at"]
+    assert {"tier", "threshold_version", "explore", "sales_propensity", "score_raw"} <= set(
+        scored.columns)
     leads = load_leads(params, leads_path, for_training=False)
     assert len(scored) == len(leads)
     configure(params)

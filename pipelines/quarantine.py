@@ -1,0 +1,172 @@
+"""Where rejected rows go, and the accounting that proves no row was lost.
+
+Every run that reads a table keeps an `Accounting`: rows read = rows used + rows rejected, the
+rejected rows counted per reason (the first rule each row broke, so the counts add up; the
+quarantine file's `reason` column lists every rule). Rejected rows are written, with their
+original columns plus `reason`, to `<stem>.rejected.csv` through a temporary file that is
+renamed into place only when the run succeeds.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.contracts import EXAMPLES_PER_REASON, RowCheck, settings
+from pipelines.config import resolve_path
+from pipelines.progress import log
+
+
+def quarantine_path(beside: str | Path, params: dict | None = None) -> Path:
+    """`<stem>.rejected.csv` beside `beside`, or in contracts.quarantine_dir when it is set or
+    when the directory is read-only (a published export often is)."""
+    beside = Path(beside)
+    name = f"{beside.stem}.rejected.csv"
+    configured = settings(params or {}).get("quarantine_dir") if params else None
+    if configured:
+        return Path(resolve_path(params, configured)) / name
+    if _writable(beside.parent):
+        return beside.parent / name
+    fallback = Path(resolve_path(params or {}, "quarantine")) / name
+    log.warning("%s is read-only: quarantine goes to %s", beside.parent, fallback)
+    return fallback
+
+
+def _writable(directory: Path) -> bool:
+    """Writable, and not marked read-only: root may write anywhere, but a directory without
+    write bits (a published export) is not ours to add files to."""
+    directory = directory if directory.exists() else Path(".")
+    return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & 0o222)
+
+
+@dataclass
+class Accounting:
+    """Rows read, used and rejected for one table in one run."""
+
+    table: str
+    path: str
+    read: int = 0
+    used: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    warnings: Counter = field(default_factory=Counter)
+    warning_examples: dict[str, list[str]] = field(default_factory=dict)
+    duplicate_ids: int = 0
+    quarantine: str | None = None
+
+    def add(self, check: RowCheck) -> None:
+        n = len(check.reasons)
+        bad = check.primary[check.primary != ""]
+        self.read += n
+        self.used += n - len(bad)
+        self.rejected.update(bad.value_counts().to_dict())
+        for store, new in ((self.examples, check.examples),
+                           (self.warning_examples, check.warning_examples)):
+            for key, values in new.items():
+                have = store.setdefault(key, [])
+                have.extend(values[: EXAMPLES_PER_REASON - len(have)])
+        self.warnings.update(check.warnings)
+        self.duplicate_ids += check.duplicate_ids
+
+    @property
+    def n_rejected(self) -> int:
+        return int(sum(self.rejected.values()))
+
+    def balanced(self) -> bool:
+        return self.read == self.used + self.n_rejected
+
+    def summary(self) -> str:
+        """One line per fact, for the terminal and the log."""
+        lines = [f"{self.table} {self.path}: read {self.read:,} = used {self.used:,} + "
+                 f"rejected {self.n_rejected:,}"]
+        for reason, count in self.rejected.most_common():
+            shown = ", ".join(self.examples.get(reason, []))
+            lines.append(f"  rejected {count:,}: {reason} (e.g. {shown})")
+        for key, count in self.warnings.most_common():
+            shown = ", ".join(self.warning_examples.get(key, []))
+            lines.append(f"  warning {count:,}: {key} (e.g. {shown})")
+        if self.quarantine:
+            lines.append(f"  quarantine: {self.quarantine}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"table": self.table, "path": self.path, "read": self.read, "used": self.used,
+                "rejected": self.n_rejected, "rejected_by_reason": dict(self.rejected),
+                "warnings": dict(self.warnings), "quarantine": self.quarantine}
+
+    def metrics(self) -> dict[str, float]:
+        """Counts only (never values), safe to log to MLflow."""
+        p = f"contract_{self.table}"
+        return {f"{p}_rows_read": self.read, f"{p}_rows_used": self.used,
+                f"{p}_rows_rejected": self.n_rejected}
+
+
+class QuarantineWriter:
+    """Appends rejected rows to a temporary CSV; `commit` renames it into place."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rows = 0
+        self._tmp: Path | None = None
+
+    def write(self, rows: pd.DataFrame, reasons: pd.Series) -> None:
+        if rows.empty:
+            return
+        out = rows.copy()
+        out["reason"] = reasons.loc[rows.index].to_numpy()
+        if self._tmp is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                       dir=self.path.parent)
+            os.close(fd)
+            self._tmp = Path(tmp)
+            out.to_csv(self._tmp, index=False)
+        else:
+            out.to_csv(self._tmp, index=False, header=False, mode="a")
+        self.rows += len(out)
+
+    def commit(self) -> Path | None:
+        """Move the file into place; with no rejected rows, remove a stale one from before."""
+        if self._tmp is None:
+            self.path.unlink(missing_ok=True)
+            return None
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        return self.path
+
+    def abort(self) -> None:
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+class IdTracker:
+    """Remembers the ids of earlier chunks (as sorted 64-bit hashes: 8 bytes per id, not a
+    Python set) so a duplicate in a later chunk is caught as in a one-piece read. A hash
+    collision would reject a unique id as duplicate; at 10M ids its chance is about 3e-6."""
+
+    def __init__(self) -> None:
+        self._seen = np.empty(0, dtype=np.uint64)
+
+    @staticmethod
+    def _hash(ids: pd.Series) -> np.ndarray:
+        return pd.util.hash_array(ids.astype("string").fillna("").to_numpy(dtype=object))
+
+    def seen_before(self, ids: pd.Series, valid: np.ndarray) -> np.ndarray:
+        """Rows whose id an earlier chunk had; then remember this chunk's ids."""
+        h = self._hash(ids)
+        prior = np.zeros(len(h), dtype=bool)
+        if len(self._seen):
+            pos = np.searchsorted(self._seen, h)
+            pos[pos == len(self._seen)] = 0
+            prior = self._seen[pos] == h
+        new = np.unique(h[np.asarray(valid, dtype=bool)])
+        # Two sorted runs: a stable sort merges them in linear time.
+        self._seen = np.sort(np.concatenate([self._seen, new]), kind="stable")
+        return prior & np.asarray(valid, dtype=bool)

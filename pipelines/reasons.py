@@ -1,0 +1,53 @@
+"""Per-lead reasons in `leadq score`: when they are on by default, and the columns they add.
+
+Reasons cost an exact Tree SHAP pass (≈ seconds per 100k leads), so they are on by default for
+files up to params explain.max_rows leads; --explain / --no-explain override.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+DEFAULT_MAX_ROWS = 200_000
+REASON_COLUMNS = ("reasons_positive", "reasons_negative")
+
+
+def rows_at_most(path: str | Path, limit: int) -> bool:
+    """True when the leads file has at most `limit` data rows (reads no more than it needs)."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows <= limit
+    lines = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            if lines > limit + 1:  # + the header
+                return False
+    return True
+
+
+def explain_by_default(path: str | Path, params: dict) -> bool:
+    cfg = params.get("explain") or {}
+    return rows_at_most(path, int(cfg.get("max_rows", DEFAULT_MAX_ROWS)))
+
+
+def reason_columns(model, rows: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """reasons_positive / reasons_negative for raw model-input rows, in their order.
+
+    `model` is the scorer's ScoringModel (its pyfunc wraps the registered sklearn model).
+    Points refer to the model's calibrated probability (the scorer's score_raw).
+    """
+    from models.explain import explain_leads
+    from pipelines.errors import LeadqError
+
+    sk = model.pyfunc.get_raw_model() if hasattr(model, "pyfunc") else model
+    top = int((params.get("explain") or {}).get("top", 3))
+    try:
+        return explain_leads(sk, rows, top=top)
+    except ValueError as exc:  # a model type with no exact explanation
+        raise LeadqError(f"cannot explain this model's scores: {exc}; score with --no-explain"
+                         ) from exc

@@ -1,0 +1,388 @@
+"""`leadq score --engine spark`: score a leads file or glob on Spark with the registered model.
+
+Same contract as the pandas engine: rows are typed with `coerce_leads`, checked row by row
+(`features.contracts.check_rows`), bad rows go to DIR/rejected/ with their reason, good rows are
+scored by `mlflow.pyfunc.spark_udf` on the same registry version and turned into the same output
+columns by `pipelines.score.score_leads`. Output is Parquet partitioned by scored date:
+
+    DIR/scores/scored_date=YYYY-MM-DD/part-*.parquet    lead id, score, is_mql, model_version, ...
+    DIR/rejected/scored_date=YYYY-MM-DD/part-*.parquet  original columns + reason
+
+A re-run on the same day replaces that day's partitions only (dynamic partition overwrite), so a
+nightly job can write into one DIR and keep its history.
+
+pyspark and mlflow are imported inside functions: `leadq --help` must not pay for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.columns import model_inputs, raw_input_columns
+from features.tables import coerce_leads
+from pipelines.errors import BadInputError, LeadqError
+from pipelines.progress import log, step
+
+REASON = "reason"            # every rule a rejected row broke, "; "-joined (as the quarantine)
+PRIMARY = "_leadq_primary"   # the first rule it broke: what the accounting counts
+ROW, PRIOR, FIRST, DUP_KEY = "_leadq_row", "_leadq_prior", "_leadq_first", "_leadq_dup_key"
+SCORE_TMP = "_leadq_score"
+PARTITION = "scored_date"
+
+
+# --------------------------------------------------------------------------- environment
+
+def ensure_spark_env() -> None:
+    """Point Spark at this venv's python and at a JVM before the first session starts.
+
+    Executors under local[*] must run the python that has leadq and the model's libraries
+    installed; a fresh machine often has java on PATH but no JAVA_HOME.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # pyspark warns about pandas 3 on every worker; the paths leadq uses are tested with it.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+    if not os.environ.get("JAVA_HOME"):
+        java = shutil.which("java")
+        if java is None:
+            raise LeadqError("the Spark engine needs Java 17+: install a JDK or set JAVA_HOME")
+        # .../jvm/java-17/bin/java → .../jvm/java-17
+        os.environ["JAVA_HOME"] = str(Path(os.path.realpath(java)).parent.parent)
+
+
+def spark_session(master: str | None = None, app_name: str = "leadq-score"):
+    """A SparkSession: --master wins; under spark-submit the submitted master; else local[*]."""
+    ensure_spark_env()
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise LeadqError("the Spark engine needs pyspark: pip install 'leadq[spark]'") from exc
+    builder = SparkSession.builder.appName(app_name)
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit already chose a master
+    if master:
+        builder = builder.master(master)
+    elif not submitted:
+        builder = builder.master("local[*]")
+    if (master or "local").startswith("local") and not submitted:
+        # The driver is the executor in local mode; 1g (Spark's default) spills early.
+        builder = builder.config("spark.driver.memory",
+                                 os.environ.get("LEADQ_SPARK_DRIVER_MEMORY", "2g"))
+    builder = (
+        builder.config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", os.environ.get("LEADQ_SPARK_SHUFFLE", "8"))
+        # Rows per Arrow batch handed to the Python steps: fewer, larger model calls.
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch",
+                os.environ.get("LEADQ_SPARK_BATCH_ROWS", "50000"))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+# --------------------------------------------------------------------------- row checks
+
+def _csv_na_to_null(frame: pd.DataFrame) -> pd.DataFrame:
+    """pandas.read_csv turns 'NA', 'null', 'NaN'... into missing; Spark's CSV reader only ''.
+    Apply pandas' rule so both engines see the same missing cells."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    na = list(STR_NA_VALUES)
+    for col in frame.columns:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            frame[col] = frame[col].where(~frame[col].isin(na), None)
+    return frame
+
+
+def _check_batches(params: dict, reference: dict | None, is_csv: bool):
+    """mapInPandas step: A's row contract (features.contracts.evaluate) on each batch.
+
+    `_prior` marks rows whose id an earlier row of the input already had (found by Spark over
+    the whole input), the role pipelines.quarantine.IdTracker plays for the pandas engine.
+    """
+    from features.contracts import evaluate
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            prior = frame.pop(PRIOR).fillna(False).to_numpy(dtype=bool)
+            frame = frame.drop(columns=[ROW]).reset_index(drop=True)
+            if is_csv:
+                frame = _csv_na_to_null(frame)
+            check = evaluate(frame, "leads", params, reference, prior_duplicates=prior)
+            yield frame.assign(**{REASON: check.reasons.to_numpy(dtype=object),
+                                  PRIMARY: check.primary.to_numpy(dtype=object)})
+
+    return run
+
+
+def _mark_prior_duplicates(raw, id_col: str):
+    """raw + `_prior`: True on every occurrence of an id after its first (in input order).
+
+    Only ids that occur more than once are broadcast back, so the cost is one aggregation of
+    (id, row number) pairs, not a shuffle of whole rows.
+    """
+    from pyspark.sql import functions as F
+
+    numbered = raw.withColumn(ROW, F.monotonically_increasing_id())
+    key = F.col(f"`{id_col}`")
+    firsts = (numbered.filter(key.isNotNull()).groupBy(key.alias(DUP_KEY))
+              .agg(F.min(ROW).alias(FIRST), F.count(F.lit(1)).alias("_n"))
+              .filter(F.col("_n") > 1).drop("_n"))
+    joined = numbered.join(F.broadcast(firsts), numbered[f"`{id_col}`"] == firsts[DUP_KEY],
+                           "left")
+    prior = F.col(FIRST).isNotNull() & (F.col(ROW) != F.col(FIRST))
+    return joined.withColumn(PRIOR, prior).drop(DUP_KEY, FIRST)
+
+
+def _examples(checked, params: dict, reference: dict | None, is_csv: bool,
+              cols: list[str]) -> dict[str, list[str]]:
+    """A few offending values per reason, for check_totals' message: re-checked on a sample of
+    rejected rows (cheap), duplicates shown by id."""
+    from pyspark.sql import functions as F
+
+    from features.contracts import evaluate
+
+    sample = checked.filter(F.col(PRIMARY) != "").limit(200).toPandas()
+    if sample.empty:
+        return {}
+    frame = sample[cols]
+    if is_csv:
+        frame = _csv_na_to_null(frame)
+    examples = dict(evaluate(frame, "leads", params, reference).examples)
+    idc = params["data"]["leads"]["id"]
+    dups = sample.loc[sample[REASON].str.contains(f"{idc}: duplicate id", regex=False), idc]
+    if len(dups):
+        examples[f"{idc}: duplicate id"] = [str(v) for v in dups.head(3)]
+    return examples
+
+
+# --------------------------------------------------------------------------- typing + output
+
+def typed_columns(params: dict) -> list[str]:
+    spec = params["data"]["leads"]
+    cols = [spec["id"], *raw_input_columns(params)]
+    if spec.get("created_at"):
+        cols.append(spec["created_at"])
+    return list(dict.fromkeys(cols))
+
+
+def typed_schema(params: dict):
+    """Spark schema of coerce_leads' output for the columns the model and output need."""
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampNTZType
+
+    roles = model_inputs(params)
+    created = params["data"]["leads"].get("created_at")
+    fields = []
+    for col in typed_columns(params):
+        if col in roles["numeric"]:
+            kind = DoubleType()
+        elif col == created:
+            # NTZ: coerce_leads gives naive UTC; a session-zone type would shift it.
+            kind = TimestampNTZType()
+        else:
+            kind = StringType()
+        fields.append(StructField(col, kind, True))
+    return StructType(fields)
+
+
+def _coerce_batches(params: dict):
+    cols = typed_columns(params)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            yield coerce_leads(frame, params)[cols]
+
+    return run
+
+
+class _Precomputed:
+    """A pyfunc stand-in holding the scores spark_udf computed, so pipelines.score.score_leads
+    builds the output columns (MQL flag, tiers, versions) exactly as the pandas engine does."""
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        if len(rows) != len(self.scores):
+            raise ValueError("precomputed scores do not match the rows")
+        return self.scores
+
+
+def _output_batches(model, params: dict, scored_at: pd.Timestamp, columns: list[str]):
+    from pipelines.score import score_leads
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            scores = frame.pop(SCORE_TMP).to_numpy(dtype="float64")
+            stub = dataclasses.replace(model, pyfunc=_Precomputed(scores))
+            out = score_leads(frame.reset_index(drop=True), stub, params, scored_at=scored_at)
+            out[PARTITION] = scored_at.strftime("%Y-%m-%d")
+            yield out[columns]
+
+    return run
+
+
+def _output_schema(spark, model, params: dict, scored_at: pd.Timestamp, sample: pd.DataFrame):
+    """Columns and Spark schema of score_leads' output, found by running it on a few typed
+    good rows on the driver (with the driver's own copy of the model: no Spark job needed)."""
+    from pipelines.score import score_leads
+
+    frame = score_leads(sample.reset_index(drop=True), model, params, scored_at=scored_at)
+    frame[PARTITION] = scored_at.strftime("%Y-%m-%d")
+    columns = list(frame.columns)
+    return columns, spark.createDataFrame(frame).schema
+
+
+# --------------------------------------------------------------------------- main
+
+def read_input(spark, path: str, params: dict):
+    """Spark DataFrame of the leads as exported: CSV as text (like the pandas engine), Parquet
+    with its own types. A glob or directory reads many files at once."""
+    from pyspark.errors import AnalysisException
+
+    spec = params["data"]["leads"]
+    lower = path.lower().rstrip("/")
+    is_csv = lower.endswith((".csv", ".txt", ".tsv")) or lower.endswith(".csv*")
+    try:
+        if is_csv:
+            df = (spark.read.option("header", True).option("inferSchema", False)
+                  .option("sep", spec.get("delimiter", ","))
+                  .option("encoding", spec.get("encoding", "utf-8"))
+                  .option("mode", "PERMISSIVE").csv(path))
+        else:
+            df = spark.read.parquet(path)
+    except AnalysisException as exc:
+        raise BadInputError(f"{path}: cannot read leads: {str(exc).splitlines()[0]}") from exc
+    renamed = [str(c).lstrip("\ufeff").strip() for c in df.columns]
+    if renamed != df.columns:
+        df = df.toDF(*renamed)
+    return df, is_csv
+
+
+def pinned_uri(model) -> str:
+    """models:/NAME/VERSION for the version the alias points at now, so every executor loads the
+    same version even if someone moves the alias mid-job."""
+    if model.uri.startswith("models:/") and str(model.version).isdigit():
+        name = model.uri[len("models:/"):].split("@", 1)[0].split("/", 1)[0]
+        return f"models:/{name}/{model.version}"
+    return model.uri
+
+
+def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
+               params_path: str | None = None, master: str | None = None) -> dict:
+    """Score INPUT (file, directory or glob) into DIR/scores and DIR/rejected; returns the
+    same summary as the pandas engine: read = used + rejected, rejected counted per reason."""
+    import mlflow
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
+
+    from features.contracts import check_columns, check_totals
+    from pipelines.config import load_params
+    from pipelines.score import load_scoring_model
+    from pipelines.validate import load_reference
+
+    params = load_params(params_path)
+    out_dir = Path(output_dir)
+    if out_dir.suffix.lower() in (".csv", ".parquet", ".pq"):
+        raise BadInputError(f"{output_dir}: the Spark engine writes a directory of Parquet "
+                            "files; pass a directory as --output")
+    with step("load model"):
+        model = load_scoring_model(params, model_uri)
+    uri = pinned_uri(model)
+    log.info("model %s (%s) version %s, MQL bar %.4f", model.uri, uri, model.version,
+             model.threshold)
+    run_id = model.tags.get("train_run_id") or getattr(model.pyfunc.metadata, "run_id", None)
+    reference = load_reference(run_id)
+    # The pyfunc stays on the driver: executors get spark_udf's copy, not a pickled one.
+    model_meta = dataclasses.replace(model, pyfunc=None)
+    scored_at = pd.Timestamp.now(tz="UTC").floor("s")
+    day = scored_at.strftime("%Y-%m-%d")
+    idc = params["data"]["leads"]["id"]
+    spark = spark_session(master)
+    raw, is_csv = read_input(spark, input_path, params)
+    check_columns(list(raw.columns), "leads", params, path=input_path, for_training=False)
+    if is_csv:
+        raw = raw.select([F.col(f"`{c}`").cast("string").alias(c) for c in raw.columns])
+    original = list(raw.columns)
+    checked_schema = StructType([*raw.schema.fields, StructField(REASON, StringType(), False),
+                                 StructField(PRIMARY, StringType(), False)])
+    checked = (_mark_prior_duplicates(raw, idc)
+               .mapInPandas(_check_batches(params, reference, is_csv), checked_schema)
+               .persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        with step(f"read and check {input_path}"):
+            dup_flag = F.col(REASON).contains(f"{idc}: duplicate id").cast("long")
+            rows = (checked.groupBy(PRIMARY)
+                    .agg(F.count(F.lit(1)).alias("n"), F.sum(dup_flag).alias("dups"))
+                    .collect())
+        counts = {r[PRIMARY]: int(r["n"]) for r in rows}
+        read = sum(counts.values())
+        if read == 0:
+            raise BadInputError(f"{input_path}: leads file has a header but no rows "
+                                "(check: not empty)")
+        rejected = {k: v for k, v in counts.items() if k}
+        used = counts.get("", 0)
+        duplicate_ids = sum(int(r["dups"] or 0) for r in rows)
+        if rejected:
+            check_totals("leads", params, path=input_path, rows=read, rejected=rejected,
+                         duplicate_ids=duplicate_ids,
+                         examples=_examples(checked, params, reference, is_csv, original))
+        quarantine = None
+        if rejected:
+            quarantine = str(out_dir / "rejected")
+            with step(f"write {sum(rejected.values()):,} rejected rows to {quarantine}"):
+                (checked.filter(F.col(PRIMARY) != "").drop(PRIMARY)
+                 .withColumn(PARTITION, F.lit(day))
+                 .write.mode("overwrite").partitionBy(PARTITION).parquet(quarantine))
+        mql = 0
+        if used:
+            good = checked.filter(F.col(PRIMARY) == "").drop(REASON, PRIMARY)
+            typed = good.mapInPandas(_coerce_batches(params), typed_schema(params))
+            udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=ArrayType(DoubleType()),
+                                          env_manager="local")
+            inputs = F.struct(*[F.col(c) for c in raw_input_columns(params)])
+            with_score = typed.withColumn(SCORE_TMP, udf(inputs).getItem(1))
+            sample = coerce_leads(good.limit(3).toPandas(), params)[typed_columns(params)]
+            columns, out_schema = _output_schema(spark, model, params, scored_at, sample)
+            out = with_score.mapInPandas(
+                _output_batches(model_meta, params, scored_at, columns), out_schema)
+            with step(f"score and write {used:,} leads to {out_dir / 'scores'}"):
+                out.write.mode("overwrite").partitionBy(PARTITION).parquet(
+                    str(out_dir / "scores"))
+            mql = int(spark.read.parquet(str(out_dir / "scores"))
+                      .filter((F.col(PARTITION) == day) & F.col("is_mql")).count())
+    finally:
+        checked.unpersist()
+    accounting = {"table": "leads", "path": str(input_path), "read": read, "used": used,
+                  "rejected": sum(rejected.values()),
+                  "rejected_by_reason": dict(sorted(rejected.items())), "warnings": {},
+                  "quarantine": quarantine}
+    summary = {"rows": used, "mql": mql, "output": str(out_dir / "scores"),
+               "model_version": model.version, "threshold": model.threshold,
+               "accounting": accounting, "engine": "spark",
+               "master": spark.sparkContext.master, "scored_date": day}
+    lines = [f"leads {input_path}: read {read:,} = used {used:,} + rejected "
+             f"{accounting['rejected']:,}"]
+    lines += [f"  rejected {n:,}: {reason}" for reason, n in
+              sorted(rejected.items(), key=lambda kv: -kv[1])]
+    if quarantine:
+        lines.append(f"  quarantine: {quarantine}")
+    print("\n".join(lines), file=sys.stderr)
+    log.info("wrote %s: %d leads, %d MQLs (%.1f%%)", summary["output"], used, mql,
+             100 * mql / max(used, 1))
+    return summary

@@ -1,0 +1,200 @@
+"""Streaming scoring: read → check → score → write, chunk by chunk, in constant memory.
+
+The output and the quarantine are written to temporary files beside their targets and renamed
+into place only after the last chunk passed the table-level verdict, so a failure at any point
+(even "every row bad", known only at the end) leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from features.contracts import check_columns, check_totals, evaluate, id_column
+from features.tables import coerce_leads
+from pipelines.io import iter_table, table_format
+from pipelines.progress import log
+from pipelines.quarantine import Accounting, IdTracker, QuarantineWriter
+
+DEFAULT_CHUNK_SIZE = 200_000
+LOG_EVERY_SECONDS = 10.0
+
+
+class ChunkWriter:
+    """CSV or Parquet written chunk by chunk to a temporary file; `commit` renames it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.fmt = table_format(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.rows = 0
+        self._parquet = None
+        self._header = True
+        self._empty: pd.DataFrame | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            if self._empty is None:
+                self._empty = frame
+            return
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._parquet is None:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                self._parquet = pq.ParquetWriter(self.tmp, table.schema)
+            else:
+                table = pa.Table.from_pandas(frame, schema=self._parquet.schema,
+                                             preserve_index=False)
+            self._parquet.write_table(table)
+        else:
+            frame.to_csv(self.tmp, index=False, header=self._header,
+                         mode="w" if self._header else "a")
+            self._header = False
+        self.rows += len(frame)
+
+    def commit(self) -> Path:
+        if self.rows == 0 and self._empty is not None:
+            self._header = True
+            if self.fmt == "parquet":
+                self._empty.to_parquet(self.tmp, index=False)
+            else:
+                self._empty.to_csv(self.tmp, index=False)
+        if self._parquet is not None:
+            self._parquet.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._parquet is not None:
+            with contextlib.suppress(Exception):  # the file is being thrown away
+                self._parquet.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class Progress:
+    """Rows and rows/s: a rich bar on a terminal, a log line every few seconds otherwise."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        self.total, self.label = total, label
+        self.done = 0
+        self.start = self._last = time.perf_counter()
+        self._bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]}"),
+                            console=Console(stderr=True), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total, rate="")
+
+    def rate(self) -> float:
+        return self.done / max(time.perf_counter() - self.start, 1e-9)
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        now = time.perf_counter()
+        if self._bar is not None:
+            self._bar.update(self._task, advance=rows, rate=f"{self.rate():,.0f} rows/s")
+        elif now - self._last >= LOG_EVERY_SECONDS:
+            self._last = now
+            of = f" of {self.total:,}" if self.total else ""
+            log.info("%s: %s%s rows (%s rows/s)", self.label, f"{self.done:,}", of,
+                     f"{self.rate():,.0f}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _row_count(path: Path) -> int | None:
+    if table_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
+
+
+def score_file(
+    input_path: Path,
+    output_path: Path,
+    quarantine_path: Path,
+    params: dict,
+    score_chunk: Callable[[pd.DataFrame], pd.DataFrame],
+    *,
+    reference: dict | None,
+    chunk_size: int | None,
+) -> Accounting:
+    """Stream `input_path` through the leads contract and `score_chunk` into `output_path`.
+
+    Rejected rows go to `quarantine_path`. Both files appear only if the whole run succeeds.
+    """
+    spec = params["data"]["leads"]
+    idc = id_column("leads", params)
+    acct = Accounting(table="leads", path=str(input_path))
+    tracker = IdTracker()
+    out = ChunkWriter(output_path)
+    quarantine = QuarantineWriter(quarantine_path)
+    progress = Progress(_row_count(input_path), f"score {input_path.name}")
+    first = True
+    try:
+        for chunk in iter_table(input_path, spec, name="leads", chunk_size=chunk_size):
+            if first:
+                check_columns(list(chunk.columns), "leads", params, path=input_path,
+                              for_training=False)
+                first = False
+            chunk = chunk.reset_index(drop=True)
+            ids = chunk[idc]
+            valid = ids.notna().to_numpy() & (ids.astype("string").str.strip() != "").fillna(
+                False).to_numpy(dtype=bool)
+            prior = tracker.seen_before(ids, valid)
+            check = evaluate(chunk, "leads", params, reference, prior_duplicates=prior)
+            acct.add(check)
+            bad = (check.reasons != "").to_numpy()
+            if bad.any():
+                quarantine.write(chunk.loc[bad], check.reasons)
+            good = chunk.loc[~bad] if bad.any() else chunk
+            if len(good):  # a chunk of bad rows only adds nothing; "all bad" fails at the end
+                out.write(score_chunk(coerce_leads(good, params)))
+            progress.advance(len(chunk))
+        if first:
+            raise_empty(input_path)
+        check_totals("leads", params, path=input_path, rows=acct.read,
+                     rejected=dict(acct.rejected), duplicate_ids=acct.duplicate_ids,
+                     examples=acct.examples)
+    except BaseException:
+        out.abort()
+        quarantine.abort()
+        progress.close()
+        raise
+    progress.close()
+    out.commit()
+    written = quarantine.commit()
+    acct.quarantine = None if written is None else str(written)
+    log.info("scored %s rows in %.1fs (%s rows/s)", f"{acct.read:,}",
+             time.perf_counter() - progress.start, f"{progress.rate():,.0f}")
+    return acct
+
+
+def raise_empty(path: Path) -> None:
+    from pipelines.errors import BadInputError
+
+    raise BadInputError(f"{path}: leads file is empty (check: not empty)")
+
+
+__all__ = ["score_file", "ChunkWriter", "Progress", "DEFAULT_CHUNK_SIZE"]

@@ -1,0 +1,244 @@
+"""Data contracts: the vectorised row checks, streaming equivalence, the 5% case, GX suites and
+Data Docs, and personal data kept out of the model store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from features.contracts import check_rows, merge_reasons, suite_expectations
+from pipelines.cli import main as cli
+from pipelines.quarantine import IdTracker
+
+
+@pytest.fixture
+def params(base_params) -> dict:
+    return json.loads(json.dumps(base_params))
+
+
+def test_check_rows_returns_one_reason_per_row(params):
+    frame = pd.DataFrame({
+        "lead_id": ["a", "b", "b", None, "e"],
+        "created_at": ["2025-01-01", "2025-01-02", "2025-01-03", "2025-01-04", "01/05/2025"],
+        "employees": ["10", "-1", "3", "x", "5"],
+        **{c: "v" for c in ("source", "campaign", "landing_page", "industry", "country",
+                            "job_title", "email")},
+        **{c: "1" for c in ("web_visits", "pages_viewed", "content_downloads", "email_opens",
+                            "demo_requested")},
+    })
+    reasons = check_rows(frame, "leads", params, None)
+    assert list(reasons.index) == list(frame.index)
+    assert list(reasons) == [
+        "",
+        "employees: below 0",
+        "lead_id: duplicate id",
+        "lead_id: missing; employees: not a number",
+        "created_at: unparseable date (expected ISO8601)",
+    ]
+
+
+def test_check_rows_deals_needs_the_known_leads(params):
+    deals = pd.DataFrame({"deal_id": ["d1", "d2", "d3"], "lead_id": ["a", "zz", "a"],
+                          "closed_at": ["2025-02-01", "2025-02-01", "2024-12-01"],
+                          "outcome": ["won", "lost", "WON"], "amount": ["1", "2", "3"]})
+    known = pd.Series(pd.to_datetime(["2025-01-01"]), index=["a"])
+    reasons = check_rows(deals, "deals", params, {"lead_created": known})
+    assert list(reasons) == ["", "lead_id: unknown lead", "closed_at: before the lead's created_at"]
+
+
+def test_id_tracker_finds_duplicates_across_chunks():
+    tracker = IdTracker()
+    first = tracker.seen_before(pd.Series(["a", "b", None]), np.array([True, True, False]))
+    second = tracker.seen_before(pd.Series(["c", "a", "b", "d"]), np.ones(4, bool))
+    third = tracker.seen_before(pd.Series(["d", "e"]), np.ones(2, bool))
+    assert list(first) == [False, False, False]
+    assert list(second) == [False, True, True, False]
+    assert list(third) == [True, False]
+
+
+def test_merge_reasons():
+    a = pd.Series(["", "x", "", "y"])
+    b = pd.Series(["", "", "z", "w"])
+    assert list(merge_reasons(a, b)) == ["", "x", "z", "y; w"]
+
+
+def test_suite_has_no_expectation_on_personal_columns(params):
+    reference = {"categories": {"source": ["email"]}, "numeric_ranges": {"employees": [1, 9]}}
+    exps = suite_expectations("leads", params, reference)
+    personal = set(params["data"]["leads"]["personal"])
+    on_personal = [e for e in exps if e["kwargs"].get("column") in personal]
+    assert all(e["type"] == "expect_column_to_exist" for e in on_personal)
+    levels = {e["meta"]["level"] for e in exps}
+    assert levels == {"table", "row", "warning"}
+
+
+def _messy(leads: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd.DataFrame, set[str]]:
+    """Spoil `share` of the rows in assorted ways; return the spoilt frame and their ids."""
+    rng = np.random.default_rng(seed)
+    leads = leads.copy()
+    n_bad = int(round(len(leads) * share))
+    # Even rows only, so a duplicate's partner (the odd row after it) is otherwise clean.
+    rows = 2 * rng.choice(len(leads) // 2, n_bad, replace=False)
+    spoilt = set(leads.loc[rows, "lead_id"])
+    for k, row in enumerate(rows):
+        kind = k % 5
+        if kind == 0:
+            leads.loc[row, "created_at"] = "31/02/2025"
+        elif kind == 1:
+            leads.loc[row, "employees"] = "-3"
+        elif kind == 2:
+            leads.loc[row, "employees"] = "lots"
+        elif kind == 3:
+            leads.loc[row, "created_at"] = "2999-01-01"
+        else:
+            leads.loc[row, "lead_id"] = leads.loc[(row + 1) % len(leads), "lead_id"]
+            spoilt.discard(leads.loc[row, "lead_id"])  # the first occurrence stays good
+    return leads, spoilt
+
+
+def test_five_percent_bad_rows_scores_the_other_95(trained_store, tmp_path, capsys):
+    leads = pd.read_csv(trained_store["crm"]["leads"], dtype=str).head(2000)
+    messy, _ = _messy(leads, 0.05)
+    path = tmp_path / "leads.csv"
+    messy.to_csv(path, index=False)
+    out = tmp_path / "scores.csv"
+    code = cli(["--json", "score", "--input", str(path), "--output", str(out),
+                "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
+                "--params", str(trained_store["params_path"])])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    acct = json.loads(captured.out)["accounting"]
+    assert acct["read"] == 2000 and acct["rejected"] == 100 and acct["used"] == 1900
+    assert sum(acct["rejected_by_reason"].values()) == 100
+    assert acct["rejected_by_reason"] == {
+        "created_at: unparseable date (expected ISO8601)": 20, "employees: below 0": 20,
+        "employees: not a number": 20, "created_at: in the future": 20,
+        "lead_id: duplicate id": 20}
+    scored = pd.read_csv(out)
+    quarantined = pd.read_csv(tmp_path / "scores.rejected.csv", dtype=str)
+    assert len(scored) == 1900 and scored["score"].between(0, 1).all()
+    assert len(quarantined) == 100 and quarantined["reason"].str.len().gt(0).all()
+    assert "read 2,000 = used 1,900 + rejected 100" in captured.err
+
+
+def test_streamed_output_is_identical_to_one_piece(trained_store, tmp_path, capsys):
+    leads = pd.read_csv(trained_store["crm"]["leads"], dtype=str).head(1500)
+    messy, _ = _messy(leads, 0.04, seed=1)
+    messy.loc[1400, "lead_id"] = messy.loc[3, "lead_id"]  # a duplicate many chunks later
+    for fmt in ("csv", "parquet"):
+        path = tmp_path / f"leads.{fmt}"
+        messy.to_csv(path, index=False) if fmt == "csv" else messy.to_parquet(path, index=False)
+        results = {}
+        for chunk in (97, 1_000_000):
+            out = tmp_path / f"c{chunk}" / f"scores.{fmt}"
+            code = cli(["--json", "score", "--input", str(path), "--output", str(out),
+                        "--chunk-size", str(chunk),
+                        "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
+                        "--params", str(trained_store["params_path"])])
+            captured = capsys.readouterr()
+            assert code == 0, captured.err
+            read = pd.read_csv if fmt == "csv" else pd.read_parquet
+            results[chunk] = (read(out).drop(columns=["scored_at"]),
+                              (out.parent / "scores.rejected.csv").read_bytes(),
+                              json.loads(captured.out)["accounting"])
+        small, whole = results[97], results[1_000_000]
+        pd.testing.assert_frame_equal(small[0], whole[0])
+        assert small[1] == whole[1]
+        assert {k: v for k, v in small[2].items() if k != "quarantine"} == {
+            k: v for k, v in whole[2].items() if k != "quarantine"}
+        assert b"lead_id: duplicate id" in small[1]
+
+
+def test_validate_writes_data_docs(params_file, tmp_path, capsys):
+    docs = tmp_path / "docs"
+    code = cli(["--json", "validate", "--params", str(params_file), "--docs", str(docs)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert (docs / "index.html").is_file()
+    assert {"leads", "deals", "feedback"} <= set(summary["gx"])
+    assert summary["gx"]["leads"]["failed"]["table"] == []
+    assert summary["gx"]["leads"]["failed"]["row"] == []
+    for acct in summary["accounting"].values():
+        assert acct["read"] == acct["used"] + acct["rejected"]
+    assert not list(Path(params_file).parent.glob("*.rejected.csv"))  # validate only reads
+
+
+@pytest.mark.slow
+def test_personal_data_never_reaches_the_model_store(tmp_path, small_crm, make_params, capsys):
+    """Plant unique emails (one in a good row, one in a quarantined row), train and score,
+    then look for them in every byte under the MLflow store."""
+    crm_dir = tmp_path / "crm"
+    crm_dir.mkdir()
+    crm = {}
+    for table in ("leads", "deals", "feedback"):
+        crm[table] = crm_dir / f"{table}.csv"
+        crm[table].write_bytes(Path(small_crm[table]).read_bytes())
+    leads = pd.read_csv(crm["leads"], dtype=str)
+    good, bad = "zq7.planted.person@uniquecorp-x91.example", "bad.row.k2@uniquecorp-x91.example"
+    phone = "+99 555 0123987"
+    leads.loc[0, ["email", "phone", "last_name"]] = [good, phone, "Plantedname"]
+    leads.loc[1, ["email", "created_at"]] = [bad, "not-a-date"]
+    leads.to_csv(crm["leads"], index=False)
+    store = tmp_path / "store"
+    store.mkdir()
+    params_path = make_params(store, crm, train__candidates=["logreg"],
+                              train__search={"enabled": False},
+                              registry__criteria={})
+    assert cli(["train", "--params", str(params_path)]) == 0, capsys.readouterr().err
+    out = tmp_path / "scored" / "scores.csv"
+    assert cli(["score", "--input", str(crm["leads"]), "--output", str(out),
+                "--params", str(params_path)]) == 0, capsys.readouterr().err
+    assert (crm_dir / "leads.rejected.csv").is_file()  # training quarantine beside the input
+    assert bad in (crm_dir / "leads.rejected.csv").read_text()
+    files = [p for p in store.rglob("*") if p.is_file()]
+    assert any(p.name == "index.html" for p in files)  # Data Docs were logged
+    assert any(p.name == "leads.suite.json" for p in files)
+    assert any(p.name == "reference.json" for p in files)
+    for planted in (good, bad, phone, "Plantedname", "uniquecorp-x91"):
+        needle = planted.encode()
+        hits = [str(p) for p in files if needle in p.read_bytes()]
+        assert not hits, f"{planted} found in {hits}"
+    # The run logged the accounting as metrics, counts only.
+    import mlflow
+
+    from pipelines.config import load_params
+    from pipelines.tracking import configure
+
+    configure(load_params(params_path))
+    run = mlflow.search_runs(output_format="list")[0]
+    assert run.data.metrics["contract_leads_rows_rejected"] == 1
+    assert run.data.metrics["contract_leads_rows_read"] == len(leads)
+    reference = yaml.safe_load(json.dumps(mlflow.artifacts.load_dict(
+        f"runs:/{run.info.run_id}/contracts/reference.json")))
+    assert "email" not in reference["categories"]
+
+
+def test_quarantine_never_written_into_a_read_only_export(tmp_path):
+    from pipelines.quarantine import quarantine_path
+
+    export = tmp_path / "export"
+    export.mkdir()
+    export.chmod(0o555)
+    try:
+        params = {"_base_dir": str(tmp_path / "project")}
+        path = quarantine_path(export / "deals.csv", params)
+        assert path == tmp_path / "project" / "quarantine" / "deals.rejected.csv"
+        writable = quarantine_path(tmp_path / "deals.csv", params)
+        assert writable == tmp_path / "deals.rejected.csv"
+    finally:
+        export.chmod(0o755)
+
+
+def test_label_rate_warning_when_it_moves_more_than_configured(params):
+    from pipelines.validate import label_rate_warning
+
+    params["contracts"]["label_rate_max_change"] = 0.05
+    assert label_rate_warning({"label_rate": 0.20}, {"label_rate": 0.12}, params) is not None
+    assert label_rate_warning({"label_rate": 0.14}, {"label_rate": 0.12}, params) is None
+    assert label_rate_warning({"label_rate": 0.14}, None, params) is None

@@ -1,0 +1,189 @@
+"""recalibrate / thresholds / score / plan through the CLI and a temporary MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.cli import main as cli
+
+AS_OF = "2026-06-30"
+CAPACITY = 6.0  # MQLs per week; the 4,000-lead CRM has ~38 leads a week
+WINDOW_DAYS = 182
+
+
+def _run(capsys, argv: list[str]) -> dict:
+    capsys.readouterr()
+    code = cli(["--json", *argv])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, base_params, small_crm):
+    """One fast model (logreg, no search), scored once, then recalibrated once."""
+    from pipelines.train import main as train_main
+    from tests.conftest import write_params
+
+    d = tmp_path_factory.mktemp("recal")
+    path = write_params(
+        d, base_params, small_crm,
+        train__candidates=["logreg"], train__search={"enabled": False},
+        registry__criteria={},
+        threshold__constraints={"capacity": CAPACITY, "min_precision": 0.3, "min_recall": None},
+        recalibration__scores=str(d / "scores_*.parquet"),
+        recalibration__window_days=WINDOW_DAYS, scoring__explore_rate=0.02)
+    summary = train_main(str(path))
+    return {"params": str(path), "dir": d, "summary": summary, "crm": small_crm}
+
+
+@pytest.fixture(scope="module")
+def recalibrated(store):
+    """score (threshold version 0) → recalibrate → score again (threshold version 1)."""
+    d, params = store["dir"], store["params"]
+    leads = str(store["crm"]["leads"])
+    assert cli(["score", "--input", leads, "--output", str(d / "scores_1.parquet"),
+                "--params", params]) == 0
+    first = pd.read_parquet(d / "scores_1.parquet")
+    assert cli(["--json", "recalibrate", "--as-of", AS_OF, "--params", params]) == 0
+    assert cli(["score", "--input", leads, "--output", str(d / "scores_2.parquet"),
+                "--params", params]) == 0
+    second = pd.read_parquet(d / "scores_2.parquet")
+    return {**store, "first": first, "second": second}
+
+
+def _client(params_path: str):
+    import mlflow
+
+    from pipelines.config import load_params
+    from pipelines.tracking import configure
+
+    configure(load_params(params_path))
+    return mlflow.MlflowClient()
+
+
+def test_first_scores_use_the_training_bar_with_tiers_and_exploration(recalibrated):
+    first = recalibrated["first"]
+    mv = _client(recalibrated["params"]).get_model_version("leadq", "1")
+    assert (first["threshold_version"] == "0").all()
+    assert (first["is_mql"] == (first["score"] >= float(mv.tags["mql_threshold"]))).all()
+    np.testing.assert_allclose(first["score"], first["score_raw"])  # no correction yet
+    assert (first["tier"].isin(["A", "B"]) == first["is_mql"]).all()
+    assert not (first["explore"] & first["is_mql"]).any()
+    assert 0 < first.loc[~first["is_mql"], "explore"].mean() < 0.05
+
+
+def test_recalibrate_stores_a_version_that_score_applies(recalibrated, capsys):
+    client = _client(recalibrated["params"])
+    tags = client.get_model_version("leadq", "1").tags
+    assert tags["threshold_version"] == "1"
+    current = json.loads(tags["threshold_current"])
+    run = client.get_run(current["run_id"])
+    assert run.data.tags["leadq.step"] == "recalibrate"
+    assert run.data.tags["leadq.model_version"] == "1"
+    assert "decision_mql_per_week" in run.data.metrics
+
+    second = recalibrated["second"]
+    assert (second["threshold_version"] == "1").all()
+    assert (second["is_mql"] == (second["score"] >= current["threshold"])).all()
+    from models.prior_shift import Correction
+
+    corr = Correction.from_dict(current["correction"])
+    expected = second["score_raw"] if corr is None else corr.apply(second["score_raw"])
+    np.testing.assert_allclose(second["score"], expected, atol=1e-12)
+    if corr is None:
+        # The synthetic CRM's true probability is a function of the lead columns, so its drift
+        # is in the lead mix: the label-shift check must refuse EM rather than over-correct.
+        assert "the lead mix moved, not the base rate" in current["reason"]
+    a, b, c = current["cutoffs"]
+    assert a >= b == current["threshold"] >= c
+    assert (second["tier"].isin(["A", "B"]) == second["is_mql"]).all()
+
+    # The same lead gets the same exploration draw in every run.
+    both = recalibrated["first"].merge(second, on="lead_id")
+    below = ~both["is_mql_x"] & ~both["is_mql_y"]
+    assert (both.loc[below, "explore_x"] == both.loc[below, "explore_y"]).all()
+
+    # The new bar respects capacity on the recent window it was set on.
+    history = _run(capsys, ["thresholds", "--params", recalibrated["params"]])
+    entry = history["history"][-1]
+    assert [e["threshold_version"] for e in history["history"]] == [0, 1]
+    assert entry["capacity_used"] <= CAPACITY
+    assert entry["decision"]["mql_per_week"] <= entry["capacity_used"] + 1e-9
+    recent = recalibrated["second"]  # all leads; recount on the window the bar was set on
+    assert entry["volume_per_week"] == pytest.approx(entry["n_recent"] / (WINDOW_DAYS / 7),
+                                                     rel=0.01)
+    assert len(recent) > entry["n_recent"]
+    for key in ("within_sla_share", "acceptance_rate", "worked_within_sla_per_week"):
+        assert 0 <= entry["sla"][key] < np.inf
+    if entry["sla"]["within_sla_share"] < 0.9:
+        assert entry["capacity_used"] == pytest.approx(
+            min(CAPACITY, entry["sla"]["worked_within_sla_per_week"]))
+    m = entry["measured"]
+    assert m["ipw"] is True and m["n_matured"] > 100 and 0 < m["precision"] <= 1
+    assert entry["calibration"] and {"predicted", "realised"} <= set(entry["calibration"][0])
+    assert set(entry["drift"]["feature_psi"]) >= {"campaign", "web_visits"}
+    assert entry["drift"]["verdict"] in {"stable", "recalibrate", "retrain"}
+    assert np.isfinite(entry["drift"]["score_psi"])
+
+
+def test_plan_volumes_deliver_the_goal_on_the_true_probabilities(recalibrated, capsys):
+    goal = 40
+    plan = _run(capsys, ["plan", "--won-deals", str(goal), "--period", "month",
+                         "--as-of", AS_OF, "--params", recalibrated["params"]])
+    assert plan["threshold_version"] == "1"
+    crm = recalibrated["crm"]
+    truth = pd.read_csv(crm["truth"], dtype={"lead_id": str})
+    leads = pd.read_csv(crm["leads"], dtype={"lead_id": str}, parse_dates=["created_at"])
+    end = pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
+    window = leads[leads["created_at"] > end - pd.Timedelta(days=WINDOW_DAYS)]
+    frame = (window[["lead_id", "campaign"]].merge(recalibrated["second"], on="lead_id")
+             .merge(truth, on="lead_id"))
+    frame["won_p"] = frame["true_probability"] * frame["is_mql"]
+    # Overall: the MQLs sales must work and the leads marketing must bring.
+    by_mql = plan["sales"]["mqls"] * frame.loc[frame["is_mql"], "true_probability"].mean()
+    by_lead = plan["marketing"]["leads"] * frame["won_p"].mean()
+    per_campaign = frame.groupby("campaign")["won_p"].mean()
+    by_campaign = sum(row["leads"] * per_campaign[row["campaign"]]
+                      for row in plan["per_group"])
+    print(f"\nplan: {plan['sales']['mqls']:.1f} MQLs, {plan['marketing']['leads']:.1f} leads; "
+          f"expected won on truth: via MQLs {by_mql:.1f}, via leads {by_lead:.1f}, "
+          f"per campaign {by_campaign:.1f} (goal {goal})")
+    for value in (by_mql, by_lead, by_campaign):
+        assert abs(value - goal) <= 0.15 * goal
+    assert plan["sales"]["fits_capacity"] == (plan["sales"]["mqls"] <= plan["sales"]["capacity"])
+    # Sales' capacity is the one the latest recalibration used (measured when it is lower).
+    current = json.loads(_client(recalibrated["params"]).get_model_version("leadq", "1")
+                         .tags["threshold_current"])
+    assert plan["sales"]["capacity"] == pytest.approx(current["capacity_used"] * 52 / 12)
+    assert sum(r["mix"] for r in plan["per_group"]) == pytest.approx(1.0)
+
+
+def test_history_survives_a_new_champion(recalibrated, capsys):
+    from pipelines.config import load_params
+    from pipelines.score import load_scoring_model
+    from pipelines.train import main as train_main
+
+    summary = train_main(recalibrated["params"])
+    new = summary["version"]
+    assert new == "2"
+    client = _client(recalibrated["params"])
+    client.set_registered_model_alias("leadq", "champion", new)  # as `leadq promote` would
+    model = load_scoring_model(load_params(recalibrated["params"]))
+    tags = client.get_model_version("leadq", new).tags
+    assert model.version == new and model.threshold_version == "0"
+    # The new model starts from the bar chosen on its own validation data.
+    assert model.threshold == pytest.approx(float(tags["mql_threshold"]))
+    assert model.threshold == pytest.approx(summary["threshold"]["threshold"])
+    champion = _run(capsys, ["thresholds", "--params", recalibrated["params"]])
+    assert champion["model_version"] == new
+    assert [e["threshold_version"] for e in champion["history"]] == [0]
+    old = _run(capsys, ["thresholds", "--model-version", "1",
+                        "--params", recalibrated["params"]])
+    assert [e["threshold_version"] for e in old["history"]] == [0, 1]
+    assert old["history"][1]["reason"]
+    assert old["current"] == 1
