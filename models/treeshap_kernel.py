@@ -1,10 +1,13 @@
 """Numba kernels of path-dependent Tree SHAP with sklearn HGB's split rule (see models.explain).
 
-A port of shap's C++ ``tree_shap_recursive`` (extend / unwind / unwound_sum), with the split
-decision of sklearn's ``_predict_one_from_raw_data``: NaN follows the missing branch; a
-category goes left when in the node's bitset, right when a known category, else follows the
-missing branch; numbers go left when ≤ the threshold. Imported only when explaining, so numba
-never slows the CLI's start-up.
+Implements the exact path-dependent Tree SHAP algorithm (Lundberg, Erion & Lee 2018,
+"Consistent individualized feature attribution for tree ensembles", Algorithm 2: EXTEND /
+UNWIND over the unique features on a root-to-leaf path), the method behind
+``shap.TreeExplainer``. It exists because shap's converter reads HGB's native categorical
+splits as numeric thresholds; here each node decides like sklearn's own predictor: NaN
+follows the missing branch; a category goes left when in the node's bitset, right when a known
+category, else follows the missing branch; numbers go left when ≤ the threshold. Imported only
+when explaining, so numba never slows the CLI's start-up.
 """
 
 from __future__ import annotations
