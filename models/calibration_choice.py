@@ -28,27 +28,30 @@ def _response(model: BaseEstimator, X: pd.DataFrame) -> np.ndarray:  # noqa: N80
     return np.asarray(model.predict_proba(X), float)[:, 1]
 
 
-def _fit_map(method: str, d: np.ndarray, y: np.ndarray):
+def _fit_map(method: str, d: np.ndarray, y: np.ndarray, w: np.ndarray | None = None):
     """A calibration map on decision values, as CalibratedClassifierCV fits it."""
     if method == "isotonic":
-        return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(d, y).predict
-    platt = LogisticRegression(C=1e6).fit(d[:, None], y)  # Platt scaling: a, b on the score
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        return iso.fit(d, y, sample_weight=w).predict
+    platt = LogisticRegression(C=1e6).fit(d[:, None], y, sample_weight=w)  # Platt: a, b
     return lambda v: platt.predict_proba(v[:, None])[:, 1]
 
 
 def cross_fitted_losses(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # noqa: N803
                         methods: tuple[str, ...], folds: int = 5,
-                        seed: int = 0) -> dict[str, float]:
+                        seed: int = 0, sample_weight: np.ndarray | None = None) -> dict[str, float]:
     """Log loss per method on validation, each row scored by a calibrator that never saw it.
 
     The model's responses are computed once; only the 1-D calibration maps are refitted per
     fold, so the choice costs milliseconds, not K×(methods) passes of the feature pipeline.
     """
     y = np.asarray(y, int)
+    # IPW weights (explored leads stand for the unworked ones) enter the losses and the maps.
+    w = None if sample_weight is None else np.asarray(sample_weight, float)
     losses: dict[str, float] = {}
     if "none" in methods:
         raw = np.clip(model.predict_proba(X)[:, 1], 1e-15, 1 - 1e-15)
-        losses["none"] = float(log_loss(y, raw, labels=[0, 1]))
+        losses["none"] = float(log_loss(y, raw, labels=[0, 1], sample_weight=w))
     fitted = [m for m in methods if m != "none"]
     if not fitted:
         return losses
@@ -60,14 +63,17 @@ def cross_fitted_losses(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # 
     for method in fitted:
         pred = np.empty(len(y))
         for fit_idx, held_idx in cv.split(d, y):
-            pred[held_idx] = _fit_map(method, d[fit_idx], y[fit_idx])(d[held_idx])
-        losses[method] = float(log_loss(y, np.clip(pred, 1e-15, 1 - 1e-15), labels=[0, 1]))
+            w_fit = None if w is None else w[fit_idx]
+            pred[held_idx] = _fit_map(method, d[fit_idx], y[fit_idx], w_fit)(d[held_idx])
+        losses[method] = float(log_loss(y, np.clip(pred, 1e-15, 1 - 1e-15), labels=[0, 1],
+                                        sample_weight=w))
     return losses
 
 
 def choose_calibration(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # noqa: N803
-                       method: str = "auto", folds: int = 5,
-                       seed: int = 0) -> tuple[BaseEstimator, str, dict[str, float]]:
+                       method: str = "auto", folds: int = 5, seed: int = 0,
+                       sample_weight: np.ndarray | None = None,
+                       ) -> tuple[BaseEstimator, str, dict[str, float]]:
     """The calibrated model, the method used and every tried method's cross-fitted log loss.
 
     `method` "auto" tries none, sigmoid and isotonic; a named method is used as is (its
@@ -77,11 +83,11 @@ def choose_calibration(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # n
     unknown = [m for m in tried if m not in CHOICES]
     if unknown:
         raise ValueError(f"calibration.method must be auto or one of {CHOICES}, got {method!r}")
-    losses = cross_fitted_losses(model, X, y, tuple(tried), folds, seed)
+    losses = cross_fitted_losses(model, X, y, tuple(tried), folds, seed, sample_weight)
     best = min(losses, key=losses.get)
     if best == "none":
         return model, best, losses
-    return calibrate(model, X, y, method=best), best, losses
+    return calibrate(model, X, y, method=best, sample_weight=sample_weight), best, losses
 
 
 def base_pipeline(model: BaseEstimator) -> BaseEstimator:

@@ -55,7 +55,7 @@ def with_hyperparameters(params: dict, name: str, values: dict) -> dict:
 
 
 def fit_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # noqa: N803
-                  derived: bool = False) -> Pipeline:
+                  derived: bool = False, sample_weight: np.ndarray | None = None) -> Pipeline:
     """Build and fit one candidate; logistic regression gets its monotone coefficients clamped.
 
     derived=True: X already went through LeadFeatures (stateless), so the search derives
@@ -64,7 +64,10 @@ def fit_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # noq
     model = make_candidate(name, params)
     if derived:
         model.set_params(features="passthrough")
-    model.fit(X, y)
+    if sample_weight is None:
+        model.fit(X, y)
+    else:
+        model.fit(X, y, model__sample_weight=np.asarray(sample_weight, float))
     if name == "logreg":
         clamp_monotone_logreg(model, params["features"].get("monotonic_increasing") or [])
     return model

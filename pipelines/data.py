@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from features.contracts import check_columns, check_totals, evaluate
 from features.tables import canonical_deals, canonical_feedback, coerce_leads
 from pipelines.config import resolve_path
 from pipelines.errors import ConfigError
-from pipelines.io import read_table
+from pipelines.io import read_table, require_columns
 from pipelines.progress import log
 from pipelines.quarantine import Accounting, QuarantineWriter, quarantine_path
 
@@ -26,6 +27,7 @@ class CrmTables:
     paths: dict[str, Path] = field(default_factory=dict)
     accounting: dict[str, Accounting] = field(default_factory=dict)   # rows read/used/rejected
     raw: dict[str, pd.DataFrame] = field(repr=False, default_factory=dict)  # as read, for GX
+    routing: pd.DataFrame | None = None  # the scorer's past outputs, for IPW training weights
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -80,32 +82,34 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     return raw.loc[~bad], acct, raw
 
 
-def load_leads(params: dict, path: str | Path | None = None, *, for_training: bool,
-               quarantine: bool = True) -> pd.DataFrame:
-    """Read, check and type a leads file; bad rows are quarantined beside it."""
+def _checked_leads(params: dict, path: str | Path | None, *, for_training: bool,
+                   quarantine: bool):
+    """The leads that pass their contract, typed; with the accounting, raw rows and path."""
     path = Path(path) if path else _section_path(params, "leads")
     if path is None:
         raise ConfigError("params.yaml data.leads.path is not set")
-    good, acct, _ = load_checked(params, "leads", path, for_training=for_training,
-                                 quarantine=quarantine)
+    good, acct, raw = load_checked(params, "leads", path, for_training=for_training,
+                                   quarantine=quarantine)
     leads = coerce_leads(good, params)
     leads.attrs["path"] = str(path)
-    return leads
+    return leads, acct, raw, path
+
+
+def load_leads(params: dict, path: str | Path | None = None, *, for_training: bool,
+               quarantine: bool = True) -> pd.DataFrame:
+    """Read, check and type a leads file; bad rows are quarantined beside it."""
+    return _checked_leads(params, path, for_training=for_training, quarantine=quarantine)[0]
 
 
 def load_crm(params: dict, *, quarantine: bool = True) -> CrmTables:
     """Leads plus, when configured, the deals and sales-feedback tables in canonical form,
     each held to its contract (deals and feedback against the leads that passed)."""
-    path = _section_path(params, "leads")
-    if path is None:
-        raise ConfigError("params.yaml data.leads.path is not set")
-    good, acct, raw = load_checked(params, "leads", path, for_training=True,
-                                   quarantine=quarantine)
-    leads = coerce_leads(good, params)
-    leads.attrs["path"] = str(path)
+    leads, acct, raw, path = _checked_leads(params, None, for_training=True,
+                                            quarantine=quarantine)
     tables = CrmTables(leads=leads, paths={"leads": path})
     tables.accounting["leads"] = acct
     tables.raw["leads"] = raw
+    tables.routing = load_routing(params)
     if params["data"]["leads"].get("label"):
         return tables
     spec = params["data"]["leads"]
@@ -128,3 +132,27 @@ def load_crm(params: dict, *, quarantine: bool = True) -> CrmTables:
         tables.accounting[name] = acct
         tables.raw[name] = raw
     return tables
+
+
+def load_routing(params: dict) -> pd.DataFrame | None:
+    """The scorer's past outputs named by train.routing_scores (a glob, CSV or Parquet):
+    lead_id, is_mql, explore, sales_propensity — what decides each lead's IPW weight."""
+    pattern = (params.get("train") or {}).get("routing_scores")
+    if not pattern:
+        return None
+    base = Path(params.get("_base_dir", "."))
+    paths = sorted(Path(p) for p in glob.glob(str(base / pattern)))
+    if not paths:
+        raise ConfigError(f"train.routing_scores: no file matches {pattern!r} (from {base})")
+    id_col = params["data"]["leads"]["id"]
+    frames = []
+    for path in paths:
+        frame = read_table(path, {}, name="routing")
+        require_columns(frame, [id_col, "is_mql", "explore", "sales_propensity"], path=path,
+                        name="scored leads (train.routing_scores)")
+        frames.append(frame[[id_col, "is_mql", "explore", "sales_propensity"]])
+    out = pd.concat(frames, ignore_index=True).rename(columns={id_col: "lead_id"})
+    for col in ("is_mql", "explore"):
+        out[col] = out[col].astype("string").str.strip().str.lower().isin(["true", "1"])
+    out["sales_propensity"] = pd.to_numeric(out["sales_propensity"], errors="coerce")
+    return out

@@ -184,7 +184,7 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
 
     # OpenMP threads in HistGradientBoosting's predict spin-wait: on a busy machine two threads
     # scored 8,000 Olist leads in 2.6 s, one thread in 0.4 s. null = no limit.
-    n_threads = (params.get("scoring") or {}).get("n_threads", 1)
+    n_threads = (params.get("scoring") or {}).get("n_threads")
     limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
     with limit:
         acct = score_file(Path(input_path), Path(output_path),

@@ -1,9 +1,10 @@
 """`leadq score --engine spark`: score a leads file or glob on Spark with the registered model.
 
-Same contract as the pandas engine: rows are typed with `coerce_leads`, checked row by row
-(`features.contracts.check_rows`), bad rows go to DIR/rejected/ with their reason, good rows are
-scored by `mlflow.pyfunc.spark_udf` on the same registry version and turned into the same output
-columns by `pipelines.score.score_leads`. Output is Parquet partitioned by scored date:
+Same contract as the pandas engine: rows are checked row by row (`features.contracts.evaluate`,
+the rules behind `check_rows`), bad rows go to DIR/rejected/ with their reason, good rows are
+typed with `coerce_leads`, scored by `mlflow.pyfunc.spark_udf` on the same registry version and
+turned into the same output columns by `pipelines.score.score_leads`. Output is Parquet
+partitioned by scored date:
 
     DIR/scores/scored_date=YYYY-MM-DD/part-*.parquet    lead id, score, is_mql, model_version, ...
     DIR/rejected/scored_date=YYYY-MM-DD/part-*.parquet  original columns + reason

@@ -18,6 +18,7 @@ from models.calibration_choice import choose_calibration
 from models.evaluation import evaluate
 from models.leakage import check_leakage
 from models.metrics import classification_metrics
+from models.routing import lead_weights
 from models.search import SearchResult, fit_candidate, search_candidate, with_hyperparameters
 from models.thresholds import ThresholdDecision, choose_threshold, rates_at
 from pipelines.data import CrmTables, load_crm
@@ -92,6 +93,28 @@ def thread_limited(fn):
     return wrapper
 
 
+def ipw_weights_for(leads: pd.DataFrame, labelled: pd.Series, routing: pd.DataFrame | None,
+                    id_col: str) -> tuple[pd.Series | None, dict]:
+    """Inverse-propensity weights from the scorer's past routing (see models.routing).
+
+    Only MQLs and explored leads reached sales, so only their outcomes are real: a lead leadq
+    routed below the bar that nobody worked has no outcome (weight 0, left out), and each
+    explored lead stands for the 1/explore_rate below-bar leads it was drawn from.
+    """
+    if routing is None:
+        return None, {}
+    weights = pd.Series(lead_weights(leads[id_col], routing), index=leads.index)
+    info = {
+        "ipw_unworked_left_out": int((labelled & (weights == 0)).sum()),
+        "ipw_weighted_leads": int((labelled & (weights > 1)).sum()),
+        "ipw_max_weight": float(weights[labelled].max()) if labelled.any() else 0.0,
+    }
+    log.info("IPW from the scorer's routing: %d unworked routed leads left out, %d explored "
+             "leads weighted up to %.0f×", info["ipw_unworked_left_out"],
+             info["ipw_weighted_leads"], info["ipw_max_weight"])
+    return weights, info
+
+
 @thread_limited
 def train_models(tables: CrmTables, params: dict) -> TrainResult:
     """The pure training step: data and params in, a calibrated model and its evidence out."""
@@ -104,6 +127,9 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     if since and spec.get("created_at"):
         # History from before the sales process existed (no deals could close) teaches noise.
         labelled &= ~(leads[spec["created_at"]] < pd.Timestamp(str(since)))
+    weights, ipw_info = ipw_weights_for(leads, labelled, tables.routing, spec["id"])
+    if weights is not None:
+        labelled &= weights > 0
     positives = int(labels.loc[labelled, "label"].sum())
     min_pos = int(params["train"].get("min_positives", 40))
     if positives < min_pos:
@@ -128,6 +154,8 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     X = data[cols]  # noqa: N806 - sklearn naming
     check_leakage(X, y, params)  # one input column alone predicting the label stops here
     parts = {p: (X[split == p], y[split == p]) for p in ("train", "validation", "test")}
+    part_weights = {p: None if weights is None else weights.loc[parts[p][0].index].to_numpy()
+                    for p in parts}
     log.info("labelled %d leads (%d positive, %d censored or before train.since left out); "
              "split %s", labelled.sum(), positives, (~labelled).sum(),
              split.value_counts().to_dict())
@@ -148,7 +176,8 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
                      (params["train"].get("search") or {}).get("metric", "roc_auc"),
                      searches[name].best_score, searches[name].best_params)
         with step(f"fit {name} on {len(parts['train'][0]):,} leads"):
-            model = fit_candidate(name, cand_params, *parts["train"])
+            model = fit_candidate(name, cand_params, *parts["train"],
+                                  sample_weight=part_weights["train"])
         score = model.predict_proba(parts["validation"][0])[:, 1]
         val_metrics[name] = classification_metrics(parts["validation"][1], score)
         fitted[name] = model
@@ -162,7 +191,8 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     with step(f"calibrate {best} on validation (method {method}, cross-fitted log loss)"):
         model, chosen, losses = choose_calibration(
             model, *parts["validation"], method=method, folds=int(cal.get("folds", 5)),
-            seed=int(params["train"].get("random_state", 0)))
+            seed=int(params["train"].get("random_state", 0)),
+            sample_weight=part_weights["validation"])
     log.info("  calibration %s (cross-fitted validation log loss %s)", chosen,
              ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
     val_score = model.predict_proba(parts["validation"][0])[:, 1]
@@ -193,7 +223,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
         metrics=metrics,
         threshold=decision,
         validation_metrics=val_metrics,
-        fingerprint=fingerprint(tables, labels, split, params, as_of),
+        fingerprint={**fingerprint(tables, labels, split, params, as_of), **ipw_info},
         test_frame=test_frame,
         sample=X.iloc[: min(len(X), 200)],
         labels=labels,
