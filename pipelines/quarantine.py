@@ -156,7 +156,9 @@ class IdTracker:
 
     @staticmethod
     def _hash(ids: pd.Series) -> np.ndarray:
-        return pd.util.hash_array(ids.astype("string").fillna("").to_numpy(dtype=object))
+        # Hashing the Arrow-backed strings directly skips a 1M-row copy into Python objects.
+        return pd.util.hash_pandas_object(ids.astype("string").fillna(""),
+                                          index=False).to_numpy(np.uint64)
 
     def seen_before(self, ids: pd.Series, valid: np.ndarray) -> np.ndarray:
         """Rows whose id an earlier chunk had; then remember this chunk's ids."""

@@ -132,8 +132,11 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
             "data_labelled": fingerprint["labelled"],
             "data_label_rate": fingerprint["label_rate"] or 0.0,
         })
+        import matplotlib.pyplot as plt
+
         for fname, fig in training_figures(result.test_frame).items():
             mlflow.log_figure(fig, f"plots/{fname}")
+            plt.close(fig)  # pyplot keeps every figure alive until closed
         from pipelines.evaluation_log import log_evaluation
 
         log_evaluation(result)
