@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from features.columns import model_inputs
+from features.tables import parse_date_cells
 from features.transform import normalise_category
 
 TABLES = ("leads", "deals", "feedback")
@@ -232,17 +233,6 @@ def parse_numbers(values: pd.Series) -> pd.Series:
     return pd.Series(_Col(values).numbers(), index=values.index, dtype="float64")
 
 
-def parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
-    """Like features.tables.parse_dates (unparseable cells become NaT, one naive UTC clock)
-    but keeping the parser's resolution, so the year 2999 is a future date, not a crash."""
-    if not pd.api.types.is_datetime64_any_dtype(values):
-        values = pd.to_datetime(values.astype("string").str.strip(),
-                                format=date_format or "ISO8601", errors="coerce")
-    if getattr(values.dt, "tz", None) is not None:
-        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return values
-
-
 def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
@@ -267,7 +257,7 @@ def _check_id(c: _Collector, col: _Col, name: str, *, unique: bool,
 
 def _check_date(c: _Collector, col: _Col, name: str, fmt: str | None, cfg: dict,
                 *, required: bool) -> pd.Series:
-    parsed = parse_dates(col.values, fmt)
+    parsed = parse_date_cells(col.values, fmt)
     blank = col.blank()
     if required:
         c.add(blank, f"{name}: missing", col.values)

@@ -9,17 +9,23 @@ from features.columns import model_inputs
 from features.labels import label_leads, labels_from_column, resolve_as_of
 
 
-def parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
-    """Parse dates with the configured format; unparseable cells become NaT (checked later)."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        out = values
-    else:
-        fmt = date_format or "ISO8601"
-        out = pd.to_datetime(values, format=fmt, errors="coerce")
+def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:
+    """Parse date cells with the configured format (padding ignored); unparseable cells become
+    NaT. Keeps the parser's resolution, so the contracts can see a year-2999 date as a future
+    date instead of overflowing nanoseconds."""
+    out = values
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        out = pd.to_datetime(values.astype("string").str.strip(),
+                             format=date_format or "ISO8601", errors="coerce")
     if getattr(out.dt, "tz", None) is not None:
         # Leads, deals and feedback are compared with one another: keep one naive UTC clock.
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-    return out.astype("datetime64[ns]")
+    return out
+
+
+def parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
+    """parse_date_cells in nanoseconds, for rows that passed their contract."""
+    return parse_date_cells(values, date_format).astype("datetime64[ns]")
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -117,21 +117,36 @@ def require_columns(
         )
 
 
-def write_table_atomic(frame: pd.DataFrame, path: str | Path, **parquet_kw) -> Path:
-    """Write CSV or Parquet to a temporary file beside the target, then rename it into place,
-    so a crash never leaves a half-written output that a downstream job could pick up."""
-    path = Path(path)
-    fmt = table_format(path)
+def temp_beside(path: Path) -> Path:
+    """An empty temporary file in the target's directory, so the final rename is atomic."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place when the block succeeds and
+    remove it when it fails, so a crash never leaves a half-written output that a downstream
+    job could pick up."""
+    path = Path(path)
+    tmp = temp_beside(path)
     try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_table_atomic(frame: pd.DataFrame, path: str | Path, **parquet_kw) -> Path:
+    """Write CSV or Parquet atomically (see atomic_target); the format comes from the name."""
+    path = Path(path)
+    fmt = table_format(path)
+    with atomic_target(path) as tmp:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False, **parquet_kw)
         else:
             frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

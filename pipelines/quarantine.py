@@ -10,7 +10,6 @@ renamed into place only when the run succeeds.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 
 from features.contracts import EXAMPLES_PER_REASON, RowCheck, settings
 from pipelines.config import resolve_path
+from pipelines.io import temp_beside
 from pipelines.progress import log
 
 
@@ -121,11 +121,7 @@ class QuarantineWriter:
         out = rows.copy()
         out["reason"] = reasons.loc[rows.index].to_numpy()
         if self._tmp is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                       dir=self.path.parent)
-            os.close(fd)
-            self._tmp = Path(tmp)
+            self._tmp = temp_beside(self.path)
             out.to_csv(self._tmp, index=False)
         else:
             out.to_csv(self._tmp, index=False, header=False, mode="a")

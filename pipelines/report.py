@@ -394,18 +394,10 @@ def render_html(rep: ReportData) -> str:
 # --- I/O ------------------------------------------------------------------------------------
 def write_text_atomic(text: str, path: Path) -> Path:
     """Write beside the target, then rename: a reader never sees half a report."""
-    import os
-    import tempfile
+    from pipelines.io import atomic_target
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 
 from features.contracts import check_columns, check_totals, evaluate, id_column
 from features.tables import coerce_leads
-from pipelines.io import iter_table, table_format
+from pipelines.io import iter_table, table_format, temp_beside
 from pipelines.progress import log
 from pipelines.quarantine import Accounting, IdTracker, QuarantineWriter
 
@@ -33,11 +32,7 @@ class ChunkWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.fmt = table_format(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(self.path)
         self.rows = 0
         self._parquet = None
         self._header = True
