@@ -2,7 +2,8 @@
 
 For each size it measures, in a subprocess each (so peak RSS is the job's own):
   - pandas engine, end to end (read, validate, score, write; reasons off): rows/s, peak RSS;
-  - the raw registered model's predict_proba on the same rows already in memory: rows/s
+  - the raw registered model's predict_proba on the same rows already in memory: rows/s,
+    best of 3 passes
     (capped at --raw-rows rows so 10M typed rows need not sit in RAM; rows/s is per row);
   - Spark engine (local[*] unless --master) on the same file: rows/s, peak RSS of the driver
     JVM and its python workers.
@@ -22,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -60,11 +62,13 @@ rows = coerce_leads(pd.concat(frames, ignore_index=True).head(limit), params)
 rows = rows[raw_input_columns(params)]
 del frames
 model.predict_proba(rows.head(1000))  # warm-up: first-call imports and allocations
-start = time.perf_counter()
-for lo in range(0, len(rows), 250_000):  # the same rows, in memory, in 250k slices
-    model.predict_proba(rows.iloc[lo:lo + 250_000])
-seconds = time.perf_counter() - start
-print(json.dumps({"rows": len(rows), "seconds": seconds}))
+passes = []
+for _ in range(3):  # best of 3: the model's fastest rate is the bar the scorer is held to
+    start = time.perf_counter()
+    for lo in range(0, len(rows), 250_000):  # the same rows, in memory, in 250k slices
+        model.predict_proba(rows.iloc[lo:lo + 250_000])
+    passes.append(time.perf_counter() - start)
+print(json.dumps({"rows": len(rows), "seconds": min(passes), "passes": passes}))
 """
 
 
@@ -151,9 +155,14 @@ def bench_size(n: int, params_path: Path, uri: str, args) -> dict:
                       "--model-uri", uri, "--params", str(params_path), "--no-explain"],
                      env=env, cwd=REPO, log=logs / f"pandas_{tag}.log")
     summary = json.loads(m["stdout"][m["stdout"].index("{"):])
+    loop = re.search(r"scored [\d,]+ rows in ([\d.]+)s",
+                     (logs / f"pandas_{tag}.log").read_text())
     res["pandas"] = {"seconds": m["seconds"], "rows_per_s": n / m["seconds"],
                      "peak_rss_mb": m["peak_rss_mb"], "used": summary["rows"],
                      "rejected": summary.get("accounting", {}).get("rejected"),
+                     # read → check → score → write only: the process minus start-up and
+                     # model load, which do not grow with the file
+                     "stream_seconds": float(loop.group(1)) if loop else None,
                      "rss_timeline_mb": m["rss_timeline"]}
     out.unlink(missing_ok=True)
 
@@ -165,6 +174,9 @@ def bench_size(n: int, params_path: Path, uri: str, args) -> dict:
     res["raw"] = {"rows": raw["rows"], "seconds": raw["seconds"],
                   "rows_per_s": raw["rows"] / raw["seconds"], "peak_rss_mb": m["peak_rss_mb"]}
     res["throughput_ratio"] = res["pandas"]["rows_per_s"] / res["raw"]["rows_per_s"]
+    if res["pandas"]["stream_seconds"]:
+        res["stream_throughput_ratio"] = (n / res["pandas"]["stream_seconds"]
+                                          / res["raw"]["rows_per_s"])
 
     if args.spark:
         print(f"[{tag}] spark engine ({args.master}) …", flush=True)
@@ -210,6 +222,10 @@ def main() -> None:
                 print(f"{int(n):>11,} {eng:>8} {r[eng]['rows_per_s']:>10,.0f} "
                       f"{r[eng]['peak_rss_mb']:>12,.0f} {r[eng]['seconds']:>9.1f}")
         print(f"{'':>11} pandas/raw throughput ratio {r['throughput_ratio']:.2f} (target ≥ 0.60)")
+        if r.get("stream_throughput_ratio"):
+            print(f"{'':>11} without start-up and model load "
+                  f"({r['pandas']['seconds'] - r['pandas']['stream_seconds']:.1f} s): "
+                  f"{r['stream_throughput_ratio']:.2f}")
     if "pandas_rss_ratio_10m_1m" in results:
         print(f"pandas peak RSS 10M / 1M = {results['pandas_rss_ratio_10m_1m']:.2f} "
               "(target ≤ 1.5)")

@@ -70,12 +70,12 @@ def main() -> None:
             chunk.to_csv(leads_path, index=False, header=i == 0, mode="w" if i == 0 else "a")
         scored_at = pd.Timestamp.now(tz="UTC").floor("s")
 
-        def score_chunk(frame: pd.DataFrame) -> pd.DataFrame:
-            return score_leads(frame, model, params, scored_at=scored_at)
+        def score_chunk(frame: pd.DataFrame, id_hashes) -> pd.DataFrame:
+            return score_leads(frame, model, params, scored_at=scored_at, id_hashes=id_hashes)
 
         real_evaluate = stream.evaluate
 
-        def no_checks(frame, table, params, reference=None, *, prior_duplicates=None):
+        def no_checks(frame, table, params, reference=None, *, duplicates=None):
             empty = pd.Series("", index=frame.index, dtype=object)
             return contracts.RowCheck(reasons=empty, primary=empty)
 

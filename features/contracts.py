@@ -167,10 +167,14 @@ class _Col:
     """One column's distinct values, computed once per chunk: every text check runs on the
     distinct values and is mapped back through the codes (CRM columns repeat a lot)."""
 
-    def __init__(self, values: pd.Series) -> None:
+    def __init__(self, values: pd.Series, *, distinct: bool = False) -> None:
         self.values = values
         self.typed = (pd.api.types.is_numeric_dtype(values)
                       or pd.api.types.is_datetime64_any_dtype(values))
+        # A column of (nearly) distinct values, such as the id, in Arrow-backed text: row-wise
+        # kernels in C beat finding distinct values that are barely fewer than the rows.
+        self.arrow_text = distinct and isinstance(values.dtype, pd.StringDtype) and \
+            values.dtype.storage == "pyarrow"
         self._codes: np.ndarray | None = None
         self._uniques: pd.Series | None = None
         self._memo: dict = {}
@@ -179,7 +183,7 @@ class _Col:
         if self._codes is None:
             codes, uniques = pd.factorize(self.values, use_na_sentinel=True)
             self._codes = np.asarray(codes)
-            self._uniques = pd.Series(np.asarray(uniques, dtype=object)).astype("string")
+            self._uniques = pd.Series(uniques).astype("string")
         return self._codes, self._uniques
 
     def mapped(self, key, fn, na) -> np.ndarray:
@@ -199,6 +203,9 @@ class _Col:
         """Missing or whitespace-only cells."""
         if self.typed:
             return self.values.isna().to_numpy()
+        if self.arrow_text:
+            return self.values.isna().to_numpy() | (self.values.str.strip() == "").fillna(
+                False).to_numpy(dtype=bool)
         return self.mapped("blank", lambda u: (u.str.strip() == "").fillna(True)
                            .to_numpy(dtype=bool), True).astype(bool)
 
@@ -211,6 +218,8 @@ class _Col:
     def lengths(self) -> np.ndarray:
         if self.typed:
             return np.zeros(len(self.values))
+        if self.arrow_text:
+            return self.values.str.len().fillna(0).to_numpy(dtype="float64")
         return self.mapped("len", lambda u: u.str.len().fillna(0).to_numpy(dtype="float64"),
                            0.0).astype("float64")
 
@@ -225,8 +234,14 @@ class _Col:
         return self.mapped(key, fn, False).astype(bool)
 
     def duplicated(self) -> np.ndarray:
-        codes, _ = self._factorize()
-        return pd.Series(codes).duplicated(keep="first").to_numpy() & (codes >= 0)
+        """Repeats of an earlier row's value, padding ignored (" L1" is L1, as once typed)."""
+        codes, uniques = self._factorize()
+        canon = codes
+        stripped = uniques.str.strip()
+        if (stripped != uniques).any():  # rare: only then is a second factorize worth it
+            same, _ = pd.factorize(stripped, use_na_sentinel=True)
+            canon = np.where(codes >= 0, np.append(same, -1)[codes], -1)
+        return pd.Series(canon).duplicated(keep="first").to_numpy() & (canon >= 0)
 
 
 def parse_numbers(values: pd.Series) -> pd.Series:
@@ -243,14 +258,13 @@ def _numeric_bounds(col: str, cfg: dict) -> tuple[float, float]:
 
 
 def _check_id(c: _Collector, col: _Col, name: str, *, unique: bool,
-              prior: np.ndarray | None = None) -> int:
+              duplicates: np.ndarray | None = None) -> int:
     missing = col.blank()
     c.add(missing, f"{name}: missing", col.values)
     if not unique:
         return 0
-    dup = col.duplicated() & ~missing
-    if prior is not None:
-        dup |= np.asarray(prior, dtype=bool) & ~missing
+    found = col.duplicated() if duplicates is None else np.asarray(duplicates, dtype=bool)
+    dup = found & ~missing
     c.add(dup, f"{name}: duplicate id", col.values)
     return int(dup.sum())
 
@@ -290,14 +304,16 @@ def _check_in_set(c: _Collector, col: _Col, name: str, allowed: list[str]) -> No
 
 
 def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | None = None,
-             *, prior_duplicates: np.ndarray | None = None) -> RowCheck:
+             *, duplicates: np.ndarray | None = None) -> RowCheck:
     """Run the row-level rules of `table` on raw rows (text as read, or typed Parquet).
 
     `reference` is what training saw (see `profile`): its categories and ranges turn into
     warnings; for deals and feedback, `reference["lead_created"]` (lead id → created_at) is
     needed to find orphans and deals closed before their lead. Columns absent from the frame
-    are table-level problems (`check_columns`) and are skipped here. `prior_duplicates` marks
-    rows whose id an earlier chunk already had, so a streamed file is judged like one piece.
+    are table-level problems (`check_columns`) and are skipped here. `duplicates` marks rows
+    whose id an earlier row had, when the caller tracks ids across chunks (IdTracker, or Spark
+    over the whole input) so a streamed file is judged like one piece; by default duplicates
+    are found within `frame`.
     """
     cfg = settings(params)
     spec = params["data"][table]
@@ -312,7 +328,7 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
         if not name or name not in frame.columns:
             return None
         if name not in cols:
-            cols[name] = _Col(frame[name])
+            cols[name] = _Col(frame[name], distinct=name == spec.get("id"))
         return cols[name]
 
     def warn(key: str, mask: np.ndarray, values: pd.Series) -> None:
@@ -324,7 +340,7 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
     if table == "leads":
         roles = model_inputs(params)
         if ident := col(spec["id"]):
-            dups = _check_id(c, ident, spec["id"], unique=True, prior=prior_duplicates)
+            dups = _check_id(c, ident, spec["id"], unique=True, duplicates=duplicates)
         if created := col(spec.get("created_at")):
             _check_date(c, created, spec["created_at"], spec.get("date_format"), cfg,
                         required=True)

@@ -21,23 +21,35 @@ from models.tiers import assign_tiers
 _HASH_KEY = "leadq-explore-01"  # 16 bytes; changing it reshuffles who is explored
 
 
-def explore_uniform(ids: Sequence) -> np.ndarray:
-    """A uniform [0, 1) number per lead id, stable across runs, chunks and machines."""
-    h = pd.util.hash_pandas_object(pd.Series(np.asarray(ids), dtype="string").fillna(""),
-                                   index=False, hash_key=_HASH_KEY).to_numpy(np.uint64)
+def id_hashes(ids: Sequence | pd.Series) -> np.ndarray:
+    """A keyed 64-bit hash per lead id (missing = ""): the explore draw, and the streaming
+    scorer's memory of ids already seen, so each id is hashed once per run."""
+    if not isinstance(ids, pd.Series):
+        ids = pd.Series(np.asarray(ids, dtype=object))
+    # Hashing Arrow-backed strings skips a copy into Python objects.
+    return pd.util.hash_pandas_object(ids.astype("string").fillna(""), index=False,
+                                      hash_key=_HASH_KEY).to_numpy(np.uint64)
+
+
+def explore_uniform(ids: Sequence | None = None, *,
+                    hashes: np.ndarray | None = None) -> np.ndarray:
+    """A uniform [0, 1) number per lead id, stable across runs, chunks and machines.
+    Pass `hashes` (from id_hashes) when the ids were hashed already."""
+    h = id_hashes(ids) if hashes is None else np.asarray(hashes, dtype=np.uint64)
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def route(ids: Sequence, raw: np.ndarray, *, threshold: float,
           cutoffs: Sequence[float] | None, correction: Correction | None,
-          explore_rate: float) -> dict[str, np.ndarray]:
-    """Corrected score, MQL flag, tier, explore flag and propensity for raw model scores."""
+          explore_rate: float, hashes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Corrected score, MQL flag, tier, explore flag and propensity for raw model scores.
+    `hashes`: id_hashes(ids), if the caller has them."""
     if not 0 <= explore_rate < 1:
         raise ValueError(f"scoring.explore_rate must be in [0, 1), got {explore_rate}")
     raw = np.asarray(raw, float)
     score = correction.apply(raw) if correction is not None else raw
     is_mql = score >= threshold
-    explore = ~is_mql & (explore_uniform(ids) < explore_rate)
+    explore = ~is_mql & (explore_uniform(ids, hashes=hashes) < explore_rate)
     cut = cutoffs if cutoffs is not None else (threshold, threshold, threshold)
     return {
         "score": score,

@@ -107,10 +107,12 @@ def score_leads(
     *,
     scored_at: pd.Timestamp,
     explain: bool = False,
+    id_hashes: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The pure scoring step: typed leads in, one output row per lead out.
 
     With `explain`, reasons_positive / reasons_negative say why (pipelines.reasons).
+    `id_hashes` (models.routing.id_hashes of the ids) saves hashing them again.
     """
     from models.routing import route
 
@@ -119,7 +121,8 @@ def score_leads(
     ids = leads[id_col].to_numpy()
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
-              explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0))
+              explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0),
+              hashes=id_hashes)
     out = pd.DataFrame({
         id_col: ids,
         "score": r["score"],
@@ -175,8 +178,9 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         explain = explain_by_default(input_path, params)
     mql = [0]
 
-    def score_chunk(leads: pd.DataFrame) -> pd.DataFrame:
-        out = score_leads(leads, model, params, scored_at=scored_at, explain=explain)
+    def score_chunk(leads: pd.DataFrame, id_hashes: np.ndarray) -> pd.DataFrame:
+        out = score_leads(leads, model, params, scored_at=scored_at, explain=explain,
+                          id_hashes=id_hashes)
         mql[0] += int(out["is_mql"].sum())
         return out
 

@@ -123,7 +123,7 @@ def _check_batches(params: dict, reference: dict | None, is_csv: bool):
             frame = frame.drop(columns=[ROW]).reset_index(drop=True)
             if is_csv:
                 frame = _csv_na_to_null(frame)
-            check = evaluate(frame, "leads", params, reference, prior_duplicates=prior)
+            check = evaluate(frame, "leads", params, reference, duplicates=prior)
             yield frame.assign(**{REASON: check.reasons.to_numpy(dtype=object),
                                   PRIMARY: check.primary.to_numpy(dtype=object)})
 
@@ -139,12 +139,12 @@ def _mark_prior_duplicates(raw, id_col: str):
     from pyspark.sql import functions as F
 
     numbered = raw.withColumn(ROW, F.monotonically_increasing_id())
-    key = F.col(f"`{id_col}`")
+    # Padding is ignored, as in the pandas engine (" L1" is L1 once typed).
+    key = F.regexp_replace(F.col(f"`{id_col}`"), r"^\s+|\s+$", "")
     firsts = (numbered.filter(key.isNotNull()).groupBy(key.alias(DUP_KEY))
               .agg(F.min(ROW).alias(FIRST), F.count(F.lit(1)).alias("_n"))
               .filter(F.col("_n") > 1).drop("_n"))
-    joined = numbered.join(F.broadcast(firsts), numbered[f"`{id_col}`"] == firsts[DUP_KEY],
-                           "left")
+    joined = numbered.join(F.broadcast(firsts), key == firsts[DUP_KEY], "left")
     prior = F.col(FIRST).isNotNull() & (F.col(ROW) != F.col(FIRST))
     return joined.withColumn(PRIOR, prior).drop(DUP_KEY, FIRST)
 

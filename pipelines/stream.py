@@ -9,21 +9,113 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 
 from features.contracts import check_columns, check_totals, evaluate, id_column
 from features.tables import coerce_leads
+from models.routing import id_hashes
 from pipelines.io import iter_table, table_format, temp_beside
 from pipelines.progress import log
 from pipelines.quarantine import Accounting, IdTracker, QuarantineWriter
 
+T = TypeVar("T")
+
 DEFAULT_CHUNK_SIZE = 200_000
 LOG_EVERY_SECONDS = 10.0
+_END = object()
+
+
+def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Yield from `items`, produced by a background thread up to `depth` items ahead.
+
+    Parquet decoding and CSV parsing run in C with the GIL released, so the next chunk is
+    read while this one is validated and scored. An error in the reader is raised here, in
+    the caller's thread; when the caller stops early the reader stops too.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, _END))
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            put((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="leadq-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = slots.get()
+            if not ok:
+                raise item
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+class WriteBehind:
+    """Runs `write(frame)` calls in order on a background thread, one call queued at most,
+    so a chunk's Parquet encoding overlaps the next chunk's scoring. `close` waits for the
+    last write; a failed write is raised by the next `put` or by `close`."""
+
+    def __init__(self, write: Callable[[pd.DataFrame], None]) -> None:
+        self._write = write
+        self._slots: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._worker = threading.Thread(target=self._run, name="leadq-write-behind",
+                                        daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        while (frame := self._slots.get()) is not _END:
+            if self._error is None:  # after a failure, drain without writing
+                try:
+                    self._write(frame)
+                except BaseException as exc:
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, frame: pd.DataFrame) -> None:
+        self._raise()
+        self._slots.put(frame)
+
+    def close(self) -> None:
+        """Wait for every queued write; raise the first failure."""
+        if self._worker.is_alive():
+            self._slots.put(_END)
+            self._worker.join()
+        self._raise()
 
 
 class ChunkWriter:
@@ -130,13 +222,14 @@ def score_file(
     output_path: Path,
     quarantine_path: Path,
     params: dict,
-    score_chunk: Callable[[pd.DataFrame], pd.DataFrame],
+    score_chunk: Callable[[pd.DataFrame, np.ndarray], pd.DataFrame],
     *,
     reference: dict | None,
     chunk_size: int | None,
 ) -> Accounting:
     """Stream `input_path` through the leads contract and `score_chunk` into `output_path`.
 
+    `score_chunk(typed_leads, id_hashes)` scores the good rows of one chunk.
     Rejected rows go to `quarantine_path`. Both files appear only if the whole run succeeds.
     """
     spec = params["data"]["leads"]
@@ -146,33 +239,40 @@ def score_file(
     out = ChunkWriter(output_path)
     quarantine = QuarantineWriter(quarantine_path)
     progress = Progress(_row_count(input_path), f"score {input_path.name}")
+    # Reading the next chunk and writing the last one overlap this chunk's checks and model.
+    writes = WriteBehind(out.write)
     first = True
     try:
-        for chunk in iter_table(input_path, spec, name="leads", chunk_size=chunk_size):
+        chunks = iter_table(input_path, spec, name="leads", chunk_size=chunk_size)
+        for chunk in read_ahead(chunks):
             if first:
                 check_columns(list(chunk.columns), "leads", params, path=input_path,
                               for_training=False)
                 first = False
+            n_read = len(chunk)
             chunk = chunk.reset_index(drop=True)
-            ids = chunk[idc]
-            valid = ids.notna().to_numpy() & (ids.astype("string").str.strip() != "").fillna(
-                False).to_numpy(dtype=bool)
-            prior = tracker.seen_before(ids, valid)
-            check = evaluate(chunk, "leads", params, reference, prior_duplicates=prior)
+            ids = chunk[idc].astype("string").str.strip()  # as typed ids will be
+            valid = (ids != "").fillna(False).to_numpy(dtype=bool)
+            hashes = id_hashes(ids)  # once: duplicate tracking and the explore draw
+            repeats = tracker.repeats(hashes, valid)
+            check = evaluate(chunk, "leads", params, reference, duplicates=repeats)
             acct.add(check)
             bad = (check.reasons != "").to_numpy()
             if bad.any():
                 quarantine.write(chunk.loc[bad], check.reasons)
-            good = chunk.loc[~bad] if bad.any() else chunk
-            if len(good):  # a chunk of bad rows only adds nothing; "all bad" fails at the end
-                out.write(score_chunk(coerce_leads(good, params)))
-            progress.advance(len(chunk))
+                chunk, hashes = chunk.loc[~bad], hashes[~bad]
+            if len(chunk):  # a chunk of bad rows only adds nothing; "all bad" fails at the end
+                writes.put(score_chunk(coerce_leads(chunk, params), hashes))
+            progress.advance(n_read)
         if first:
             raise_empty(input_path)
         check_totals("leads", params, path=input_path, rows=acct.read,
                      rejected=dict(acct.rejected), duplicate_ids=acct.duplicate_ids,
                      examples=acct.examples)
+        writes.close()
     except BaseException:
+        with contextlib.suppress(BaseException):  # the first error is the one to report
+            writes.close()
         out.abort()
         quarantine.abort()
         progress.close()
@@ -192,4 +292,5 @@ def raise_empty(path: Path) -> None:
     raise BadInputError(f"{path}: leads file is empty (check: not empty)")
 
 
-__all__ = ["score_file", "ChunkWriter", "Progress", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["score_file", "ChunkWriter", "Progress", "WriteBehind", "read_ahead",
+           "DEFAULT_CHUNK_SIZE"]

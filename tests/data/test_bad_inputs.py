@@ -162,6 +162,48 @@ def test_every_row_bad_found_at_the_end_of_the_stream_writes_nothing(
     _assert_nothing_written(out)
 
 
+def test_unreadable_line_deep_in_the_file_writes_nothing(trained_store, base_leads, tmp_path,
+                                                        capsys):
+    """The reader runs ahead on its own thread: a parse error in a late chunk must still stop
+    the run with exit 2 and leave no output, although earlier chunks were scored."""
+    path = _write(base_leads, tmp_path / "leads.csv")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("L_broken," + ",".join(["x"] * (2 * len(base_leads.columns))) + "\n")
+    out = tmp_path / "out" / "scores.parquet"
+    code = cli(["score", "--input", str(path), "--output", str(out), "--chunk-size", "50",
+                "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
+                "--params", str(trained_store["params_path"])])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err and "cannot parse as CSV" in err
+    _assert_nothing_written(out)
+
+
+def test_failed_write_mid_stream_leaves_nothing(trained_store, base_leads, tmp_path, capsys,
+                                                monkeypatch):
+    """Chunks are written on a background thread; a write failing on the third chunk (a full
+    disk) must fail the run and remove the temporary output."""
+    from pipelines.stream import ChunkWriter
+
+    real_write, calls = ChunkWriter.write, []
+
+    def failing_write(self, frame):
+        calls.append(len(frame))
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_write(self, frame)
+
+    monkeypatch.setattr(ChunkWriter, "write", failing_write)
+    path = _write(base_leads, tmp_path / "leads.csv")
+    out = tmp_path / "out" / "scores.parquet"
+    code = cli(["score", "--input", str(path), "--output", str(out), "--chunk-size", "50",
+                "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
+                "--params", str(trained_store["params_path"])])
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left on device" in err  # not bad input: exit 1
+    assert len(calls) >= 3
+    _assert_nothing_written(out)
+
+
 def test_mostly_bad_rows_exit_2(trained_store, base_leads, tmp_path, capsys):
     """Three date formats, two of them not the configured one: a misconfiguration, not noise."""
     leads = base_leads.copy()
@@ -220,6 +262,16 @@ def test_duplicate_and_null_ids_are_quarantined(trained_store, base_leads, tmp_p
                              {"lead_id: duplicate id": 1, "lead_id: missing": 1})
     assert scored["lead_id"].is_unique
     assert (q["lead_id"] == leads.loc[49, "lead_id"]).sum() == 1
+
+
+def test_padded_copy_of_an_id_is_a_duplicate(trained_store, base_leads, tmp_path, capsys):
+    """" L7 " is typed as L7, so it must not reach the output a second time."""
+    leads = base_leads.copy()
+    leads.loc[70, "lead_id"] = f"  {leads.loc[30, 'lead_id']} "
+    _, q, scored = _row_case(trained_store, tmp_path, capsys, leads,
+                             {"lead_id: duplicate id": 1})
+    assert scored["lead_id"].is_unique
+    assert q["lead_id"].str.strip().tolist() == [leads.loc[30, "lead_id"]]
 
 
 @pytest.mark.parametrize("value, reason", [

@@ -25,13 +25,15 @@ BAD_ID, BAD_NUMBER = "", "lots"
 def leads_with_bad_rows(trained_store, tmp_path_factory):
     """The small CRM's leads with rows the row contract must quarantine, as one CSV (for the
     pandas engine) and as two CSV parts read through a glob (Spark), with a duplicate id in
-    the second part whose first occurrence is in the first."""
+    the second part whose first occurrence is in the first, once verbatim and once padded."""
     directory = tmp_path_factory.mktemp("spark_in")
     leads = pd.read_csv(trained_store["crm"]["leads"], dtype=str, keep_default_na=False)
     leads.loc[[5, 17], "lead_id"] = BAD_ID
     leads.loc[[40, 41, 42], "employees"] = BAD_NUMBER
     dup = leads.iloc[[100]].copy()
-    leads = pd.concat([leads, dup], ignore_index=True)
+    padded = leads.iloc[[200]].copy()  # the same id with padding: still a duplicate
+    padded["lead_id"] = "  " + padded["lead_id"] + " "
+    leads = pd.concat([leads, dup, padded], ignore_index=True)
     whole = directory / "leads.csv"
     leads.to_csv(whole, index=False)
     parts = directory / "parts"
@@ -40,7 +42,7 @@ def leads_with_bad_rows(trained_store, tmp_path_factory):
     # of a duplicate id means first in input order.
     leads.iloc[:3000].to_csv(parts / "leads_1.csv", index=False)
     leads.iloc[3000:].to_csv(parts / "leads_2.csv", index=False)
-    return {"csv": whole, "glob": str(parts / "leads_*.csv"), "bad_rows": 6}
+    return {"csv": whole, "glob": str(parts / "leads_*.csv"), "bad_rows": 7}
 
 
 @pytest.fixture(scope="module")
