@@ -117,6 +117,23 @@ class RowCheck:
     warning_examples: dict[str, list[str]] = field(default_factory=dict)
     duplicate_ids: int = 0
 
+    @property
+    def bad(self) -> np.ndarray:
+        """True for rows that break the contract."""
+        if self._bad is None:
+            self._bad = (self.primary != "").to_numpy(dtype=bool)
+        return self._bad
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Rows per first failed rule."""
+        if self._counts is None:
+            self._counts = self.primary[self.bad].value_counts().to_dict()
+        return self._counts
+
+    # Filled by `evaluate`, which knows both without another pass over 200k strings.
+    _bad: np.ndarray | None = field(default=None, repr=False)
+    _counts: dict[str, int] | None = field(default=None, repr=False)
+
 
 class _Collector:
     """Accumulates (mask, reason) pairs into per-row reason strings without Python loops."""
@@ -140,6 +157,11 @@ class _Collector:
         if values is not None:
             shown = values[mask].head(EXAMPLES_PER_REASON)
             self.examples[reason] = [_show(v) for v in shown]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per first failed rule."""
+        hits = np.bincount(self.first[self.first >= 0], minlength=len(self.names))
+        return {name: int(k) for name, k in zip(self.names, hits, strict=True) if k}
 
     def result(self) -> tuple[pd.Series, pd.Series]:
         reasons = np.full(self.n, "", dtype=object)
@@ -418,7 +440,8 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
                             required=False)
     reasons, primary = c.result()
     return RowCheck(reasons=reasons, primary=primary, examples=c.examples, warnings=warnings,
-                    warning_examples=warn_examples, duplicate_ids=dups)
+                    warning_examples=warn_examples, duplicate_ids=dups, _bad=c.first >= 0,
+                    _counts=c.counts())
 
 
 def check_rows(frame: pd.DataFrame, table: str, params: dict,

@@ -45,8 +45,9 @@ def _text(values: pd.Series, *, repeats: bool = True) -> pd.Series:
 
 
 def _ids(values: pd.Series) -> pd.Series:
-    """Ids as stripped object-dtype strings (missing stays missing)."""
-    return values.astype("string").str.strip().astype(object)
+    """Ids as stripped text (missing stays missing). Arrow-backed, not Python objects: ids are
+    never a model input, and scoring hashes and writes them as Arrow strings."""
+    return values.astype("str").str.strip()
 
 
 def coerce_leads(leads: pd.DataFrame, params: dict) -> pd.DataFrame:

@@ -45,7 +45,9 @@ def per_distinct(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.
     if missing.any():
         out = out.astype(object) if out.dtype.kind != "f" else out.copy()
         out[missing] = np.nan
-    return pd.Series(out, index=values.index)
+    # An explicit dtype: pandas 3 would turn an object array of text into Arrow strings, a
+    # per-row copy that callers (sklearn's encoders) then undo with another.
+    return pd.Series(out, index=values.index, dtype=out.dtype)
 
 
 def _normalise_text(values: pd.Series) -> pd.Series:
@@ -66,8 +68,9 @@ def email_is_corporate(values: pd.Series) -> pd.Series:
 
     # Every address is distinct, so this runs per row: in Arrow's vectorised kernels rather
     # than a Python regex per row (20x faster on a million leads).
-    text = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None),
-                    type=pa.string())
+    text = pa.array(values.astype("string").array)  # Arrow-backed: no copy
+    if not pa.types.is_string(text.type):
+        text = text.cast(pa.string())
     text = pc.utf8_lower(pc.utf8_trim_whitespace(text))
     domain = pc.struct_field(pc.extract_regex(text, r"@(?P<domain>[^@\s]+)$"), [0])
     free = pc.is_in(domain, value_set=pa.array(sorted(FREE_MAIL_DOMAINS), type=pa.string()))

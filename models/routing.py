@@ -25,10 +25,11 @@ def id_hashes(ids: Sequence | pd.Series) -> np.ndarray:
     """A keyed 64-bit hash per lead id (missing = ""): the explore draw, and the streaming
     scorer's memory of ids already seen, so each id is hashed once per run."""
     if not isinstance(ids, pd.Series):
-        ids = pd.Series(np.asarray(ids, dtype=object))
-    # Hashing Arrow-backed strings skips a copy into Python objects.
+        ids = pd.Series(ids if isinstance(ids, pd.api.extensions.ExtensionArray)
+                        else np.asarray(ids, dtype=object))
+    # Ids are (nearly) all distinct: pandas' categorize shortcut would only add a hash table.
     return pd.util.hash_pandas_object(ids.astype("string").fillna(""), index=False,
-                                      hash_key=_HASH_KEY).to_numpy(np.uint64)
+                                      hash_key=_HASH_KEY, categorize=False).to_numpy(np.uint64)
 
 
 def explore_uniform(ids: Sequence | None = None, *,

@@ -72,7 +72,7 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     acct.add(check)
     check_totals(table, params, path=path, rows=acct.read, rejected=dict(acct.rejected),
                  duplicate_ids=acct.duplicate_ids, examples=acct.examples)
-    bad = (check.reasons != "").to_numpy()
+    bad = check.bad
     if quarantine:
         writer = QuarantineWriter(quarantine_path(path, params))
         writer.write(raw.loc[bad], check.reasons)

@@ -99,6 +99,25 @@ def iter_table(path: str | Path, spec: dict | None = None, *, name: str = "table
         raise BadInputError(f"{path}: cannot read {fmt}: {exc}") from exc
 
 
+def peek_columns(path: str | Path, spec: dict | None = None, *,
+                 name: str = "table") -> list[str] | None:
+    """A table's column names, read without its rows (None: no rows to take them from), so a
+    bad file is refused before slow work such as loading a model. Raises what iter_table
+    raises for an unreadable file."""
+    path = Path(path)
+    if table_format(path) == "parquet" and path.is_file():
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.ParquetFile(path).schema_arrow.names
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise BadInputError(f"{path}: cannot read parquet: {exc}") from exc
+        return [str(c).lstrip(BOM).strip() for c in names]
+    with contextlib.closing(iter_table(path, spec, name=name, chunk_size=1)) as chunks:
+        first = next(chunks, None)
+    return None if first is None else list(first.columns)
+
+
 def read_table(path: str | Path, spec: dict | None = None, *, name: str = "table") -> pd.DataFrame:
     """The whole table in one frame (see iter_table)."""
     return next(iter_table(path, spec, name=name))

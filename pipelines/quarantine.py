@@ -62,10 +62,9 @@ class Accounting:
 
     def add(self, check: RowCheck) -> None:
         n = len(check.reasons)
-        bad = check.primary[check.primary != ""]
         self.read += n
-        self.used += n - len(bad)
-        self.rejected.update(bad.value_counts().to_dict())
+        self.used += n - int(check.bad.sum())
+        self.rejected.update(check.rejected_counts())
         for store, new in ((self.examples, check.examples),
                            (self.warning_examples, check.warning_examples)):
             for key, values in new.items():

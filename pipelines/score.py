@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pandas as pd
 
 from features.columns import raw_input_columns
 from pipelines.errors import BadInputError, LeadqError
-from pipelines.io import table_format
+from pipelines.io import peek_columns, table_format
 from pipelines.progress import log, step
 
 
@@ -72,7 +73,11 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
     uri = model_uri or default_model_uri(params)
     try:
         mv = registry_version(uri)
-        model = mlflow.pyfunc.load_model(uri)
+        with tempfile.TemporaryDirectory(prefix="leadq-model-") as local:
+            # MLflow's own requirements check scans every installed distribution: 1.2 s of
+            # each scoring run. The model pins a handful of packages; check those instead.
+            model = mlflow.pyfunc.load_model(uri, suppress_warnings=True, dst_path=local)
+            warn_environment_mismatch(Path(local), model.metadata, uri)
     except MlflowException as exc:
         raise LeadqError(
             f"cannot load model {uri}: {exc.message.splitlines()[0]} "
@@ -86,6 +91,34 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
     if mv is not None:
         _apply_threshold_version(scoring, mlflow.MlflowClient(), mv.name, tags)
     return scoring
+
+
+def warn_environment_mismatch(local: Path, meta: Any, uri: str) -> None:
+    """Warn when an installed package or Python differs from what the model was saved with:
+    a different scikit-learn can change scores or fail to load."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = next(iter(sorted(local.rglob("requirements.txt"))), None)
+    lines = found.read_text().splitlines() if found else []
+    for line in lines:
+        try:
+            req = Requirement(line.strip())
+        except InvalidRequirement:
+            continue  # comments, options such as -r, blank lines
+        try:
+            have = version(req.name)
+        except PackageNotFoundError:
+            have = None
+        if have is None or not req.specifier.contains(have, prereleases=True):
+            log.warning("model %s was saved with %s; this environment has %s", uri, req,
+                        f"{req.name} {have}" if have else f"no {req.name}")
+    saved_py = ((meta.flavors or {}).get("python_function") or {}).get("python_version")
+    if saved_py and saved_py.split(".")[:2] != platform.python_version().split(".")[:2]:
+        log.warning("model %s was saved with Python %s; this is Python %s", uri, saved_py,
+                    platform.python_version())
 
 
 def _apply_threshold_version(scoring: ScoringModel, client: Any, name: str, tags: dict) -> None:
@@ -118,7 +151,7 @@ def score_leads(
 
     id_col = params["data"]["leads"]["id"]
     raw = model.predict_proba(leads[raw_input_columns(params)])
-    ids = leads[id_col].to_numpy()
+    ids = leads[id_col].array
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
               explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0),
@@ -159,7 +192,12 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise BadInputError(f"{output_path}: output would overwrite the input")
     table_format(output_path)  # fail on a bad extension before any work
-    table_format(input_path)
+    # A file that cannot be read or lacks a column is bad input (exit 2), whatever the model.
+    columns = peek_columns(input_path, params["data"]["leads"], name="leads")
+    if columns is not None:
+        from features.contracts import check_columns
+
+        check_columns(columns, "leads", params, path=input_path, for_training=False)
     with step("load model"):
         model = load_scoring_model(params, model_uri)
     log.info("model %s version %s, MQL bar %.4f (threshold version %s)", model.uri,

@@ -257,7 +257,7 @@ def score_file(
             repeats = tracker.repeats(hashes, valid)
             check = evaluate(chunk, "leads", params, reference, duplicates=repeats)
             acct.add(check)
-            bad = (check.reasons != "").to_numpy()
+            bad = check.bad
             if bad.any():
                 quarantine.write(chunk.loc[bad], check.reasons)
                 chunk, hashes = chunk.loc[~bad], hashes[~bad]

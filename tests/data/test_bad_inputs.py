@@ -162,6 +162,25 @@ def test_every_row_bad_found_at_the_end_of_the_stream_writes_nothing(
     _assert_nothing_written(out)
 
 
+@pytest.mark.parametrize("case", ["missing_column", "binary"])
+def test_bad_file_is_bad_input_even_without_a_model(trained_store, base_leads, tmp_path, capsys,
+                                                    case):
+    """The input is judged before the model is loaded: a broken file is exit 2 (bad input),
+    not exit 1 (no such model)."""
+    path = tmp_path / "leads.csv"
+    if case == "missing_column":
+        _write(base_leads.drop(columns=["industry"]), path)
+    else:
+        path.write_bytes(b"\x00\x01\x02" * 100)
+    out = tmp_path / "out" / "scores.csv"
+    code = cli(["score", "--input", str(path), "--output", str(out),
+                "--model-uri", "models:/leadq/999", "--params", str(trained_store["params_path"])])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err
+    assert ("industry" in err) if case == "missing_column" else ("binary" in err)
+    _assert_nothing_written(out)
+
+
 def test_unreadable_line_deep_in_the_file_writes_nothing(trained_store, base_leads, tmp_path,
                                                         capsys):
     """The reader runs ahead on its own thread: a parse error in a late chunk must still stop
