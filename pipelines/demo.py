@@ -74,9 +74,16 @@ def main(params_path: str | None = None, *, leads: int | None = None, seed: int 
         "champion": reg["champion"],
         "scores": str(scores_path),
         "tracking_uri": reg["tracking_uri"],
+        "gate_decision": reg.get("decision"),
         "seconds": time.perf_counter() - started,
     }
     _print_summary(summary)
+    if "tiers" in result.tables:
+        from models.evaluation import format_table
+
+        # The table sales and marketing agree on: how much each tier converts.
+        print("tiers on the out-of-time test leads (A best):")
+        print(format_table(result.tables["tiers"]), end="\n\n", flush=True)
     return summary
 
 
@@ -87,6 +94,7 @@ leadq demo — {s['leads']:,} synthetic leads, done in {s['seconds']:.0f}s
 
   model            {s['candidate']} (calibrated), registry version {s['model_version']}\
 {' → champion' if s['champion'] else ' (challenger: did not meet the criteria)'}
+  gate             {s['gate_decision'] or '(no decision recorded)'}
   test ROC AUC     {s['test_roc_auc']:.3f}   (oracle with the true probabilities: \
 {s['oracle_roc_auc']:.3f}) on {s['test_leads']:,} out-of-time leads
   test PR AUC      {s['test_pr_auc']:.3f}

@@ -138,8 +138,11 @@ def reference_for(tables, params: dict, label_rate: float | None) -> dict:
 
 
 def previous_reference(params: dict) -> dict | None:
-    """The contract reference stored with the latest registered model, if any."""
+    """The contract reference of the model in service: the champion's, else (no champion yet)
+    the latest registered version's that has one."""
     import mlflow
+
+    from pipelines.tracking import CHAMPION
 
     name = params["registry"]["model_name"]
     client = mlflow.MlflowClient()
@@ -147,12 +150,22 @@ def previous_reference(params: dict) -> dict | None:
         versions = client.search_model_versions(f"name='{name}'")
     except Exception:  # noqa: BLE001 - no registry or no model yet
         return None
-    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        run_id = (mv.tags or {}).get("train_run_id") or mv.run_id
-        ref = load_reference(run_id)
+    try:
+        champion = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except Exception:  # noqa: BLE001 - no champion alias yet
+        champion = None
+    for mv in versions_by_preference(versions, champion):
+        ref = load_reference((mv.tags or {}).get("train_run_id") or mv.run_id)
         if ref is not None:
             return ref
     return None
+
+
+def versions_by_preference(versions: list, champion: str | None) -> list:
+    """The champion first (a challenger that was never promoted is not the baseline a new
+    model should be compared with), then the rest, newest first."""
+    newest = sorted(versions, key=lambda v: int(v.version), reverse=True)
+    return sorted(newest, key=lambda v: str(v.version) != champion)  # stable: keeps newest-first
 
 
 def load_reference(run_id: str | None) -> dict | None:
@@ -174,7 +187,7 @@ def label_rate_warning(reference: dict, previous: dict | None, params: dict) -> 
     limit = float(settings(params)["label_rate_max_change"])
     if change > limit:
         return (f"label rate moved from {previous['label_rate']:.4f} to "
-                f"{reference['label_rate']:.4f} since the last model (> contracts."
+                f"{reference['label_rate']:.4f} since the model in service (> contracts."
                 f"label_rate_max_change {limit})")
     return None
 

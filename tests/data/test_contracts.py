@@ -256,6 +256,16 @@ def test_quarantine_never_written_into_a_read_only_export(tmp_path):
         export.chmod(0o755)
 
 
+def test_label_rate_baseline_is_the_champion_not_the_newest_version():
+    from types import SimpleNamespace
+
+    from pipelines.validate import versions_by_preference
+
+    versions = [SimpleNamespace(version=v) for v in ("1", "3", "2", "4")]
+    assert [v.version for v in versions_by_preference(versions, "2")] == ["2", "4", "3", "1"]
+    assert [v.version for v in versions_by_preference(versions, None)] == ["4", "3", "2", "1"]
+
+
 def test_label_rate_warning_when_it_moves_more_than_configured(params):
     from pipelines.validate import label_rate_warning
 
