@@ -28,20 +28,12 @@ def parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
     return parse_date_cells(values, date_format).astype("datetime64[ns]")
 
 
-def _text(values: pd.Series, *, repeats: bool = True) -> pd.Series:
-    """Object-dtype text with NaN for missing: the form sklearn's encoders accept everywhere.
-
-    With `repeats` (categories, titles), each distinct value is cleaned once and spread back
-    by code: building a Python string per row was the costliest step of typing a chunk.
-    Mostly-distinct columns (emails) are cleaned row by row, which is then cheaper."""
-    if not repeats:
-        out = values.astype("string").str.strip()
-        out = out.mask(out == "")
-        return out.astype(object).where(out.notna(), np.nan)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    clean = pd.Series(uniques).astype("string").str.strip()
-    lookup = np.append(clean.mask(clean == "").to_numpy(dtype=object, na_value=np.nan), np.nan)
-    return pd.Series(lookup[codes], index=values.index, dtype=object)  # code -1 → NaN
+def _text(values: pd.Series) -> pd.Series:
+    """Text with padding stripped and blank cells missing, Arrow-backed (pandas' own string
+    type). Building a Python string per row was the costliest step of typing a chunk, and the
+    model's first step (LeadFeatures) works per distinct value, so it never needs them."""
+    out = values.astype("str").str.strip()
+    return out.mask(out == "")
 
 
 def _ids(values: pd.Series) -> pd.Series:
@@ -60,7 +52,7 @@ def coerce_leads(leads: pd.DataFrame, params: dict) -> pd.DataFrame:
         out[spec["created_at"]] = parse_dates(leads[spec["created_at"]], spec.get("date_format"))
     for col in [*roles["categorical"], roles["job_title"], roles["email"]]:
         if col and col in out:
-            out[col] = _text(leads[col], repeats=col != roles["email"])
+            out[col] = _text(leads[col])
     for col in roles["numeric"]:
         if col in out:
             out[col] = pd.to_numeric(leads[col], errors="coerce").astype("float64")

@@ -10,7 +10,9 @@ where they are exact:
   native categorical splits, so the same recursion is run here (numba) with sklearn's exact
   split rule: bitsets for categories, unknown categories and NaN follow the missing branch.
 - LogisticRegression: the exact linear decomposition coef × (x − reference) per encoded column,
-  the reference being the mean encoded row of a background set (default: the rows explained).
+  the reference being the mean encoded training row stored at fit (``set_explain_reference``),
+  so a lead's reasons do not depend on the batch it is explained in (a background set, when
+  given, replaces it; models saved without one fall back to the mean of the rows explained).
 
 Then one-hot / derived columns are summed back to their raw source column (``email_corporate``
 → email, ``seniority`` → job_title, ``created_doy_*`` → created_at), so base + Σ contributions
@@ -34,7 +36,8 @@ import pandas as pd
 from features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
 
 METHOD_TREE = "exact path-dependent Tree SHAP (log-odds of the uncalibrated HGB)"
-METHOD_LINEAR = "exact linear decomposition coef·(x − mean) (log-odds of the logistic regression)"
+METHOD_LINEAR = ("exact linear decomposition coef·(x − training mean) (log-odds of the logistic "
+                 "regression)")
 # Log-odds either side of the base margin over which the local slope of g is measured (widened
 # ×2 up to ×8 while the calibration map is flat there).
 SLOPE_WINDOW = 0.25
@@ -238,6 +241,21 @@ def _encoded(pipeline, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
     return _as_array(pipeline[:-1].transform(X))
 
 
+REFERENCE_ATTR = "explain_reference_"
+
+
+def set_explain_reference(pipeline, X: pd.DataFrame,  # noqa: N803
+                          sample_weight: np.ndarray | None = None) -> None:
+    """Store the mean encoded training row on a fitted logistic-regression pipeline.
+
+    It is the fixed reference the linear reasons are measured from. Without it the reference is
+    the mean of the leads being explained, so a lead's reasons would depend on which other
+    leads share its chunk or Spark batch."""
+    encoded = _encoded(pipeline, X)
+    setattr(pipeline.steps[-1][1], REFERENCE_ATTR,
+            np.average(encoded, axis=0, weights=sample_weight))
+
+
 def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None) -> Explanation:
     """Exact contributions of each raw column to the uncalibrated model's margin, per lead."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -254,8 +272,13 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None) -> E
         method = METHOD_TREE
     elif isinstance(estimator, LogisticRegression):
         encoded = _as_array(transformed)
-        ref_rows = encoded if background is None else _encoded(pipeline, background)
-        reference = ref_rows.mean(axis=0)
+        stored = getattr(estimator, REFERENCE_ATTR, None)
+        if background is not None:
+            reference = _encoded(pipeline, background).mean(axis=0)
+        elif stored is not None:
+            reference = np.asarray(stored, float)
+        else:  # a model saved before the training reference was stored
+            reference = encoded.mean(axis=0)
         coef = estimator.coef_.ravel()
         phi = (encoded - reference) * coef
         base = float(estimator.intercept_[0] + reference @ coef)

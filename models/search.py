@@ -70,6 +70,10 @@ def fit_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # noq
         model.fit(X, y, model__sample_weight=np.asarray(sample_weight, float))
     if name == "logreg":
         clamp_monotone_logreg(model, params["features"].get("monotonic_increasing") or [])
+        if not derived:  # a model that may be registered: its reasons get a fixed reference
+            from models.explain import set_explain_reference
+
+            set_explain_reference(model, X, sample_weight)
     return model
 
 

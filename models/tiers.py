@@ -6,18 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 TIERS = ("A", "B", "C", "D")
 
 
-def assign_tiers(score: np.ndarray, cutoffs: Sequence[float]) -> np.ndarray:
-    """'A' when score ≥ cutoffs[0], 'B' when ≥ cutoffs[1], 'C' when ≥ cutoffs[2], else 'D'."""
+def assign_tiers(score: np.ndarray, cutoffs: Sequence[float]) -> pd.api.extensions.ExtensionArray:
+    """'A' when score ≥ cutoffs[0], 'B' when ≥ cutoffs[1], 'C' when ≥ cutoffs[2], else 'D'
+    (also for a missing score), as Arrow-backed text: the form it is written in, built from
+    the four labels without a Python string per lead."""
+    import pyarrow as pa
+
     a, b, c = (float(x) for x in cutoffs)
     if not a >= b >= c:
         raise ValueError(f"tier cut-offs must be descending (A ≥ B ≥ C), got {cutoffs}")
     score = np.asarray(score, float)
-    out = np.full(score.shape, "D", dtype=object)
-    out[score >= c] = "C"
-    out[score >= b] = "B"
-    out[score >= a] = "A"
-    return out
+    missed = (score < a).astype(np.int8) + (score < b) + (score < c)  # cut-offs not reached
+    missed[np.isnan(score)] = len(TIERS) - 1
+    return pd.array(pa.array(TIERS).take(pa.array(missed.ravel())), dtype="str")

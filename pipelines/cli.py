@@ -41,7 +41,8 @@ def cmd_score(args: argparse.Namespace) -> dict:
         from pipelines.spark_score import main_spark
 
         return main_spark(args.input, args.output, model_uri=args.model_uri,
-                          params_path=args.params, master=args.master)
+                          params_path=args.params, master=args.master,
+                          explain=bool(args.explain))
     from pipelines.score import main
 
     return main(args.input, args.output, model_uri=args.model_uri, params_path=args.params,
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows per chunk (default scoring.chunk_size); memory stays flat")
     p.add_argument("--explain", action=argparse.BooleanOptionalAction, default=None,
                    help="add reasons_positive / reasons_negative per lead (default: on for "
-                        "files up to params explain.max_rows leads)")
+                        "files up to params explain.max_rows leads; off with --engine spark)")
     _params_arg(p)
     p.set_defaults(handler=cmd_score)
 

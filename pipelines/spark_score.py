@@ -18,10 +18,12 @@ pyspark and mlflow are imported inside functions: `leadq --help` must not pay fo
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from pipelines.progress import log, step
 
 REASON = "reason"            # every rule a rejected row broke, "; "-joined (as the quarantine)
 PRIMARY = "_leadq_primary"   # the first rule it broke: what the accounting counts
+WARNINGS = "_leadq_warnings"  # a batch's warning counts (JSON) on its first row, else ""
 ROW, PRIOR, FIRST, DUP_KEY = "_leadq_row", "_leadq_prior", "_leadq_first", "_leadq_dup_key"
 SCORE_TMP = "_leadq_score"
 PARTITION = "scored_date"
@@ -124,8 +127,14 @@ def _check_batches(params: dict, reference: dict | None, is_csv: bool):
             if is_csv:
                 frame = _csv_na_to_null(frame)
             check = evaluate(frame, "leads", params, reference, duplicates=prior)
+            # Warning counts add up over batches; one cell per batch carries them to the
+            # driver without a column per warning kind.
+            batch_warnings = np.full(len(frame), "", dtype=object)
+            if check.warnings and len(frame):
+                batch_warnings[0] = json.dumps(check.warnings)
             yield frame.assign(**{REASON: check.reasons.to_numpy(dtype=object),
-                                  PRIMARY: check.primary.to_numpy(dtype=object)})
+                                  PRIMARY: check.primary.to_numpy(dtype=object),
+                                  WARNINGS: batch_warnings})
 
     return run
 
@@ -212,10 +221,17 @@ def _coerce_batches(params: dict):
 
 class _Precomputed:
     """A pyfunc stand-in holding the scores spark_udf computed, so pipelines.score.score_leads
-    builds the output columns (MQL flag, tiers, versions) exactly as the pandas engine does."""
+    builds the output columns (MQL flag, tiers, versions) exactly as the pandas engine does.
+    With `raw_model` (the sklearn pipeline, for --explain) the reasons come from it too."""
 
-    def __init__(self, scores: np.ndarray) -> None:
+    def __init__(self, scores: np.ndarray, raw_model=None) -> None:
         self.scores = scores
+        self.raw_model = raw_model
+
+    def get_raw_model(self):
+        if self.raw_model is None:
+            raise LeadqError("reasons need the model on the executors; score with --explain")
+        return self.raw_model
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         if len(rows) != len(self.scores):
@@ -223,26 +239,33 @@ class _Precomputed:
         return self.scores
 
 
-def _output_batches(model, params: dict, scored_at: pd.Timestamp, columns: list[str]):
+def _output_batches(model, params: dict, scored_at: pd.Timestamp, columns: list[str],
+                    raw_model=None):
+    """mapInPandas step: score_leads on spark_udf's scores. `raw_model`, a broadcast of the
+    sklearn pipeline, turns reasons on (each Python worker unpickles it once)."""
     from pipelines.score import score_leads
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        sk = raw_model.value if raw_model is not None else None
         for frame in batches:
             scores = frame.pop(SCORE_TMP).to_numpy(dtype="float64")
-            stub = dataclasses.replace(model, pyfunc=_Precomputed(scores))
-            out = score_leads(frame.reset_index(drop=True), stub, params, scored_at=scored_at)
+            stub = dataclasses.replace(model, pyfunc=_Precomputed(scores, sk))
+            out = score_leads(frame.reset_index(drop=True), stub, params, scored_at=scored_at,
+                              explain=sk is not None)
             out[PARTITION] = scored_at.strftime("%Y-%m-%d")
             yield out[columns]
 
     return run
 
 
-def _output_schema(spark, model, params: dict, scored_at: pd.Timestamp, sample: pd.DataFrame):
+def _output_schema(spark, model, params: dict, scored_at: pd.Timestamp, sample: pd.DataFrame,
+                   explain: bool = False):
     """Columns and Spark schema of score_leads' output, found by running it on a few typed
     good rows on the driver (with the driver's own copy of the model: no Spark job needed)."""
     from pipelines.score import score_leads
 
-    frame = score_leads(sample.reset_index(drop=True), model, params, scored_at=scored_at)
+    frame = score_leads(sample.reset_index(drop=True), model, params, scored_at=scored_at,
+                        explain=explain)
     frame[PARTITION] = scored_at.strftime("%Y-%m-%d")
     columns = list(frame.columns)
     return columns, spark.createDataFrame(frame).schema
@@ -284,9 +307,12 @@ def pinned_uri(model) -> str:
 
 
 def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
-               params_path: str | None = None, master: str | None = None) -> dict:
+               params_path: str | None = None, master: str | None = None,
+               explain: bool = False) -> dict:
     """Score INPUT (file, directory or glob) into DIR/scores and DIR/rejected; returns the
-    same summary as the pandas engine: read = used + rejected, rejected counted per reason."""
+    same summary as the pandas engine: read = used + rejected, rejected counted per reason.
+    With `explain`, reasons_positive / reasons_negative as in the pandas engine (off by
+    default: counting a glob's rows to decide would cost a pass over the input)."""
     import mlflow
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -321,7 +347,8 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
         raw = raw.select([F.col(f"`{c}`").cast("string").alias(c) for c in raw.columns])
     original = list(raw.columns)
     checked_schema = StructType([*raw.schema.fields, StructField(REASON, StringType(), False),
-                                 StructField(PRIMARY, StringType(), False)])
+                                 StructField(PRIMARY, StringType(), False),
+                                 StructField(WARNINGS, StringType(), False)])
     checked = (_mark_prior_duplicates(raw, idc)
                .mapInPandas(_check_batches(params, reference, is_csv), checked_schema)
                .persist(StorageLevel.MEMORY_AND_DISK))
@@ -331,6 +358,9 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
             rows = (checked.groupBy(PRIMARY)
                     .agg(F.count(F.lit(1)).alias("n"), F.sum(dup_flag).alias("dups"))
                     .collect())
+            warned: Counter = Counter()
+            for r in checked.filter(F.col(WARNINGS) != "").select(WARNINGS).collect():
+                warned.update(json.loads(r[WARNINGS]))
         counts = {r[PRIMARY]: int(r["n"]) for r in rows}
         read = sum(counts.values())
         if read == 0:
@@ -347,21 +377,24 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
         if rejected:
             quarantine = str(out_dir / "rejected")
             with step(f"write {sum(rejected.values()):,} rejected rows to {quarantine}"):
-                (checked.filter(F.col(PRIMARY) != "").drop(PRIMARY)
+                (checked.filter(F.col(PRIMARY) != "").drop(PRIMARY, WARNINGS)
                  .withColumn(PARTITION, F.lit(day))
                  .write.mode("overwrite").partitionBy(PARTITION).parquet(quarantine))
         mql = 0
         if used:
-            good = checked.filter(F.col(PRIMARY) == "").drop(REASON, PRIMARY)
+            good = checked.filter(F.col(PRIMARY) == "").drop(REASON, PRIMARY, WARNINGS)
             typed = good.mapInPandas(_coerce_batches(params), typed_schema(params))
             udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=ArrayType(DoubleType()),
                                           env_manager="local")
             inputs = F.struct(*[F.col(c) for c in raw_input_columns(params)])
             with_score = typed.withColumn(SCORE_TMP, udf(inputs).getItem(1))
             sample = coerce_leads(good.limit(3).toPandas(), params)[typed_columns(params)]
-            columns, out_schema = _output_schema(spark, model, params, scored_at, sample)
+            columns, out_schema = _output_schema(spark, model, params, scored_at, sample,
+                                                 explain=explain)
+            raw_model = (spark.sparkContext.broadcast(model.pyfunc.get_raw_model())
+                         if explain else None)
             out = with_score.mapInPandas(
-                _output_batches(model_meta, params, scored_at, columns), out_schema)
+                _output_batches(model_meta, params, scored_at, columns, raw_model), out_schema)
             with step(f"score and write {used:,} leads to {out_dir / 'scores'}"):
                 out.write.mode("overwrite").partitionBy(PARTITION).parquet(
                     str(out_dir / "scores"))
@@ -371,7 +404,8 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
         checked.unpersist()
     accounting = {"table": "leads", "path": str(input_path), "read": read, "used": used,
                   "rejected": sum(rejected.values()),
-                  "rejected_by_reason": dict(sorted(rejected.items())), "warnings": {},
+                  "rejected_by_reason": dict(sorted(rejected.items())),
+                  "warnings": dict(warned.most_common()),
                   "quarantine": quarantine}
     summary = {"rows": used, "mql": mql, "output": str(out_dir / "scores"),
                "model_version": model.version, "threshold": model.threshold,
@@ -381,6 +415,7 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
              f"{accounting['rejected']:,}"]
     lines += [f"  rejected {n:,}: {reason}" for reason, n in
               sorted(rejected.items(), key=lambda kv: -kv[1])]
+    lines += [f"  warning {n:,}: {key}" for key, n in warned.most_common()]
     if quarantine:
         lines.append(f"  quarantine: {quarantine}")
     print("\n".join(lines), file=sys.stderr)

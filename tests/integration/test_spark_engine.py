@@ -30,6 +30,8 @@ def leads_with_bad_rows(trained_store, tmp_path_factory):
     leads = pd.read_csv(trained_store["crm"]["leads"], dtype=str, keep_default_na=False)
     leads.loc[[5, 17], "lead_id"] = BAD_ID
     leads.loc[[40, 41, 42], "employees"] = BAD_NUMBER
+    leads.loc[[300, 301, 3500], "industry"] = "Asteroid Mining"  # warnings, not rejections
+    leads.loc[[302, 3501], "source"] = "Unknown"
     dup = leads.iloc[[100]].copy()
     padded = leads.iloc[[200]].copy()  # the same id with padding: still a duplicate
     padded["lead_id"] = "  " + padded["lead_id"] + " "
@@ -65,9 +67,9 @@ def both_engines(trained_store, leads_with_bad_rows, tmp_path_factory, monkeypat
 
     params = str(trained_store["params_path"])
     pandas_summary = score_main(str(leads_with_bad_rows["csv"]), str(out / "pandas.parquet"),
-                                model_uri=uri, params_path=params, explain=False)
+                                model_uri=uri, params_path=params, explain=True)
     summary = main_spark(leads_with_bad_rows["glob"], str(out / "spark"), model_uri=uri,
-                         params_path=params, master="local[2]")
+                         params_path=params, master="local[2]", explain=True)
     yield {"out": out, "summary": summary, "pandas": pandas_summary, "version": version}
     from pyspark.sql import SparkSession
 
@@ -89,8 +91,10 @@ def test_spark_scores_equal_pandas_scores(both_engines):
     assert len(merged) == len(spark_out)
     for col in ("score", "score_raw", "sales_propensity"):
         np.testing.assert_allclose(merged[f"{col}_sp"], merged[f"{col}_pd"], rtol=0, atol=1e-9)
-    for col in ("is_mql", "tier", "explore", "model_version", "threshold_version"):
+    for col in ("is_mql", "tier", "explore", "model_version", "threshold_version",
+                "reasons_positive", "reasons_negative"):
         assert (merged[f"{col}_sp"].astype(str) == merged[f"{col}_pd"].astype(str)).all(), col
+    assert merged["reasons_positive_sp"].str.len().gt(0).mean() > 0.5  # reasons really there
     assert (spark_out["model_version"] == both_engines["version"]).all()
 
 
@@ -100,8 +104,10 @@ def test_spark_quarantine_and_accounting_equal_pandas(both_engines, leads_with_b
     assert acct["read"] == len(pd.read_csv(leads_with_bad_rows["csv"], dtype=str))
     assert acct["read"] == acct["used"] + acct["rejected"]
     assert acct["rejected"] == leads_with_bad_rows["bad_rows"]
-    for key in ("read", "used", "rejected", "rejected_by_reason"):
+    for key in ("read", "used", "rejected", "rejected_by_reason", "warnings"):
         assert acct[key] == expected[key], key
+    assert acct["warnings"]["unseen_category:industry"] == 3
+    assert acct["warnings"]["placeholder:source"] >= 2
     assert summary["mql"] == pandas_summary["mql"]
     rejected = pd.read_parquet(both_engines["out"] / "spark" / "rejected")
     quarantined = pd.read_csv(expected["quarantine"], dtype=str)

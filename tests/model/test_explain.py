@@ -222,3 +222,25 @@ def test_explain_max_rows_turns_default_reasons_off(trained_store, tmp_path):
     assert cli(["score", "--input", str(trained_store["crm"]["leads"]), "--output", str(out),
                 "--model-uri", f"models:/leadq/{version}", "--params", str(path)]) == 0
     assert "reasons_positive" not in pd.read_csv(out).columns
+
+
+def test_linear_reasons_do_not_depend_on_the_batch(lead_data):
+    """A registered logistic regression measures reasons from its training mean, so a lead
+    gets the same reasons alone, in a chunk of 50 or in the whole file (streamed or Spark)."""
+    from models.search import fit_candidate
+
+    X, y = lead_data["train"]  # noqa: N806
+    pipe = fit_candidate("logreg", lead_data["params"], X, y)
+    stored = getattr(pipe.steps[-1][1], ex.REFERENCE_ATTR)
+    np.testing.assert_allclose(stored, ex._encoded(pipe, X).mean(axis=0), atol=1e-12)
+    model = calibrate(pipe, *lead_data["valid"], method="sigmoid")
+    valid = lead_data["valid"][0]
+    whole = ex.explain_leads(model, valid)
+    for lo in (0, 50, 700):
+        part = ex.explain_leads(model, valid.iloc[lo:lo + 50])
+        pd.testing.assert_frame_equal(part, whole.iloc[lo:lo + 50])
+    alone = ex.explain_leads(model, valid.iloc[[3]])
+    pd.testing.assert_frame_equal(alone, whole.iloc[[3]])
+    exp = ex.explain(model, valid)  # still exact against the model's margin
+    np.testing.assert_allclose(exp.base_value + exp.contributions.sum(axis=1).to_numpy(),
+                               ex.unwrap(model)[0].decision_function(valid), atol=1e-9)
