@@ -195,7 +195,7 @@ class _Col:
                       or pd.api.types.is_datetime64_any_dtype(values))
         # A column of (nearly) distinct values, such as the id, in Arrow-backed text: row-wise
         # kernels in C beat finding distinct values that are barely fewer than the rows.
-        self.arrow_text = distinct and isinstance(values.dtype, pd.StringDtype) and \
+        self.row_wise = distinct and isinstance(values.dtype, pd.StringDtype) and \
             values.dtype.storage == "pyarrow"
         self._codes: np.ndarray | None = None
         self._uniques: pd.Series | None = None
@@ -225,7 +225,7 @@ class _Col:
         """Missing or whitespace-only cells."""
         if self.typed:
             return self.values.isna().to_numpy()
-        if self.arrow_text:
+        if self.row_wise:
             return self.values.isna().to_numpy() | (self.values.str.strip() == "").fillna(
                 False).to_numpy(dtype=bool)
         return self.mapped("blank", lambda u: (u.str.strip() == "").fillna(True)
@@ -240,7 +240,7 @@ class _Col:
     def lengths(self) -> np.ndarray:
         if self.typed:
             return np.zeros(len(self.values))
-        if self.arrow_text:
+        if self.row_wise:
             return self.values.str.len().fillna(0).to_numpy(dtype="float64")
         return self.mapped("len", lambda u: u.str.len().fillna(0).to_numpy(dtype="float64"),
                            0.0).astype("float64")

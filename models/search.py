@@ -18,6 +18,7 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from models.behaviour import clamp_monotone_logreg
+from models.explain import set_explain_reference
 from models.factories import make_candidate
 
 # Search spaces. class_weight is searched too: "balanced" up-weights the rare converters, which
@@ -71,8 +72,6 @@ def fit_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # noq
     if name == "logreg":
         clamp_monotone_logreg(model, params["features"].get("monotonic_increasing") or [])
         if not derived:  # a model that may be registered: its reasons get a fixed reference
-            from models.explain import set_explain_reference
-
             set_explain_reference(model, X, sample_weight)
     return model
 
