@@ -23,12 +23,12 @@ OUT = Path(__file__).parent / "out"
 
 
 def main(leads: int = 100_000, train_leads: int = 50_000) -> dict:
-    from features.columns import raw_input_columns
-    from features.tables import canonical_deals, canonical_feedback, coerce_leads
-    from models.explain import explain, explain_leads, unwrap
-    from pipelines.data import CrmTables
-    from pipelines.synth import generate_crm, iter_lead_chunks
-    from pipelines.train import train_models
+    from leadq.features.columns import raw_input_columns
+    from leadq.features.tables import canonical_deals, canonical_feedback, coerce_leads
+    from leadq.models.explain import explain, explain_leads, unwrap
+    from leadq.pipelines.io.crm import CrmTables
+    from leadq.pipelines.synthetic.crm import generate_crm, iter_lead_chunks
+    from leadq.pipelines.train import train_models
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params = copy.deepcopy(params)

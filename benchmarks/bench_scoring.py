@@ -35,17 +35,17 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"
 WORK = OUT / "scoring"
-LEADQ = [sys.executable, "-m", "pipelines.cli"]
+LEADQ = [sys.executable, "-m", "leadq.pipelines.cli"]
 SEED = 11
 
 RAW_SCRIPT = r"""
 import json, sys, time
 import pyarrow.parquet as pq
 path, params_path, uri, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-from features.columns import raw_input_columns
-from features.tables import coerce_leads
-from pipelines.config import load_params
-from pipelines.tracking import configure
+from leadq.features.columns import raw_input_columns
+from leadq.features.tables import coerce_leads
+from leadq.pipelines.params.loader import load_params
+from leadq.pipelines.tracking.store import configure
 import mlflow
 params = load_params(params_path)
 configure(params)
@@ -109,7 +109,7 @@ def run_measured(cmd: list[str], *, env: dict | None = None, cwd: Path | None = 
 def ensure_leads(n: int) -> Path:
     path = WORK / f"leads_{n}" / "leads.parquet"
     if not path.exists():
-        from pipelines.synth import write_crm
+        from leadq.pipelines.synthetic.crm import write_crm
 
         print(f"generating {n:,} leads → {path}", flush=True)
         write_crm(path.parent, n_leads=n, seed=SEED, fmt="parquet", leads_only=True)
@@ -123,7 +123,7 @@ def ensure_model(train_leads: int) -> tuple[Path, str]:
     params_path = store / "params.yaml"
     if done.exists():
         return params_path, f"models:/leadq/{json.loads(done.read_text())['version']}"
-    from pipelines.synth import write_crm
+    from leadq.pipelines.synthetic.crm import write_crm
 
     store.mkdir(parents=True, exist_ok=True)
     crm = write_crm(store / "crm", n_leads=train_leads, seed=SEED + 1)

@@ -23,10 +23,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models.evaluation import format_table  # noqa: E402
-from pipelines.config import load_params  # noqa: E402
-from pipelines.data import load_crm  # noqa: E402
-from pipelines.train import train_models  # noqa: E402
+from leadq.models.evaluation import format_table  # noqa: E402
+from leadq.pipelines.io.crm import load_crm  # noqa: E402
+from leadq.pipelines.params.loader import load_params  # noqa: E402
+from leadq.pipelines.train import train_models  # noqa: E402
 
 OLIST = REPO / "examples" / "olist" / "params.yaml"
 # Origin only: what a marketer's "which channel converts" spreadsheet already knows.
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-olist", action="store_true")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "training.json"))
     args = parser.parse_args(argv)
-    from pipelines.progress import setup_logging
-    from pipelines.synth import write_crm
+    from leadq.pipelines.io.progress import setup_logging
+    from leadq.pipelines.synthetic.crm import write_crm
 
     setup_logging(False)
     rows = []

@@ -1,7 +1,7 @@
 """How much the data contracts add to scoring 1M rows (target: at most +30%).
 
 Trains a small model in a temporary MLflow store, writes N synthetic leads (default 1,000,000)
-to CSV, then scores them with `pipelines.stream.score_file` twice: with the contract's
+to CSV, then scores them with `leadq.pipelines.scoring.stream.score_file` twice: with the contract's
 vectorised row checks (what `leadq score` does) and with the checks replaced by a no-op.
 Also times the row checks alone and Great Expectations on the stored suite over a sample.
 
@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 
 def _train(tmp: Path) -> tuple[dict, str]:
-    from pipelines.config import load_params
-    from pipelines.synth import write_crm
-    from pipelines.train import main as train_main
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.synthetic.crm import write_crm
+    from leadq.pipelines.train import main as train_main
 
     crm = write_crm(tmp / "crm", n_leads=20_000, seed=1)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -52,12 +52,14 @@ def main() -> None:
     ap.add_argument("--gx-rows", type=int, default=200_000)
     args = ap.parse_args()
 
-    import features.contracts as contracts
-    import pipelines.stream as stream
-    from pipelines.progress import setup_logging
-    from pipelines.score import load_scoring_model, score_leads
-    from pipelines.synth import iter_lead_chunks
-    from pipelines.validate import load_reference, run_gx, suites_for
+    import leadq.features.contracts as contracts
+    import leadq.pipelines.scoring.stream as stream
+    from leadq.pipelines.gx.suites import run_gx, suites_for
+    from leadq.pipelines.io.progress import setup_logging
+    from leadq.pipelines.scoring.core import score_leads
+    from leadq.pipelines.scoring.model import load_scoring_model
+    from leadq.pipelines.synthetic.crm import iter_lead_chunks
+    from leadq.pipelines.tracking.contracts import load_reference
 
     setup_logging(False)
     with tempfile.TemporaryDirectory() as tmpdir:

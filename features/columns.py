@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.errors import ConfigError
+from leadq.errors import ConfigError
 
 # Derived inputs computed inside the model pipeline from raw lead columns.
 DERIVED_FROM_EMAIL = "email_corporate"

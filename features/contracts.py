@@ -5,7 +5,7 @@ the contract below. There are three outcomes, decided here and nowhere else:
 
 TABLE-LEVEL — stop with exit code 2 (BadInputError), nothing written:
   * the file is missing, unreadable, empty, binary or not in the configured encoding
-    (pipelines/io.py), or has only a header;
+    (pipelines/io/files.py), or has only a header;
   * a required column is missing (this is also what a wrong delimiter or a renamed id column
     looks like; the message says so);
   * duplicate ids above `contracts.max_duplicate_id_share` of the rows;
@@ -32,7 +32,7 @@ WARNING — counted per column and reported, the row is used:
   * a numeric value outside the range seen in training;
   * a placeholder ("Unknown", "n/a", ... `contracts.placeholder_values`) in a category column;
   * the training label rate moving more than `contracts.label_rate_max_change` since the
-    previous model (pipelines/validate.py).
+    previous model (pipelines/tracking/contracts.py).
 
 The Great Expectations suites (`build_suites`) are rendered from the same rules plus the
 training reference (`profile`), stored with each model, and run by `leadq validate` and
@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.columns import model_inputs
-from features.tables import parse_date_cells
-from features.transform import normalise_category
+from leadq.features.columns import model_inputs
+from leadq.features.tables import parse_date_cells
+from leadq.features.transform import normalise_category
 
 TABLES = ("leads", "deals", "feedback")
 DEFAULTS: dict = {
@@ -449,7 +449,7 @@ def check_rows(frame: pd.DataFrame, table: str, params: dict,
     """The reason each row breaks the contract ("" = good row), vectorised, usable per chunk.
 
     Duplicate ids are found within `frame` only; a caller streaming chunks tracks ids across
-    chunks itself (pipelines.quarantine.IdTracker).
+    chunks itself (leadq.pipelines.io.quarantine.IdTracker).
     """
     return evaluate(frame, table, params, reference).reasons
 
@@ -468,7 +468,7 @@ def merge_reasons(first: pd.Series, second: pd.Series) -> pd.Series:
 def check_columns(columns: list[str], table: str, params: dict, *, path, for_training: bool,
                   first_line: str | None = None) -> None:
     """Stop when a required column is missing; hint at a wrong delimiter or a renamed id."""
-    from pipelines.errors import BadInputError
+    from leadq.errors import BadInputError
 
     spec = params["data"][table]
     missing = [c for c in required_columns(table, params, for_training=for_training)
@@ -496,7 +496,7 @@ def check_columns(columns: list[str], table: str, params: dict, *, path, for_tra
 def check_totals(table: str, params: dict, *, path, rows: int, rejected: dict[str, int],
                  duplicate_ids: int, examples: dict[str, list[str]]) -> None:
     """Table-level verdict once every row was seen: empty, all bad, too many bad, too many dups."""
-    from pipelines.errors import BadInputError
+    from leadq.errors import BadInputError
 
     cfg = settings(params)
     if rows == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.transform import email_is_corporate
+from leadq.features.transform import email_is_corporate
 
 
 def redact_personal(frame: pd.DataFrame, params: dict) -> pd.DataFrame:

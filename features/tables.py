@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.columns import model_inputs
-from features.labels import label_leads, labels_from_column, resolve_as_of
+from leadq.features.columns import model_inputs
+from leadq.features.labels import label_leads, labels_from_column, resolve_as_of
 
 
 def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
+from leadq.features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
 
 FREE_MAIL_DOMAINS = frozenset({
     "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com",

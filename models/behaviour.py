@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from features.columns import DERIVED_SENIORITY
+from leadq.features.columns import DERIVED_SENIORITY
 
 
 def clamp_monotone_logreg(pipeline: Pipeline, increasing: Sequence[str]) -> list[str]:
@@ -60,7 +60,7 @@ def ordered_values_drop(model, rows: pd.DataFrame, column: str,
     return float(max(drops)) if drops else 0.0
 
 
-# Titles in rising seniority as features.transform.seniority_rank reads them.
+# Titles in rising seniority as leadq.features.transform.seniority_rank reads them.
 TITLE_LADDER = ("Student", "Intern", "Analyst", "Marketing Manager", "Finance Director", "CFO")
 
 

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 
-from models.calibration import METHODS, calibrate
+from leadq.models.calibration import METHODS, calibrate
 
 CHOICES = ("none", *METHODS)
 

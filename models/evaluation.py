@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from models.metrics import (
+from leadq.models.metrics import (
     calibration_table,
     classification_metrics,
     expected_calibration_error,
     gains_table,
 )
-from models.tiers import TIERS, assign_tiers
+from leadq.models.tiers import TIERS, assign_tiers
 
 CAPTURE_SHARES = (0.1, 0.2, 0.3)
 

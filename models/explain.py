@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
+from leadq.features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
 
 METHOD_TREE = "exact path-dependent Tree SHAP (log-odds of the uncalibrated HGB)"
 METHOD_LINEAR = ("exact linear decomposition coef·(x − training mean) (log-odds of the logistic "
@@ -201,11 +201,7 @@ def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
     split, so rows with the same directions get the same values: each tree is solved once per
     distinct direction pattern (a few hundred at most) and the result gathered to all rows.
     """
-    from models.treeshap_kernel import (  # numba: compiled lazily
-        decision_codes,
-        decisions,
-        shap_values,
-    )
+    from leadq.models.treeshap_kernel import decision_codes, decisions, shap_values
 
     p = _pack_hgb(hgb)
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -319,7 +315,7 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
     The email shows only its kind (corporate / free-mail), as the model uses it; the creation
     time shows its date; other columns their own value.
     """
-    from features.transform import email_is_corporate
+    from leadq.features.transform import email_is_corporate
 
     feats = pipeline.named_steps["features"]
     out: dict[str, np.ndarray] = {}

@@ -19,8 +19,8 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from features.columns import model_inputs
-from features.transform import LeadFeatures
+from leadq.features.columns import model_inputs
+from leadq.features.transform import LeadFeatures
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from features.transform import email_is_corporate, normalise_category, seniority_rank
+from leadq.features.transform import email_is_corporate, normalise_category, seniority_rank
 
 JOB_LEVELS = {5: "C-level / owner", 4: "VP / director / head", 3: "manager / lead",
               2: "specialist / analyst", 1: "intern / assistant", 0: "student"}

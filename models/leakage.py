@@ -1,6 +1,6 @@
 """Leakage detector: a single input column that predicts the label too well stops training.
 
-The name-based guard (features.columns.assert_no_leakage) refuses configured deal and feedback
+The name-based guard (leadq.features.columns.assert_no_leakage) refuses configured deal and feedback
 columns; this one catches what names cannot: a sales-feedback or outcome column copied into the
 leads table under another name ("sales_status", "first_call_at"). Nothing known when a lead
 becomes an MQL predicts a won deal 90 days later with ROC AUC 0.9 on its own, so a column that
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from pipelines.errors import GateError
+from leadq.errors import GateError
 
 DEFAULT_MAX_AUC = 0.9
 

@@ -59,7 +59,7 @@ def label_shift_fit(ref_scores: np.ndarray, recent_scores: np.ndarray, prior_fro
     explain how the score distribution moved, the shift is in the lead mix instead and EM's
     premise does not hold.
     """
-    from models.drift import psi_numeric
+    from leadq.models.drift import psi_numeric
 
     s = np.clip(np.asarray(ref_scores, float), 0.0, 1.0)
     w = prior_to / prior_from * s + (1 - prior_to) / (1 - prior_from) * (1 - s)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from models.prior_shift import Correction
-from models.tiers import assign_tiers
+from leadq.models.prior_shift import Correction
+from leadq.models.tiers import assign_tiers
 
 _HASH_KEY = "leadq-explore-01"  # 16 bytes; changing it reshuffles who is explored
 

@@ -17,9 +17,9 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from models.behaviour import clamp_monotone_logreg
-from models.explain import set_explain_reference
-from models.factories import make_candidate
+from leadq.models.behaviour import clamp_monotone_logreg
+from leadq.models.explain import set_explain_reference
+from leadq.models.factories import make_candidate
 
 # Search spaces. class_weight is searched too: "balanced" up-weights the rare converters, which
 # can sharpen ranking; calibration afterwards restores honest probabilities.

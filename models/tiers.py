@@ -1,4 +1,4 @@
-"""Lead tiers A–D from score cut-offs (A best). Cut-offs come from models.thresholds.tier_cutoffs
+"""Lead tiers A–D from score cut-offs (A best). Cut-offs come from thresholds.tier_cutoffs
 at training and at each recalibration, so a tier means the same thing in every scored file."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Numba kernels of path-dependent Tree SHAP with sklearn HGB's split rule (see models.explain).
+"""Numba kernels of path-dependent Tree SHAP with sklearn HGB's split rule (see models/explain.py).
 
 Implements the exact path-dependent Tree SHAP algorithm (Lundberg, Erion & Lee 2018,
 "Consistent individualized feature attribution for tree ensembles", Algorithm 2: EXTEND /

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from pipelines.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, LeadqError
+from leadq.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, LeadqError
 
 Handler = Callable[[argparse.Namespace], object]
 
@@ -23,87 +23,86 @@ def _params_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> dict:
-    from pipelines.synth import write_crm
+    from leadq.pipelines.synth import main
 
-    paths = write_crm(args.out, n_leads=args.leads, seed=args.seed, fmt=args.format,
-                      leads_only=args.leads_only)
-    return {"written": {k: str(v) for k, v in paths.items()}}
+    return main(args.out, leads=args.leads, seed=args.seed, fmt=args.format,
+                leads_only=args.leads_only)
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from pipelines.train import main
+    from leadq.pipelines.train import main
 
     return main(args.params)
 
 
 def cmd_score(args: argparse.Namespace) -> dict:
     if getattr(args, "engine", "pandas") == "spark":
-        from pipelines.spark_score import main_spark
+        from leadq.pipelines.scoring.spark import main_spark
 
         return main_spark(args.input, args.output, model_uri=args.model_uri,
                           params_path=args.params, master=args.master,
                           explain=bool(args.explain))
-    from pipelines.score import main
+    from leadq.pipelines.score import main
 
     return main(args.input, args.output, model_uri=args.model_uri, params_path=args.params,
                 chunk_size=args.chunk_size, explain=args.explain)
 
 
 def cmd_validate(args: argparse.Namespace) -> dict:
-    from pipelines.validate import main
+    from leadq.pipelines.validate import main
 
     return main(args.params, docs=args.docs)
 
 
 def cmd_report(args: argparse.Namespace) -> dict:
-    from pipelines.report import main
+    from leadq.pipelines.report import main
 
     return main(args.params, out=args.out, model_uri=args.model_uri)
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:
-    from pipelines.demo import main
+    from leadq.pipelines.demo import main
 
     return main(args.params, leads=args.leads, seed=args.seed, out=args.out)
 
 
 def cmd_recalibrate(args: argparse.Namespace) -> dict:
-    from pipelines.recalibrate import main
+    from leadq.pipelines.recalibrate import main
 
     return main(args.params, as_of=args.as_of, scores=args.scores, model_uri=args.model_uri,
                 dry_run=args.dry_run)
 
 
 def cmd_thresholds(args: argparse.Namespace) -> dict:
-    from pipelines.threshold_store import main
+    from leadq.pipelines.thresholds import main
 
     return main(args.params, model_version=args.model_version)
 
 
 def cmd_plan(args: argparse.Namespace) -> dict:
-    from pipelines.plan import main
+    from leadq.pipelines.plan import main
 
     return main(args.params, won_deals=args.won_deals, period=args.period, scores=args.scores,
                 as_of=args.as_of, model_uri=args.model_uri)
 
 
 def cmd_promote(args: argparse.Namespace) -> dict:
-    from pipelines.config import load_params
-    from pipelines.registry import promote
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.registry import promote
 
     return promote(load_params(args.params), args.version, force=args.force)
 
 
 def cmd_rollback(args: argparse.Namespace) -> dict:
-    from pipelines.config import load_params
-    from pipelines.registry import rollback
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.registry import rollback
 
     return rollback(load_params(args.params))
 
 
 def cmd_models(args: argparse.Namespace) -> dict:
-    from pipelines.config import load_params
-    from pipelines.registry import list_models
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.registry import list_models
 
     return list_models(load_params(args.params))
 
@@ -223,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pipelines.progress import setup_logging
+    from leadq.pipelines.io.progress import setup_logging
 
     setup_logging(args.verbose)
     try:

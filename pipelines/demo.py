@@ -8,18 +8,18 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from models.metrics import expected_calibration_error
-from pipelines.config import load_params
-from pipelines.progress import log, step
+from leadq.models.metrics import expected_calibration_error
+from leadq.pipelines.io.progress import log, step
+from leadq.pipelines.params.loader import load_params
 
 
 def main(params_path: str | None = None, *, leads: int | None = None, seed: int | None = None,
          out: str | None = None) -> dict:
-    from pipelines.data import load_crm
-    from pipelines.score import main as score_main
-    from pipelines.synth import write_crm
-    from pipelines.tracking import log_training
-    from pipelines.train import train_models
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.score import main as score_main
+    from leadq.pipelines.synthetic.crm import write_crm
+    from leadq.pipelines.tracking.runs import log_training
+    from leadq.pipelines.train import train_models
 
     started = time.perf_counter()
     params = load_params(params_path)
@@ -79,7 +79,7 @@ def main(params_path: str | None = None, *, leads: int | None = None, seed: int 
     }
     _print_summary(summary)
     if "tiers" in result.tables:
-        from models.evaluation import format_table
+        from leadq.models.evaluation import format_table
 
         # The table sales and marketing agree on: how much each tier converts.
         print("tiers on the out-of-time test leads (A best):")

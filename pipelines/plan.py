@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import BadInputError
-from pipelines.progress import log, step
+from leadq.errors import BadInputError
+from leadq.pipelines.io.progress import log, step
 
 PERIOD_WEEKS = {"week": 1.0, "month": 52.0 / 12.0, "quarter": 13.0}
 
@@ -79,11 +79,11 @@ def main(params_path: str | None = None, *, won_deals: float, period: str = "mon
          model_uri: str | None = None) -> dict:
     import mlflow
 
-    from models.routing import route
-    from pipelines.config import load_params
-    from pipelines.recalibrate import load_window
-    from pipelines.score import load_scoring_model
-    from pipelines.threshold_store import current_entry
+    from leadq.models.routing import route
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.recalibrate import load_window
+    from leadq.pipelines.scoring.model import load_scoring_model
+    from leadq.pipelines.tracking.thresholds import current_entry
 
     params = load_params(params_path)
     with step("load champion and its current threshold"):

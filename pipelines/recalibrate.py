@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.drift import drift_verdict, psi_numeric, psi_table
-from models.prior_shift import Correction, apply_platt, em_prior, fit_platt, label_shift_fit
-from models.routing import ipw_weights
-from models.thresholds import Policies, resolve_threshold, tier_cutoffs, tier_params
-from pipelines.errors import BadInputError, LeadqError
-from pipelines.progress import log, step
+from leadq.errors import BadInputError, LeadqError
+from leadq.models.drift import drift_verdict, psi_numeric, psi_table
+from leadq.models.prior_shift import Correction, apply_platt, em_prior, fit_platt, label_shift_fit
+from leadq.models.routing import ipw_weights
+from leadq.models.thresholds import Policies, resolve_threshold, tier_cutoffs, tier_params
+from leadq.pipelines.io.progress import log, step
 
 CORRECTIONS = ("auto", "em", "refit", "none")
 
@@ -295,8 +295,8 @@ def drift_report(reference: pd.DataFrame, recent: pd.DataFrame, ref_score: np.nd
 # --- I/O -----------------------------------------------------------------------------------
 def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     """All score files matching the glob, typed, latest score per lead kept."""
-    from pipelines.config import resolve_path
-    from pipelines.io import read_table
+    from leadq.pipelines.io.files import read_table
+    from leadq.pipelines.params.loader import resolve_path
 
     rc = params.get("recalibration") or {}
     pattern = pattern or rc.get("scores")
@@ -343,8 +343,8 @@ def _bool(values: pd.Series) -> pd.Series:
 def load_window(params: dict, *, scores: str | None, version: str,
                 as_of: str | None) -> dict:
     """Scored leads of one model version joined to leads, labels and feedback."""
-    from features.tables import build_labels
-    from pipelines.data import load_crm
+    from leadq.features.tables import build_labels
+    from leadq.pipelines.io.crm import load_crm
 
     scored = read_scored(params, scores)
     scored = scored[scored["model_version"] == str(version)]
@@ -385,7 +385,7 @@ def load_window(params: dict, *, scores: str | None, version: str,
 def training_reference(params: dict, tables, client, run_id: str | None,
                        n: int = 20000) -> pd.DataFrame:
     """The model's training leads (dates from its data fingerprint), sampled."""
-    from pipelines.threshold_store import load_json_artifact
+    from leadq.pipelines.tracking.thresholds import load_json_artifact
 
     leads = tables.leads
     created = params["data"]["leads"].get("created_at")
@@ -405,10 +405,10 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
          dry_run: bool = False) -> dict:
     import mlflow
 
-    from features.columns import raw_input_columns
-    from pipelines.config import load_params
-    from pipelines.score import load_scoring_model
-    from pipelines.threshold_store import current_entry, save, training_entry
+    from leadq.features.columns import raw_input_columns
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.scoring.model import load_scoring_model
+    from leadq.pipelines.tracking.thresholds import current_entry, save, training_entry
 
     params = load_params(params_path)
     with step("load champion"):

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.columns import raw_input_columns
-from features.split import split_leads
-from features.tables import build_labels
-from features.transform import email_is_corporate
-from models import insights
-from models.metrics import calibration_table, classification_metrics, gains_table
-from pipelines.data import CrmTables
-from pipelines.progress import log, step
+from leadq.features.columns import raw_input_columns
+from leadq.features.split import split_leads
+from leadq.features.tables import build_labels
+from leadq.features.transform import email_is_corporate
+from leadq.models import insights
+from leadq.models.metrics import calibration_table, classification_metrics, gains_table
+from leadq.pipelines.io.crm import CrmTables
+from leadq.pipelines.io.progress import log, step
 
 ARTIFACT_PATH = "report/report.html"
 STRIP_DOTS = 500  # leads drawn per row of the SHAP summary
@@ -55,7 +55,7 @@ def permutation_importance(model, X: pd.DataFrame, y: np.ndarray, *, repeats: in
     """
     from sklearn.metrics import roc_auc_score
 
-    from models.explain import calibrated_probability, derived_source, unwrap
+    from leadq.models.explain import calibrated_probability, derived_source, unwrap
 
     pipeline, calibrators = unwrap(model)
     feats = pipeline.named_steps["features"]
@@ -99,7 +99,7 @@ def _insight_values(leads: pd.DataFrame, col: str, params: dict) -> pd.Series:
 
 
 def _shap_summary(model, X: pd.DataFrame, rows: int, seed: int = 0) -> dict:  # noqa: N803
-    from models.explain import explain
+    from leadq.models.explain import explain
 
     sample = X.sample(min(rows, len(X)), random_state=seed) if len(X) > rows else X
     exp = explain(model, sample)
@@ -121,8 +121,8 @@ def _shap_summary(model, X: pd.DataFrame, rows: int, seed: int = 0) -> dict:  # 
 def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
                    cutoffs=None, model_info: dict | None = None) -> ReportData:
     """All figures of the report from the CRM tables and the (calibrated) champion model."""
-    from models.evaluation import tier_table
-    from models.thresholds import tier_cutoffs
+    from leadq.models.evaluation import tier_table
+    from leadq.models.thresholds import tier_cutoffs
 
     cfg = params.get("report") or {}
     spec = params["data"]["leads"]
@@ -255,7 +255,7 @@ def _with_ci(frame: pd.DataFrame) -> pd.DataFrame:
 
 def render_html(rep: ReportData) -> str:
     """The report as one HTML string: inline CSS and SVG, nothing fetched from the network."""
-    from pipelines.report_charts import hbar_chart, line_chart, strip_chart
+    from leadq.pipelines.reporting.charts import hbar_chart, line_chart, strip_chart
 
     m, d, h = rep.model, rep.data, rep.health
     met = h["metrics"]
@@ -394,7 +394,7 @@ def render_html(rep: ReportData) -> str:
 # --- I/O ------------------------------------------------------------------------------------
 def write_text_atomic(text: str, path: Path) -> Path:
     """Write beside the target, then rename: a reader never sees half a report."""
-    from pipelines.io import atomic_target
+    from leadq.pipelines.io.files import atomic_target
 
     with atomic_target(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -405,9 +405,9 @@ def _sklearn_model(scoring) -> object:
     try:
         return scoring.pyfunc.get_raw_model()
     except (NotImplementedError, AttributeError):
-        import mlflow
+        from leadq.pipelines.tracking.store import load_sklearn_model
 
-        return mlflow.sklearn.load_model(scoring.uri)
+        return load_sklearn_model(scoring.uri)
 
 
 def main(params_path: str | None = None, out: str | None = None,
@@ -415,9 +415,9 @@ def main(params_path: str | None = None, out: str | None = None,
     """Build the report for the champion (or `model_uri`), write it and log it to its run."""
     import mlflow
 
-    from pipelines.config import load_params, resolve_path
-    from pipelines.data import load_crm
-    from pipelines.score import load_scoring_model, registry_version
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params, resolve_path
+    from leadq.pipelines.scoring.model import load_scoring_model, registry_version
 
     params = load_params(params_path)
     cfg = params.get("report") or {}

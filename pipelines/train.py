@@ -10,20 +10,20 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from features.columns import assert_no_leakage, raw_input_columns
-from features.split import split_leads
-from features.tables import build_labels
-from models.behaviour import behaviour_report
-from models.calibration_choice import choose_calibration
-from models.evaluation import evaluate
-from models.leakage import check_leakage
-from models.metrics import classification_metrics
-from models.routing import lead_weights
-from models.search import SearchResult, fit_candidate, search_candidate, with_hyperparameters
-from models.thresholds import ThresholdDecision, choose_threshold, rates_at
-from pipelines.data import CrmTables, load_crm
-from pipelines.errors import GateError
-from pipelines.progress import log, step
+from leadq.errors import GateError
+from leadq.features.columns import assert_no_leakage, raw_input_columns
+from leadq.features.split import split_leads
+from leadq.features.tables import build_labels
+from leadq.models.behaviour import behaviour_report
+from leadq.models.calibration_choice import choose_calibration
+from leadq.models.evaluation import evaluate
+from leadq.models.leakage import check_leakage
+from leadq.models.metrics import classification_metrics
+from leadq.models.routing import lead_weights
+from leadq.models.search import SearchResult, fit_candidate, search_candidate, with_hyperparameters
+from leadq.models.thresholds import ThresholdDecision, choose_threshold, rates_at
+from leadq.pipelines.io.crm import CrmTables, load_crm
+from leadq.pipelines.io.progress import log, step
 
 
 @dataclass
@@ -95,7 +95,7 @@ def thread_limited(fn):
 
 def ipw_weights_for(leads: pd.DataFrame, labelled: pd.Series, routing: pd.DataFrame | None,
                     id_col: str) -> tuple[pd.Series | None, dict]:
-    """Inverse-propensity weights from the scorer's past routing (see models.routing).
+    """Inverse-propensity weights from the scorer's past routing (see leadq.models.routing).
 
     Only MQLs and explored leads reached sales, so only their outcomes are real: a lead leadq
     routed below the bar that nobody worked has no outcome (weight 0, left out), and each
@@ -236,8 +236,8 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
 
 def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
     """Load the configured tables, train, log and register. Returns a summary for the CLI."""
-    from pipelines.config import load_params
-    from pipelines.tracking import log_training
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.runs import log_training
 
     params = load_params(params_path, overrides)
     with step("load CRM tables"):
@@ -259,7 +259,7 @@ def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
 
 def print_evaluation(result: TrainResult) -> None:
     """The out-of-time evaluation a reviewer reads before trusting the model (stdout)."""
-    from models.evaluation import format_table
+    from leadq.models.evaluation import format_table
 
     m = result.metrics
     lines = [

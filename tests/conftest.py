@@ -39,7 +39,7 @@ def base_params() -> dict:
 @pytest.fixture(scope="session")
 def small_crm(tmp_path_factory) -> dict[str, Path]:
     """A 4,000-lead synthetic CRM on disk (CSV), shared by the session's tests."""
-    from pipelines.synth import write_crm
+    from leadq.pipelines.synthetic.crm import write_crm
 
     return write_crm(tmp_path_factory.mktemp("crm"), n_leads=SMALL_LEADS, seed=3)
 
@@ -73,7 +73,7 @@ def params_file(tmp_path, base_params, small_crm) -> Path:
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory, base_params, small_crm) -> dict:
     """One trained and registered model, shared by read-only tests (scoring, registry)."""
-    from pipelines.train import main as train_main
+    from leadq.pipelines.train import main as train_main
 
     directory = tmp_path_factory.mktemp("store")
     path = write_params(directory, base_params, small_crm)
@@ -100,9 +100,9 @@ REPORT_LEADS = 12000  # personas need a few hundred conversions to rank segments
 @pytest.fixture(scope="session")
 def report_store(tmp_path_factory, base_params) -> dict:
     """A 12,000-lead CRM, a champion trained on it and its HTML report (engineer D's tests)."""
-    from pipelines.report import main as report_main
-    from pipelines.synth import write_crm
-    from pipelines.train import main as train_main
+    from leadq.pipelines.report import main as report_main
+    from leadq.pipelines.synthetic.crm import write_crm
+    from leadq.pipelines.train import main as train_main
 
     directory = tmp_path_factory.mktemp("report")
     crm = write_crm(directory / "crm", n_leads=REPORT_LEADS, seed=3)

@@ -8,7 +8,7 @@ HEAVY = ("mlflow", "great_expectations", "sklearn", "shap", "pyspark", "pandas",
 
 def test_help_imports_no_heavy_library():
     code = (
-        "import sys; from pipelines.cli import build_parser; build_parser().format_help(); "
+        "import sys; from leadq.pipelines.cli import build_parser; build_parser().format_help(); "
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -16,7 +16,7 @@ def test_help_imports_no_heavy_library():
 
 
 def test_every_subcommand_has_help():
-    from pipelines.cli import build_parser
+    from leadq.pipelines.cli import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
@@ -26,7 +26,7 @@ def test_every_subcommand_has_help():
 
 
 def test_synth_command_writes_the_three_tables_and_truth(tmp_path):
-    from pipelines.cli import main
+    from leadq.pipelines.cli import main
 
     assert main(["synth", "--out", str(tmp_path), "--leads", "300", "--seed", "5"]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from features.contracts import check_rows
-from features.tables import parse_dates
-from pipelines.config import load_params
+from leadq.features.contracts import check_rows
+from leadq.features.tables import parse_dates
+from leadq.pipelines.params.loader import load_params
 
 
 def test_padded_dates_in_an_explicit_format_parse_the_same_everywhere():

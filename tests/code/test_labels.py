@@ -4,7 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.labels import CENSORED, LOST, NO_WIN, REJECTED, WON, label_leads, labels_from_column
+from leadq.features.labels import (
+    CENSORED,
+    LOST,
+    NO_WIN,
+    REJECTED,
+    WON,
+    label_leads,
+    labels_from_column,
+)
 
 AS_OF = pd.Timestamp("2025-06-30 23:59:59")
 

@@ -5,9 +5,9 @@ import copy
 import pandas as pd
 import pytest
 
-from features.columns import assert_no_leakage, raw_input_columns
-from pipelines.config import load_params
-from pipelines.errors import ConfigError
+from leadq.errors import ConfigError
+from leadq.features.columns import assert_no_leakage, raw_input_columns
+from leadq.pipelines.params.loader import load_params
 
 PARAMS = load_params("params.yaml")
 
@@ -46,7 +46,7 @@ def test_the_label_column_is_refused():
 
 def test_fitted_model_sees_no_outcome_or_raw_personal_column():
     """What reaches the estimator: derived flags only, never the raw email or a deal column."""
-    from models.factories import make_hgb
+    from leadq.models.factories import make_hgb
 
     pipe = make_hgb(PARAMS)
     feats = pipe.named_steps["features"]

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines.progress import log
-from pipelines.score import warn_environment_mismatch
+from leadq.pipelines.io.progress import log
+from leadq.pipelines.scoring.model import warn_environment_mismatch
 
 
 @pytest.fixture(autouse=True)

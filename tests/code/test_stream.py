@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from pipelines.stream import WriteBehind, read_ahead
+from leadq.pipelines.scoring.stream import WriteBehind, read_ahead
 
 
 def _frames(n: int, fail_at: int | None = None):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.drift import drift_verdict, psi_categorical, psi_numeric
-from models.prior_shift import Correction, adjust_prior, em_prior
-from models.routing import explore_uniform, route
-from models.thresholds import Policies, choose_threshold, resolve_threshold, tier_cutoffs
-from models.tiers import assign_tiers
+from leadq.models.drift import drift_verdict, psi_categorical, psi_numeric
+from leadq.models.prior_shift import Correction, adjust_prior, em_prior
+from leadq.models.routing import explore_uniform, route
+from leadq.models.thresholds import Policies, choose_threshold, resolve_threshold, tier_cutoffs
+from leadq.models.tiers import assign_tiers
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_explore_draw_is_per_lead_and_chunk_invariant():
 
 
 def test_measured_capacity_applies_when_loaded_and_never_ratchets_down():
-    from pipelines.recalibrate import choose_capacity
+    from leadq.pipelines.recalibrate import choose_capacity
 
     def sla(share: float, worked: float) -> dict:
         return {"sla_hours": 24.0, "within_sla_share": share, "worked_within_sla_per_week": worked}
@@ -188,7 +188,7 @@ def test_measured_capacity_applies_when_loaded_and_never_ratchets_down():
 
 
 def test_training_weights_follow_the_routing():
-    from models.routing import lead_weights
+    from leadq.models.routing import lead_weights
 
     scored = pd.DataFrame({"lead_id": ["a", "b", "c", "d"], "is_mql": [True, False, False, False],
                            "explore": [False, True, False, False],

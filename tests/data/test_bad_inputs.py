@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.cli import main as cli
+from leadq.pipelines.cli import main as cli
 
 N = 200  # rows per corpus leads file
 
@@ -201,7 +201,7 @@ def test_failed_write_mid_stream_leaves_nothing(trained_store, base_leads, tmp_p
                                                 monkeypatch):
     """Chunks are written on a background thread; a write failing on the third chunk (a full
     disk) must fail the run and remove the temporary output."""
-    from pipelines.stream import ChunkWriter
+    from leadq.pipelines.scoring.stream import ChunkWriter
 
     real_write, calls = ChunkWriter.write, []
 
@@ -388,8 +388,8 @@ def crm_copy(small_crm, tmp_path) -> dict[str, Path]:
 
 
 def _load(make_params, tmp_path, crm):
-    from pipelines.config import load_params
-    from pipelines.data import load_crm
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params
 
     return load_crm(load_params(make_params(tmp_path, crm)))
 

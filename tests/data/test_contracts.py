@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.contracts import check_rows, merge_reasons, suite_expectations
-from models.routing import id_hashes
-from pipelines.cli import main as cli
-from pipelines.quarantine import IdTracker
+from leadq.features.contracts import check_rows, merge_reasons, suite_expectations
+from leadq.models.routing import id_hashes
+from leadq.pipelines.cli import main as cli
+from leadq.pipelines.io.quarantine import IdTracker
 
 
 @pytest.fixture
@@ -228,8 +228,8 @@ def test_personal_data_never_reaches_the_model_store(tmp_path, small_crm, make_p
     # The run logged the accounting as metrics, counts only.
     import mlflow
 
-    from pipelines.config import load_params
-    from pipelines.tracking import configure
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
 
     configure(load_params(params_path))
     run = mlflow.search_runs(output_format="list")[0]
@@ -241,7 +241,7 @@ def test_personal_data_never_reaches_the_model_store(tmp_path, small_crm, make_p
 
 
 def test_quarantine_never_written_into_a_read_only_export(tmp_path):
-    from pipelines.quarantine import quarantine_path
+    from leadq.pipelines.io.quarantine import quarantine_path
 
     export = tmp_path / "export"
     export.mkdir()
@@ -259,7 +259,7 @@ def test_quarantine_never_written_into_a_read_only_export(tmp_path):
 def test_label_rate_baseline_is_the_champion_not_the_newest_version():
     from types import SimpleNamespace
 
-    from pipelines.validate import versions_by_preference
+    from leadq.pipelines.tracking.contracts import versions_by_preference
 
     versions = [SimpleNamespace(version=v) for v in ("1", "3", "2", "4")]
     assert [v.version for v in versions_by_preference(versions, "2")] == ["2", "4", "3", "1"]
@@ -267,7 +267,7 @@ def test_label_rate_baseline_is_the_champion_not_the_newest_version():
 
 
 def test_label_rate_warning_when_it_moves_more_than_configured(params):
-    from pipelines.validate import label_rate_warning
+    from leadq.pipelines.tracking.contracts import label_rate_warning
 
     params["contracts"]["label_rate_max_change"] = 0.05
     assert label_rate_warning({"label_rate": 0.20}, {"label_rate": 0.12}, params) is not None

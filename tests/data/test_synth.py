@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import synth
-from pipelines.synth import (
+from leadq.pipelines.synthetic import crm as synth
+from leadq.pipelines.synthetic.crm import (
     AS_OF,
     JUNK_CAMPAIGN,
     generate_crm,

@@ -179,7 +179,7 @@ def shared_server(tmp_path_factory):
 
 def leadq(args: list[str], env: dict, cwd: Path) -> dict:
     """Run the leadq CLI as a teammate would: a separate process that only knows the URL."""
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "--json", *args], env=env,
+    proc = subprocess.run([sys.executable, "-m", "leadq.pipelines.cli", "--json", *args], env=env,
                           cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"leadq {args[0]} failed:\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout[proc.stdout.index("{"):])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cli import main as cli
+from leadq.pipelines.cli import main as cli
 
 pytestmark = [
     pytest.mark.spark,
@@ -62,8 +62,8 @@ def both_engines(trained_store, leads_with_bad_rows, tmp_path_factory, monkeypat
     out = tmp_path_factory.mktemp("spark_out")
     version = trained_store["summary"]["version"]
     uri = f"models:/leadq/{version}"
-    from pipelines.score import main as score_main
-    from pipelines.spark_score import main_spark
+    from leadq.pipelines.score import main as score_main
+    from leadq.pipelines.scoring.spark import main_spark
 
     params = str(trained_store["params_path"])
     pandas_summary = score_main(str(leads_with_bad_rows["csv"]), str(out / "pandas.parquet"),
@@ -123,7 +123,7 @@ def test_spark_quarantine_and_accounting_equal_pandas(both_engines, leads_with_b
 
 def test_spark_rerun_same_day_replaces_the_partition(both_engines, leads_with_bad_rows,
                                                      trained_store):
-    from pipelines.spark_score import main_spark
+    from leadq.pipelines.scoring.spark import main_spark
 
     out = both_engines["out"] / "spark"
     main_spark(leads_with_bad_rows["glob"], str(out),

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.columns import raw_input_columns
-from models.behaviour import TITLE_LADDER, monotone_drop, ordered_values_drop
-from models.factories import make_candidate
-from models.search import fit_candidate
+from leadq.features.columns import raw_input_columns
+from leadq.models.behaviour import TITLE_LADDER, monotone_drop, ordered_values_drop
+from leadq.models.factories import make_candidate
+from leadq.models.search import fit_candidate
 
 TOLERANCE = 0.005  # score points a monotone step may lose (calibration/numerical slack)
 
@@ -21,9 +21,9 @@ TOLERANCE = 0.005  # score points a monotone step may lose (calibration/numerica
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, base_params, small_crm):
     """Each candidate trained (no search: it is tested elsewhere) and calibrated on validation."""
-    from pipelines.config import load_params
-    from pipelines.data import load_crm
-    from pipelines.train import train_models
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.train import train_models
     from tests.conftest import write_params
 
     path = write_params(tmp_path_factory.mktemp("behaviour"), base_params, small_crm)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pipelines.cli import main as cli
+from leadq.pipelines.cli import main as cli
 
 
 @pytest.mark.slow

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from models.calibration_choice import base_pipeline, choose_calibration
-from models.evaluation import capture_at, evaluate, segment_table, tier_table
-from models.search import time_folds
+from leadq.models.calibration_choice import base_pipeline, choose_calibration
+from leadq.models.evaluation import capture_at, evaluate, segment_table, tier_table
+from leadq.models.search import time_folds
 
 
 def test_capture_and_tiers_add_up():

@@ -11,16 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.columns import raw_input_columns
-from features.tables import build_labels, canonical_deals, canonical_feedback, coerce_leads
-from models import explain as ex
-from models.calibration import calibrate
-from models.factories import make_candidate
+from leadq.features.columns import raw_input_columns
+from leadq.features.tables import build_labels, canonical_deals, canonical_feedback, coerce_leads
+from leadq.models import explain as ex
+from leadq.models.calibration import calibrate
+from leadq.models.factories import make_candidate
 
 
 @pytest.fixture(scope="module")
 def lead_data(base_params):
-    from pipelines.synth import generate_crm
+    from leadq.pipelines.synthetic.crm import generate_crm
 
     params = copy.deepcopy(base_params)
     params["train"]["hgb"]["max_iter"] = 60
@@ -188,7 +188,7 @@ def test_reasons_are_plain_words_without_personal_data(calibrated, lead_data):
 
 
 def test_score_adds_reasons_and_no_explain_removes_them(trained_store, tmp_path):
-    from pipelines.cli import main as cli
+    from leadq.pipelines.cli import main as cli
 
     version = trained_store["summary"]["version"]
     common = ["--input", str(trained_store["crm"]["leads"]), "--model-uri",
@@ -209,7 +209,7 @@ def test_score_adds_reasons_and_no_explain_removes_them(trained_store, tmp_path)
 def test_explain_max_rows_turns_default_reasons_off(trained_store, tmp_path):
     import yaml
 
-    from pipelines.cli import main as cli
+    from leadq.pipelines.cli import main as cli
 
     params = yaml.safe_load(trained_store["params_path"].read_text())
     params["explain"] = {"max_rows": 100}
@@ -227,7 +227,7 @@ def test_explain_max_rows_turns_default_reasons_off(trained_store, tmp_path):
 def test_linear_reasons_do_not_depend_on_the_batch(lead_data):
     """A registered logistic regression measures reasons from its training mean, so a lead
     gets the same reasons alone, in a chunk of 50 or in the whole file (streamed or Spark)."""
-    from models.search import fit_candidate
+    from leadq.models.search import fit_candidate
 
     X, y = lead_data["train"]  # noqa: N806
     pipe = fit_candidate("logreg", lead_data["params"], X, y)

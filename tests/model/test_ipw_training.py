@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.config import load_params
-from pipelines.data import load_crm
-from pipelines.train import train_models
+from leadq.pipelines.io.crm import load_crm
+from leadq.pipelines.params.loader import load_params
+from leadq.pipelines.train import train_models
 
 EXPLORE = 0.2
 

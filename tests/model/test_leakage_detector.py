@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.leakage import check_leakage, column_aucs, find_leaks
-from pipelines.cli import main as cli
-from pipelines.errors import GateError
+from leadq.errors import GateError
+from leadq.models.leakage import check_leakage, column_aucs, find_leaks
+from leadq.pipelines.cli import main as cli
 
 
 def _leads_with(small_crm, tmp_path, **columns) -> dict:
@@ -29,8 +29,13 @@ def _leads_with(small_crm, tmp_path, **columns) -> dict:
 
 
 def test_ordinary_lead_columns_stay_well_below_the_bar(small_crm, base_params):
-    from features.columns import raw_input_columns
-    from features.tables import build_labels, canonical_deals, canonical_feedback, coerce_leads
+    from leadq.features.columns import raw_input_columns
+    from leadq.features.tables import (
+        build_labels,
+        canonical_deals,
+        canonical_feedback,
+        coerce_leads,
+    )
 
     leads = coerce_leads(pd.read_csv(small_crm["leads"], dtype=str), base_params)
     labels, _ = build_labels(
@@ -62,7 +67,12 @@ def test_planted_feedback_column_stops_training_with_its_name(tmp_path, small_cr
 
 
 def test_missingness_alone_is_caught_and_allow_lets_it_through(tmp_path, small_crm, base_params):
-    from features.tables import build_labels, canonical_deals, canonical_feedback, coerce_leads
+    from leadq.features.tables import (
+        build_labels,
+        canonical_deals,
+        canonical_feedback,
+        coerce_leads,
+    )
 
     crm = _leads_with(small_crm, tmp_path, first_call_at="first_call_at")
     params = {**base_params, "features": {**base_params["features"],

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cli import main as cli
+from leadq.pipelines.cli import main as cli
 
 AS_OF = "2026-06-30"
 CAPACITY = 6.0  # MQLs per week; the 4,000-lead CRM has ~38 leads a week
@@ -26,7 +26,7 @@ def _run(capsys, argv: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, base_params, small_crm):
     """One fast model (logreg, no search), scored once, then recalibrated once."""
-    from pipelines.train import main as train_main
+    from leadq.pipelines.train import main as train_main
     from tests.conftest import write_params
 
     d = tmp_path_factory.mktemp("recal")
@@ -59,8 +59,8 @@ def recalibrated(store):
 def _client(params_path: str):
     import mlflow
 
-    from pipelines.config import load_params
-    from pipelines.tracking import configure
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
 
     configure(load_params(params_path))
     return mlflow.MlflowClient()
@@ -90,7 +90,7 @@ def test_recalibrate_stores_a_version_that_score_applies(recalibrated, capsys):
     second = recalibrated["second"]
     assert (second["threshold_version"] == "1").all()
     assert (second["is_mql"] == (second["score"] >= current["threshold"])).all()
-    from models.prior_shift import Correction
+    from leadq.models.prior_shift import Correction
 
     corr = Correction.from_dict(current["correction"])
     expected = second["score_raw"] if corr is None else corr.apply(second["score_raw"])
@@ -164,9 +164,9 @@ def test_plan_volumes_deliver_the_goal_on_the_true_probabilities(recalibrated, c
 
 
 def test_history_survives_a_new_champion(recalibrated, capsys):
-    from pipelines.config import load_params
-    from pipelines.score import load_scoring_model
-    from pipelines.train import main as train_main
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.scoring.model import load_scoring_model
+    from leadq.pipelines.train import main as train_main
 
     summary = train_main(recalibrated["params"])
     new = summary["version"]

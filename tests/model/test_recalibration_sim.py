@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.metrics import expected_calibration_error
-from models.prior_shift import Correction
-from pipelines.recalibrate import measure_realised, recalibrate_step
+from leadq.models.metrics import expected_calibration_error
+from leadq.models.prior_shift import Correction
+from leadq.pipelines.recalibrate import measure_realised, recalibrate_step
 
 MU1, NOISE = 1.6, 0.5
 TRAIN_PRIOR = 0.10

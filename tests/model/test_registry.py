@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipelines.cli import main as cli
-from pipelines.registry import champion_periods, champion_stack, gate_decision
+from leadq.pipelines.cli import main as cli
+from leadq.pipelines.tracking.registry import champion_periods, champion_stack, gate_decision
 
 REGISTRY = {"primary_metric": "pr_auc", "tolerance": 0.01, "max_champion_age_days": 90,
             "criteria": {"min_test_roc_auc": 0.6, "max_test_ece": 0.05}}
@@ -63,8 +63,8 @@ def test_champion_stack_unwinds_rollbacks():
 def _aliases(params_path):
     import mlflow
 
-    from pipelines.config import load_params
-    from pipelines.tracking import configure
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
 
     configure(load_params(params_path))
     client = mlflow.MlflowClient()
@@ -75,7 +75,7 @@ def _aliases(params_path):
 @pytest.mark.slow
 def test_worse_challenger_not_promoted_then_promote_and_rollback(
         tmp_path, make_params, small_crm, capsys):
-    from pipelines.train import main as train_main
+    from leadq.pipelines.train import main as train_main
 
     good = make_params(tmp_path, small_crm)
     first = train_main(str(good))
@@ -133,7 +133,7 @@ def test_unknown_version_is_bad_input(trained_store, capsys):
 
 
 def test_too_few_positives_stops_training_with_exit_2(tmp_path, make_params, capsys):
-    from pipelines.synth import write_crm
+    from leadq.pipelines.synthetic.crm import write_crm
 
     crm = write_crm(tmp_path / "crm", n_leads=250, seed=5)
     path = make_params(tmp_path, crm, train__min_positives=40)
@@ -150,8 +150,8 @@ def test_too_few_positives_stops_training_with_exit_2(tmp_path, make_params, cap
 def test_training_run_logs_search_evaluation_and_gate(trained_store):
     import mlflow
 
-    from pipelines.config import load_params
-    from pipelines.tracking import configure
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
 
     configure(load_params(trained_store["params_path"]))
     client = mlflow.MlflowClient()

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.tables import coerce_leads
-from models.insights import persona_attributes, wilson
+from leadq.features.tables import coerce_leads
+from leadq.models.insights import persona_attributes, wilson
 
 
 def _persona_mix(report_store, segment_keys, segment_values) -> pd.Series:
@@ -29,10 +29,10 @@ def report_data(report_store):
     """The report's figures, recomputed in process from the same champion and tables."""
     import mlflow
 
-    from pipelines.config import load_params
-    from pipelines.data import load_crm
-    from pipelines.report import compute_report
-    from pipelines.score import load_scoring_model
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.report import compute_report
+    from leadq.pipelines.scoring.model import load_scoring_model
 
     params = load_params(report_store["params_path"])
     params["report"]["importance_repeats"] = 1
@@ -84,8 +84,8 @@ def test_importance_and_insights_match_the_generator(report_data):
 def test_report_page_is_self_contained_logged_and_free_of_personal_data(report_store):
     import mlflow
 
-    from pipelines.config import load_params
-    from pipelines.tracking import configure
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
 
     html = report_store["html"].read_text(encoding="utf-8")
     for section in ("What drives conversion", "Attribute insights", "Ideal customer profile",

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cli import main as cli
+from leadq.pipelines.cli import main as cli
 
 
 def test_training_registers_a_champion_with_metrics_and_threshold(trained_store):
     import mlflow
 
-    from pipelines.config import load_params
-    from pipelines.tracking import configure
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
 
     summary = trained_store["summary"]
     for name in ("test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier", "test_ece"):
@@ -34,10 +34,10 @@ def test_training_registers_a_champion_with_metrics_and_threshold(trained_store)
 def test_score_output_matches_in_process_predict_proba(trained_store, tmp_path):
     import mlflow
 
-    from features.columns import raw_input_columns
-    from pipelines.config import load_params
-    from pipelines.data import load_leads
-    from pipelines.tracking import configure
+    from leadq.features.columns import raw_input_columns
+    from leadq.pipelines.io.crm import load_leads
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
 
     params = load_params(trained_store["params_path"])
     leads_path = trained_store["crm"]["leads"]
@@ -103,7 +103,7 @@ def test_unknown_categories_and_missing_values_are_scored(trained_store, tmp_pat
 
 def test_label_column_dataset_without_timestamp_trains(tmp_path, make_params, small_crm):
     """A leads table that carries its own `converted` label, no deals, no feedback, no dates."""
-    from pipelines.train import main as train_main
+    from leadq.pipelines.train import main as train_main
 
     leads = pd.read_csv(small_crm["leads"], dtype=str)
     truth = pd.read_csv(small_crm["truth"], dtype={"lead_id": str})

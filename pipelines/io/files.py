@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.errors import BadInputError
+from leadq.errors import BadInputError
 
 BOM = "\ufeff"
 

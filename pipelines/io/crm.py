@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.columns import raw_input_columns
-from features.contracts import check_columns, check_totals, evaluate
-from features.tables import canonical_deals, canonical_feedback, coerce_leads
-from pipelines.config import resolve_path
-from pipelines.errors import ConfigError
-from pipelines.io import read_table, require_columns
-from pipelines.progress import log
-from pipelines.quarantine import Accounting, QuarantineWriter, quarantine_path
+from leadq.errors import ConfigError
+from leadq.features.columns import raw_input_columns
+from leadq.features.contracts import check_columns, check_totals, evaluate
+from leadq.features.tables import canonical_deals, canonical_feedback, coerce_leads
+from leadq.pipelines.io.files import read_table, require_columns
+from leadq.pipelines.io.progress import log
+from leadq.pipelines.io.quarantine import Accounting, QuarantineWriter, quarantine_path
+from leadq.pipelines.params.loader import resolve_path
 
 
 @dataclass

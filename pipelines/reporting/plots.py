@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.metrics import calibration_table, gains_table
+from leadq.models.metrics import calibration_table, gains_table
 
 
 def training_figures(test_frame: pd.DataFrame) -> dict:

@@ -41,8 +41,8 @@ def reason_columns(model, rows: pd.DataFrame, params: dict) -> pd.DataFrame:
     `model` is the scorer's ScoringModel (its pyfunc wraps the registered sklearn model).
     Points refer to the model's calibrated probability (the scorer's score_raw).
     """
-    from models.explain import explain_leads
-    from pipelines.errors import LeadqError
+    from leadq.errors import LeadqError
+    from leadq.models.explain import explain_leads
 
     sk = model.pyfunc.get_raw_model() if hasattr(model, "pyfunc") else model
     top = int((params.get("explain") or {}).get("top", 3))

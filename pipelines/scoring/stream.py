@@ -20,12 +20,12 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from features.contracts import check_columns, check_totals, evaluate, id_column
-from features.tables import coerce_leads
-from models.routing import id_hashes
-from pipelines.io import iter_table, table_format, temp_beside
-from pipelines.progress import log
-from pipelines.quarantine import Accounting, IdTracker, QuarantineWriter
+from leadq.features.contracts import check_columns, check_totals, evaluate, id_column
+from leadq.features.tables import coerce_leads
+from leadq.models.routing import id_hashes
+from leadq.pipelines.io.files import iter_table, table_format, temp_beside
+from leadq.pipelines.io.progress import log
+from leadq.pipelines.io.quarantine import Accounting, IdTracker, QuarantineWriter
 
 T = TypeVar("T")
 
@@ -287,7 +287,7 @@ def score_file(
 
 
 def raise_empty(path: Path) -> None:
-    from pipelines.errors import BadInputError
+    from leadq.errors import BadInputError
 
     raise BadInputError(f"{path}: leads file is empty (check: not empty)")
 

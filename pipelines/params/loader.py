@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.errors import ConfigError
+from leadq.errors import ConfigError
 
 REQUIRED_SECTIONS = ("data", "label", "features", "split", "train", "registry", "mlflow")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contracts import EXAMPLES_PER_REASON, RowCheck, settings
-from pipelines.config import resolve_path
-from pipelines.io import temp_beside
-from pipelines.progress import log
+from leadq.features.contracts import EXAMPLES_PER_REASON, RowCheck, settings
+from leadq.pipelines.io.files import temp_beside
+from leadq.pipelines.io.progress import log
+from leadq.pipelines.params.loader import resolve_path
 
 
 def quarantine_path(beside: str | Path, params: dict | None = None) -> Path:
@@ -143,7 +143,7 @@ class QuarantineWriter:
 
 class IdTracker:
     """Remembers the ids of earlier chunks so a duplicate in a later chunk is caught as in a
-    one-piece read. Ids are kept as 64-bit hashes (models.routing.id_hashes: 8 bytes per id,
+    one-piece read. Ids are kept as 64-bit hashes (leadq.models.routing.id_hashes: 8 bytes per id,
     not a Python set); a collision would reject a unique id as a duplicate, a chance of about
     3e-6 at 10M ids.
 

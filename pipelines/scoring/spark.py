@@ -3,7 +3,7 @@
 Same contract as the pandas engine: rows are checked row by row (`features.contracts.evaluate`,
 the rules behind `check_rows`), bad rows go to DIR/rejected/ with their reason, good rows are
 typed with `coerce_leads`, scored by `mlflow.pyfunc.spark_udf` on the same registry version and
-turned into the same output columns by `pipelines.score.score_leads`. Output is Parquet
+turned into the same output columns by `leadq.pipelines.scoring.core.score_leads`. Output is Parquet
 partitioned by scored date:
 
     DIR/scores/scored_date=YYYY-MM-DD/part-*.parquet    lead id, score, is_mql, model_version, ...
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.columns import model_inputs, raw_input_columns
-from features.tables import coerce_leads
-from pipelines.errors import BadInputError, LeadqError
-from pipelines.progress import log, step
+from leadq.errors import BadInputError, LeadqError
+from leadq.features.columns import model_inputs, raw_input_columns
+from leadq.features.tables import coerce_leads
+from leadq.pipelines.io.progress import log, step
 
 REASON = "reason"            # every rule a rejected row broke, "; "-joined (as the quarantine)
 PRIMARY = "_leadq_primary"   # the first rule it broke: what the accounting counts
@@ -113,12 +113,12 @@ def _csv_na_to_null(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_batches(params: dict, reference: dict | None, is_csv: bool):
-    """mapInPandas step: A's row contract (features.contracts.evaluate) on each batch.
+    """mapInPandas step: A's row contract (leadq.features.contracts.evaluate) on each batch.
 
     `_prior` marks rows whose id an earlier row of the input already had (found by Spark over
-    the whole input), the role pipelines.quarantine.IdTracker plays for the pandas engine.
+    the whole input), the role leadq.pipelines.io.quarantine.IdTracker plays for the pandas engine.
     """
-    from features.contracts import evaluate
+    from leadq.features.contracts import evaluate
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for frame in batches:
@@ -164,7 +164,7 @@ def _examples(checked, params: dict, reference: dict | None, is_csv: bool,
     rejected rows (cheap), duplicates shown by id."""
     from pyspark.sql import functions as F
 
-    from features.contracts import evaluate
+    from leadq.features.contracts import evaluate
 
     sample = checked.filter(F.col(PRIMARY) != "").limit(200).toPandas()
     if sample.empty:
@@ -220,7 +220,7 @@ def _coerce_batches(params: dict):
 
 
 class _Precomputed:
-    """A pyfunc stand-in holding the scores spark_udf computed, so pipelines.score.score_leads
+    """A pyfunc stand-in holding the scores spark_udf computed, so scoring.core.score_leads
     builds the output columns (MQL flag, tiers, versions) exactly as the pandas engine does.
     With `raw_model` (the sklearn pipeline, for --explain) the reasons come from it too."""
 
@@ -243,7 +243,7 @@ def _output_batches(model, params: dict, scored_at: pd.Timestamp, columns: list[
                     raw_model=None):
     """mapInPandas step: score_leads on spark_udf's scores. `raw_model`, a broadcast of the
     sklearn pipeline, turns reasons on (each Python worker unpickles it once)."""
-    from pipelines.score import score_leads
+    from leadq.pipelines.scoring.core import score_leads
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         sk = raw_model.value if raw_model is not None else None
@@ -262,7 +262,7 @@ def _output_schema(spark, model, params: dict, scored_at: pd.Timestamp, sample: 
                    explain: bool = False):
     """Columns and Spark schema of score_leads' output, found by running it on a few typed
     good rows on the driver (with the driver's own copy of the model: no Spark job needed)."""
-    from pipelines.score import score_leads
+    from leadq.pipelines.scoring.core import score_leads
 
     frame = score_leads(sample.reset_index(drop=True), model, params, scored_at=scored_at,
                         explain=explain)
@@ -318,10 +318,10 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, DoubleType, StringType, StructField, StructType
 
-    from features.contracts import check_columns, check_totals
-    from pipelines.config import load_params
-    from pipelines.score import load_scoring_model
-    from pipelines.validate import load_reference
+    from leadq.features.contracts import check_columns, check_totals
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.scoring.model import load_scoring_model
+    from leadq.pipelines.tracking.contracts import load_reference
 
     params = load_params(params_path)
     out_dir = Path(output_dir)

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import BadInputError, LeadqError
-from pipelines.progress import log
+from leadq.errors import BadInputError, LeadqError
+from leadq.pipelines.io.progress import log
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_PREFIX = "leadq.alias_history."
@@ -33,7 +33,7 @@ def gate_decision(challenger: dict[str, float], champion: dict[str, float] | Non
     The absolute criteria (registry.criteria, e.g. max_test_ece) always apply: an old champion
     is replaced by age only with a challenger that is itself fit to serve.
     """
-    from pipelines.tracking import meets_criteria
+    from leadq.pipelines.tracking.store import meets_criteria
 
     primary = f"test_{registry.get('primary_metric', 'pr_auc')}"
     tolerance = float(registry.get("tolerance", 0.0))
@@ -73,7 +73,7 @@ def champion_stack(history: list[dict], current: str | None) -> list[str]:
 def _client(params: dict):
     import mlflow
 
-    from pipelines.tracking import configure
+    from leadq.pipelines.tracking.store import configure
 
     configure(params)
     return mlflow.MlflowClient()
@@ -122,11 +122,10 @@ def champion_age_days(client, name: str, version: str, history: list[dict]) -> f
 
 def score_with_version(name: str, version: str, rows: pd.DataFrame) -> np.ndarray:
     """P(convert) from a registered version on raw lead rows (its own input columns)."""
-    import mlflow
+    from leadq.models.calibration_choice import base_pipeline
+    from leadq.pipelines.tracking.store import load_sklearn_model
 
-    from models.calibration_choice import base_pipeline
-
-    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    model = load_sklearn_model(f"models:/{name}/{version}")
     needed = list(dict.fromkeys(base_pipeline(model).named_steps["features"].source_columns()))
     missing = [c for c in needed if c not in rows.columns]
     if missing:
@@ -136,7 +135,7 @@ def score_with_version(name: str, version: str, rows: pd.DataFrame) -> np.ndarra
 
 def apply_gate(client, result, params: dict, version: str, run_id: str) -> tuple[bool, str]:
     """Register `version` as challenger, compare it with the champion, promote or not, log why."""
-    from models.metrics import classification_metrics
+    from leadq.models.metrics import classification_metrics
 
     reg = params["registry"]
     name = reg["model_name"]
@@ -204,7 +203,7 @@ def promote(params: dict, version: str, force: bool = False) -> dict:
     """`leadq promote VERSION [--force]`: make a version champion by hand."""
     from mlflow.exceptions import MlflowException
 
-    from pipelines.tracking import meets_criteria
+    from leadq.pipelines.tracking.store import meets_criteria
 
     client = _client(params)
     name = params["registry"]["model_name"]

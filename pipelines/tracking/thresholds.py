@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipelines.errors import LeadqError
+from leadq.errors import LeadqError
 
 TAG_VERSION = "threshold_version"
 TAG_CURRENT = "threshold_current"
@@ -112,7 +112,7 @@ def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dic
     """Store `entry` as the next threshold version of model `name` version `version`."""
     import mlflow
 
-    from pipelines.tracking import configure
+    from leadq.pipelines.tracking.store import configure
 
     configure(params)
     tags = dict(client.get_model_version(name, version).tags)
@@ -146,36 +146,3 @@ def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dic
     # Last: a reader that sees the new number also sees the entry it points to.
     client.set_model_version_tag(name, version, TAG_VERSION, str(number))
     return entry
-
-
-def main(params_path: str | None = None, *, model_version: str | None = None) -> dict:
-    """`leadq thresholds`: the threshold history of a model version (default: the champion)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from pipelines.config import load_params
-    from pipelines.progress import log
-    from pipelines.tracking import CHAMPION, configure
-
-    params = load_params(params_path)
-    configure(params)
-    client = mlflow.MlflowClient()
-    name = params["registry"]["model_name"]
-    try:
-        mv = (client.get_model_version(name, model_version) if model_version
-              else client.get_model_version_by_alias(name, CHAMPION))
-    except MlflowException as exc:
-        raise LeadqError(f"cannot find model {name} "
-                         f"{'version ' + model_version if model_version else '@' + CHAMPION}: "
-                         f"{exc.message.splitlines()[0]}") from exc
-    rows = history(client, name, str(mv.version))
-    current = int(dict(mv.tags).get(TAG_VERSION, "0"))
-    for e in rows:
-        d = e.get("decision") or {}
-        log.info("%s v%s t%-3s %-11s bar %.4f  %s MQLs/week  %s", "*" if
-                 int(e["threshold_version"]) == current else " ", mv.version,
-                 e["threshold_version"], e.get("source", ""), float(e["threshold"]),
-                 f"{d['mql_per_week']:.0f}" if "mql_per_week" in d else "  -",
-                 str(e.get("as_of") or "")[:10] + " " + str(e.get("reason", ""))[:90])
-    return {"model_name": name, "model_version": str(mv.version), "current": current,
-            "history": rows}

@@ -1,0 +1,58 @@
+"""The one scoring core: typed leads and a loaded model in, output rows out.
+
+`leadq score` (pandas, streamed), the Spark engine and any other caller build their output
+columns here, so the MQL flag, tiers, exploration and prior-shift correction cannot differ
+between engines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from leadq.features.columns import raw_input_columns
+from leadq.pipelines.scoring.model import ScoringModel
+
+
+def score_leads(
+    leads: pd.DataFrame,
+    model: ScoringModel,
+    params: dict,
+    *,
+    scored_at: pd.Timestamp,
+    explain: bool = False,
+    id_hashes: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The pure scoring step: typed leads in, one output row per lead out.
+
+    With `explain`, reasons_positive / reasons_negative say why (leadq.pipelines.scoring.reasons).
+    `id_hashes` (leadq.models.routing.id_hashes of the ids) saves hashing them again.
+    """
+    from leadq.models.routing import route
+
+    id_col = params["data"]["leads"]["id"]
+    raw = model.predict_proba(leads[raw_input_columns(params)])
+    ids = leads[id_col].array
+    r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
+              correction=model.correction,
+              explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0),
+              hashes=id_hashes)
+    out = pd.DataFrame({
+        id_col: ids,
+        "score": r["score"],
+        "is_mql": r["is_mql"],
+        "model_version": model.version,
+        "scored_at": scored_at,
+        "tier": r["tier"],
+        "threshold_version": model.threshold_version,
+        "explore": r["explore"],
+        "sales_propensity": r["sales_propensity"],
+        "score_raw": r["score_raw"],
+    })
+    if explain:
+        from leadq.pipelines.scoring.reasons import reason_columns
+
+        reasons = reason_columns(model, leads[raw_input_columns(params)], params)
+        for col in reasons.columns:
+            out[col] = reasons[col].to_numpy()
+    return out

@@ -1,0 +1,132 @@
+"""Load a registered model version for scoring, with the bar, tiers and correction in force.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leadq.errors import LeadqError
+from leadq.pipelines.io.progress import log
+
+
+@dataclass
+class ScoringModel:
+    """A loaded model and the contract that came with its registry version."""
+
+    pyfunc: Any
+    uri: str
+    version: str
+    threshold: float
+    tags: dict
+    # The threshold version in force (leadq.pipelines.tracking.thresholds): "0" = the training bar.
+    threshold_version: str = "0"
+    cutoffs: tuple[float, float, float] | None = None
+    correction: Any = None  # leadq.models.prior_shift.Correction, or None for raw scores
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        """P(convert) per row, straight from the registered model's pyfunc."""
+        out = self.pyfunc.predict(rows)
+        out = out.to_numpy() if hasattr(out, "to_numpy") else np.asarray(out)
+        return out[:, 1] if out.ndim == 2 else out
+
+
+def default_model_uri(params: dict) -> str:
+    return (params.get("scoring") or {}).get("model_uri") or (
+        f"models:/{params['registry']['model_name']}@champion"
+    )
+
+
+def registry_version(uri: str):
+    """The registry ModelVersion behind a models:/NAME@alias or models:/NAME/N URI, else None."""
+    import mlflow
+
+    if not uri.startswith("models:/"):
+        return None
+    ref = uri[len("models:/"):]
+    client = mlflow.MlflowClient()
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return client.get_model_version_by_alias(name, alias)
+    if "/" in ref:
+        name, number = ref.split("/", 1)
+        if number.isdigit():
+            return client.get_model_version(name, number)
+    return None
+
+
+def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringModel:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from leadq.pipelines.tracking.store import check_model_types, configure
+
+    configure(params)
+    uri = model_uri or default_model_uri(params)
+    try:
+        mv = registry_version(uri)
+        with tempfile.TemporaryDirectory(prefix="leadq-model-") as local:
+            # MLflow's own requirements check scans every installed distribution: 1.2 s of
+            # each scoring run. The model pins a handful of packages; check those instead.
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=local)
+            check_model_types(path, uri)
+            model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
+            warn_environment_mismatch(Path(local), model.metadata, uri)
+    except MlflowException as exc:
+        raise LeadqError(
+            f"cannot load model {uri}: {exc.message.splitlines()[0]} "
+            "(train one with `leadq train`, or pass --model-uri)"
+        ) from exc
+    meta = model.metadata.metadata or {}
+    tags = dict(mv.tags) if mv is not None else {}
+    threshold = float(tags.get("mql_threshold", meta.get("mql_threshold", 0.5)))
+    version = str(mv.version) if mv is not None else str(model.metadata.model_id or uri)
+    scoring = ScoringModel(pyfunc=model, uri=uri, version=version, threshold=threshold, tags=tags)
+    if mv is not None:
+        _apply_threshold_version(scoring, mlflow.MlflowClient(), mv.name, tags)
+    return scoring
+
+
+def warn_environment_mismatch(local: Path, meta: Any, uri: str) -> None:
+    """Warn when an installed package or Python differs from what the model was saved with:
+    a different scikit-learn can change scores or fail to load."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = next(iter(sorted(local.rglob("requirements.txt"))), None)
+    lines = found.read_text().splitlines() if found else []
+    for line in lines:
+        try:
+            req = Requirement(line.strip())
+        except InvalidRequirement:
+            continue  # comments, options such as -r, blank lines
+        try:
+            have = version(req.name)
+        except PackageNotFoundError:
+            have = None
+        if have is None or not req.specifier.contains(have, prereleases=True):
+            log.warning("model %s was saved with %s; this environment has %s", uri, req,
+                        f"{req.name} {have}" if have else f"no {req.name}")
+    saved_py = ((meta.flavors or {}).get("python_function") or {}).get("python_version")
+    if saved_py and saved_py.split(".")[:2] != platform.python_version().split(".")[:2]:
+        log.warning("model %s was saved with Python %s; this is Python %s", uri, saved_py,
+                    platform.python_version())
+
+
+def _apply_threshold_version(scoring: ScoringModel, client: Any, name: str, tags: dict) -> None:
+    """Use the latest recalibrated bar, tiers and correction of this model version."""
+    from leadq.models.prior_shift import Correction
+    from leadq.pipelines.tracking.thresholds import current_entry
+
+    entry = current_entry(client, name, scoring.version, tags)
+    scoring.threshold = float(entry["threshold"])
+    scoring.threshold_version = str(entry["threshold_version"])
+    scoring.cutoffs = tuple(entry["cutoffs"]) if entry.get("cutoffs") else None
+    scoring.correction = Correction.from_dict(entry.get("correction"))
