@@ -17,6 +17,27 @@ SMALL_LEADS = 4000
 
 
 MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_NAME")
+# Tests that need a program from outside PyPI (Chromium, a JVM, a PostgreSQL server). Locally
+# they skip with the reason when it is missing; under CI=true a skip is a failure, so a CI
+# machine without them cannot go green having run none of them.
+INTEGRATION_MARKERS = ("browser", "spark", "postgres")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marks = [m for m in INTEGRATION_MARKERS if item.get_closest_marker(m)]
+    if report.skipped and marks and _in_ci():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"CI=true: the {'/'.join(marks)} integration test {item.nodeid} "
+                           f"would have been skipped ({reason}); CI must install what it needs "
+                           "(.ci/run)")
 
 
 @pytest.fixture(autouse=True)

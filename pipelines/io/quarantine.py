@@ -106,6 +106,16 @@ class Accounting:
                 f"{p}_rows_rejected": self.n_rejected}
 
 
+def reason_column(columns) -> str:
+    """`reason`, unless the table has a column of that name (sales feedback does: the rejection
+    reason): the original columns are kept as they are and the contract's reason is added as
+    `quarantine_reason`."""
+    name = "reason"
+    while name in set(columns):
+        name = f"quarantine_{name}"
+    return name
+
+
 class QuarantineWriter:
     """Appends rejected rows to a temporary CSV; `commit` renames it into place."""
 
@@ -118,7 +128,7 @@ class QuarantineWriter:
         if rows.empty:
             return
         out = rows.copy()
-        out["reason"] = reasons.loc[rows.index].to_numpy()
+        out[reason_column(rows.columns)] = reasons.loc[rows.index].to_numpy()
         if self._tmp is None:
             self._tmp = temp_beside(self.path)
             out.to_csv(self._tmp, index=False)

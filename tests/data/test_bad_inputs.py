@@ -10,6 +10,7 @@ no output, quarantine or temporary file behind.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,10 @@ def _assert_nothing_written(out: Path) -> None:
         assert list(out.parent.iterdir()) == [], "temporary files left behind"
 
 
-def _assert_accounting(summary: dict, out: Path, *, rejected: dict[str, int]) -> pd.DataFrame:
+def _assert_accounting(summary: dict, out: Path, *, read: int,
+                       rejected: dict[str, int]) -> pd.DataFrame:
     acct = summary["accounting"]
-    assert acct["read"] == acct["used"] + acct["rejected"]
+    assert acct["read"] == read and acct["used"] == read - sum(rejected.values())
     assert acct["rejected_by_reason"] == rejected
     assert acct["rejected"] == sum(rejected.values())
     scored = pd.read_csv(out, dtype={"lead_id": str})
@@ -59,7 +61,8 @@ def _assert_accounting(summary: dict, out: Path, *, rejected: dict[str, int]) ->
     if rejected:
         quarantined = pd.read_csv(q, dtype=str, keep_default_na=False)
         assert len(quarantined) == acct["rejected"]
-        assert "reason" in quarantined.columns
+        # The reason column lists every rule a row breaks, the one it is counted under first.
+        assert Counter(quarantined["reason"].str.split("; ").str[0]) == Counter(rejected)
         return quarantined
     assert not q.exists()
     return pd.DataFrame()
@@ -243,7 +246,7 @@ def _row_case(trained_store, tmp_path, capsys, leads: pd.DataFrame, rejected: di
     path = _write(leads, tmp_path / "leads.csv", **write_kw)
     code, summary, err, out = _score(trained_store, path, tmp_path, capsys)
     assert code == 0, err
-    quarantined = _assert_accounting(summary, out, rejected=rejected)
+    quarantined = _assert_accounting(summary, out, read=len(leads), rejected=rejected)
     assert f"read {len(leads):,} = used {len(leads) - sum(rejected.values()):,}" in err
     for reason in rejected:
         assert reason in err
@@ -335,7 +338,7 @@ def test_truncated_last_line(trained_store, base_leads, tmp_path, capsys):
     trunc.write_text(cut)
     code, summary, err, out = _score(trained_store, trunc, tmp_path / "x", capsys)
     assert code == 0, err
-    q = _assert_accounting(summary, out,
+    q = _assert_accounting(summary, out, read=N,
                            rejected={"row: more than 50% of the model inputs missing": 1})
     assert q.loc[0, "lead_id"] == base_leads.loc[N - 1, "lead_id"]
 
@@ -406,13 +409,16 @@ def test_deal_before_lead_orphan_and_bad_outcome_are_quarantined(make_params, tm
     deals.to_csv(crm_copy["deals"], index=False)
     tables = _load(make_params, tmp_path, crm_copy)
     acct = tables.accounting["deals"]
-    assert acct.balanced() and acct.n_rejected == 4
+    assert (acct.read, acct.used) == (len(deals), len(deals) - 4)
     assert dict(acct.rejected) == {
         "closed_at: before the lead's created_at": 1, "lead_id: unknown lead": 1,
         "outcome: not one of ['lost', 'won']": 1, "amount: below 0": 1}
     q = pd.read_csv(tmp_path / "deals.rejected.csv", dtype=str)
     assert list(q["deal_id"]) == list(deals.loc[:3, "deal_id"])
-    assert len(tables.deals) == len(deals) - 4
+    assert list(q["reason"]) == ["closed_at: before the lead's created_at",
+                                 "lead_id: unknown lead", "outcome: not one of ['lost', 'won']",
+                                 "amount: below 0"]
+    assert len(tables.deals) == len(deals) - 4 and not set(tables.deals.index) & {0, 1, 2, 3}
 
 
 def test_feedback_bad_rating_status_and_orphan_are_quarantined(make_params, tmp_path, crm_copy):
@@ -424,26 +430,48 @@ def test_feedback_bad_rating_status_and_orphan_are_quarantined(make_params, tmp_
     fb.to_csv(crm_copy["feedback"], index=False)
     tables = _load(make_params, tmp_path, crm_copy)
     acct = tables.accounting["feedback"]
-    assert acct.balanced() and acct.n_rejected == 4
-    assert set(acct.rejected) == {"rating: above 5", "status: not one of ['accepted', 'rejected']",
-                                  "lead_id: unknown lead",
-                                  "feedback_at: unparseable date (expected ISO8601)"}
-    assert len(pd.read_csv(tmp_path / "feedback.rejected.csv")) == 4
+    assert (acct.read, acct.used) == (len(fb), len(fb) - 4)
+    assert dict(acct.rejected) == {
+        "rating: above 5": 1, "status: not one of ['accepted', 'rejected']": 1,
+        "lead_id: unknown lead": 1, "feedback_at: unparseable date (expected ISO8601)": 1}
+    q = pd.read_csv(tmp_path / "feedback.rejected.csv", dtype=str, keep_default_na=False)
+    # Feedback has its own `reason` column (why sales rejected): kept, the contract's beside it.
+    pd.testing.assert_frame_equal(q.drop(columns="quarantine_reason"),
+                                  fb.loc[:3].fillna(""), check_dtype=False)
+    assert list(q["quarantine_reason"]) == [
+        "rating: above 5", "status: not one of ['accepted', 'rejected']",
+        "lead_id: unknown lead", "feedback_at: unparseable date (expected ISO8601)"]
+    assert len(tables.feedback) == len(fb) - 4
 
 
 def test_bad_leads_rows_in_training_are_quarantined_beside_the_input(make_params, tmp_path,
                                                                      crm_copy):
     leads = pd.read_csv(crm_copy["leads"], dtype=str)
-    leads.loc[0, "created_at"] = "garbage"
+    deals = pd.read_csv(crm_copy["deals"], dtype=str)
+    fb = pd.read_csv(crm_copy["feedback"], dtype=str)
+    # A lead that has both deals and feedback (the cascade has something to move).
+    row = leads.index[leads["lead_id"].isin(deals["lead_id"])
+                      & leads["lead_id"].isin(fb["lead_id"])][0]
+    lead = leads.loc[row, "lead_id"]
+    leads.loc[row, "created_at"] = "garbage"
     leads.to_csv(crm_copy["leads"], index=False)
     tables = _load(make_params, tmp_path, crm_copy)
-    assert tables.accounting["leads"].n_rejected == 1
+    assert dict(tables.accounting["leads"].rejected) == {
+        "created_at: unparseable date (expected ISO8601)": 1}
     q = pd.read_csv(tmp_path / "leads.rejected.csv", dtype=str)
-    assert q.loc[0, "lead_id"] == leads.loc[0, "lead_id"]
+    assert q["lead_id"].tolist() == [lead]
+    assert lead not in set(tables.leads["lead_id"])
     # The lead's deals and feedback now refer to an unknown lead: quarantined, not lost.
-    for table in ("deals", "feedback"):
+    for table, frame, why in (("deals", deals, "reason"), ("feedback", fb, "quarantine_reason")):
+        theirs = frame.index[frame["lead_id"] == lead]
         acct = tables.accounting[table]
-        assert acct.balanced()
+        assert dict(acct.rejected) == {"lead_id: unknown lead": len(theirs)}, table
+        assert (acct.read, acct.used) == (len(frame), len(frame) - len(theirs)), table
+        q = pd.read_csv(tmp_path / f"{table}.rejected.csv", dtype=str)
+        assert q["lead_id"].tolist() == [lead] * len(theirs)
+        assert set(q[why]) == {"lead_id: unknown lead"}
+        used = getattr(tables, table)
+        assert lead not in set(used["lead_id"]) and not set(used.index) & set(theirs)
 
 
 @pytest.mark.parametrize("table, change, expected", [
@@ -475,8 +503,9 @@ def test_parquet_input_with_bad_rows(trained_store, base_leads, tmp_path, capsys
     leads.to_parquet(path, index=False)
     code, summary, err, out = _score(trained_store, path, tmp_path, capsys)
     assert code == 0, err
-    _assert_accounting(summary, out, rejected={"created_at: unparseable date (expected "
-                                               "ISO8601)": 1})
+    q = _assert_accounting(summary, out, read=N,
+                           rejected={"created_at: unparseable date (expected ISO8601)": 1})
+    assert q["lead_id"].tolist() == [leads.loc[3, "lead_id"]]
 
 
 def test_params_yaml_parses(tmp_path, base_params):
