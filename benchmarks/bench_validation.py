@@ -56,7 +56,7 @@ def main() -> None:
     import leadq.pipelines.scoring.stream as stream
     from leadq.pipelines.gx.suites import run_gx, suites_for
     from leadq.pipelines.io.progress import setup_logging
-    from leadq.pipelines.scoring.core import score_leads
+    from leadq.pipelines.scoring.core import check_and_score
     from leadq.pipelines.scoring.model import load_scoring_model
     from leadq.pipelines.synthetic.crm import iter_lead_chunks
     from leadq.pipelines.tracking.contracts import load_reference
@@ -72,10 +72,12 @@ def main() -> None:
             chunk.to_csv(leads_path, index=False, header=i == 0, mode="w" if i == 0 else "a")
         scored_at = pd.Timestamp.now(tz="UTC").floor("s")
 
-        def score_chunk(frame: pd.DataFrame, id_hashes) -> pd.DataFrame:
-            return score_leads(frame, model, params, scored_at=scored_at, id_hashes=id_hashes)
+        def score_batch(frame: pd.DataFrame, duplicates, hashes):
+            return check_and_score(frame, model, params, reference=reference,
+                                   scored_at=scored_at, explain=False, duplicates=duplicates,
+                                   hashes=hashes)
 
-        real_evaluate = stream.evaluate
+        real_evaluate = contracts.evaluate
 
         def no_checks(frame, table, params, reference=None, *, duplicates=None):
             empty = pd.Series("", index=frame.index, dtype=object)
@@ -83,15 +85,14 @@ def main() -> None:
 
         def run(label: str) -> float:
             out = tmp / f"scores_{label}.csv"
-            stream.evaluate = real_evaluate if label == "checked" else no_checks
+            contracts.evaluate = real_evaluate if label == "checked" else no_checks
             try:
                 start = time.perf_counter()
                 acct = stream.score_file(leads_path, out, tmp / f"q_{label}.csv", params,
-                                         score_chunk, reference=reference,
-                                         chunk_size=args.chunk_size)
+                                         score_batch, chunk_size=args.chunk_size)
                 seconds = time.perf_counter() - start
             finally:
-                stream.evaluate = real_evaluate
+                contracts.evaluate = real_evaluate
             assert acct.balanced() and acct.read == args.rows
             return seconds
 

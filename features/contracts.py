@@ -34,8 +34,10 @@ WARNING — counted per column and reported, the row is used:
   * the training label rate moving more than `contracts.label_rate_max_change` since the
     previous model (pipelines/tracking/contracts.py).
 
-The Great Expectations suites (`build_suites`) are rendered from the same rules plus the
-training reference (`profile`), stored with each model, and run by `leadq validate` and
+Each rule is declared once, in the rule table of leadq.features.rules (column role, kind,
+level, parameters, message); the evaluator here runs one vectorised check per kind (`CHECKS`)
+and the Great Expectations suites (`suite_expectations`) are rendered from the same table plus
+the training reference (`profile`), stored with each model, and run by `leadq validate` and
 `leadq train` with Data Docs. Scoring enforces the same rules per chunk with the vectorised
 evaluator here (`evaluate` / `check_rows`), because running GX on every chunk of a 10M-row file
 would cost more than scoring it.
@@ -44,57 +46,35 @@ would cost more than scoring it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from leadq.features.columns import model_inputs
+from leadq.features.rules import (
+    DEFAULTS,
+    EARLIEST,
+    ROW,
+    TABLE,
+    WARNING,
+    Kind,
+    Rule,
+    required_columns,
+    rules_for,
+    settings,
+    suite_expectations,
+)
 from leadq.features.tables import parse_date_cells
 from leadq.features.transform import normalise_category
 
+__all__ = ["DEFAULTS", "EARLIEST", "TABLES", "EXAMPLES_PER_REASON", "RowCheck", "check_columns",
+           "check_rows", "check_totals", "evaluate", "id_column", "merge_reasons",
+           "parse_numbers", "profile", "required_columns", "rule_masks", "settings",
+           "suite_expectations"]
+
 TABLES = ("leads", "deals", "feedback")
-DEFAULTS: dict = {
-    "max_duplicate_id_share": 0.01,
-    "max_rejected_share": 0.5,
-    "max_text_length": 1000,
-    "max_missing_inputs_share": 0.5,
-    "placeholder_values": ["unknown", "n/a", "na", "none", "null", "-", "?", "(not set)"],
-    "max_future_days": 1,
-    "numeric_min": 0.0,
-    "numeric_max": 1.0e9,
-    "numeric_bounds": {},
-    "rating_range": [1, 5],
-    "label_rate_max_change": 0.05,
-    "gx_sample_rows": 200_000,
-    "quarantine_dir": None,
-}
 EXAMPLES_PER_REASON = 3
-EARLIEST = pd.Timestamp("1900-01-01")  # older dates are typos (and overflow nanosecond clocks)
-
-
-def settings(params: dict) -> dict:
-    """The `contracts` section of params.yaml over the defaults above."""
-    return {**DEFAULTS, **(params.get("contracts") or {})}
-
-
-# --------------------------------------------------------------------------------------------
-# Which columns each table must have
-
-
-def required_columns(table: str, params: dict, *, for_training: bool = True) -> list[str]:
-    """Columns whose absence is a table-level failure."""
-    spec = params["data"][table]
-    if table == "leads":
-        roles = model_inputs(params)
-        cols = [spec["id"], *roles["categorical"], *roles["numeric"]]
-        cols += [c for c in (roles["email"], roles["job_title"], spec.get("created_at")) if c]
-        if for_training and spec.get("label"):
-            cols.append(spec["label"])
-    elif table == "deals":
-        cols = [spec.get("lead_id"), spec.get("closed_at"), spec.get("outcome")]
-    else:
-        cols = [spec.get("lead_id"), spec.get("feedback_at"), spec.get("status")]
-    return list(dict.fromkeys(c for c in cols if c))
 
 
 def id_column(table: str, params: dict) -> str:
@@ -115,6 +95,9 @@ class RowCheck:
     examples: dict[str, list[str]] = field(default_factory=dict)   # reason → offending values
     warnings: dict[str, int] = field(default_factory=dict)         # "unseen:<col>" → count
     warning_examples: dict[str, list[str]] = field(default_factory=dict)
+    # Which rows each warning flagged: lets a caller that evaluates several requests' rows in
+    # one frame (`leadq serve`) tell each request its own warnings.
+    warning_masks: dict[str, np.ndarray] = field(default_factory=dict)
     duplicate_ids: int = 0
 
     @property
@@ -226,8 +209,11 @@ class _Col:
         if self.typed:
             return self.values.isna().to_numpy()
         if self.row_wise:
-            return self.values.isna().to_numpy() | (self.values.str.strip() == "").fillna(
-                False).to_numpy(dtype=bool)
+            # Several rules ask (missing id, duplicate id): strip 200k ids once.
+            if "blank" not in self._memo:
+                self._memo["blank"] = self.values.isna().to_numpy() | (
+                    self.values.str.strip() == "").fillna(False).to_numpy(dtype=bool)
+            return self._memo["blank"]
         return self.mapped("blank", lambda u: (u.str.strip() == "").fillna(True)
                            .to_numpy(dtype=bool), True).astype(bool)
 
@@ -270,59 +256,193 @@ def parse_numbers(values: pd.Series) -> pd.Series:
     return pd.Series(_Col(values).numbers(), index=values.index, dtype="float64")
 
 
+def _stripped(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip()
+    return text.mask(text == "").astype(object).where(text.notna() & (text != ""), None)
+
+
+def gx_view(values: pd.Series, view: str | None, params: dict[str, Any]) -> pd.Series:
+    """`values` as the GX expectations of `view` see them (see GX_EXPECTATIONS)."""
+    if view is None:
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+            return values
+        return values.astype(object).where(values.notna(), None)
+    if view == "stripped":          # blank → missing, padding gone, as the evaluator reads text
+        return _stripped(values)
+    if view == "lower-case":        # whitespace-only stays "" (no allowed value), null stays null
+        text = values.astype("string").str.strip().str.lower()
+        return text.astype(object).where(text.notna(), None)
+    if view == "category":          # as the model sees it; a cell it folds to nothing is ""
+        norm = normalise_category(values)
+        blank = _stripped(values).isna()
+        return norm.where(norm.notna() | blank, "").astype(object).where(
+            norm.notna() | ~blank, None)
+    if view == "year":
+        return parse_date_cells(values, params.get("date_format")).dt.year.astype("float64")
+    numbers = parse_numbers(values)
+    if view == "number":
+        return numbers
+    finite = numbers.where(np.isfinite(numbers))
+    if view == "finite number":
+        return finite
+    if view == "accepted number":   # only values the row rules let through can warn
+        lo, hi = params.get("min"), params.get("max")
+        lo, hi = -np.inf if lo is None else lo, np.inf if hi is None else hi
+        return finite.where((finite >= lo) & (finite <= hi))
+    raise ValueError(f"unknown GX view {view!r}")
+
+
 def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
-def _numeric_bounds(col: str, cfg: dict) -> tuple[float, float]:
-    lo, hi = (cfg["numeric_bounds"] or {}).get(col, (cfg["numeric_min"], cfg["numeric_max"]))
-    return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
+class _Frame:
+    """One frame's columns, each wrapped once (`_Col`), and what several rules share."""
+
+    def __init__(self, frame: pd.DataFrame, id_name: str | None,
+                 duplicates: np.ndarray | None) -> None:
+        self.frame = frame
+        self.id_name = id_name
+        self.duplicates = duplicates
+        self.cols: dict[str, _Col] = {}
+        self.dates: dict[str, pd.Series] = {}
+
+    def col(self, name: str | None) -> _Col | None:
+        if not name or name not in self.frame.columns:
+            return None
+        if name not in self.cols:
+            self.cols[name] = _Col(self.frame[name], distinct=name == self.id_name)
+        return self.cols[name]
+
+    def date(self, name: str, fmt: str | None) -> pd.Series:
+        if name not in self.dates:
+            self.dates[name] = parse_date_cells(self.cols[name].values, fmt)
+        return self.dates[name]
 
 
-def _check_id(c: _Collector, col: _Col, name: str, *, unique: bool,
-              duplicates: np.ndarray | None = None) -> int:
-    missing = col.blank()
-    c.add(missing, f"{name}: missing", col.values)
-    if not unique:
-        return 0
-    found = col.duplicated() if duplicates is None else np.asarray(duplicates, dtype=bool)
-    dup = found & ~missing
-    c.add(dup, f"{name}: duplicate id", col.values)
-    return int(dup.sum())
+# Each kind's vectorised check: (frame, column, rule) → rows that break it (None: not run).
+def _not_blank(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return x.blank()
 
 
-def _check_date(c: _Collector, col: _Col, name: str, fmt: str | None, cfg: dict,
-                *, required: bool) -> pd.Series:
-    parsed = parse_date_cells(col.values, fmt)
-    blank = col.blank()
-    if required:
-        c.add(blank, f"{name}: missing", col.values)
-    c.add(~blank & parsed.isna().to_numpy(), f"{name}: unparseable date (expected {fmt})",
-          col.values)
-    future = (parsed > _now() + pd.Timedelta(days=float(cfg["max_future_days"]))).to_numpy()
-    c.add(future, f"{name}: in the future", col.values)
-    c.add((parsed < EARLIEST).to_numpy(), f"{name}: before {EARLIEST.year}", col.values)
-    return parsed
+def _unique(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    found = x.duplicated() if f.duplicates is None else np.asarray(f.duplicates, dtype=bool)
+    return found & ~x.blank()
 
 
-def _check_text_length(c: _Collector, col: _Col, name: str, cfg: dict) -> None:
-    limit = int(cfg["max_text_length"])
-    c.add(col.lengths() > limit, f"{name}: text longer than {limit}", col.values)
+def _date(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return ~x.blank() & f.date(r.column, r.params["date_format"]).isna().to_numpy()
 
 
-def _check_numeric(c: _Collector, col: _Col, name: str, lo: float, hi: float) -> np.ndarray:
-    arr = col.numbers()
-    c.add(~col.blank() & np.isnan(arr), f"{name}: not a number", col.values)
-    c.add(np.isinf(arr), f"{name}: not finite", col.values)
-    finite = np.isfinite(arr)
-    c.add(finite & (arr < lo), f"{name}: below {lo:g}", col.values)
-    c.add(finite & (arr > hi), f"{name}: above {hi:g}", col.values)
-    return arr
+def _not_future(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    limit = _now() + pd.Timedelta(days=r.params["max_future_days"])
+    return (f.date(r.column, r.params["date_format"]) > limit).to_numpy()
 
 
-def _check_in_set(c: _Collector, col: _Col, name: str, allowed: list[str]) -> None:
-    allowed_l = {str(v).strip().lower() for v in allowed}
-    c.add(~col.in_set(allowed_l), f"{name}: not one of {sorted(allowed_l)}", col.values)
+def _not_before(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return (f.date(r.column, r.params["date_format"]) < EARLIEST).to_numpy()
+
+
+def _after_lead(f: _Frame, x: _Col, r: Rule) -> np.ndarray | None:
+    lead = f.col(r.params["lead_id_column"])
+    if lead is None:
+        return None
+    ids = lead.values.astype("string").str.strip()
+    lead_at = pd.to_datetime(ids.map(r.params["lead_created"]), errors="coerce")
+    return (f.date(r.column, r.params["date_format"]) < lead_at).to_numpy(dtype=bool)
+
+
+def _known_lead(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    known = r.params["lead_created"]
+    return ~x.blank() & ~x.mapped(
+        "known", lambda u: u.str.strip().isin(known.index).to_numpy(dtype=bool),
+        False).astype(bool)
+
+
+def _max_length(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return x.lengths() > r.params["max_text_length"]
+
+
+def _mostly_present(f: _Frame, x: None, r: Rule) -> np.ndarray | None:
+    inputs = [f.col(name) for name in r.columns]
+    inputs = [c for c in inputs if c is not None]
+    if not inputs:
+        return None
+    # A truncated line or a shifted row: pandas fills the missing cells with NaN, which the
+    # model would score as a real, empty lead. isna, not blank(): whitespace-only cells are
+    # rare and the email column's distinct values would cost a hash of every address.
+    empty = np.zeros(len(f.frame))
+    for c in inputs:
+        empty += c.values.isna().to_numpy()
+    return empty / len(inputs) > r.params["max_missing_inputs_share"]
+
+
+def _number(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return ~x.blank() & np.isnan(x.numbers())
+
+
+def _finite(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return np.isinf(x.numbers())
+
+
+def _min(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    arr = x.numbers()
+    return np.isfinite(arr) & (arr < r.params["min"])
+
+
+def _max(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    arr = x.numbers()
+    return np.isfinite(arr) & (arr > r.params["max"])
+
+
+def _in_set(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return ~x.in_set(set(r.params["allowed"]))
+
+
+def _training_range(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    arr = x.numbers()
+    seen = r.params["training_range"]
+    # Values the row rules reject are counted there, not again as a warning.
+    return np.isfinite(arr) & (arr >= r.params["min"]) & (arr <= r.params["max"]) & (
+        (arr < seen[0]) | (arr > seen[1]))
+
+
+def _placeholder(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    # "Unknown" is a value the model learns as a category; say how common it is.
+    return x.in_set(set(r.params["placeholder_values"]))
+
+
+def _known_category(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    return ~x.blank() & ~x.in_set(set(r.params["known_categories"]), normalise=True)
+
+
+CHECKS: dict[Kind, object] = {
+    Kind.NOT_BLANK: _not_blank, Kind.UNIQUE: _unique, Kind.DATE: _date,
+    Kind.NOT_FUTURE: _not_future, Kind.NOT_BEFORE: _not_before, Kind.AFTER_LEAD: _after_lead,
+    Kind.KNOWN_LEAD: _known_lead, Kind.MAX_LENGTH: _max_length,
+    Kind.MOSTLY_PRESENT: _mostly_present, Kind.NUMBER: _number, Kind.FINITE: _finite,
+    Kind.MIN: _min, Kind.MAX: _max, Kind.IN_SET: _in_set, Kind.TRAINING_RANGE: _training_range,
+    Kind.PLACEHOLDER: _placeholder, Kind.KNOWN_CATEGORY: _known_category,
+}
+
+
+def rule_masks(frame: pd.DataFrame, table: str, params: dict, reference: dict | None = None,
+               *, duplicates: np.ndarray | None = None) -> list[tuple[Rule, np.ndarray]]:
+    """Every row and warning rule of `table` that could run on `frame`, with the rows it
+    flags, in rule-table order. Table-level rules are `check_columns` / `check_totals`."""
+    spec = params["data"][table]
+    f = _Frame(frame, spec.get("id"), duplicates)
+    out = []
+    for rule in rules_for(table, params, reference):
+        if rule.level not in (ROW, WARNING):
+            continue
+        x = None
+        if rule.column is not None and (x := f.col(rule.column)) is None:
+            continue  # an absent column is a table-level problem (check_columns)
+        mask = CHECKS[rule.kind](f, x, rule)
+        if mask is not None:
+            out.append((rule, np.asarray(mask, dtype=bool)))
+    return out
 
 
 def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | None = None,
@@ -337,111 +457,29 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
     over the whole input) so a streamed file is judged like one piece; by default duplicates
     are found within `frame`.
     """
-    cfg = settings(params)
-    spec = params["data"][table]
-    reference = reference or {}
     c = _Collector(frame.index)
     dups = 0
     warnings: dict[str, int] = {}
     warn_examples: dict[str, list[str]] = {}
-    cols: dict[str, _Col] = {}
-
-    def col(name: str | None) -> _Col | None:
-        if not name or name not in frame.columns:
-            return None
-        if name not in cols:
-            cols[name] = _Col(frame[name], distinct=name == spec.get("id"))
-        return cols[name]
-
-    def warn(key: str, mask: np.ndarray, values: pd.Series) -> None:
-        if mask.any():
-            warnings[key] = int(mask.sum())
-            warn_examples[key] = [_show(v) for v in
-                                  pd.unique(values[mask])[:EXAMPLES_PER_REASON]]
-
-    if table == "leads":
-        roles = model_inputs(params)
-        if ident := col(spec["id"]):
-            dups = _check_id(c, ident, spec["id"], unique=True, duplicates=duplicates)
-        if created := col(spec.get("created_at")):
-            _check_date(c, created, spec["created_at"], spec.get("date_format"), cfg,
-                        required=True)
-        for name in dict.fromkeys([spec["id"], *roles["categorical"], roles["job_title"]]):
-            if (x := col(name)) is not None:
-                _check_text_length(c, x, name, cfg)
-        inputs = [x for x in dict.fromkeys([*roles["categorical"], *roles["numeric"],
-                                            roles["email"], roles["job_title"]]) if col(x)]
-        if inputs:
-            # A truncated line or a shifted row: pandas fills the missing cells with NaN, which
-            # the model would score as a real, empty lead.
-            empty = np.zeros(len(frame))
-            for name in inputs:
-                # isna, not blank(): whitespace-only cells are rare and the email column's
-                # distinct values would cost a hash of every address.
-                empty += cols[name].values.isna().to_numpy()
-            limit = float(cfg["max_missing_inputs_share"])
-            c.add(empty / len(inputs) > limit,
-                  f"row: more than {limit:.0%} of the model inputs missing",
-                  frame[spec["id"]] if col(spec["id"]) else None)
-        ranges = reference.get("numeric_ranges") or {}
-        for name in roles["numeric"]:
-            if (x := col(name)) is None:
-                continue
-            lo, hi = _numeric_bounds(name, cfg)
-            arr = _check_numeric(c, x, name, lo, hi)
-            if seen := ranges.get(name):
-                out = np.isfinite(arr) & (arr >= lo) & (arr <= hi) & (
-                    (arr < seen[0]) | (arr > seen[1]))
-                warn(f"out_of_training_range:{name}", out, x.values)
-        placeholders = {str(v).strip().lower() for v in cfg["placeholder_values"] or []}
-        for name in roles["categorical"] if placeholders else []:
-            if (x := col(name)) is not None:
-                # "Unknown" is a value the model learns as a category; say how common it is.
-                warn(f"placeholder:{name}", x.in_set(placeholders), x.values)
-        for name, known in (reference.get("categories") or {}).items():
-            if (x := col(name)) is not None:
-                unseen = ~x.blank() & ~x.in_set(set(known), normalise=True)
-                warn(f"unseen_category:{name}", unseen, x.values)
-    else:
-        lead_col = spec["lead_id"]
-        known = reference.get("lead_created")
-        ids = None
-        if (x := col(lead_col)) is not None:
-            _check_id(c, x, lead_col, unique=False)
-            ids = x.values.astype("string").str.strip()
-            if known is not None:
-                orphan = ~x.blank() & ~x.mapped(
-                    "known", lambda u: u.str.strip().isin(known.index).to_numpy(dtype=bool),
-                    False).astype(bool)
-                c.add(orphan, f"{lead_col}: unknown lead", x.values)
-        when_name = spec.get("closed_at" if table == "deals" else "feedback_at")
-        if (x := col(when_name)) is not None:
-            when = _check_date(c, x, when_name, spec.get("date_format"), cfg, required=True)
-            if table == "deals" and known is not None and ids is not None:
-                lead_at = pd.to_datetime(ids.map(known), errors="coerce")
-                early = (when < lead_at).to_numpy(dtype=bool)
-                c.add(early, f"{when_name}: before the lead's created_at", x.values)
-        if table == "deals":
-            if (x := col(spec.get("outcome"))) is not None:
-                _check_in_set(c, x, spec["outcome"], list(spec.get("won_values") or ["won"])
-                              + list(spec.get("lost_values") or ["lost"]))
-            if (x := col(spec.get("amount"))) is not None:
-                _check_numeric(c, x, spec["amount"], 0.0, np.inf)
-        else:
-            if (x := col(spec.get("status"))) is not None:
-                _check_in_set(c, x, spec["status"],
-                              list(spec.get("accepted_values") or ["accepted"])
-                              + list(spec.get("rejected_values") or ["rejected"]))
-            if (x := col(spec.get("rating"))) is not None:
-                lo, hi = cfg["rating_range"]
-                _check_numeric(c, x, spec["rating"], float(lo), float(hi))
-            if (x := col(spec.get("first_contact_at"))) is not None:
-                _check_date(c, x, spec["first_contact_at"], spec.get("date_format"), cfg,
-                            required=False)
+    warn_masks: dict[str, np.ndarray] = {}
+    id_name = params["data"][table].get("id")
+    for rule, mask in rule_masks(frame, table, params, reference, duplicates=duplicates):
+        if rule.level == WARNING:
+            if mask.any():
+                values = frame[rule.column]
+                warnings[rule.message] = int(mask.sum())
+                warn_masks[rule.message] = mask
+                warn_examples[rule.message] = [
+                    _show(v) for v in pd.unique(values[mask])[:EXAMPLES_PER_REASON]]
+            continue
+        shown = rule.column or (id_name if id_name in frame.columns else None)
+        c.add(mask, rule.message, frame[shown] if shown else None)
+        if rule.kind == Kind.UNIQUE:
+            dups = int(mask.sum())
     reasons, primary = c.result()
     return RowCheck(reasons=reasons, primary=primary, examples=c.examples, warnings=warnings,
-                    warning_examples=warn_examples, duplicate_ids=dups, _bad=c.first >= 0,
-                    _counts=c.counts())
+                    warning_examples=warn_examples, warning_masks=warn_masks, duplicate_ids=dups,
+                    _bad=c.first >= 0, _counts=c.counts())
 
 
 def check_rows(frame: pd.DataFrame, table: str, params: dict,
@@ -471,8 +509,9 @@ def check_columns(columns: list[str], table: str, params: dict, *, path, for_tra
     from leadq.errors import BadInputError
 
     spec = params["data"][table]
-    missing = [c for c in required_columns(table, params, for_training=for_training)
-               if c not in columns]
+    required = [r.column for r in rules_for(table, params, for_training=for_training)
+                if r.kind == Kind.REQUIRED]
+    missing = [c for c in required if c not in columns]
     if not missing:
         return
     shown = ", ".join(repr(c) for c in list(columns)[:12])
@@ -498,26 +537,31 @@ def check_totals(table: str, params: dict, *, path, rows: int, rejected: dict[st
     """Table-level verdict once every row was seen: empty, all bad, too many bad, too many dups."""
     from leadq.errors import BadInputError
 
-    cfg = settings(params)
+    limits: dict = {}
+    for rule in rules_for(table, params):
+        if rule.level == TABLE:
+            limits.update(rule.params)
     if rows == 0:
         raise BadInputError(f"{path}: {table} file has a header but no rows (check: not empty)")
     n_bad = sum(rejected.values())
     idc = id_column(table, params)
-    if table == "leads" and duplicate_ids / rows > float(cfg["max_duplicate_id_share"]):
+    dup_share = limits.get("max_duplicate_id_share")
+    if dup_share is not None and duplicate_ids / rows > dup_share:
         shown = ", ".join(examples.get(f"{idc}: duplicate id", [])[:EXAMPLES_PER_REASON])
         raise BadInputError(
             f"{path}: column {idc}: {duplicate_ids:,} duplicate ids in {rows:,} rows "
             f"({duplicate_ids / rows:.1%} > contracts.max_duplicate_id_share "
-            f"{cfg['max_duplicate_id_share']:.1%}) (check: unique ids); e.g. {shown}"
+            f"{dup_share:.1%}) (check: unique ids); e.g. {shown}"
         )
-    if n_bad == rows or n_bad / rows > float(cfg["max_rejected_share"]):
+    max_bad = limits["max_rejected_share"]
+    if n_bad == rows or n_bad / rows > max_bad:
         top = sorted(rejected.items(), key=lambda kv: -kv[1])[:3]
         detail = "; ".join(
             f"{reason} ({count:,} rows, e.g. {', '.join(examples.get(reason, [])[:3])})"
             for reason, count in top)
         what = "every row" if n_bad == rows else (
             f"{n_bad:,} of {rows:,} rows ({n_bad / rows:.0%} > contracts.max_rejected_share "
-            f"{float(cfg['max_rejected_share']):.0%})")
+            f"{max_bad:.0%})")
         raise BadInputError(f"{path}: {table} table: {what} failed the contract: {detail}")
 
 
@@ -546,77 +590,3 @@ def profile(leads: pd.DataFrame, params: dict, label_rate: float | None = None) 
                 ranges[col] = [float(arr.min()), float(arr.max())]
     return {"version": 1, "categories": cats, "numeric_ranges": ranges,
             "rows": int(len(leads)), "label_rate": label_rate}
-
-
-def suite_expectations(table: str, params: dict, reference: dict | None = None) -> list[dict]:
-    """The contract of `table` as Great Expectations expectation configs (type + kwargs).
-
-    `meta.level` says what a failure means in leadq: table (stop), row (quarantine) or
-    warning (report). Personal columns get no expectation, so they never show in Data Docs.
-    """
-    cfg = settings(params)
-    spec = params["data"][table]
-    reference = reference or {}
-    exp: list[dict] = []
-
-    def add(kind: str, level: str, severity: str = "critical", **kwargs) -> None:
-        exp.append({"type": kind, "kwargs": kwargs, "meta": {"level": level},
-                    "severity": severity})
-
-    for col in required_columns(table, params):
-        add("expect_column_to_exist", "table", column=col)
-    idc = id_column(table, params)
-    add("expect_column_values_to_not_be_null", "row", column=idc)
-    if table == "leads":
-        roles = model_inputs(params)
-        add("expect_column_values_to_be_unique", "row", column=idc,
-            mostly=1.0 - float(cfg["max_duplicate_id_share"]))
-        if spec.get("created_at"):
-            _date_expectations(add, spec["created_at"], spec.get("date_format"))
-        for col in roles["numeric"]:
-            lo, hi = _numeric_bounds(col, cfg)
-            add("expect_column_values_to_be_between", "row", column=col,
-                min_value=None if np.isinf(lo) else lo, max_value=None if np.isinf(hi) else hi)
-            seen = (reference.get("numeric_ranges") or {}).get(col)
-            if seen:
-                add("expect_column_values_to_be_between", "warning", "warning", column=col,
-                    min_value=seen[0], max_value=seen[1])
-        for col, known in (reference.get("categories") or {}).items():
-            add("expect_column_values_to_be_in_set", "warning", "warning", column=col,
-                value_set=list(known))
-        for col in [*roles["categorical"], roles["job_title"]]:
-            if col:
-                add("expect_column_value_lengths_to_be_between", "row", column=col,
-                    max_value=int(cfg["max_text_length"]))
-        add("expect_table_row_count_to_be_between", "table", min_value=1)
-    elif table == "deals":
-        _date_expectations(add, spec["closed_at"], spec.get("date_format"))
-        if spec.get("outcome"):
-            add("expect_column_values_to_be_in_set", "row", column=spec["outcome"],
-                value_set=list(spec.get("won_values") or ["won"])
-                + list(spec.get("lost_values") or ["lost"]))
-        if spec.get("amount"):
-            add("expect_column_values_to_be_between", "row", column=spec["amount"],
-                min_value=0)
-    else:
-        _date_expectations(add, spec["feedback_at"], spec.get("date_format"))
-        add("expect_column_values_to_be_in_set", "row", column=spec["status"],
-            value_set=list(spec.get("accepted_values") or ["accepted"])
-            + list(spec.get("rejected_values") or ["rejected"]))
-        if spec.get("rating"):
-            lo, hi = cfg["rating_range"]
-            add("expect_column_values_to_be_between", "row", column=spec["rating"],
-                min_value=lo, max_value=hi)
-    personal = set(params["data"]["leads"].get("personal") or []) if table == "leads" else set()
-    return [e for e in exp if e["kwargs"].get("column") not in personal
-            or e["type"] == "expect_column_to_exist"]
-
-
-def _date_expectations(add, col: str, fmt: str | None) -> None:
-    # "Not in the future" is enforced by `evaluate`; GX sees dates as the text in the file.
-    add("expect_column_values_to_not_be_null", "row", column=col)
-    if fmt and fmt.upper() != "ISO8601":
-        add("expect_column_values_to_match_strftime_format", "row", column=col,
-            strftime_format=fmt)
-    else:
-        add("expect_column_values_to_be_dateutil_parseable", "row", column=col)

@@ -7,6 +7,7 @@ scoring can never derive features differently.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -33,9 +34,52 @@ SENIORITY_RULES: tuple[tuple[int, str], ...] = (
 _SENIORITY_RE = [(rank, re.compile(pattern)) for rank, pattern in SENIORITY_RULES]
 
 
+# Below this many rows (a lead scored by `leadq serve`), pandas' fixed cost per call dwarfs the
+# work: values are looked up in a per-function memo instead, each new value computed by `fn`
+# itself on a Series, so both paths give the same answer (tests/code/test_transform.py).
+# Values compare as pandas' factorize compares them (1 == 1.0).
+SMALL_FRAME_ROWS = 32
+_MEMO_LIMIT = 50_000       # values kept per function; the memo starts afresh when full
+_MEMO_MAX_LENGTH = 200     # a longer text is computed each time, never kept
+_memo_lock = threading.Lock()
+_memo: dict[Callable, dict] = {}
+_out_dtype: dict[Callable, np.dtype] = {}
+
+
+def _per_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    cells = values.tolist()
+    absent = [pd.isna(c) for c in cells]
+    with _memo_lock:
+        memo = _memo.setdefault(fn, {})
+        found = {c: memo[c] for c, gone in zip(cells, absent, strict=True)
+                 if not gone and c in memo}
+    todo = list(dict.fromkeys(c for c, gone in zip(cells, absent, strict=True)
+                              if not gone and c not in found))
+    if todo:
+        mapped = fn(pd.Series(todo, dtype=object)).to_numpy()
+        computed = dict(zip(todo, mapped.tolist(), strict=True))
+        found.update(computed)
+        with _memo_lock:
+            _out_dtype.setdefault(fn, mapped.dtype)
+            if len(memo) + len(computed) > _MEMO_LIMIT:
+                memo.clear()
+            memo.update((k, v) for k, v in computed.items()
+                        if not (isinstance(k, str) and len(k) > _MEMO_MAX_LENGTH))
+    dtype = _out_dtype.get(fn)
+    if dtype is None:  # every value missing, and nothing computed yet to tell the output type
+        return fn(values.iloc[:0]).reindex(values.index)
+    if any(absent) and dtype.kind != "f":
+        dtype = np.dtype(object)
+    out = np.array([np.nan if gone else found[c] for c, gone in zip(cells, absent, strict=True)],
+                   dtype=dtype)
+    return pd.Series(out, index=values.index, dtype=out.dtype)
+
+
 def per_distinct(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
     """Apply a string function once per distinct value: CRM category columns repeat a few
     hundred values over millions of rows, so this is what keeps scoring fast."""
+    if 0 < len(values) <= SMALL_FRAME_ROWS:
+        return _per_value(values, fn)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = fn(pd.Series(uniques, dtype=object)).to_numpy()
     if len(mapped) == 0:

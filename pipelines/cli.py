@@ -79,6 +79,13 @@ def cmd_thresholds(args: argparse.Namespace) -> dict:
     return main(args.params, model_version=args.model_version)
 
 
+def cmd_serve(args: argparse.Namespace) -> dict:
+    from leadq.pipelines.serve import main
+
+    return main(args.params, host=args.host, port=args.port, workers=args.workers,
+                model_uri=args.model_uri)
+
+
 def cmd_plan(args: argparse.Namespace) -> dict:
     from leadq.pipelines.plan import main
 
@@ -204,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-version", default=None, help="default: the champion")
     _params_arg(p)
     p.set_defaults(handler=cmd_thresholds)
+
+    p = sub.add_parser("serve", help="real-time scoring API (HTTP) for the champion model")
+    p.add_argument("--host", default=None, help="address to bind (default: serve.host, "
+                                                "127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="default: serve.port, 8080")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: serve.workers, 1)")
+    p.add_argument("--model-uri", default=None,
+                   help="registry model URI (default models:/<name>@champion)")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("plan", help="turn a won-deals goal into MQLs for sales and leads "
                                     "for marketing")

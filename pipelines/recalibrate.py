@@ -303,7 +303,7 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     if not pattern:
         raise BadInputError("params.yaml recalibration.scores is not set (or pass --scores)")
     full = str(resolve_path(params, pattern))
-    files = sorted(glob.glob(full))
+    files = sorted(glob.glob(full, recursive=True))
     if not files:
         raise BadInputError(f"no score files match {full} (run `leadq score` first)")
     id_col = params["data"]["leads"]["id"]

@@ -12,7 +12,7 @@ import pandas as pd
 from leadq.errors import BadInputError
 from leadq.pipelines.io.files import peek_columns, table_format
 from leadq.pipelines.io.progress import log, step
-from leadq.pipelines.scoring.core import score_leads
+from leadq.pipelines.scoring.core import check_and_score
 from leadq.pipelines.scoring.model import load_scoring_model
 
 
@@ -55,11 +55,13 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         explain = explain_by_default(input_path, params)
     mql = [0]
 
-    def score_chunk(leads: pd.DataFrame, id_hashes: np.ndarray) -> pd.DataFrame:
-        out = score_leads(leads, model, params, scored_at=scored_at, explain=explain,
-                          id_hashes=id_hashes)
-        mql[0] += int(out["is_mql"].sum())
-        return out
+    def score_batch(raw: pd.DataFrame, duplicates: np.ndarray, hashes: np.ndarray):
+        check, out = check_and_score(raw, model, params, reference=reference,
+                                     scored_at=scored_at, explain=explain,
+                                     duplicates=duplicates, hashes=hashes)
+        if out is not None:
+            mql[0] += int(out["is_mql"].sum())
+        return check, out
 
     from threadpoolctl import threadpool_limits
 
@@ -69,8 +71,8 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
     with limit:
         acct = score_file(Path(input_path), Path(output_path),
-                          quarantine_path(output_path), params, score_chunk,
-                          reference=reference, chunk_size=chunk_size)
+                          quarantine_path(output_path), params, score_batch,
+                          chunk_size=chunk_size)
     print(acct.summary(), file=sys.stderr)
     summary = {"rows": acct.used, "mql": mql[0], "output": str(output_path),
                "model_version": model.version, "threshold": model.threshold,

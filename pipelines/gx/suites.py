@@ -1,72 +1,55 @@
 """The Great Expectations side of the data contracts.
 
-The rules live in features/contracts.py. Here they are rendered as GX 1.x expectation suites,
-run on the tables with an ephemeral GX context and turned into Data Docs (HTML). Personal
-columns are replaced by a constant before GX sees a frame, so no personal value reaches Data
-Docs, validation results or MLflow.
+The rules live in one table, features/rules.py, which also renders them as GX 1.x expectation
+configs (`suite_expectations`). Here they become suites, run on the tables with an ephemeral GX
+context and turned into Data Docs (HTML). Personal columns are replaced by a constant before GX
+sees a frame, so no personal value reaches Data Docs, validation results or MLflow.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from leadq.features.contracts import settings, suite_expectations
-from leadq.features.transform import normalise_category
+from leadq.features.contracts import gx_view
+from leadq.features.rules import settings, suite_expectations
 
 
 def suites_for(params: dict, reference: dict | None, tables: list[str]) -> dict[str, dict]:
     """Suite JSON (GX 1.x ExpectationSuite format) per table."""
     return {t: {"name": f"leadq_{t}", "expectations": suite_expectations(t, params, reference),
-                "meta": {"leadq_contract": "features/contracts.py", "table": t}}
+                "meta": {"leadq_contract": "features/rules.py", "table": t}}
             for t in tables}
 
 
 def _gx_frame(raw: pd.DataFrame, table: str, params: dict, expectations: list[dict]
               ) -> pd.DataFrame:
-    """The frame GX validates: contract columns only (never personal ones), numbers parsed
-    where a range is expected, categories normalised as the model sees them."""
-    from leadq.features.contracts import parse_numbers
-
+    """The frame GX validates: one column per (contract column, view) the expectations name
+    (see leadq.features.contracts.gx_view), never a personal value."""
     personal = set(params["data"]["leads"].get("personal") or [])
-    cols = [c for c in dict.fromkeys(e["kwargs"].get("column") for e in expectations)
-            if c and c in raw.columns]
-    out = raw[cols].copy()
-    for col in personal & set(cols):
-        # Only its existence is checked: GX sees a constant, never a personal value.
-        out[col] = "redacted"
-    ranged = {e["kwargs"]["column"] for e in expectations
-              if e["type"] == "expect_column_values_to_be_between"}
-    in_set = {e["kwargs"]["column"] for e in expectations
-              if e["type"] == "expect_column_values_to_be_in_set"}
-    for col in cols:
-        if col in ranged and not pd.api.types.is_datetime64_any_dtype(out[col]):
-            out[col] = parse_numbers(out[col])
-        elif col in in_set:
-            out[col] = (normalise_category(out[col]) if table == "leads"
-                        else out[col].astype("string").str.strip().str.lower().astype(object))
-        elif not pd.api.types.is_numeric_dtype(out[col]):
-            out[col] = out[col].astype(object)
-    return out
-
-
-def _lowered(expectations: list[dict], table: str) -> list[dict]:
-    """Allowed outcome/status sets compared case-insensitively, as `evaluate` does."""
-    out = []
+    out: dict[str, pd.Series] = {}
     for e in expectations:
-        e = json.loads(json.dumps(e))
-        if e["type"] == "expect_column_values_to_be_in_set" and table != "leads":
-            e["kwargs"]["value_set"] = [str(v).strip().lower() for v in e["kwargs"]["value_set"]]
-        out.append(e)
-    return out
+        meta = e.get("meta") or {}
+        col, name = meta.get("column"), e["kwargs"].get("column")
+        if not col or col not in raw.columns or name in out:
+            continue
+        if col in personal:
+            # Only its existence is checked: GX sees a constant, never a personal value.
+            out[name] = pd.Series("redacted", index=raw.index, dtype=object)
+            continue
+        out[name] = gx_view(raw[col], meta.get("view"), meta.get("view_params") or {})
+    return pd.DataFrame(out, index=raw.index)
 
 
 def run_gx(frames: dict[str, pd.DataFrame], suites: dict[str, dict], params: dict,
-           docs_dir: Path | None) -> dict[str, dict]:
-    """Validate each frame against its suite with GX; write Data Docs to `docs_dir`."""
+           docs_dir: Path | None, *, result_format: str = "SUMMARY") -> dict[str, dict]:
+    """Validate each frame against its suite with GX; write Data Docs to `docs_dir`.
+
+    `result_format` is GX's: "COMPLETE" lists every unexpected row's index (the agreement
+    test compares them with the evaluator's), "SUMMARY" a few values, for Data Docs and MLflow.
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.core import ExpectationSuite
@@ -87,7 +70,7 @@ def run_gx(frames: dict[str, pd.DataFrame], suites: dict[str, dict], params: dic
     for table, frame in frames.items():
         if table not in suites:
             continue
-        exps = _lowered(suites[table]["expectations"], table)
+        exps = suites[table]["expectations"]
         batch = _gx_frame(frame, table, params, exps)
         if len(batch) > cap:
             batch = batch.sample(cap, random_state=0)
@@ -104,7 +87,7 @@ def run_gx(frames: dict[str, pd.DataFrame], suites: dict[str, dict], params: dic
         actions = [gx.checkpoint.UpdateDataDocsAction(name="docs")] if docs_dir else []
         checkpoint = context.checkpoints.add(gx.Checkpoint(
             name=f"leadq_{table}", validation_definitions=[definition], actions=actions,
-            result_format={"result_format": "SUMMARY"}))
+            result_format={"result_format": result_format}))
         run = checkpoint.run(batch_parameters={"dataframe": batch})
         for res in run.run_results.values():
             results[table] = res.to_json_dict()

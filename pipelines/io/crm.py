@@ -57,12 +57,15 @@ def _section_path(params: dict, name: str) -> Path | None:
 
 def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
                  reference: dict | None = None, quarantine: bool = True,
+                 pending: list[QuarantineWriter] | None = None,
                  ) -> tuple[pd.DataFrame, Accounting, pd.DataFrame]:
     """Read one table and hold it to its contract (features/contracts.py).
 
     Returns the good raw rows, the accounting and the raw rows as read (for the GX
     validation). A table-level failure raises before anything is written; otherwise the
-    rejected rows go to `<stem>.rejected.csv` beside the input (not to MLflow).
+    rejected rows go to `<stem>.rejected.csv` beside the input (not to MLflow). With
+    `pending`, the quarantine is written but not yet moved into place: the caller commits it
+    once every table has passed (a later table's failure must leave nothing behind either).
     """
     spec = params["data"][table]
     raw = read_table(path, spec, name=table)
@@ -76,20 +79,24 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     if quarantine:
         writer = QuarantineWriter(quarantine_path(path, params))
         writer.write(raw.loc[bad], check.reasons)
-        written = writer.commit()
-        acct.quarantine = None if written is None else str(written)
+        if pending is None:
+            written = writer.commit()
+            acct.quarantine = None if written is None else str(written)
+        else:
+            pending.append(writer)
+            acct.quarantine = str(writer.path) if writer.rows else None
     log.info("%s", acct.summary())
     return raw.loc[~bad], acct, raw
 
 
 def _checked_leads(params: dict, path: str | Path | None, *, for_training: bool,
-                   quarantine: bool):
+                   quarantine: bool, pending: list[QuarantineWriter] | None = None):
     """The leads that pass their contract, typed; with the accounting, raw rows and path."""
     path = Path(path) if path else _section_path(params, "leads")
     if path is None:
         raise ConfigError("params.yaml data.leads.path is not set")
     good, acct, raw = load_checked(params, "leads", path, for_training=for_training,
-                                   quarantine=quarantine)
+                                   quarantine=quarantine, pending=pending)
     leads = coerce_leads(good, params)
     leads.attrs["path"] = str(path)
     return leads, acct, raw, path
@@ -103,9 +110,25 @@ def load_leads(params: dict, path: str | Path | None = None, *, for_training: bo
 
 def load_crm(params: dict, *, quarantine: bool = True) -> CrmTables:
     """Leads plus, when configured, the deals and sales-feedback tables in canonical form,
-    each held to its contract (deals and feedback against the leads that passed)."""
+    each held to its contract (deals and feedback against the leads that passed).
+
+    The quarantines are moved into place only when every table has passed: a table-level
+    failure in the deals leaves no leads quarantine behind."""
+    pending: list[QuarantineWriter] = []
+    try:
+        tables = _load_crm(params, quarantine=quarantine, pending=pending)
+    except BaseException:
+        for writer in pending:
+            writer.abort()
+        raise
+    for writer in pending:
+        writer.commit()
+    return tables
+
+
+def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]) -> CrmTables:
     leads, acct, raw, path = _checked_leads(params, None, for_training=True,
-                                            quarantine=quarantine)
+                                            quarantine=quarantine, pending=pending)
     tables = CrmTables(leads=leads, paths={"leads": path})
     tables.accounting["leads"] = acct
     tables.raw["leads"] = raw
@@ -126,7 +149,8 @@ def load_crm(params: dict, *, quarantine: bool = True) -> CrmTables:
                                   "the leads carry their own outcome")
             continue
         good, acct, raw = load_checked(params, name, path, for_training=True,
-                                       reference=reference, quarantine=quarantine)
+                                       reference=reference, quarantine=quarantine,
+                                       pending=pending)
         setattr(tables, name, canon(good, params["data"][name]))
         tables.paths[name] = path
         tables.accounting[name] = acct

@@ -1,160 +1,275 @@
-"""Inline SVG charts for the HTML report: self-contained, no JavaScript, no network.
+"""Every chart leadq draws, from matplotlib: the report's inline SVG and the training plots.
 
-Every chart is a ``<figure class="chart" data-chart="NAME">`` holding one ``<svg>`` whose marks
-carry ``class="mark"``, so a browser test can check that each chart is drawn (has size and
-marks) without knowing how it was drawn.
+The report's charts come out as SVG text (`svg.fonttype: none`, so labels stay ``<text>``: small,
+selectable, searchable) that the HTML template inlines. Figures are built on
+`matplotlib.figure.Figure` with the Agg canvas rather than through pyplot: nothing is registered
+in pyplot's global figure list, so nothing leaks between calls and a caller's backend (a notebook's
+inline one, say) is left alone.
+
+Every artist that holds data carries a gid starting with ``mark-`` (matplotlib writes it as the
+``id`` of the artist's ``<g>``); dense dot layers are rasterized into an ``<image>`` inside the
+SVG. A browser test can so check that each chart drew its data without knowing how.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from html import escape
+import io
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+import matplotlib as mpl
 import numpy as np
+import pandas as pd
+from cycler import cycler
+from markupsafe import Markup
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from leadq.models.metrics import calibration_table, gains_table
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
-FONT = "font-family:system-ui,sans-serif;font-size:11px"
+GREY = "#9ca3af"
+STYLE = {
+    "svg.fonttype": "none",
+    # The browser picks the first installed font; layout is measured with DejaVu Sans (shipped
+    # with matplotlib), wider than the fallbacks, so labels never overflow their space.
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "font.size": 8.5,
+    # Labels are CRM data: a campaign called "$5 off $50" must print as typed, not as mathtext.
+    "text.parse_math": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": cycler(color=PALETTE),
+    "legend.frameon": False,
+}
+# No Creator/Date/RDF block: the page stays deterministic and names no URL.
+_NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
+RASTER_DPI = 100  # ≈ one image pixel per CSS pixel at the chart's size
+# Only real tags can match: matplotlib escapes "<" and ">" in text and attribute values alike.
+_UNSAFE_SVG = re.compile(r"<\s*(script|foreignobject|iframe|object|embed)\b"
+                         r"|<[^>]*\s(on[a-z]+\s*=|(xlink:)?href\s*=\s*[\"']?\s*javascript:)",
+                         re.IGNORECASE)
+# matplotlib names every group it opens ("figure_1", "axes_1", ...): harmless in a file of its
+# own, but a page of many charts would repeat each id. Nothing refers to them (references use
+# the salted ids), so they go; the gids set here ("mark-…") stay.
+_AUTO_GROUP_ID = re.compile(r'<g id="(?!mark-)[A-Za-z][\w.]*_\d+"(/?)>')
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+@contextmanager
+def _style() -> Iterator[None]:
+    with mpl.rc_context(STYLE):
+        yield
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "chart"
+
+
+def _mark(artist, name: str, k: int) -> None:
+    artist.set_gid(f"mark-{_slug(name)}-{k}")
+
+
+def to_svg(fig: Figure, name: str) -> Markup:
+    """The figure as an SVG element to inline in HTML (prolog and DOCTYPE dropped).
+
+    This is the one place the report marks text safe. matplotlib's SVG writer escapes every
+    string it writes (``<``, ``>``, ``&`` in text; quotes too in attributes), so a label holding
+    markup ends up as inert text; the check below fails loudly should that ever stop being true.
+    The hash salt makes the SVG's internal ids (clip paths, markers) differ between charts of one
+    page and repeat between runs.
+    """
+    buf = io.StringIO()
+    with mpl.rc_context({**STYLE, "svg.hashsalt": _slug(name)}):
+        fig.savefig(buf, format="svg", metadata=_NO_METADATA, dpi=RASTER_DPI)
+    text = buf.getvalue()
+    text = _AUTO_GROUP_ID.sub(r"<g\1>", text[text.index("<svg"):].strip())
+    if _UNSAFE_SVG.search(text):
+        raise ValueError(f"chart {name!r}: matplotlib wrote active content into its SVG")
+    return Markup(text)
+
+
+def _fmt(v: float, percent: bool) -> str:
+    if not np.isfinite(v):
+        return "–"
+    # Shares read as percentages; other values (ROC AUC lost) to the metric's own 3 decimals.
+    return f"{100 * v:.1f}%" if percent else f"{v:.3f}"
 
 
 def _shorten(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def _figure(name: str, title: str, width: int, height: int, body: list[str],
-            caption: str = "") -> str:
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-           f'style="{FONT}">' + "".join(body) + "</svg>")
-    cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
-    return (f'<figure class="chart" data-chart="{escape(name)}"><h4>{escape(title)}</h4>'
-            f"{svg}{cap}</figure>")
-
-
-def _scale(lo: float, hi: float, a: float, b: float):
-    span = (hi - lo) or 1.0
-    return lambda v: a + (float(v) - lo) / span * (b - a)
-
-
-def hbar_chart(name: str, title: str, labels: Sequence[str], values: Sequence[float],
+# --- report charts (SVG) --------------------------------------------------------------------
+def hbar_chart(name: str, labels: Sequence[object], values: Sequence[float],
                errors: Sequence[float] | None = None, *, xlabel: str = "",
-               reference: float | None = None, caption: str = "",
-               colors: Sequence[str] | None = None, label_chars: int = 34) -> str:
-    """Horizontal bars (one per label), optional ± error whiskers and a reference line."""
-    labels = [str(v) for v in labels]
+               reference: float | None = None, colors: Sequence[str] | None = None,
+               label_chars: int = 34, percent: bool = False) -> Markup:
+    """Horizontal bars, first label on top, each with its value at the end; optional ± error
+    whiskers and a dashed reference line (e.g. the overall conversion rate). Missing values
+    draw as an empty grey bar marked "–"."""
+    labels = [_shorten(str(v), label_chars) for v in labels]
     values = np.asarray(values, float)
-    err = np.zeros_like(values) if errors is None else np.nan_to_num(np.asarray(errors, float))
-    left, right, top, row = 20 + int(5.6 * label_chars), 30, 10, 20
-    width, height = left + 450, top + row * len(labels) + 40
-    lo = min(0.0, float(np.nanmin(values - err)) if len(values) else 0.0)
-    hi = max(float(np.nanmax(values + err)) if len(values) else 1.0, reference or 0.0, 1e-12)
-    x = _scale(lo, hi, left, width - right)
-    body = [f'<line x1="{x(0):.1f}" y1="{top}" x2="{x(0):.1f}" y2="{height - 30}" '
-            'stroke="#999"/>']
-    for i, (label, v, e) in enumerate(zip(labels, values, err, strict=True)):
-        y = top + i * row
-        x0, x1 = sorted((x(0), x(np.nan_to_num(v))))
-        color = (colors[i] if colors else PALETTE[0]) if np.isfinite(v) else "#ccc"
-        body.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">'
-                    f"{escape(_shorten(label, label_chars))}</text>")
-        body.append(f'<rect class="mark" x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" '
-                    f'height="{row - 6}" fill="{color}"><title>{escape(label)}: {_fmt(v)}'
-                    "</title></rect>")
-        if e > 0:
-            body.append(f'<line x1="{x(v - e):.1f}" y1="{y + row / 2}" x2="{x(v + e):.1f}" '
-                        f'y2="{y + row / 2}" stroke="#111"/>')
-    if reference is not None:
-        body.append(f'<line class="mark" x1="{x(reference):.1f}" y1="{top}" '
-                    f'x2="{x(reference):.1f}" y2="{height - 30}" stroke="{PALETTE[1]}" '
-                    'stroke-dasharray="4 3"/>')
-    for t in np.linspace(lo, hi, 5):
-        body.append(f'<text x="{x(t):.1f}" y="{height - 16}" text-anchor="middle">'
-                    f"{_fmt(t)}</text>")
-    body.append(f'<text x="{(left + width - right) / 2}" y="{height - 3}" '
-                f'text-anchor="middle">{escape(xlabel)}</text>')
-    return _figure(name, title, width, height, body, caption)
+    err = None if errors is None else np.nan_to_num(np.asarray(errors, float))
+    finite = np.isfinite(values)
+    fill = [(colors[i] if colors is not None else PALETTE[0]) if finite[i] else GREY
+            for i in range(len(values))]
+    longest = max((len(s) for s in labels), default=10)
+    with _style():
+        fig = _figure(4.4 + 0.068 * longest, 0.62 + 0.23 * max(len(labels), 1))
+        ax = fig.add_subplot()
+        pos = np.arange(len(labels))
+        bars = ax.barh(pos, np.where(finite, values, 0.0), xerr=err, color=fill, height=0.7,
+                       error_kw={"elinewidth": 0.8, "ecolor": "#111", "capsize": 0})
+        for k, bar in enumerate(bars.patches):
+            _mark(bar, name, k)
+        ax.bar_label(bars, labels=[_fmt(v, percent) for v in values], padding=3,
+                     fontsize=7.5, color="#334155")
+        ax.set_yticks(pos, labels)
+        ax.invert_yaxis()  # read top-down in the order given
+        ax.axvline(0, color="#999", lw=0.8)
+        if reference is not None:
+            _mark(ax.axvline(reference, color=PALETTE[1], ls=(0, (4, 3)), lw=1.2), name,
+                  len(labels))
+        ax.margins(x=0.12)  # room for the value printed past the longest bar
+        if percent:
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.spines["left"].set_visible(False)
+        ax.tick_params(axis="y", length=0)
+        ax.set_xlabel(xlabel)
+        return to_svg(fig, name)
 
 
-def line_chart(name: str, title: str, series: Sequence[tuple[str, Sequence[float],
-                                                            Sequence[float]]], *,
-               xlabel: str = "", ylabel: str = "", diagonal: bool = False,
-               marker: tuple[float, float, str] | None = None, caption: str = "",
-               xmax: float | None = None, ymax: float | None = None) -> str:
-    """Lines with dots; optional y = x diagonal and one marked point (e.g. the MQL bar)."""
-    width, height, left, right, top, bottom = 420, 320, 50, 20, 14, 44
+def _lines(ax, series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *,
+           name: str = "", diagonal: bool = False,
+           marker: tuple[float, float, str] | None = None, xmax: float | None = None,
+           ymax: float | None = None, diagonal_label: str | None = None) -> None:
+    """Lines (with dots when few points) on `ax`, from 0; shared by the report and training."""
     xs = np.concatenate([np.asarray(s[1], float) for s in series])
     ys = np.concatenate([np.asarray(s[2], float) for s in series])
     hx = xmax if xmax is not None else max(float(np.nanmax(xs)), 1e-12)
     hy = ymax if ymax is not None else max(float(np.nanmax(ys)), 1e-12)
     if diagonal:
         hx = hy = max(hx, hy)
-    x = _scale(0, hx, left, width - right)
-    y = _scale(0, hy, height - bottom, top)
-    body = [f'<rect x="{left}" y="{top}" width="{width - left - right}" '
-            f'height="{height - top - bottom}" fill="none" stroke="#ddd"/>']
-    for t in np.linspace(0, hx, 5):
-        body.append(f'<text x="{x(t):.1f}" y="{height - bottom + 14}" text-anchor="middle">'
-                    f"{_fmt(t)}</text>")
-    for t in np.linspace(0, hy, 5):
-        body.append(f'<text x="{left - 4}" y="{y(t) + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
-    if diagonal:
-        body.append(f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(hx):.1f}" y2="{y(hy):.1f}" '
-                    'stroke="#999" stroke-dasharray="4 3"/>')
+        ax.plot([0, hx], [0, hy], ls=(0, (4, 3)), color="#999", lw=1, label=diagonal_label)
     for k, (label, sx, sy) in enumerate(series):
-        color = PALETTE[k % len(PALETTE)]
-        pts = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(sx, sy, strict=True)
-                       if np.isfinite(a) and np.isfinite(b))
-        body.append(f'<polyline class="mark" points="{pts}" fill="none" stroke="{color}" '
-                    'stroke-width="2"/>')
-        if len(sx) <= 30:
-            body += [f'<circle class="mark" cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" '
-                     f'fill="{color}"/>' for a, b in zip(sx, sy, strict=True)
-                     if np.isfinite(a) and np.isfinite(b)]
-        body.append(f'<text x="{left + 8}" y="{top + 14 + 14 * k}" fill="{color}">'
-                    f"{escape(label)}</text>")
+        sx, sy = np.asarray(sx, float), np.asarray(sy, float)
+        ok = np.isfinite(sx) & np.isfinite(sy)
+        (line,) = ax.plot(sx[ok], sy[ok], lw=2, label=label,
+                          marker="o" if len(sx) <= 30 else None, ms=4)
+        _mark(line, name, k)
     if marker is not None:
         mx, my, text = marker
-        body.append(f'<circle class="mark" cx="{x(mx):.1f}" cy="{y(my):.1f}" r="6" '
-                    f'fill="none" stroke="{PALETTE[1]}" stroke-width="2"/>')
-        body.append(f'<text x="{x(mx) + 9:.1f}" y="{y(my) + 14:.1f}" fill="{PALETTE[1]}">'
-                    f"{escape(text)}</text>")
-    body.append(f'<text x="{(left + width - right) / 2}" y="{height - 8}" '
-                f'text-anchor="middle">{escape(xlabel)}</text>')
-    body.append(f'<text transform="translate(12 {(top + height - bottom) / 2}) rotate(-90)" '
-                f'text-anchor="middle">{escape(ylabel)}</text>')
-    return _figure(name, title, width, height, body, caption)
+        (ring,) = ax.plot([mx], [my], ls="", marker="o", ms=11, mfc="none", mec=PALETTE[1],
+                          mew=2)
+        _mark(ring, name, len(series))
+        ax.annotate(text, (mx, my), xytext=(9, -12), textcoords="offset points",
+                    color=PALETTE[1])
+    ax.set_xlim(0, hx * 1.02)
+    ax.set_ylim(0, hy * 1.02)
+    ax.grid(color="#eee", lw=0.6)
+    ax.legend(loc="lower right" if diagonal or marker else "best")
 
 
-def strip_chart(name: str, title: str, columns: Sequence[str], values: np.ndarray,
-                colour_values: np.ndarray, *, xlabel: str = "", caption: str = "") -> str:
-    """A SHAP summary: one row per column, one dot per lead at its contribution, coloured by the
-    lead's value of that column (blue low → red high; grey where the value is not a number)."""
-    n_rows = len(columns)
-    left, right, top, row = 150, 20, 10, 26
-    width, height = 640, top + row * n_rows + 40
+def line_chart(name: str, series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *,
+               xlabel: str = "", ylabel: str = "", diagonal: bool = False,
+               marker: tuple[float, float, str] | None = None, xmax: float | None = None,
+               ymax: float | None = None) -> Markup:
+    """Lines of (label, x, y) series; optional dashed y = x diagonal and one ringed point (e.g.
+    the current MQL bar on the threshold trade-off)."""
+    with _style():
+        fig = _figure(4.4, 3.3)
+        ax = fig.add_subplot()
+        _lines(ax, series, name=name, diagonal=diagonal, marker=marker, xmax=xmax, ymax=ymax)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        return to_svg(fig, name)
+
+
+def strip_chart(name: str, columns: Sequence[str], values: np.ndarray,
+                colour_values: np.ndarray, *, xlabel: str = "") -> Markup:
+    """A SHAP summary: one row per column (first on top), one dot per lead at its contribution,
+    coloured by the lead's value of that column (blue low → red high; grey where the value is
+    not a number). The dots are rasterized inside the SVG: thousands of vector dots would make
+    the page several times heavier; axes and labels stay vector text."""
+    values = np.asarray(values, float)
+    colour_values = np.asarray(colour_values, float)
     lim = float(np.nanmax(np.abs(values))) if values.size else 1.0
-    lim = lim or 1.0
-    x = _scale(-lim, lim, left, width - right)
-    rng = np.random.default_rng(0)
-    body = [f'<line x1="{x(0):.1f}" y1="{top}" x2="{x(0):.1f}" y2="{height - 30}" '
-            'stroke="#999"/>']
-    for i, col in enumerate(columns):
-        yc = top + i * row + row / 2
-        body.append(f'<text x="{left - 6}" y="{yc + 4:.1f}" text-anchor="end">'
-                    f"{escape(col)}</text>")
-        v, c = values[:, i], colour_values[:, i]
-        jitter = rng.uniform(-row * 0.35, row * 0.35, len(v))
-        for a, b, j in zip(v, c, jitter, strict=True):
-            fill = "#9ca3af" if not np.isfinite(b) else (
-                f"rgb({int(40 + 200 * b)},{int(90 - 40 * abs(b - 0.5))},{int(240 - 200 * b)})")
-            body.append(f'<circle class="mark" cx="{x(a):.1f}" cy="{yc + j:.1f}" r="1.8" '
-                        f'fill="{fill}" fill-opacity="0.6"/>')
-    for t in np.linspace(-lim, lim, 5):
-        body.append(f'<text x="{x(t):.1f}" y="{height - 16}" text-anchor="middle">'
-                    f"{_fmt(t)}</text>")
-    body.append(f'<text x="{(left + width - right) / 2}" y="{height - 3}" '
-                f'text-anchor="middle">{escape(xlabel)}</text>')
-    return _figure(name, title, width, height, body, caption)
+    lim = (lim if np.isfinite(lim) else 0.0) or 1.0
+    cmap = mpl.colormaps["coolwarm"].with_extremes(bad=GREY)
+    rng = np.random.default_rng(0)  # the jitter is layout, not data: fixed
+    with _style():
+        fig = _figure(6.9, 0.75 + 0.3 * max(len(columns), 1))
+        ax = fig.add_subplot()
+        ax.axvline(0, color="#999", lw=0.8)
+        for i in range(len(columns)):
+            jitter = rng.uniform(-0.35, 0.35, values.shape[0])
+            dots = ax.scatter(values[:, i], i + jitter, c=colour_values[:, i], cmap=cmap,
+                              vmin=0, vmax=1, s=5, alpha=0.6, linewidths=0,
+                              plotnonfinite=True, rasterized=True)
+            _mark(dots, name, i)
+        ax.set_yticks(np.arange(len(columns)), [str(c) for c in columns])
+        ax.set_ylim(len(columns) - 0.5, -0.5)
+        ax.set_xlim(-lim * 1.04, lim * 1.04)
+        ax.spines["left"].set_visible(False)
+        ax.tick_params(axis="y", length=0)
+        ax.set_xlabel(xlabel)
+        # The legend in 24 vector steps: a few KB, and the dots stay the chart's only image.
+        legend = mpl.cm.ScalarMappable(mpl.colors.Normalize(0, 1), cmap.resampled(24))
+        bar = fig.colorbar(legend, ax=ax, ticks=[0, 1], aspect=30, pad=0.01)
+        bar.ax.set_yticklabels(["low", "high"])
+        bar.set_label("value of the column")
+        bar.solids.set_edgecolor("face")  # no hairline seams between the steps
+        return to_svg(fig, name)
+
+
+# --- training plots (PNG, logged to the MLflow run) -----------------------------------------
+def training_figures(test_frame: pd.DataFrame) -> dict[str, Figure]:
+    """Figures keyed by file name (for `mlflow.log_figure`), from test labels and scores.
+
+    Not in pyplot's registry: they are freed with their last reference, closing them is not
+    needed (and `plt.close` on them is a harmless no-op).
+    """
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y, score = test_frame["label"].to_numpy(), test_frame["score"].to_numpy()
+    figs: dict[str, Figure] = {}
+    with _style():
+        fig = _figure(5, 5)
+        ax = fig.add_subplot()
+        cal = calibration_table(y, score)
+        top = max(cal["predicted"].max(), cal["observed"].max(), 0.05)
+        _lines(ax, [("model", cal["predicted"], cal["observed"])], diagonal=True,
+               xmax=top, ymax=top, diagonal_label="perfect")
+        ax.set(xlabel="predicted conversion", ylabel="observed conversion",
+               title="Calibration on out-of-time test leads")
+        figs["calibration.png"] = fig
+
+        fig = _figure(10, 4.5)
+        axes = fig.subplots(1, 2)
+        fpr, tpr, _ = roc_curve(y, score)
+        axes[0].plot(fpr, tpr)
+        axes[0].plot([0, 1], [0, 1], ls="--", c="grey")
+        axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+        prec, rec, _ = precision_recall_curve(y, score)
+        axes[1].plot(rec, prec)
+        axes[1].axhline(np.mean(y), ls="--", c="grey")
+        axes[1].set(xlabel="recall", ylabel="precision", title="Precision-recall")
+        figs["roc_pr.png"] = fig
+
+        fig = _figure(5, 4.5)
+        ax = fig.add_subplot()
+        gains = gains_table(y, score)
+        _lines(ax, [("model", [0, *gains["leads_share"]], [0, *gains["conversions_share"]])],
+               diagonal=True, xmax=1, ymax=1, diagonal_label="random")
+        ax.set(xlabel="share of leads (best first)", ylabel="share of conversions",
+               title="Cumulative gains")
+        figs["gains.png"] = fig
+    return figs

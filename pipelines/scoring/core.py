@@ -56,3 +56,36 @@ def score_leads(
         for col in reasons.columns:
             out[col] = reasons[col].to_numpy()
     return out
+
+
+def check_and_score(
+    raw: pd.DataFrame,
+    model: ScoringModel,
+    params: dict,
+    *,
+    reference: dict | None,
+    scored_at: pd.Timestamp,
+    explain: bool,
+    duplicates: np.ndarray | None = None,
+    hashes: np.ndarray | None = None,
+):
+    """The step every scorer runs on a batch of raw rows: the row contract, typing, scoring.
+
+    Returns the contract's verdict (leadq.features.contracts.RowCheck) and one output row per
+    good row, in order. `duplicates` marks rows whose id an earlier batch had (the streamed
+    file's IdTracker); `hashes` are the ids' 64-bit hashes when the caller has them already.
+    """
+    from leadq.features.contracts import evaluate, id_column
+    from leadq.features.tables import coerce_leads
+    from leadq.models.routing import id_hashes
+
+    raw = raw.reset_index(drop=True)
+    if hashes is None:
+        hashes = id_hashes(raw[id_column("leads", params)].astype("string").str.strip())
+    check = evaluate(raw, "leads", params, reference, duplicates=duplicates)
+    good = ~check.bad
+    if not good.any():
+        return check, None
+    out = score_leads(coerce_leads(raw.loc[good], params), model, params, scored_at=scored_at,
+                      explain=explain, id_hashes=hashes[good])
+    return check, out

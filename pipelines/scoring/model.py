@@ -30,10 +30,27 @@ class ScoringModel:
     correction: Any = None  # leadq.models.prior_shift.Correction, or None for raw scores
 
     def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
-        """P(convert) per row, straight from the registered model's pyfunc."""
+        """P(convert) per row from the registered model.
+
+        A scikit-learn model is called directly: the pyfunc wrapper would only re-check the
+        rows against the signature (the row contract and typing have done that), which costs
+        a third of the time of scoring one lead. Other flavours go through the pyfunc."""
+        sk = self.sklearn()
+        if sk is not None:
+            return sk.predict_proba(rows)[:, 1]
         out = self.pyfunc.predict(rows)
         out = out.to_numpy() if hasattr(out, "to_numpy") else np.asarray(out)
         return out[:, 1] if out.ndim == 2 else out
+
+    def sklearn(self):
+        """The fitted scikit-learn pipeline inside the pyfunc, or None for another flavour."""
+        if not hasattr(self, "_sk"):
+            flavors = getattr(getattr(self.pyfunc, "metadata", None), "flavors", None) or {}
+            try:
+                self._sk = self.pyfunc.get_raw_model() if "sklearn" in flavors else None
+            except (AttributeError, NotImplementedError):
+                self._sk = None
+        return self._sk
 
 
 def default_model_uri(params: dict) -> str:

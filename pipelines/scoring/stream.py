@@ -20,8 +20,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from leadq.features.contracts import check_columns, check_totals, evaluate, id_column
-from leadq.features.tables import coerce_leads
+from leadq.features.contracts import check_columns, check_totals, id_column
 from leadq.models.routing import id_hashes
 from leadq.pipelines.io.files import iter_table, table_format, temp_beside
 from leadq.pipelines.io.progress import log
@@ -222,15 +221,17 @@ def score_file(
     output_path: Path,
     quarantine_path: Path,
     params: dict,
-    score_chunk: Callable[[pd.DataFrame, np.ndarray], pd.DataFrame],
+    score_batch: Callable[[pd.DataFrame, np.ndarray, np.ndarray], tuple],
     *,
-    reference: dict | None,
     chunk_size: int | None,
 ) -> Accounting:
-    """Stream `input_path` through the leads contract and `score_chunk` into `output_path`.
+    """Stream `input_path` through `score_batch` into `output_path`.
 
-    `score_chunk(typed_leads, id_hashes)` scores the good rows of one chunk.
-    Rejected rows go to `quarantine_path`. Both files appear only if the whole run succeeds.
+    `score_batch(raw_chunk, duplicates, id_hashes)` is the scoring core's per-batch step
+    (leadq.pipelines.scoring.core.check_and_score, with the model bound): it returns the
+    contract's verdict and the output rows of the good rows. `duplicates` marks ids seen in an
+    earlier chunk, so a streamed file is judged like one piece. Rejected rows go to
+    `quarantine_path`. Both files appear only if the whole run succeeds.
     """
     spec = params["data"]["leads"]
     idc = id_column("leads", params)
@@ -255,14 +256,12 @@ def score_file(
             valid = (ids != "").fillna(False).to_numpy(dtype=bool)
             hashes = id_hashes(ids)  # once: duplicate tracking and the explore draw
             repeats = tracker.repeats(hashes, valid)
-            check = evaluate(chunk, "leads", params, reference, duplicates=repeats)
+            check, scored = score_batch(chunk, repeats, hashes)
             acct.add(check)
-            bad = check.bad
-            if bad.any():
-                quarantine.write(chunk.loc[bad], check.reasons)
-                chunk, hashes = chunk.loc[~bad], hashes[~bad]
-            if len(chunk):  # a chunk of bad rows only adds nothing; "all bad" fails at the end
-                writes.put(score_chunk(coerce_leads(chunk, params), hashes))
+            if check.bad.any():
+                quarantine.write(chunk.loc[check.bad], check.reasons)
+            if scored is not None:  # a chunk of bad rows only adds nothing; "all bad" fails
+                writes.put(scored)  # at the end, in check_totals
             progress.advance(n_read)
         if first:
             raise_empty(input_path)

@@ -44,7 +44,7 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     import mlflow
     from mlflow.models import infer_signature
 
-    from leadq.pipelines.reporting.plots import training_figures
+    from leadq.pipelines.reporting.charts import training_figures
     from leadq.pipelines.tracking.contracts import log_contracts
 
     configure(params)

@@ -15,6 +15,7 @@ from leadq.features.contracts import check_rows, merge_reasons, suite_expectatio
 from leadq.models.routing import id_hashes
 from leadq.pipelines.cli import main as cli
 from leadq.pipelines.io.quarantine import IdTracker
+from tests.helpers import copy_crm
 
 
 @pytest.fixture
@@ -91,8 +92,12 @@ def test_suite_has_no_expectation_on_personal_columns(params):
     reference = {"categories": {"source": ["email"]}, "numeric_ranges": {"employees": [1, 9]}}
     exps = suite_expectations("leads", params, reference)
     personal = set(params["data"]["leads"]["personal"])
-    on_personal = [e for e in exps if e["kwargs"].get("column") in personal]
-    assert all(e["type"] == "expect_column_to_exist" for e in on_personal)
+    on_personal = [(e["kwargs"].get("column"), e["type"]) for e in exps
+                   if e["kwargs"].get("column") in personal]
+    # Nothing but "exists" on a personal column; the email (a model input, through its
+    # corporate flag) gets exactly that one.
+    assert {kind for _, kind in on_personal} == {"expect_column_to_exist"}
+    assert [kind for col, kind in on_personal if col == "email"] == ["expect_column_to_exist"]
     levels = {e["meta"]["level"] for e in exps}
     assert levels == {"table", "row", "warning"}
 
@@ -123,7 +128,7 @@ def _messy(leads: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd.DataFra
 
 def test_five_percent_bad_rows_scores_the_other_95(trained_store, tmp_path, capsys):
     leads = pd.read_csv(trained_store["crm"]["leads"], dtype=str).head(2000)
-    messy, _ = _messy(leads, 0.05)
+    messy, spoilt = _messy(leads, 0.05)
     path = tmp_path / "leads.csv"
     messy.to_csv(path, index=False)
     out = tmp_path / "scores.csv"
@@ -139,10 +144,16 @@ def test_five_percent_bad_rows_scores_the_other_95(trained_store, tmp_path, caps
         "created_at: unparseable date (expected ISO8601)": 20, "employees: below 0": 20,
         "employees: not a number": 20, "created_at: in the future": 20,
         "lead_id: duplicate id": 20}
-    scored = pd.read_csv(out)
+    scored = pd.read_csv(out, dtype={"lead_id": str})
     quarantined = pd.read_csv(tmp_path / "scores.rejected.csv", dtype=str)
     assert len(scored) == 1900 and scored["score"].between(0, 1).all()
-    assert len(quarantined) == 100 and quarantined["reason"].str.len().gt(0).all()
+    # Each spoilt row breaks one rule: the quarantine holds exactly them, with that reason.
+    assert len(quarantined) == 100
+    assert quarantined["reason"].value_counts().to_dict() == acct["rejected_by_reason"]
+    spoilt &= set(messy["lead_id"])  # a duplicate's overwritten id is gone from the file
+    assert len(spoilt) == 80
+    assert spoilt <= set(quarantined["lead_id"]) and not spoilt & set(scored["lead_id"])
+    assert scored["lead_id"].is_unique
     assert "read 2,000 = used 1,900 + rejected 100" in captured.err
 
 
@@ -185,8 +196,11 @@ def test_validate_writes_data_docs(params_file, tmp_path, capsys):
     assert {"leads", "deals", "feedback"} <= set(summary["gx"])
     assert summary["gx"]["leads"]["failed"]["table"] == []
     assert summary["gx"]["leads"]["failed"]["row"] == []
-    for acct in summary["accounting"].values():
-        assert acct["read"] == acct["used"] + acct["rejected"]
+    for table, acct in summary["accounting"].items():
+        # The synthetic CRM is clean: every row of every file read and used.
+        rows = len(pd.read_csv(yaml.safe_load(Path(params_file).read_text())["data"][table]
+                               ["path"], dtype=str))
+        assert (acct["read"], acct["used"], acct["rejected"]) == (rows, rows, 0), table
     assert not list(Path(params_file).parent.glob("*.rejected.csv"))  # validate only reads
 
 
@@ -195,11 +209,7 @@ def test_personal_data_never_reaches_the_model_store(tmp_path, small_crm, make_p
     """Plant unique emails (one in a good row, one in a quarantined row), train and score,
     then look for them in every byte under the MLflow store."""
     crm_dir = tmp_path / "crm"
-    crm_dir.mkdir()
-    crm = {}
-    for table in ("leads", "deals", "feedback"):
-        crm[table] = crm_dir / f"{table}.csv"
-        crm[table].write_bytes(Path(small_crm[table]).read_bytes())
+    crm = copy_crm(small_crm, crm_dir)
     leads = pd.read_csv(crm["leads"], dtype=str)
     good, bad = "zq7.planted.person@uniquecorp-x91.example", "bad.row.k2@uniquecorp-x91.example"
     phone = "+99 555 0123987"

@@ -103,3 +103,20 @@ def test_spoilt_leads_take_their_deals_and_feedback_into_quarantine(spoilt_crm, 
         assert acct.read == len(raw_in) and acct.used == len(used) == len(raw_in) - len(theirs)
         assert dict(acct.rejected) == {UNKNOWN: len(theirs)}, table
         assert acct.quarantine == str(s["dir"] / f"{table}.rejected.csv")
+
+
+def test_a_later_table_failing_leaves_no_quarantine_behind(spoilt_crm, make_params):
+    """The leads pass (three rows quarantined), then the deals file is missing: a table-level
+    failure writes nothing, so the leads' quarantine must not appear either."""
+    from leadq.errors import BadInputError
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params
+
+    s = spoilt_crm
+    s["crm"]["deals"].unlink()
+    params = load_params(make_params(s["dir"], s["crm"]))
+    before = sorted(p.name for p in s["dir"].iterdir())
+    with pytest.raises(BadInputError, match="deals.csv"):
+        load_crm(params)
+    after = sorted(p.name for p in s["dir"].iterdir())
+    assert after == before and not list(s["dir"].glob("*.rejected.csv"))

@@ -1,5 +1,6 @@
 """The marketer report in a real browser: headless Chromium opens the file (no network), the page
-logs no console error, every chart is drawn, and a screenshot is saved.
+logs no console error, every chart is drawn, names holding markup never run as script, and a
+screenshot is saved.
 
 Chromium is driven over the Chrome DevTools Protocol with websocket-client: no browser download.
 """
@@ -17,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import DOLLARS, IMG, SCRIPT, planted_report
 
 CHROMIUM = next((p for p in (os.environ.get("LEADQ_CHROMIUM"), shutil.which("chromium"),
                              shutil.which("chromium-browser")) if p), None)
@@ -39,15 +42,31 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--remote-debugging-port=0", "--window-size=1280,900"]
 
-# Per chart: its size and how many marks (bars, dots, lines) it drew.
-CHART_PROBE = """JSON.stringify([...document.querySelectorAll('figure.chart')].map(f => {
-  const svg = f.querySelector('svg');
-  const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
-  const marks = svg ? [...svg.querySelectorAll('.mark')] : [];
-  const drawn = marks.filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
-  return {name: f.dataset.chart, width: box.width, height: box.height,
-          marks: marks.length, drawn: drawn.length};
-}))"""
+# Per chart: its size and how many of its data marks were drawn. Marks are the groups
+# matplotlib wrote for artists with a `mark-…` gid, and raster layers (the SHAP dots are an
+# <image> inside the SVG).
+CHART_PROBE = """JSON.stringify({
+  charts: [...document.querySelectorAll('figure.chart')].map(f => {
+    const svgs = f.querySelectorAll('svg');
+    const box = svgs.length ? svgs[0].getBoundingClientRect() : {width: 0, height: 0};
+    const marks = svgs.length ? [...svgs[0].querySelectorAll('[id^="mark-"], image')] : [];
+    const drawn = marks.filter(m => { const b = m.getBBox(); return b.width > 0 || b.height > 0; });
+    return {name: f.dataset.chart, svgs: svgs.length, width: box.width, height: box.height,
+            marks: marks.length, drawn: drawn.length};
+  }),
+  visibleSvgs: [...document.querySelectorAll('svg')].filter(s => {
+    const b = s.getBoundingClientRect(); return b.width > 0 && b.height > 0; }).length,
+})"""
+
+# What a planted name could have done had it been markup: run, add elements or handlers.
+PLANT_PROBE = """JSON.stringify({
+  pwned: window.__pwned === undefined ? null : window.__pwned, title: document.title,
+  scripts: document.scripts.length, images: document.images.length,
+  handlers: [...document.querySelectorAll('*')].filter(
+    e => [...e.attributes].some(a => a.name.toLowerCase().startsWith('on'))).length,
+  text: document.body.innerText,
+  svgText: [...document.querySelectorAll('svg text')].map(t => t.textContent),
+})"""
 
 
 class Browser:
@@ -116,43 +135,111 @@ class Browser:
                 self.proc.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
 
+    def open(self, path: Path) -> None:
+        """Load a file and wait for it; events (errors, requests) then belong to this page."""
+        self.events.clear()
+        self.call("Page.navigate", url=Path(path).resolve().as_uri())
+        self.wait_for("Page.loadEventFired")
+
+    def evaluate(self, expression: str):
+        return json.loads(self.call("Runtime.evaluate", expression=expression,
+                                    returnByValue=True)["result"]["value"])
+
+    def requests(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events
+                if e.get("method") == "Network.requestWillBeSent"]
+
 
 @pytest.fixture(scope="module")
-def rendered(report_store):
-    browser = Browser()
+def browser():
+    b = Browser()
     try:
         for domain in ("Page", "Runtime", "Log", "Network"):
-            browser.call(f"{domain}.enable")
-        browser.call("Page.navigate", url=Path(report_store["html"]).resolve().as_uri())
-        browser.wait_for("Page.loadEventFired")
-        charts = json.loads(browser.call("Runtime.evaluate", expression=CHART_PROBE,
-                                         returnByValue=True)["result"]["value"])
-        metrics = browser.call("Page.getLayoutMetrics")["cssContentSize"]
-        shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                            clip={"x": 0, "y": 0, "width": metrics["width"],
-                                  "height": min(metrics["height"], 12000), "scale": 1})
-        requests = [e["params"]["request"]["url"] for e in browser.events
-                    if e.get("method") == "Network.requestWillBeSent"]
-        yield {"charts": charts, "errors": browser.errors(), "png": base64.b64decode(shot["data"]),
-               "requests": requests}
+            b.call(f"{domain}.enable")
+        yield b
     finally:
-        browser.close()
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def report_data(report_store):
+    """The report's figures from the session's champion, cheaply (1 shuffle, few SHAP rows):
+    what the charts count depends on the data, not on these settings."""
+    import mlflow
+
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.report import compute_report
+    from leadq.pipelines.scoring.model import load_scoring_model
+
+    params = load_params(report_store["params_path"])
+    params["report"].update(importance_repeats=1, shap_rows=200)
+    scoring = load_scoring_model(params)
+    model = mlflow.sklearn.load_model(scoring.uri)
+    return compute_report(model, load_crm(params), params, threshold=scoring.threshold)
+
+
+@pytest.fixture(scope="module")
+def rendered(browser, report_store):
+    browser.open(report_store["html"])
+    probe = browser.evaluate(CHART_PROBE)
+    metrics = browser.call("Page.getLayoutMetrics")["cssContentSize"]
+    shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                        clip={"x": 0, "y": 0, "width": metrics["width"],
+                              "height": min(metrics["height"], 12000), "scale": 1})
+    return {**probe, "errors": browser.errors(), "png": base64.b64decode(shot["data"]),
+            "requests": browser.requests()}
+
+
+def _inline(url: str) -> bool:
+    # The page itself, or data the page carries (the SVG's raster layer as a data: URL).
+    return url.startswith(("file://", "data:"))
 
 
 def test_report_opens_without_console_errors_or_network(rendered):
     assert rendered["errors"] == []
     # The page itself is the only thing loaded: no fonts, scripts or images from anywhere.
-    assert all(url.startswith("file://") for url in rendered["requests"]), rendered["requests"]
+    assert all(_inline(url) for url in rendered["requests"]), rendered["requests"]
 
 
-def test_every_chart_is_drawn(rendered):
+def expected_charts(rep) -> int:
+    """Charts the report data implies: importance and SHAP, one per insight column, one per
+    persona list with segments, campaign rejection, calibration, gains and threshold trade-off."""
+    personas = sum(not f.empty for f in (rep.personas_best, rep.personas_worst))
+    return 2 + len(rep.insights) + personas + (rep.campaigns is not None) + 3
+
+
+def test_every_chart_is_drawn(rendered, report_data):
     charts = rendered["charts"]
-    names = {c["name"] for c in charts}
+    names = [c["name"] for c in charts]
     assert {"importance", "shap-summary", "personas-best", "personas-worst", "calibration",
-            "gains", "threshold-tradeoff", "campaign-rejection"} <= names
+            "gains", "threshold-tradeoff", "campaign-rejection"} <= set(names)
+    assert {f"insight-{col}" for col in report_data.insights} <= set(names)
+    assert len(names) == len(set(names)) == expected_charts(report_data)
+    # Every <svg> on the page is a chart, and each one has size in the laid-out page.
+    assert rendered["visibleSvgs"] == len(charts)
     for chart in charts:
+        assert chart["svgs"] == 1, chart
         assert chart["width"] > 100 and chart["height"] > 50, chart
         assert chart["drawn"] > 0 and chart["drawn"] == chart["marks"], chart
+
+
+def test_planted_markup_in_names_never_runs(browser, report_data, tmp_path):
+    from leadq.pipelines.report import render_html
+
+    page = tmp_path / "planted.html"
+    page.write_text(render_html(planted_report(report_data)), encoding="utf-8")
+    browser.open(page)
+    seen = browser.evaluate(PLANT_PROBE)
+    assert browser.errors() == []
+    assert seen["pwned"] is None and seen["title"].startswith("leadq report"), seen["title"]
+    assert seen["scripts"] == seen["images"] == seen["handlers"] == 0
+    assert all(_inline(url) for url in browser.requests()), browser.requests()
+    # The names show as the text they are, in the tables and in the charts' labels.
+    assert SCRIPT in seen["text"] and IMG in seen["text"] and DOLLARS in seen["text"]
+    assert DOLLARS in seen["svgText"]
+    assert any(t.startswith(SCRIPT[:24]) for t in seen["svgText"])
+    assert any(t.startswith(IMG[:24]) for t in seen["svgText"])
 
 
 def test_screenshot_is_saved(rendered, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from leadq.errors import GateError
 from leadq.models.leakage import check_leakage, column_aucs, find_leaks
 from leadq.pipelines.cli import main as cli
+from tests.helpers import crm_labels
 
 
 def _leads_with(small_crm, tmp_path, **columns) -> dict:
@@ -30,22 +31,11 @@ def _leads_with(small_crm, tmp_path, **columns) -> dict:
 
 def test_ordinary_lead_columns_stay_well_below_the_bar(small_crm, base_params):
     from leadq.features.columns import raw_input_columns
-    from leadq.features.tables import (
-        build_labels,
-        canonical_deals,
-        canonical_feedback,
-        coerce_leads,
-    )
 
-    leads = coerce_leads(pd.read_csv(small_crm["leads"], dtype=str), base_params)
-    labels, _ = build_labels(
-        leads, canonical_deals(pd.read_csv(small_crm["deals"], dtype=str),
-                               base_params["data"]["deals"]),
-        canonical_feedback(pd.read_csv(small_crm["feedback"], dtype=str),
-                           base_params["data"]["feedback"]), base_params)
-    known = labels["label"].notna()
+    leads, label = crm_labels(small_crm, base_params)
+    known = label.notna()
     aucs = column_aucs(leads.loc[known, raw_input_columns(base_params)],
-                       labels.loc[known, "label"])
+                       label.loc[known])
     assert len(aucs) >= len(raw_input_columns(base_params))
     assert max(a.auc for a in aucs) < 0.85, max(aucs, key=lambda a: a.auc)
 

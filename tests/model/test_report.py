@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import re
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from leadq.features.tables import coerce_leads
 from leadq.models.insights import persona_attributes, wilson
+from tests.helpers import DOLLARS, IMG, SCRIPT, planted_report
 
 
 def _persona_mix(report_store, segment_keys, segment_values) -> pd.Series:
@@ -92,9 +97,16 @@ def test_report_page_is_self_contained_logged_and_free_of_personal_data(report_s
                     "Anti-persona", "Campaign quality", "Model health", "Threshold trade-off",
                     "Tiers", "Sales follow-up", "Tree SHAP"):
         assert section in html, section
-    assert "<script src" not in html and "http://" not in html.replace(
-        "http://www.w3.org/2000/svg", "")
+    # No script at all; the only URLs are the SVG namespaces (names, never fetched).
+    assert "<script" not in html.lower()
+    names = ("http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink")
+    assert "http://" not in functools.reduce(lambda t, n: t.replace(n, ""), names, html)
     assert "https://" not in html
+    # Every chart is one matplotlib SVG inlined in its figure (no XML prolog inside the page).
+    figures = re.findall(r'<figure class="chart".*?</figure>', html, flags=re.S)
+    assert len(figures) == len(re.findall("<svg", html)) >= 8
+    assert all(f.count("<svg") == 1 for f in figures)
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html
     leads = pd.read_csv(report_store["crm"]["leads"], dtype=str)
     assert "@" not in html
     for col in ("last_name", "phone"):
@@ -104,3 +116,78 @@ def test_report_page_is_self_contained_logged_and_free_of_personal_data(report_s
     assert run_id == report_store["train"]["run_id"]
     logged = mlflow.artifacts.load_text(f"runs:/{run_id}/report/report.html")
     assert logged == html
+
+
+# --- the page is a template; data is escaped; charts are matplotlib SVG ----------------------
+def test_template_ships_as_package_data_and_autoescapes():
+    from importlib.resources import files
+
+    from jinja2 import PackageLoader
+
+    from leadq.pipelines.reporting.html import TEMPLATE, environment
+
+    resource = files("leadq.pipelines.reporting").joinpath("templates", TEMPLATE)
+    assert resource.is_file()
+    env = environment()
+    assert isinstance(env.loader, PackageLoader)
+    assert env.from_string("{{ v }}").render(v=SCRIPT) == (
+        "&lt;script&gt;window.__pwned=1;document.title=&#39;pwned&#39;&lt;/script&gt;")
+    assert "|safe" not in resource.read_text(encoding="utf-8")
+
+
+def _svg_texts(svg: str) -> list[str]:
+    root = ET.fromstring(svg)  # also proves the inlined SVG is well-formed XML
+    bad = [el.tag for el in root.iter() if el.tag.rsplit("}", 1)[-1].lower() in
+           ("script", "foreignobject", "img", "iframe")]
+    handlers = [k for el in root.iter() for k in el.attrib if k.lower().startswith("on")]
+    assert not bad and not handlers, (bad, handlers)
+    return ["".join(el.itertext()) for el in root.iter() if el.tag.endswith("}text")]
+
+
+def test_chart_labels_with_markup_stay_inert_text_in_the_svg():
+    from leadq.pipelines.reporting.charts import hbar_chart, line_chart, strip_chart
+
+    labels = [SCRIPT, IMG, DOLLARS]
+    svgs = [hbar_chart("x", labels, [0.1, np.nan, 0.3], percent=True, label_chars=80),
+            strip_chart("y", labels, np.array([[0.1, -0.2, 0.3]] * 4),
+                        np.array([[0.0, np.nan, 1.0]] * 4)),
+            line_chart("z", [(SCRIPT, [0, 1], [0, 1])], marker=(0.5, 0.5, IMG))]
+    for svg in svgs:
+        assert svg.startswith("<svg") and "<script" not in svg and "<img" not in svg
+        texts = _svg_texts(svg)
+        assert SCRIPT in texts, texts
+    assert IMG in _svg_texts(svgs[0]) and IMG in _svg_texts(svgs[2])
+    assert DOLLARS in _svg_texts(svgs[0])
+    assert "&lt;script&gt;window.__pwned=1" in svgs[0]
+
+
+def test_planted_names_are_escaped_in_the_page(report_data):
+    from leadq.pipelines.report import render_html
+
+    html = render_html(planted_report(report_data))
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert "</title><" not in html
+    escaped = "&lt;script&gt;window.__pwned=1"  # chart labels are shortened after this
+    # In the campaign table, the insight table, the headline, and both charts' labels.
+    assert html.count(escaped) >= 5, html.count(escaped)
+    assert "&lt;img src=x onerror=" in html
+    assert DOLLARS.replace("&", "&amp;") in html
+
+
+def test_training_figures_are_matplotlib_and_outside_pyplot():
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from leadq.pipelines.reporting.charts import training_figures
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    frame = pd.DataFrame({"label": y, "score": np.clip(0.3 * y + 0.7 * rng.random(600), 0, 1)})
+    figs = training_figures(frame)
+    assert set(figs) == {"calibration.png", "roc_pr.png", "gains.png"}
+    assert plt.get_fignums() == []  # nothing left open in pyplot's registry
+    for fig in figs.values():
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        assert buf.getvalue()[:4] == b"\x89PNG"

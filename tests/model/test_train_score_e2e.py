@@ -23,6 +23,11 @@ def test_training_registers_a_champion_with_metrics_and_threshold(trained_store)
     client = mlflow.MlflowClient()
     mv = client.get_model_version_by_alias("leadq", "challenger")
     assert str(mv.version) == summary["version"]
+    # The first model in an empty registry meets the criteria: it is champion, too.
+    assert summary["champion"] is True
+    champion = client.get_model_version_by_alias("leadq", "champion")
+    assert str(champion.version) == summary["version"]
+    assert "no champion to beat" in champion.tags["promotion_decision"]
     assert 0 < float(mv.tags["mql_threshold"]) < 1
     run = client.get_run(summary["run_id"])
     assert {"test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier", "test_ece"} <= set(

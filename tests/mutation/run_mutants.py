@@ -2,7 +2,7 @@
 notices (`make mutants`; not part of `make test`).
 
 Each mutant is a hand-written, minimal change that breaks one promise the README makes (the
-exact text replaced is in mutants.py beside this file). For each one the runner copies the
+exact text replaced is in mutants.toml beside this file). For each one the runner copies the
 working tree, applies the change, runs the tests named for that promise and records whether
 they failed ("killed") or passed ("survived": the suite would not notice that promise
 breaking). The real checkout is never modified.
@@ -21,11 +21,27 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mutants import MUTANTS, Mutant  # noqa: E402
+MUTANTS_FILE = Path(__file__).with_name("mutants.toml")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    promise: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+def load_mutants(path: Path = MUTANTS_FILE) -> list[Mutant]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [Mutant(**{**m, "tests": tuple(m["tests"])}) for m in data["mutant"]]
 
 # The editable install maps leadq.pipelines/.features/.models to the real checkout; in the
 # scratch copy these links make the copy's (mutated) folders win, since the copy's root is
@@ -74,7 +90,7 @@ def apply(root: Path, m: Mutant) -> None:
     count = text.count(m.old)
     if count != 1:
         raise SystemExit(f"mutant {m.id}: the text to replace occurs {count} times in {m.file} "
-                         "(the code moved on: update tests/mutation/mutants.py)")
+                         "(the code moved on: update tests/mutation/mutants.toml)")
     path.write_text(text.replace(m.old, m.new), encoding="utf-8")
 
 
@@ -86,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip checking that the named tests pass unmutated")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTANTS if not args.ids or m.id in args.ids]
-    unknown = set(args.ids) - {m.id for m in MUTANTS}
+    mutants = load_mutants()
+    chosen = [m for m in mutants if not args.ids or m.id in args.ids]
+    unknown = set(args.ids) - {m.id for m in mutants}
     if unknown:
         parser.error(f"unknown mutant id(s): {sorted(unknown)}")
     results = []

@@ -1,0 +1,204 @@
+"""`leadq serve` latency on loopback: single-lead requests at fixed rates, and a 1,000-lead batch.
+
+    .venv/bin/python benchmarks/bench_serve.py                 # trains its own demo-like model
+    .venv/bin/python benchmarks/bench_serve.py --params params.yaml   # the champion of a store
+
+The load is open-loop: requests are sent on a fixed schedule whatever the server does, and a
+request's latency runs from its scheduled send time to the end of its answer, so a slow server
+is not hidden by a client that waits for it (coordinated omission). Every run is bounded in
+request count and time and talks only to 127.0.0.1. Reasons are on (serve.explain: true).
+Results go to benchmarks/out/bench_serve.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "out"
+LEADQ = [sys.executable, "-m", "leadq.pipelines.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_store(work: Path, leads: int) -> tuple[Path, Path]:
+    """A demo-like CRM and champion in `work` (params file, leads file to send)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    crm = work / "crm"
+    if not (crm / "leads.csv").exists():
+        subprocess.run([*LEADQ, "synth", "--out", str(crm), "--leads", str(leads), "--seed", "7"],
+                       check=True)
+    for table in ("leads", "deals", "feedback"):
+        params["data"][table]["path"] = str(crm / f"{table}.csv")
+    params["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"
+    params["serve"] = {**(params.get("serve") or {}), "scoring_log": None, "access_log": False,
+                       "reload_seconds": 30}
+    path = work / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    if not (work / "mlflow.db").exists():
+        subprocess.run([*LEADQ, "train", "--params", str(path)], check=True)
+    return path, crm / "leads.csv"
+
+
+class Client:
+    """Keep-alive connections from a small thread pool; `send` returns at once."""
+
+    def __init__(self, port: int, threads: int) -> None:
+        self.port = port
+        self.jobs: queue.Queue = queue.Queue()
+        self.results: list[tuple[float, float, int]] = []
+        self._lock = threading.Lock()
+        self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for w in self.workers:
+            w.start()
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        while (job := self.jobs.get()) is not None:
+            scheduled, body = job
+            try:
+                conn.request("POST", "/v1/score", body=body,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                status = 0
+            with self._lock:
+                self.results.append((scheduled, time.perf_counter(), status))
+
+    def send(self, scheduled: float, body: bytes) -> None:
+        self.jobs.put((scheduled, body))
+
+    def close(self) -> None:
+        for _ in self.workers:
+            self.jobs.put(None)
+        for w in self.workers:
+            w.join(timeout=60)
+
+
+def run_rate(port: int, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    n = int(rate * seconds)
+    client = Client(port, threads=min(64, max(4, int(rate // 5))))
+    start = time.perf_counter() + 0.2
+    for i in range(n):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        client.send(scheduled, bodies[i % len(bodies)])
+    client.close()
+    lat = np.array([(done - sched) * 1000 for sched, done, _ in client.results])
+    ok = sum(1 for *_, s in client.results if s == 200)
+    return {"rate": rate, "requests": n, "ok": ok,
+            "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=None,
+                        help="serve this store's champion (default: train one in out/serve)")
+    parser.add_argument("--leads-file", type=Path, default=None,
+                        help="leads to send (default: the synthetic CRM's)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per fixed rate")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--max-rate", type=float, default=600.0,
+                        help="highest rate tried in the sustained-rate search")
+    args = parser.parse_args()
+
+    work = OUT / "serve"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.params is None:
+        params_path, leads_file = prepare_store(work, leads=50_000)
+    else:
+        params_path, leads_file = args.params, args.leads_file
+    leads = pd.read_csv(leads_file, dtype=str, keep_default_na=False).tail(5000)
+    records = [{k: v for k, v in r.items() if v != ""} for r in leads.to_dict("records")]
+    bodies = [json.dumps(r).encode() for r in records]
+    batch = json.dumps(records[:1000]).encode()
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LEADQ_API_TOKEN"}
+    proc = subprocess.Popen([*LEADQ, "serve", "--params", str(params_path), "--port", str(port),
+                             "--workers", str(args.workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results: dict = {"workers": args.workers, "cpus": os.cpu_count()}
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/v1/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise SystemExit("leadq serve did not become ready in 120 s")
+        run_rate(port, bodies, 20, 3)  # warm-up
+        results["fixed"] = [run_rate(port, bodies, r, args.seconds) for r in (50, 200)]
+        sustained, rate = None, 50.0
+        while rate <= args.max_rate:
+            r = run_rate(port, bodies, rate, 10)
+            if r["p99_ms"] >= 100 or r["ok"] < r["requests"]:
+                break
+            sustained, rate = r, rate + 50
+        results["sustained"] = sustained
+        times = []
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(6):
+            t = time.perf_counter()
+            conn.request("POST", "/v1/score", body=batch,
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200, resp.status
+            times.append(time.perf_counter() - t)
+        results["batch_1000_s"] = float(np.median(times[1:]))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    print(f"\nleadq serve on 127.0.0.1, {args.workers} worker(s), {os.cpu_count()} cores, "
+          "reasons on")
+    print("| load | requests | p50 ms | p95 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for r in results["fixed"]:
+        print(f"| {r['rate']:.0f} req/s | {r['requests']} | {r['p50_ms']:.1f} | "
+              f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} |")
+    s = results["sustained"]
+    best = "none" if s is None else f"{s['rate']:.0f} req/s (p99 {s['p99_ms']:.1f} ms)"
+    print(f"highest sustained rate with p99 < 100 ms: {best}")
+    print(f"one 1,000-lead batch: {results['batch_1000_s']:.3f} s")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

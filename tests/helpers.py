@@ -1,0 +1,77 @@
+"""Small helpers several test files share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from leadq.pipelines.cli import main as cli
+
+# Names a web form could send: a script, an attribute breakout, and text mathtext would eat.
+SCRIPT = "<script>window.__pwned=1;document.title='pwned'</script>"
+IMG = '"><img src=x onerror="window.__pwned=2">'
+DOLLARS = "Save $5 or $10 & more"
+
+
+def cli_json(capsys, argv: list[str]) -> dict:
+    """Run `leadq --json ARGV`, require exit 0, return the JSON it printed last."""
+    capsys.readouterr()
+    code = cli(["--json", *argv])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    text = out.out  # some commands print tables before the JSON result
+    return json.loads(text if text.startswith("{") else text[text.index("\n{") + 1:])
+
+
+def copy_crm(crm: dict[str, Path], directory: Path) -> dict[str, Path]:
+    """A writable copy of a CRM's leads, deals and feedback files in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for table in ("leads", "deals", "feedback"):
+        out[table] = directory / f"{table}.csv"
+        out[table].write_bytes(Path(crm[table]).read_bytes())
+    return out
+
+
+def crm_labels(crm: dict[str, Path], params: dict) -> tuple[pd.DataFrame, pd.Series]:
+    """The typed leads of a CRM on disk and their training label (NaN: right-censored)."""
+    from leadq.features.tables import (
+        build_labels,
+        canonical_deals,
+        canonical_feedback,
+        coerce_leads,
+    )
+
+    leads = coerce_leads(pd.read_csv(crm["leads"], dtype=str), params)
+    labels, _ = build_labels(
+        leads, canonical_deals(pd.read_csv(crm["deals"], dtype=str), params["data"]["deals"]),
+        canonical_feedback(pd.read_csv(crm["feedback"], dtype=str), params["data"]["feedback"]),
+        params)
+    return leads, labels["label"]
+
+
+def planted_report(rep):
+    """A copy of a ReportData whose names hold markup: the campaigns sales rejects most, the
+    first insight table's values and the model name."""
+    campaigns = rep.campaigns.sort_values("rejected_share", ascending=False).copy()
+    campaigns.iloc[:3, campaigns.columns.get_loc("campaign")] = [SCRIPT, IMG, DOLLARS]
+    col, table = next(iter(rep.insights.items()))
+    table = table.copy()
+    table.iloc[:3, table.columns.get_loc("value")] = [SCRIPT, IMG, DOLLARS]
+    return dataclasses.replace(rep, campaigns=campaigns, insights={**rep.insights, col: table},
+                               model={**rep.model, "name": "</title>" + SCRIPT})
+
+
+def recalibration_params(directory: Path, base: dict, crm: dict[str, Path], **changes) -> Path:
+    """Params for a fast recalibration store: one logreg, no search, a capacity of 6 MQLs a
+    week (the 4,000-lead CRM has about 38 leads a week) and a 0.3 precision floor."""
+    from tests.conftest import write_params
+
+    settings = {"train__candidates": ["logreg"], "train__search__enabled": False,
+                "registry__criteria": {},
+                "threshold__constraints": {"capacity": 6.0, "min_precision": 0.3,
+                                           "min_recall": None}}
+    return write_params(directory, base, crm, **{**settings, **changes})
