@@ -16,7 +16,7 @@ TABLE-LEVEL — stop with exit code 2 (BadInputError), nothing written:
 ROW-LEVEL — the row goes to the quarantine file (`<stem>.rejected.csv`: original columns plus
 `reason`) and the rest goes on. See `evaluate`:
   * leads: id missing or duplicated; created_at missing, unparseable or in the future; a model
-    numeric input that is not a number, not finite, or outside [numeric_min, numeric_max]
+    numeric input that is not a number, not finite, or outside a configured bound
     (per-column overrides in `contracts.numeric_bounds`); a contract text cell longer than
     `contracts.max_text_length`; more than `contracts.max_missing_inputs_share` of the model
     inputs empty (a truncated or shifted line);
@@ -45,6 +45,7 @@ would cost more than scoring it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,7 @@ from leadq.features.rules import (
     suite_expectations,
 )
 from leadq.features.tables import parse_date_cells
-from leadq.features.transform import normalise_category
+from leadq.features.transform import SMALL_FRAME_ROWS, normalise_category
 
 __all__ = ["DEFAULTS", "EARLIEST", "TABLES", "EXAMPLES_PER_REASON", "RowCheck", "check_columns",
            "check_rows", "check_totals", "evaluate", "id_column", "merge_reasons",
@@ -79,7 +80,7 @@ EXAMPLES_PER_REASON = 3
 
 def id_column(table: str, params: dict) -> str:
     spec = params["data"][table]
-    return spec["id"] if table == "leads" else spec["lead_id"]
+    return spec.get("id") if table == "leads" else spec["lead_id"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,11 +169,26 @@ def _show(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+# Below SMALL_FRAME_ROWS rows (a lead scored by `leadq serve`) pandas' fixed cost per call is
+# most of the time of judging a lead, so the text checks that depend on the value alone (blank,
+# number, length, set membership) look each value up in a memo shared by every frame. A value
+# not seen yet is computed by the check's own function on a Series of text, as the bulk path
+# computes its distinct values, so both give the same masks (tests/data/test_contract_small_
+# frames.py). The id and personal columns never enter it: ids do not repeat, and personal
+# values must not outlive their request.
+_SMALL_MEMO_LIMIT = 50_000   # values kept per check; the memo starts afresh when full
+_SMALL_MEMO_MAX_LENGTH = 200  # a longer text is computed each time, never kept
+_SMALL_MEMO_KEYS = 256       # checks kept (a set check's key holds its set; reloads add keys)
+_small_lock = threading.Lock()
+_small_memo: dict = {}
+
+
 class _Col:
     """One column's distinct values, computed once per chunk: every text check runs on the
     distinct values and is mapped back through the codes (CRM columns repeat a lot)."""
 
-    def __init__(self, values: pd.Series, *, distinct: bool = False) -> None:
+    def __init__(self, values: pd.Series, *, distinct: bool = False,
+                 shared: bool = True) -> None:
         self.values = values
         self.typed = (pd.api.types.is_numeric_dtype(values)
                       or pd.api.types.is_datetime64_any_dtype(values))
@@ -183,6 +199,14 @@ class _Col:
         self._codes: np.ndarray | None = None
         self._uniques: pd.Series | None = None
         self._memo: dict = {}
+        self._cells: list | None = None
+        if shared and not distinct and not self.typed and 0 < len(values) <= SMALL_FRAME_ROWS:
+            cells = values.tolist()
+            # Text cells only: another kind of value (an object column of numbers) would turn
+            # into text differently one at a time than among its column's distinct values.
+            if all(isinstance(c, str) or c is None or c is pd.NA
+                   or (isinstance(c, float) and c != c) for c in cells):
+                self._cells = cells
 
     def _factorize(self) -> tuple[np.ndarray, pd.Series]:
         if self._codes is None:
@@ -191,8 +215,13 @@ class _Col:
             self._uniques = pd.Series(uniques).astype("string")
         return self._codes, self._uniques
 
-    def mapped(self, key, fn, na) -> np.ndarray:
-        """fn(distinct values as strings) → one value per row; `na` for missing cells."""
+    def mapped(self, key, fn, na, *, by_value: bool = False) -> np.ndarray:
+        """fn(distinct values as strings) → one value per row; `na` for missing cells.
+
+        `by_value`: fn's answer for a value depends on nothing else (not on the rule's
+        parameters beyond what `key` holds), so small frames may use the shared memo."""
+        if key not in self._memo and by_value and self._cells is not None:
+            self._memo[key] = _small_mapped(self._cells, key, fn, na)
         if key not in self._memo:
             codes, uniques = self._factorize()
             per_unique = np.asarray(fn(uniques))
@@ -214,22 +243,19 @@ class _Col:
                 self._memo["blank"] = self.values.isna().to_numpy() | (
                     self.values.str.strip() == "").fillna(False).to_numpy(dtype=bool)
             return self._memo["blank"]
-        return self.mapped("blank", lambda u: (u.str.strip() == "").fillna(True)
-                           .to_numpy(dtype=bool), True).astype(bool)
+        return self.mapped("blank", _blank_of, True, by_value=True).astype(bool)
 
     def numbers(self) -> np.ndarray:
         if self.typed and pd.api.types.is_numeric_dtype(self.values):
             return self.values.astype("float64").to_numpy()
-        return self.mapped("num", lambda u: pd.to_numeric(u.str.strip(), errors="coerce")
-                           .astype("float64").to_numpy(), np.nan).astype("float64")
+        return self.mapped("num", _number_of, np.nan, by_value=True).astype("float64")
 
     def lengths(self) -> np.ndarray:
         if self.typed:
             return np.zeros(len(self.values))
         if self.row_wise:
             return self.values.str.len().fillna(0).to_numpy(dtype="float64")
-        return self.mapped("len", lambda u: u.str.len().fillna(0).to_numpy(dtype="float64"),
-                           0.0).astype("float64")
+        return self.mapped("len", _length_of, 0.0, by_value=True).astype("float64")
 
     def in_set(self, allowed: set[str], *, normalise: bool = False) -> np.ndarray:
         """Lower-cased (or model-normalised) value is in `allowed`; False for missing."""
@@ -239,7 +265,7 @@ class _Col:
             text = normalise_category(u) if normalise else u.str.strip().str.lower()
             return pd.Series(text).isin(allowed).to_numpy(dtype=bool)
 
-        return self.mapped(key, fn, False).astype(bool)
+        return self.mapped(key, fn, False, by_value=True).astype(bool)
 
     def duplicated(self) -> np.ndarray:
         """Repeats of an earlier row's value, padding ignored (" L1" is L1, as once typed)."""
@@ -250,6 +276,44 @@ class _Col:
             same, _ = pd.factorize(stripped, use_na_sentinel=True)
             canon = np.where(codes >= 0, np.append(same, -1)[codes], -1)
         return pd.Series(canon).duplicated(keep="first").to_numpy() & (canon >= 0)
+
+
+def _blank_of(u: pd.Series) -> np.ndarray:
+    return (u.str.strip() == "").fillna(True).to_numpy(dtype=bool)
+
+
+def _number_of(u: pd.Series) -> np.ndarray:
+    # np.float64, not "float64": a dtype name is looked up in pandas' registry on each call.
+    return pd.to_numeric(u.str.strip(), errors="coerce").astype(np.float64).to_numpy()
+
+
+def _length_of(u: pd.Series) -> np.ndarray:
+    return u.str.len().fillna(0).to_numpy(dtype="float64")
+
+
+def _small_mapped(cells: list, key, fn, na) -> np.ndarray:
+    """`_Col.mapped` for a small frame's text cells, through the shared memo."""
+    absent = [not isinstance(c, str) for c in cells]  # None, NA, NaN: what factorize drops
+    with _small_lock:
+        memo = _small_memo.get(key)
+        if memo is None:
+            if len(_small_memo) >= _SMALL_MEMO_KEYS:
+                _small_memo.clear()
+            memo = _small_memo[key] = {}
+        found = {c: memo[c] for c, gone in zip(cells, absent, strict=True)
+                 if not gone and c in memo}
+    todo = list(dict.fromkeys(c for c, gone in zip(cells, absent, strict=True)
+                              if not gone and c not in found))
+    if todo:
+        # The type the bulk path hands fn: factorize's distinct values as pandas text.
+        text = pd.Series(todo, dtype=object).astype(pd.StringDtype())
+        computed = dict(zip(todo, np.asarray(fn(text)).tolist(), strict=True))
+        found.update(computed)
+        with _small_lock:
+            if len(memo) + len(computed) > _SMALL_MEMO_LIMIT:
+                memo.clear()
+            memo.update((k, v) for k, v in computed.items() if len(k) <= _SMALL_MEMO_MAX_LENGTH)
+    return np.asarray([na if gone else found[c] for c, gone in zip(cells, absent, strict=True)])
 
 
 def parse_numbers(values: pd.Series) -> pd.Series:
@@ -300,10 +364,11 @@ class _Frame:
     """One frame's columns, each wrapped once (`_Col`), and what several rules share."""
 
     def __init__(self, frame: pd.DataFrame, id_name: str | None,
-                 duplicates: np.ndarray | None) -> None:
+                 duplicates: np.ndarray | None, personal: frozenset[str] = frozenset()) -> None:
         self.frame = frame
         self.id_name = id_name
         self.duplicates = duplicates
+        self.personal = personal
         self.cols: dict[str, _Col] = {}
         self.dates: dict[str, pd.Series] = {}
 
@@ -311,7 +376,8 @@ class _Frame:
         if not name or name not in self.frame.columns:
             return None
         if name not in self.cols:
-            self.cols[name] = _Col(self.frame[name], distinct=name == self.id_name)
+            self.cols[name] = _Col(self.frame[name], distinct=name == self.id_name,
+                                   shared=name not in self.personal)
         return self.cols[name]
 
     def date(self, name: str, fmt: str | None) -> pd.Series:
@@ -431,7 +497,8 @@ def rule_masks(frame: pd.DataFrame, table: str, params: dict, reference: dict | 
     """Every row and warning rule of `table` that could run on `frame`, with the rows it
     flags, in rule-table order. Table-level rules are `check_columns` / `check_totals`."""
     spec = params["data"][table]
-    f = _Frame(frame, spec.get("id"), duplicates)
+    f = _Frame(frame, spec.get("id"), duplicates,
+               frozenset(spec.get("personal") or ()) if table == "leads" else frozenset())
     out = []
     for rule in rules_for(table, params, reference):
         if rule.level not in (ROW, WARNING):

@@ -96,9 +96,11 @@ _ALL_RULES = "counts the rows every row rule rejected"
 # numeric column, then every rule of the next), which is the order reasons are listed in.
 _DATE_RULES = (
     RuleSpec("{}", Kind.NOT_BLANK, ROW, "{column}: missing"),
-    RuleSpec("{}", Kind.DATE, ROW, "{column}: unparseable date (expected {date_format})",
+    RuleSpec("{}", Kind.DATE, ROW,
+             "{column}: unparseable date (expected {date_format}, data.{table}.date_format)",
              ("date_format",)),
-    RuleSpec("{}", Kind.NOT_FUTURE, ROW, "{column}: in the future",
+    RuleSpec("{}", Kind.NOT_FUTURE, ROW,
+             "{column}: in the future (contracts.max_future_days)",
              ("date_format", "max_future_days"),
              evaluator_only=_CLOCK),
     RuleSpec("{}", Kind.NOT_BEFORE, ROW, "{column}: before {earliest_year}",
@@ -107,8 +109,10 @@ _DATE_RULES = (
 _NUMBER_RULES = (
     RuleSpec("{}", Kind.NUMBER, ROW, "{column}: not a number"),
     RuleSpec("{}", Kind.FINITE, ROW, "{column}: not finite"),
-    RuleSpec("{}", Kind.MIN, ROW, "{column}: below {min:g}", ("bounds",)),
-    RuleSpec("{}", Kind.MAX, ROW, "{column}: above {max:g}", ("bounds",)),
+    # A bound set to null is no rule at all (see `_bound`); `setting` names the parameter
+    # that set the bound, so the message says what to change.
+    RuleSpec("{}", Kind.MIN, ROW, "{column}: below {min:g}{setting}", ("min_bound",)),
+    RuleSpec("{}", Kind.MAX, ROW, "{column}: above {max:g}{setting}", ("max_bound",)),
 )
 
 
@@ -134,10 +138,12 @@ CONTRACT: dict[str, tuple[RuleSpec, ...]] = {
         RuleSpec("id", Kind.NOT_BLANK, ROW, "{column}: missing"),
         RuleSpec("id", Kind.UNIQUE, ROW, "{column}: duplicate id"),
         *_for("created_at", _DATE_RULES),
-        RuleSpec("text", Kind.MAX_LENGTH, ROW, "{column}: text longer than {max_text_length}",
+        RuleSpec("text", Kind.MAX_LENGTH, ROW,
+                 "{column}: text longer than {max_text_length} (contracts.max_text_length)",
                  ("max_text_length",)),
         RuleSpec("inputs", Kind.MOSTLY_PRESENT, ROW,
-                 "row: more than {max_missing_inputs_share:.0%} of the model inputs missing",
+                 "row: more than {max_missing_inputs_share:.0%} of the model inputs missing "
+                 "(contracts.max_missing_inputs_share)",
                  ("max_missing_inputs_share", "id_column"), evaluator_only=_CROSS_COLUMN),
         *_for("numeric", _NUMBER_RULES),
         RuleSpec("numeric", Kind.TRAINING_RANGE, WARNING, "out_of_training_range:{column}",
@@ -183,8 +189,10 @@ DEFAULTS: dict = {
     "max_missing_inputs_share": 0.5,
     "placeholder_values": ["unknown", "n/a", "na", "none", "null", "-", "?", "(not set)"],
     "max_future_days": 1,
-    "numeric_min": 0.0,
-    "numeric_max": 1.0e9,
+    # No bound by default: a numeric input may be negative or large (balances, deltas, scores);
+    # only text and infinities are rejected. Values outside the training range are warnings.
+    "numeric_min": None,
+    "numeric_max": None,
     "numeric_bounds": {},
     "rating_range": [1, 5],
     "label_rate_max_change": 0.05,
@@ -203,7 +211,7 @@ def required_columns(table: str, params: dict, *, for_training: bool = True) -> 
     spec = params["data"][table]
     if table == "leads":
         roles = model_inputs(params)
-        cols = [spec["id"], *roles["categorical"], *roles["numeric"]]
+        cols = [spec.get("id"), *roles["categorical"], *roles["numeric"]]
         cols += [c for c in (roles["email"], roles["job_title"], spec.get("created_at")) if c]
         if for_training and spec.get("label"):
             cols.append(spec["label"])
@@ -215,8 +223,23 @@ def required_columns(table: str, params: dict, *, for_training: bool = True) -> 
 
 
 def numeric_bounds(col: str, cfg: dict) -> tuple[float, float]:
-    lo, hi = (cfg["numeric_bounds"] or {}).get(col, (cfg["numeric_min"], cfg["numeric_max"]))
+    """A numeric input's accepted range, ±inf where unbounded (see `bound_settings`)."""
+    (lo, _), (hi, _) = bound_settings(col, cfg)
     return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
+
+
+def bound_settings(col: str, cfg: dict) -> tuple[tuple[Any, str], tuple[Any, str]]:
+    """(min, the parameter that set it), (max, its parameter) for a numeric input; None =
+    unbounded. `contracts.numeric_bounds.<col>` wins over numeric_min / numeric_max, and a
+    column set to null there is unbounded on both sides."""
+    per_column = cfg.get("numeric_bounds") or {}
+    if col in per_column:
+        pair = per_column[col]
+        lo, hi = (None, None) if pair is None else pair
+        where = f"contracts.numeric_bounds.{col}"
+        return (lo, where), (hi, where)
+    return ((cfg.get("numeric_min"), "contracts.numeric_min"),
+            (cfg.get("numeric_max"), "contracts.numeric_max"))
 
 
 def _columns(role: str, table: str, params: dict, reference: dict,
@@ -228,12 +251,13 @@ def _columns(role: str, table: str, params: dict, reference: dict,
     if role == "rows":
         return [""]
     if role == "id":
-        return [spec["id"]]
+        return [spec["id"]] if spec.get("id") else []  # no id column: no id rules
     if table != "leads":
         return [spec[role]] if spec.get(role) else []
     roles = model_inputs(params)
     if role == "text":
-        return [c for c in dict.fromkeys([spec["id"], *roles["categorical"], roles["job_title"]])
+        return [c for c in dict.fromkeys([spec.get("id"), *roles["categorical"],
+                                          roles["job_title"]])
                 if c]
     if role == "inputs":
         return [""]
@@ -252,13 +276,26 @@ def _allowed(table: str, spec: dict) -> list[str]:
 
 
 def _bounds(table: str, column: str, cfg: dict) -> dict:
+    """Both bounds as numbers (±inf: none), for the training-range warning."""
+    lo, hi = (_bound(table, column, cfg, side) for side in ("min", "max"))
+    return {"min": -np.inf if lo is None else lo["min"],
+            "max": np.inf if hi is None else hi["max"]}
+
+
+def _bound(table: str, column: str, cfg: dict, side: str) -> dict | None:
+    """One side's bound and the parameter that sets it; None (no rule) when it is null."""
     if table == "leads":
-        lo, hi = numeric_bounds(column, cfg)
+        lo, hi = bound_settings(column, cfg)
+        value, setting = lo if side == "min" else hi
     elif table == "deals":
-        lo, hi = 0.0, np.inf
+        # A deal amount is money received: never negative, and no parameter changes that.
+        value, setting = (0.0 if side == "min" else None), ""
     else:
-        lo, hi = (float(v) for v in cfg["rating_range"])
-    return {"min": lo, "max": hi}
+        pair = list(cfg.get("rating_range") or [None, None])
+        value, setting = pair[0 if side == "min" else 1], "contracts.rating_range"
+    if value is None or np.isinf(float(value)):
+        return None
+    return {side: float(value), "setting": f" ({setting})" if setting else ""}
 
 
 def _inputs(params: dict) -> tuple[str, ...]:
@@ -276,9 +313,11 @@ _PARAMS: dict[str, Callable[..., dict | None]] = {
     "max_text_length": lambda t, c, s, cfg, ref: {"max_text_length": int(cfg["max_text_length"])},
     "max_missing_inputs_share": lambda t, c, s, cfg, ref: {
         "max_missing_inputs_share": float(cfg["max_missing_inputs_share"])},
-    "id_column": lambda t, c, s, cfg, ref: {"id_column": s["id"]},
+    "id_column": lambda t, c, s, cfg, ref: {"id_column": s.get("id")},
     "lead_id_column": lambda t, c, s, cfg, ref: {"lead_id_column": s["lead_id"]},
     "bounds": lambda t, c, s, cfg, ref: _bounds(t, c, cfg),
+    "min_bound": lambda t, c, s, cfg, ref: _bound(t, c, cfg, "min"),
+    "max_bound": lambda t, c, s, cfg, ref: _bound(t, c, cfg, "max"),
     "training_range": lambda t, c, s, cfg, ref: (
         {"training_range": [float(v) for v in seen]}
         if (seen := (ref.get("numeric_ranges") or {}).get(c)) else None),
@@ -339,7 +378,7 @@ def rules_for(table: str, params: dict, reference: dict | None = None, *,
                 out.append(Rule(
                     id=f"{table}.{column or s.role}.{s.kind.name.lower()}",
                     table=table, kind=s.kind, level=s.level,
-                    message=s.message.format(column=column, **shown),
+                    message=s.message.format(column=column, table=table, **shown),
                     column=None if multi or not column else column,
                     columns=_inputs(params) if multi else (),
                     params=values, evaluator_only=s.evaluator_only))

@@ -6,6 +6,23 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+OUT_OF_TIME, RANDOM = "out_of_time", "random"
+# What every output calls the test set: a random split's test leads are not "out of time", and
+# a reader comparing a model to another must see that its figures were not measured on the future.
+TEST_SET_NAMES = {OUT_OF_TIME: "out-of-time", RANDOM: "held-out (random split: no date column)"}
+
+
+def split_method(created_at: pd.Series | None) -> str:
+    """OUT_OF_TIME when `split_leads` orders by these timestamps, RANDOM when it cannot."""
+    if created_at is not None and created_at.notna().all():
+        return OUT_OF_TIME
+    return RANDOM
+
+
+def test_set_name(created_at: pd.Series | None) -> str:
+    """"out-of-time" or "held-out (random split: no date column)", for printouts and pages."""
+    return TEST_SET_NAMES[split_method(created_at)]
+
 
 def split_leads(
     created_at: pd.Series | None,
@@ -24,7 +41,7 @@ def split_leads(
     if not 0 < train < 1 or not 0 < validation < 1 or train + validation >= 1:
         raise ValueError("split.train and split.validation must be in (0, 1) and sum below 1")
     index = labels.index
-    if created_at is not None and created_at.notna().all():
+    if split_method(created_at) == OUT_OF_TIME:
         order = created_at.sort_values(kind="stable")
         n = len(order)
         cut_train = order.iloc[int(n * train)] if n else None

@@ -47,7 +47,8 @@ def coerce_leads(leads: pd.DataFrame, params: dict) -> pd.DataFrame:
     spec = params["data"]["leads"]
     roles = model_inputs(params)
     out = leads.copy()
-    out[spec["id"]] = _ids(leads[spec["id"]])
+    if spec.get("id"):  # an export without an id column is scored by row (pipelines/score.py)
+        out[spec["id"]] = _ids(leads[spec["id"]])
     if spec.get("created_at") and spec["created_at"] in out:
         out[spec["created_at"]] = parse_dates(leads[spec["created_at"]], spec.get("date_format"))
     for col in [*roles["categorical"], roles["job_title"], roles["email"]]:
@@ -113,8 +114,9 @@ def build_labels(
     if spec.get("label"):
         return labels_from_column(leads[spec["label"]], column=spec["label"]), None
     created_col = spec.get("created_at")
-    if not created_col:
-        raise ValueError("data.leads.created_at is required to label leads from deals")
+    if not created_col or not spec.get("id"):
+        raise ValueError("data.leads.id and data.leads.created_at are required to label leads "
+                         "from deals (or set data.leads.label)")
     as_of = resolve_as_of(
         label_params,
         leads[created_col],

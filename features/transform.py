@@ -125,7 +125,7 @@ def email_is_corporate(values: pd.Series) -> pd.Series:
 
 def seniority_rank(values: pd.Series) -> pd.Series:
     """0 (student) … 5 (C-level/owner); NaN when the title is missing or unrecognised."""
-    return per_distinct(values, _seniority_of_titles).astype("float64")
+    return per_distinct(values, _seniority_of_titles).astype(np.float64)
 
 
 def _seniority_of_titles(values: pd.Series) -> pd.Series:
@@ -176,18 +176,20 @@ class LeadFeatures(TransformerMixin, BaseEstimator):
         if missing:
             raise KeyError(f"lead rows are missing model input column(s): {', '.join(missing)}")
         out = {col: normalise_category(X[col]) for col in self.categorical}
+        # np.float64, not "float64": pandas looks a dtype name up in its registry on every
+        # call, a cost that shows when scoring one lead at a time.
         for col in self.numeric:
-            out[col] = pd.to_numeric(X[col], errors="coerce").astype("float64")
+            out[col] = pd.to_numeric(X[col], errors="coerce").astype(np.float64)
         if self.email:
             out[DERIVED_FROM_EMAIL] = email_is_corporate(X[self.email])
         if self.job_title:
             out[DERIVED_SENIORITY] = seniority_rank(X[self.job_title])
         if self.created_at:
             when = pd.to_datetime(X[self.created_at], errors="coerce", format="mixed")
-            angle = 2 * np.pi * (when.dt.dayofyear.astype("float64") - 1) / 365.25
+            angle = 2 * np.pi * (when.dt.dayofyear.astype(np.float64) - 1) / 365.25
             out[DERIVED_DATE_PARTS[0]] = np.sin(angle)
             out[DERIVED_DATE_PARTS[1]] = np.cos(angle)
-            out[DERIVED_DATE_PARTS[2]] = when.dt.dayofweek.astype("float64")
+            out[DERIVED_DATE_PARTS[2]] = when.dt.dayofweek.astype(np.float64)
         return pd.DataFrame(out, index=X.index)
 
     def source_columns(self) -> list[str]:

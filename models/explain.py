@@ -28,7 +28,11 @@ never vanish; there the sum is approximate and the margins stay exact.
 
 from __future__ import annotations
 
+import copy
+import threading
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -142,6 +146,31 @@ def _raw_group_matrix(pipeline) -> tuple[np.ndarray, list[str]]:
     return mat, raw
 
 
+_per_model: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_per_model_lock = threading.Lock()
+
+
+def _cached(fn, fitted, stamp):
+    """fn(fitted), computed once per fit: what depends only on the fitted model (the encoded →
+    raw column map, the packed trees) costs more than explaining a lead. `stamp` is an object
+    that fitting replaces (sklearn assigns new fitted attributes), so a refit recomputes."""
+    with _per_model_lock:
+        found = _per_model.setdefault(fitted, {}).get(fn)
+    if found is not None and found[0] is stamp:
+        return found[1]
+    value = fn(fitted)
+    with _per_model_lock:
+        _per_model[fitted][fn] = (stamp, value)
+    return value
+
+
+def _group_matrix(pipeline) -> tuple[np.ndarray, list[str]]:
+    stamp = getattr(pipeline.named_steps["encode"], "transformers_", None)
+    mat, raw = _cached(_raw_group_matrix, pipeline, stamp)
+    mat.setflags(write=False)  # shared by every call
+    return mat, list(raw)
+
+
 # --- Tree SHAP for HistGradientBoosting -----------------------------------------------------
 def _pack_hgb(hgb) -> dict:
     """Every tree of a binary HGB as flat arrays with global node / bitset indices."""
@@ -203,7 +232,7 @@ def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
     """
     from leadq.models.treeshap_kernel import decision_codes, decisions, shap_values
 
-    p = _pack_hgb(hgb)
+    p = _cached(_pack_hgb, hgb, getattr(hgb, "_predictors", None))
     X = np.ascontiguousarray(X, dtype=np.float64)
     d = p["depth"] + 2
     size = (d + 2) * (d + 3) // 2 + 2
@@ -237,6 +266,65 @@ def _encoded(pipeline, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
     return _as_array(pipeline[:-1].transform(X))
 
 
+# --- one transform per batch, shared by the score and its reasons ---------------------------
+# The pipeline's steps before the estimator (LeadFeatures, the ColumnTransformer) are most of
+# the cost of scoring a few leads; explain() needs their output too. A scorer that wants both
+# transforms once (`encode_rows`) and hands the result to `predict_encoded` and `explain`.
+def _encoded_twin(model):
+    """An estimator whose predict_proba(pipeline[:-1].transform(X)) is model.predict_proba(X),
+    by the same scikit-learn code; None when the model is not one this holds for.
+
+    Pipeline.decision_function / predict_proba(X) is the final step's method on
+    `pipeline[:-1].transform(X)`. So a CalibratedClassifierCV whose calibrated classifiers all
+    wrap one pipeline gives the same probabilities when each calibrated classifier's estimator
+    is that pipeline's final step and it is given the encoded rows: sklearn's own calibration
+    code then runs on the same margins, and nothing is re-implemented here (the scores stay
+    bit-identical; tests/model/test_shared_transform.py checks it)."""
+    stamp = getattr(model, "calibrated_classifiers_", None) or getattr(model, "steps", None)
+    return _cached(_make_twin, model, stamp)
+
+
+def _make_twin(model):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import Pipeline
+
+    if type(model) is Pipeline:
+        return model.steps[-1][1] if len(model.steps) > 1 else None
+    parts = getattr(model, "calibrated_classifiers_", None)
+    if type(model) is not CalibratedClassifierCV or not parts:
+        return None
+    first = parts[0].estimator
+    inner = getattr(first, "estimator", first)  # FrozenEstimator → the fitted Pipeline
+    if not (all(c.estimator is first for c in parts) and type(inner) is Pipeline
+            and len(inner.steps) > 1
+            and all(getattr(c, "method", "") in ("sigmoid", "isotonic") for c in parts)):
+        return None
+    twin = copy.copy(model)
+    twin.calibrated_classifiers_ = []
+    for c in parts:
+        part = copy.copy(c)
+        part.estimator = inner.steps[-1][1]
+        twin.calibrated_classifiers_.append(part)
+    return twin
+
+
+def encode_rows(model, X: pd.DataFrame) -> Any:  # noqa: N803
+    """pipeline[:-1].transform(X) for `predict_encoded` and `explain(..., transformed=)`, or
+    None when this model's probabilities cannot be served from it (then call predict_proba)."""
+    if _encoded_twin(model) is None:
+        return None
+    pipeline, _ = unwrap(model)
+    return pipeline[:-1].transform(X)
+
+
+def predict_encoded(model, transformed: Any) -> np.ndarray:
+    """model.predict_proba(X)[:, 1], from `encode_rows(model, X)`."""
+    twin = _encoded_twin(model)
+    if twin is None:
+        raise ValueError("this model cannot score encoded rows; use predict_proba")
+    return twin.predict_proba(transformed)[:, 1]
+
+
 REFERENCE_ATTR = "explain_reference_"
 
 
@@ -252,15 +340,19 @@ def set_explain_reference(pipeline, X: pd.DataFrame,  # noqa: N803
             np.average(encoded, axis=0, weights=sample_weight))
 
 
-def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None) -> Explanation:
-    """Exact contributions of each raw column to the uncalibrated model's margin, per lead."""
+def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # noqa: N803
+            *, transformed: Any = None) -> Explanation:
+    """Exact contributions of each raw column to the uncalibrated model's margin, per lead.
+
+    `transformed` is `encode_rows(model, X)` when the caller has it already (the scorer)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
     pipeline, _ = unwrap(model)
     estimator = pipeline.steps[-1][1]
-    group, raw = _raw_group_matrix(pipeline)
-    transformed = pipeline[:-1].transform(X)
+    group, raw = _group_matrix(pipeline)
+    if transformed is None:
+        transformed = pipeline[:-1].transform(X)
     margin = np.asarray(estimator.decision_function(transformed), float)
     if isinstance(estimator, HistGradientBoostingClassifier):
         encoded = estimator._preprocess_X(transformed, reset=False)
@@ -315,9 +407,13 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
     The email shows only its kind (corporate / free-mail), as the model uses it; the creation
     time shows its date; other columns their own value.
     """
-    from leadq.features.transform import email_is_corporate
+    from leadq.features.transform import SMALL_FRAME_ROWS, email_is_corporate, per_distinct
 
     feats = pipeline.named_steps["features"]
+    # A few leads (`leadq serve`): pandas' fixed cost per column call is most of the work, so
+    # numbers are formatted cell by cell (what Series.map does per cell) and texts come from
+    # per_distinct's memo of this same function; both give the bulk path's strings.
+    small = len(X) <= SMALL_FRAME_ROWS
     out: dict[str, np.ndarray] = {}
     for col in raw_columns_of(pipeline):
         values = X[col]
@@ -331,11 +427,26 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
             when = pd.to_datetime(values, errors="coerce", format="mixed")
             text = when.dt.strftime("%Y-%m-%d (%a)").astype(object)
         elif pd.api.types.is_numeric_dtype(values):
-            text = values.map(lambda v: f"{v:g}" if pd.notna(v) else None).astype(object)
+            if small:
+                out[col] = np.array([_number_text(v) or "missing" for v in values.tolist()],
+                                    dtype=object)
+                continue
+            text = values.map(_number_text).astype(object)
+        elif small and isinstance(values.dtype, pd.StringDtype):
+            # Text dtypes only: an object column may hold 1 and 1.0, one memo entry apart.
+            text = per_distinct(values, _display_text)
         else:
-            text = values.astype("string").str.strip().astype(object)
+            text = _display_text(values)
         out[col] = text.where(pd.notna(text), "missing").to_numpy(dtype=object)
     return out
+
+
+def _number_text(v) -> str | None:
+    return f"{v:g}" if pd.notna(v) else None
+
+
+def _display_text(values: pd.Series) -> pd.Series:
+    return values.astype("string").str.strip().astype(object)
 
 
 def _label(col: str, feats) -> str:
@@ -366,10 +477,13 @@ def reason_texts(points: pd.DataFrame, shown: dict[str, np.ndarray], pipeline,
     return pos_out, neg_out
 
 
-def explain_leads(model, X: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-    """reasons_positive / reasons_negative text columns for scored leads, indexed like X."""
+def explain_leads(model, X: pd.DataFrame, top: int = 3, *,  # noqa: N803
+                  transformed: Any = None) -> pd.DataFrame:
+    """reasons_positive / reasons_negative text columns for scored leads, indexed like X.
+
+    `transformed`: `encode_rows(model, X)`, when the caller scored from it already."""
     pipeline, calibrators = unwrap(model)
-    explanation = explain(model, X)
+    explanation = explain(model, X, transformed=transformed)
     points, _, _ = to_points(explanation, calibrators)
     pos, neg = reason_texts(points, display_values(X, pipeline), pipeline, top=top)
     return pd.DataFrame({"reasons_positive": pos, "reasons_negative": neg}, index=X.index)

@@ -107,6 +107,19 @@ def cmd_rollback(args: argparse.Namespace) -> dict:
     return rollback(load_params(args.params))
 
 
+def cmd_params(args: argparse.Namespace) -> dict | None:
+    """The effective configuration: the packaged defaults with the params file merged over."""
+    from leadq.pipelines.params.loader import load_params, public_params
+
+    params = public_params(load_params(args.params))
+    if args.json:
+        return params
+    import yaml
+
+    print(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), end="")
+    return None
+
+
 def cmd_models(args: argparse.Namespace) -> dict:
     from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.tracking.registry import list_models
@@ -187,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "was champion")
     _params_arg(p)
     p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("params", help="print the effective parameters: the packaged defaults "
+                                      "with the params file merged over them (YAML; --json)")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_params)
 
     p = sub.add_parser("demo", help="synth → train → score on a synthetic CRM, with a summary")
     _params_arg(p)

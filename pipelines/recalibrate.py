@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leadq.errors import BadInputError, LeadqError
+from leadq.errors import BadInputError, ConfigError, LeadqError
 from leadq.models.drift import drift_verdict, psi_numeric, psi_table
 from leadq.models.prior_shift import Correction, apply_platt, em_prior, fit_platt, label_shift_fit
 from leadq.models.routing import ipw_weights
@@ -346,6 +346,13 @@ def load_window(params: dict, *, scores: str | None, version: str,
     from leadq.features.tables import build_labels
     from leadq.pipelines.io.crm import load_crm
 
+    spec = params["data"]["leads"]
+    missing = [f"data.leads.{key}" for key in ("id", "created_at") if not spec.get(key)]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} not set: recalibration joins scored leads to their "
+            "outcomes by lead id and measures recent weeks by the lead's date, so it needs "
+            "both (an export without them can be trained and scored, not recalibrated)")
     scored = read_scored(params, scores)
     scored = scored[scored["model_version"] == str(version)]
     if scored.empty:

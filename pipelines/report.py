@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from leadq.features.columns import raw_input_columns
-from leadq.features.split import split_leads
+from leadq.features.split import split_leads, test_set_name
 from leadq.features.tables import build_labels
 from leadq.features.transform import email_is_corporate
 from leadq.models import insights
@@ -102,6 +102,19 @@ def _shap_summary(model, X: pd.DataFrame, rows: int, seed: int = 0) -> dict:  # 
             "max_additivity_error": exp.additivity_error()}
 
 
+def with_persona_attributes(params: dict) -> dict:
+    """report.persona_attributes: null means the categorical inputs, plus the job level and the
+    email kind when those columns are set (the generic default for any CRM)."""
+    cfg = params.get("report") or {}
+    if cfg.get("persona_attributes") is not None:
+        return params
+    feats = params["features"]
+    names = [*(feats.get("categorical") or []),
+             *(["job_level"] if feats.get("job_title_column") else []),
+             *(["email_kind"] if feats.get("email_column") else [])]
+    return {**params, "report": {**cfg, "persona_attributes": names}}
+
+
 def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
                    cutoffs=None, model_info: dict | None = None) -> ReportData:
     """All figures of the report from the CRM tables and the (calibrated) champion model."""
@@ -128,7 +141,8 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     X_test, y_test = X_all.loc[test_idx], y.loc[test_idx].to_numpy()  # noqa: N806
     s_test = pd.Series(score_all, index=leads.index).loc[test_idx].to_numpy()
 
-    with step("permutation importance on the out-of-time test"):
+    test_set = test_set_name(created)
+    with step(f"permutation importance on the {test_set} test"):
         importance = permutation_importance(model, X_test, y_test,
                                             repeats=int(cfg.get("importance_repeats", 5)))
     with step("SHAP summary"):
@@ -140,16 +154,17 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     attribute = {col: insights.attribute_insights(_insight_values(lab_leads, col, params), y,
                                                   min_rows=min_rows) for col in top_cols}
     with step("persona search"):
-        attrs = insights.persona_attributes(lab_leads, params)
+        attrs = insights.persona_attributes(lab_leads, with_persona_attributes(params))
         min_seg = max(min_rows, int(float(cfg.get("persona_min_share", 0.005)) * len(y)))
         best, worst = insights.persona_segments(attrs, y, min_rows=min_seg,
                                                 top=int(cfg.get("persona_rows", 8)))
-    camp_col = cfg.get("campaign_column", "campaign")
+    camp_col = cfg.get("campaign_column")
     campaigns = None
-    if camp_col in leads:
+    # Campaign quality joins feedback and deals to the leads by id: none without one.
+    if camp_col and camp_col in leads and spec.get("id"):
         campaigns = insights.campaign_quality(leads, labels, tables.feedback, tables.deals,
                                               is_mql, params, campaign_col=camp_col,
-                                              source_col=cfg.get("source_column", "source"))
+                                              source_col=cfg.get("source_column"))
 
     metrics = classification_metrics(y_test, s_test, prefix="test_")
     if cutoffs is None:
@@ -166,11 +181,12 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
                 "conversions_share": float(y_test[passed].sum() / max(y_test.sum(), 1))},
         "sla": insights.sla_figures(leads[spec["created_at"]], leads[spec["id"]],
                                     tables.feedback, is_mql, float(cfg.get("sla_hours", 48)))
-        if spec.get("created_at") else None,
+        if spec.get("created_at") and spec.get("id") else None,
     }
     data = {"leads": len(leads), "labelled": int(labelled.sum()),
             "conversion_rate": float(y.mean()), "test_leads": len(test_idx),
             "as_of": None if as_of is None else str(as_of.date()),
+            "test_set": test_set,
             "mql_share": float(is_mql.mean())}
     return ReportData(model=dict(model_info or {}, threshold=threshold), data=data,
                       importance=importance, shap_summary=shap_summary, insights=attribute,

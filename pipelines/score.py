@@ -1,4 +1,13 @@
-"""`leadq score`: score new leads with the champion model and mark the MQLs."""
+"""`leadq score`: score new leads with the champion model and mark the MQLs.
+
+An export without an id column (`data.leads.id: null`) is scored too: the output then holds the
+original rows, in input order, with the score columns beside them, and `row_number` (1 = the
+first row read as data; a ragged line, quarantined with its line number, is not counted)
+stands in for the id wherever leadq needs one: in the quarantine and in the exploration draw,
+which hashes the row number. The draw is therefore
+reproducible for the same file, chunked or not, but a lead exported again in another position
+gets a new draw; give the export an id when that matters.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from leadq.errors import BadInputError
-from leadq.pipelines.io.files import peek_columns, table_format
+from leadq.pipelines.io.files import output_format, peek_columns
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.scoring.core import check_and_score
 from leadq.pipelines.scoring.model import load_scoring_model
@@ -24,13 +33,13 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     and the accounting (read = scored + rejected, per reason) printed and logged."""
     from leadq.pipelines.io.quarantine import quarantine_path
     from leadq.pipelines.params.loader import load_params
-    from leadq.pipelines.scoring.stream import DEFAULT_CHUNK_SIZE, score_file
+    from leadq.pipelines.scoring.stream import DEFAULT_CHUNK_SIZE, row_params, score_file
     from leadq.pipelines.tracking.contracts import load_reference
 
     params = load_params(params_path)
     if Path(output_path).resolve() == Path(input_path).resolve():
         raise BadInputError(f"{output_path}: output would overwrite the input")
-    table_format(output_path)  # fail on a bad extension before any work
+    output_format(output_path)  # fail on a bad extension before any work
     # A file that cannot be read or lacks a column is bad input (exit 2), whatever the model.
     columns = peek_columns(input_path, params["data"]["leads"], name="leads")
     if columns is not None:
@@ -55,8 +64,11 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         explain = explain_by_default(input_path, params)
     mql = [0]
 
+    # An export without an id is scored by row: the core reads row numbers as the id.
+    batch_params = params if params["data"]["leads"].get("id") else row_params(params)
+
     def score_batch(raw: pd.DataFrame, duplicates: np.ndarray, hashes: np.ndarray):
-        check, out = check_and_score(raw, model, params, reference=reference,
+        check, out = check_and_score(raw, model, batch_params, reference=reference,
                                      scored_at=scored_at, explain=explain,
                                      duplicates=duplicates, hashes=hashes)
         if out is not None:
@@ -70,9 +82,8 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     n_threads = (params.get("scoring") or {}).get("n_threads")
     limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
     with limit:
-        acct = score_file(Path(input_path), Path(output_path),
-                          quarantine_path(output_path), params, score_batch,
-                          chunk_size=chunk_size)
+        acct = score_file(Path(input_path), Path(output_path), quarantine_path(output_path),
+                          params, score_batch, chunk_size=chunk_size)
     print(acct.summary(), file=sys.stderr)
     summary = {"rows": acct.used, "mql": mql[0], "output": str(output_path),
                "model_version": model.version, "threshold": model.threshold,

@@ -21,6 +21,9 @@ def main(params_path: str | None = None, *, host: str | None = None, port: int |
     from leadq.pipelines.service.app import TOKEN_ENV, app_from_env
 
     params = load_params(params_path)  # fail fast (exit 2) on a bad file, before binding
+    if not params["data"]["leads"].get("id"):
+        raise BadInputError("leadq serve needs data.leads.id: every answer and every row of "
+                            "the scoring log is keyed by the lead's id")
     cfg = params.get("serve") or {}
     host = host or cfg.get("host") or "127.0.0.1"
     port = int(port if port is not None else cfg.get("port") or 8080)

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 
 from leadq.errors import GateError
 from leadq.features.columns import assert_no_leakage, raw_input_columns
-from leadq.features.split import split_leads
+from leadq.features.split import split_leads, split_method, test_set_name
 from leadq.features.tables import build_labels
 from leadq.models.behaviour import behaviour_report
 from leadq.models.calibration_choice import choose_calibration
@@ -61,6 +61,9 @@ def fingerprint(tables: CrmTables, labels: pd.DataFrame, split: pd.Series, param
         "label_status": labels["label_status"].value_counts().to_dict(),
         "as_of": None if as_of is None else str(as_of),
         "split_rows": split.value_counts().to_dict(),
+        # Judged on the labelled leads split_leads saw, as it judged them.
+        "split_method": split_method(None if created is None else created.loc[split.index]),
+        "test_set": test_set_name(None if created is None else created.loc[split.index]),
     }
     if created is not None and created.notna().any():
         info["created_min"] = str(created.min())
@@ -127,7 +130,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     if since and spec.get("created_at"):
         # History from before the sales process existed (no deals could close) teaches noise.
         labelled &= ~(leads[spec["created_at"]] < pd.Timestamp(str(since)))
-    weights, ipw_info = ipw_weights_for(leads, labelled, tables.routing, spec["id"])
+    weights, ipw_info = ipw_weights_for(leads, labelled, tables.routing, spec.get("id"))
     if weights is not None:
         labelled &= weights > 0
     positives = int(labels.loc[labelled, "label"].sum())
@@ -212,11 +215,16 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), decision.threshold)
     metrics.update({"test_mql_share": share, "test_mql_precision": precision,
                     "test_mql_recall": recall, "mql_threshold": decision.threshold})
+    test_index = parts["test"][0].index
     test_frame = pd.DataFrame({
-        "lead_id": data.loc[parts["test"][0].index, spec["id"]].to_numpy(),
+        # Without an id column the lead's row number in the leads file stands in for it.
+        "lead_id": (data.loc[test_index, spec["id"]].to_numpy() if spec.get("id")
+                    else np.asarray(test_index) + 1),
         "label": parts["test"][1].to_numpy(),
         "score": test_score,
     }, index=parts["test"][0].index)
+    # The training plots (reporting/charts.py) name the test set the way the printout does.
+    test_frame.attrs["test_set"] = test_set_name(created)
     return TrainResult(
         model=model,
         candidate=best,
@@ -258,12 +266,14 @@ def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
 
 
 def print_evaluation(result: TrainResult) -> None:
-    """The out-of-time evaluation a reviewer reads before trusting the model (stdout)."""
+    """The test-set evaluation a reviewer reads before trusting the model (stdout): out of
+    time, or held out at random when the leads have no date."""
     from leadq.models.evaluation import format_table
 
     m = result.metrics
+    name = result.fingerprint.get("test_set", "out-of-time")
     lines = [
-        f"\nout-of-time test ({int(m['test_n']):,} leads, conversion {m['test_positive_rate']:.3f})"
+        f"\n{name} test ({int(m['test_n']):,} leads, conversion {m['test_positive_rate']:.3f})"
         f" · model {result.candidate}, calibration {result.calibration.get('method')}",
         f"  ROC AUC {m['test_roc_auc']:.4f} · PR AUC {m['test_pr_auc']:.4f} · log loss "
         f"{m['test_log_loss']:.4f} · Brier {m['test_brier']:.4f} · ECE {m['test_ece']:.4f}",

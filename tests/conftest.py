@@ -54,7 +54,11 @@ def _isolated_mlflow_env():
 
 @pytest.fixture(scope="session")
 def base_params() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    """The repository's params.yaml as every command sees it: merged over the packaged
+    defaults (so tests may set any key), without the loader's bookkeeping."""
+    from leadq.pipelines.params.loader import load_params, public_params
+
+    return public_params(load_params(REPO / "params.yaml"))
 
 
 @pytest.fixture(scope="session")

@@ -75,3 +75,39 @@ def recalibration_params(directory: Path, base: dict, crm: dict[str, Path], **ch
                 "threshold__constraints": {"capacity": 6.0, "min_precision": 0.3,
                                            "min_recall": None}}
     return write_params(directory, base, crm, **{**settings, **changes})
+
+
+def labelled_split(base: dict, n_leads: int, seed: int, *, hgb_iter: int) -> dict:
+    """A synthetic CRM's model inputs and labels (censored leads left out) split 70/30 in time
+    order, its raw leads and the params (HGB capped at `hgb_iter` trees): what a model test
+    fits and scores without MLflow."""
+    import copy
+
+    params = copy.deepcopy(base)
+    params["train"]["hgb"]["max_iter"] = hgb_iter
+    X, y, raw = labelled_inputs(params, n_leads, seed)  # noqa: N806
+    cut = int(len(X) * 0.7)
+    return {"params": params, "train": (X.iloc[:cut], y.iloc[:cut]),
+            "valid": (X.iloc[cut:], y.iloc[cut:]), "leads": raw}
+
+
+def labelled_inputs(params: dict, n_leads: int, seed: int):
+    """A synthetic CRM's model inputs and labels (censored leads left out), in time order, and
+    its raw leads table."""
+    from leadq.features.columns import raw_input_columns
+    from leadq.features.tables import (
+        build_labels,
+        canonical_deals,
+        canonical_feedback,
+        coerce_leads,
+    )
+    from leadq.pipelines.synthetic.crm import generate_crm
+
+    crm = generate_crm(n_leads, seed=seed)
+    leads = coerce_leads(crm["leads"], params)
+    labels, _ = build_labels(leads, canonical_deals(crm["deals"], params["data"]["deals"]),
+                             canonical_feedback(crm["feedback"], params["data"]["feedback"]),
+                             params)
+    known = labels["label"].notna()
+    return (leads.loc[known, raw_input_columns(params)],
+            labels.loc[known, "label"].astype(int), crm["leads"])

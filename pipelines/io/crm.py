@@ -13,9 +13,15 @@ from leadq.errors import ConfigError
 from leadq.features.columns import raw_input_columns
 from leadq.features.contracts import check_columns, check_totals, evaluate
 from leadq.features.tables import canonical_deals, canonical_feedback, coerce_leads
-from leadq.pipelines.io.files import read_table, require_columns
+from leadq.pipelines.io.files import read_table, read_table_ragged, require_columns
 from leadq.pipelines.io.progress import log
-from leadq.pipelines.io.quarantine import Accounting, QuarantineWriter, quarantine_path
+from leadq.pipelines.io.quarantine import (
+    Accounting,
+    QuarantineWriter,
+    formula_guard,
+    quarantine_path,
+    required_columns,
+)
 from leadq.pipelines.params.loader import resolve_path
 
 
@@ -40,12 +46,12 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 def leads_required_columns(params: dict, *, for_training: bool) -> list[str]:
     spec = params["data"]["leads"]
-    cols = [spec["id"], *raw_input_columns(params)]
+    cols = [spec.get("id"), *raw_input_columns(params)]
     if spec.get("created_at"):
         cols.append(spec["created_at"])
     if for_training and spec.get("label"):
         cols.append(spec["label"])
-    return list(dict.fromkeys(cols))
+    return list(dict.fromkeys(c for c in cols if c))
 
 
 def _section_path(params: dict, name: str) -> Path | None:
@@ -68,17 +74,22 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     once every table has passed (a later table's failure must leave nothing behind either).
     """
     spec = params["data"][table]
-    raw = read_table(path, spec, name=table)
+    raw, ragged = read_table_ragged(
+        path, spec, name=table,
+        required=required_columns(table, params, for_training=for_training))
     check_columns(list(raw.columns), table, params, path=path, for_training=for_training)
     check = evaluate(raw, table, params, reference)
     acct = Accounting(table=table, path=str(path))
     acct.add(check)
+    acct.add_ragged(ragged)  # rows with the wrong field count: rejected like any other
     check_totals(table, params, path=path, rows=acct.read, rejected=dict(acct.rejected),
                  duplicate_ids=acct.duplicate_ids, examples=acct.examples)
     bad = check.bad
     if quarantine:
-        writer = QuarantineWriter(quarantine_path(path, params))
+        writer = QuarantineWriter(quarantine_path(path, params),
+                                  formula_guard=formula_guard(params))
         writer.write(raw.loc[bad], check.reasons)
+        writer.write_ragged(ragged, list(raw.columns))
         if pending is None:
             written = writer.commit()
             acct.quarantine = None if written is None else str(written)
@@ -168,7 +179,10 @@ def load_routing(params: dict) -> pd.DataFrame | None:
     paths = sorted(Path(p) for p in glob.glob(str(base / pattern)))
     if not paths:
         raise ConfigError(f"train.routing_scores: no file matches {pattern!r} (from {base})")
-    id_col = params["data"]["leads"]["id"]
+    id_col = params["data"]["leads"].get("id")
+    if not id_col:
+        raise ConfigError("train.routing_scores: the scorer's outputs are matched to leads by "
+                          "id, but data.leads.id is null; set it or train.routing_scores: null")
     frames = []
     for path in paths:
         frame = read_table(path, {}, name="routing")

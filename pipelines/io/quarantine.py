@@ -4,13 +4,18 @@ Every run that reads a table keeps an `Accounting`: rows read = rows used + rows
 rejected rows counted per reason (the first rule each row broke, so the counts add up; the
 quarantine file's `reason` column lists every rule). Rejected rows are written, with their
 original columns plus `reason`, to `<stem>.rejected.csv` through a temporary file that is
-renamed into place only when the run succeeds.
+renamed into place only when the run succeeds. A ragged CSV row (more or fewer fields than the
+header) is rejected like any other row: its fields go into the columns by position, as far as
+they go, and two more columns say where it was and what it said (`source_line`, `raw_line`).
+The quarantine holds personal data: it is written owner-only (0600), whatever the umask.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +23,16 @@ import numpy as np
 import pandas as pd
 
 from leadq.features.contracts import EXAMPLES_PER_REASON, RowCheck, settings
-from leadq.pipelines.io.files import temp_beside
+from leadq.features.rules import Kind, rules_for
+from leadq.pipelines.io.files import (
+    RaggedRow,
+    publish_mode,
+    ragged_frame,
+    remove_stale_temps,
+    temp_beside,
+)
 from leadq.pipelines.io.progress import log
+from leadq.pipelines.io.spreadsheet import guard_formulas
 from leadq.pipelines.params.loader import resolve_path
 
 
@@ -73,6 +86,15 @@ class Accounting:
         self.warnings.update(check.warnings)
         self.duplicate_ids += check.duplicate_ids
 
+    def add_ragged(self, rows: Iterable[RaggedRow]) -> None:
+        """Ragged rows: read and rejected, counted by field count like any other reason."""
+        for row in rows:
+            self.read += 1
+            self.rejected[row.reason] += 1
+            have = self.examples.setdefault(row.reason, [])
+            if len(have) < EXAMPLES_PER_REASON:
+                have.append(row.where)
+
     @property
     def n_rejected(self) -> int:
         return int(sum(self.rejected.values()))
@@ -116,39 +138,100 @@ def reason_column(columns) -> str:
     return name
 
 
-class QuarantineWriter:
-    """Appends rejected rows to a temporary CSV; `commit` renames it into place."""
+def required_columns(table: str, params: dict, *, for_training: bool) -> list[str]:
+    """The columns the contract of `table` requires (features.rules' REQUIRED rules)."""
+    return [r.column for r in rules_for(table, params, for_training=for_training)
+            if r.kind == Kind.REQUIRED]
 
-    def __init__(self, path: str | Path) -> None:
+
+def formula_guard(params: dict | None) -> bool:
+    """scoring.csv_formula_guard (default on): neutralise spreadsheet formulas in CSV output."""
+    value = ((params or {}).get("scoring") or {}).get("csv_formula_guard", True)
+    return True if value is None else bool(value)
+
+
+class QuarantineWriter:
+    """Appends rejected rows to a temporary CSV; `commit` renames it into place.
+
+    Ragged rows go to a second temporary file (they bring two columns the others lack);
+    `commit` then writes one file: the other rows first, with those two columns empty."""
+
+    def __init__(self, path: str | Path, *, formula_guard: bool = True) -> None:
         self.path = Path(path)
         self.rows = 0
+        self.formula_guard = formula_guard
         self._tmp: Path | None = None
+        self._ragged_tmp: Path | None = None
+        remove_stale_temps(self.path)
+
+    def _append(self, out: pd.DataFrame, attr: str) -> None:
+        if self.formula_guard:
+            out = guard_formulas(out)
+        tmp = getattr(self, attr)
+        if tmp is None:
+            tmp = temp_beside(self.path)
+            setattr(self, attr, tmp)
+            out.to_csv(tmp, index=False)
+        else:
+            out.to_csv(tmp, index=False, header=False, mode="a")
+        self.rows += len(out)
 
     def write(self, rows: pd.DataFrame, reasons: pd.Series) -> None:
         if rows.empty:
             return
         out = rows.copy()
         out[reason_column(rows.columns)] = reasons.loc[rows.index].to_numpy()
-        if self._tmp is None:
-            self._tmp = temp_beside(self.path)
-            out.to_csv(self._tmp, index=False)
-        else:
-            out.to_csv(self._tmp, index=False, header=False, mode="a")
-        self.rows += len(out)
+        self._append(out, "_tmp")
+
+    def write_ragged(self, rows: list[RaggedRow], columns: list[str]) -> None:
+        """Ragged rows of a table with these columns, each with its reason, line and text."""
+        if not rows:
+            return
+        out = ragged_frame(rows, list(columns))
+        out.insert(len(columns), reason_column(columns), [r.reason for r in rows])
+        self._append(out, "_ragged_tmp")
+
+    def _merge(self) -> Path:
+        """One file: the other rejected rows (two empty cells added), then the ragged ones."""
+        assert self._ragged_tmp is not None
+        merged = temp_beside(self.path)
+        with open(merged, "w", newline="", encoding="utf-8") as out, \
+                open(self._ragged_tmp, newline="", encoding="utf-8") as ragged:
+            writer = csv.writer(out, lineterminator="\n")
+            ragged_rows = csv.reader(ragged)
+            writer.writerow(next(ragged_rows))
+            if self._tmp is not None:
+                with open(self._tmp, newline="", encoding="utf-8") as other:
+                    other_rows = csv.reader(other)
+                    next(other_rows)  # its header is the ragged file's minus two columns
+                    for row in other_rows:
+                        writer.writerow([*row, "", ""])
+            for row in ragged_rows:
+                writer.writerow(row)
+        for tmp in (self._tmp, self._ragged_tmp):
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        self._tmp, self._ragged_tmp = merged, None
+        return merged
 
     def commit(self) -> Path | None:
         """Move the file into place; with no rejected rows, remove a stale one from before."""
-        if self._tmp is None:
+        if self._tmp is None and self._ragged_tmp is None:
             self.path.unlink(missing_ok=True)
             return None
-        os.replace(self._tmp, self.path)
+        tmp = self._merge() if self._ragged_tmp is not None else self._tmp
+        assert tmp is not None
+        publish_mode(tmp, private=True)
+        os.replace(tmp, self.path)
         self._tmp = None
         return self.path
 
     def abort(self) -> None:
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        for attr in ("_tmp", "_ragged_tmp"):
+            tmp = getattr(self, attr)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+                setattr(self, attr, None)
 
 
 class IdTracker:

@@ -1,8 +1,16 @@
-"""Load params.yaml: one section per stage, paths resolved relative to the file."""
+"""Load params: the packaged defaults with the user's params file deep-merged over them.
+
+`defaults.yaml` (beside this module) lists every parameter leadq reads, so it is also the
+schema: a key it does not hold is an error naming the closest one, and a value of another kind
+than the default's is an error naming the key and what was expected. A user's params file
+therefore only holds what differs. Paths are resolved relative to the user's file.
+"""
 
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,28 +18,151 @@ import yaml
 
 from leadq.errors import ConfigError
 
-REQUIRED_SECTIONS = ("data", "label", "features", "split", "train", "registry", "mlflow")
+DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
+
+# Mappings whose keys are the user's (column names, metric names): never checked against the
+# defaults, and a user's mapping replaces the default one whole, so `criteria: {}` means none.
+# A new free-form mapping is declared in defaults.yaml and listed here.
+OPEN_MAPPINGS = frozenset({"contracts.numeric_bounds", "registry.criteria"})
+# Sections a user may switch off with null (their defaults are what a given section starts from).
+NULLABLE_SECTIONS = frozenset({"data.deals", "data.feedback"})
+# Keys whose default is not null but for which null means something (documented in defaults).
+NULLABLE_KEYS = frozenset({
+    "data.leads.date_format", "data.deals.date_format", "data.feedback.date_format",
+    "train.n_threads", "threshold.constraints.min_precision", "serve.scoring_log",
+})
+# A table section is read only when it names a file; these columns it must then name.
+TABLE_REQUIRED = {"deals": ("lead_id", "closed_at"),
+                  "feedback": ("lead_id", "feedback_at", "status")}
+# Loader bookkeeping a params dict carries; dropped when a dumped dict is read back.
+_BOOKKEEPING = ("_base_dir", "_path")
+
+
+@functools.cache
+def _defaults_text() -> str:
+    return DEFAULTS_PATH.read_text(encoding="utf-8")
+
+
+def default_params() -> dict:
+    """The packaged defaults (a fresh copy: callers may change it)."""
+    return yaml.safe_load(_defaults_text())
 
 
 def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict:
-    """Read params.yaml (default: ./params.yaml), apply dotted-key overrides, resolve paths."""
+    """Read a params file (default: ./params.yaml), merge it over the packaged defaults,
+    apply dotted-key overrides, check keys and types, and resolve paths to the file."""
     path = Path(path or "params.yaml")
     if not path.is_file():
         raise ConfigError(f"{path}: parameters file not found (pass --params FILE)")
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(params, dict):
+    if not isinstance(user, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    for key in _BOOKKEEPING:
+        user.pop(key, None)
     for key, value in (overrides or {}).items():
-        set_dotted(params, key, value)
-    missing = [s for s in REQUIRED_SECTIONS if s not in params]
-    if missing:
-        raise ConfigError(f"{path}: missing section(s): {', '.join(missing)}")
+        set_dotted(user, key, value)
+    params = effective_params(user, source=str(path))
     params["_base_dir"] = str(path.resolve().parent)
     params["_path"] = str(path.resolve())
     return params
+
+
+def effective_params(user: dict, *, source: str = "params") -> dict:
+    """`user` deep-merged over the defaults, checked; the dict every command reads."""
+    try:
+        params = _merge(default_params(), user, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    data = params["data"]
+    for table, needed in TABLE_REQUIRED.items():
+        spec = data.get(table)
+        if spec is not None and not spec.get("path"):
+            data[table] = None   # no file named: the table is not configured
+            continue
+        for key in needed if spec is not None else ():
+            if not spec.get(key):
+                raise ConfigError(f"{source}: data.{table}.{key}: required when "
+                                  f"data.{table}.path is set (the {table} file's column name)")
+    leads = data["leads"]
+    if not leads.get("label") and data.get("deals") is not None:
+        # Outcomes come from deals, joined to leads by id and timed from created_at.
+        for key in ("id", "created_at"):
+            if not leads.get(key):
+                raise ConfigError(
+                    f"{source}: data.leads.{key}: null, but labelling leads from data.deals "
+                    f"needs it; set it, or set data.leads.label to a 0/1 outcome column of "
+                    "the leads and data.deals: null")
+    _check_bounds(params["contracts"].get("numeric_bounds"), source)
+    return params
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def _merge(default: dict, user: Any, prefix: str) -> dict:
+    """`user` over `default`, key by key; unknown keys and wrong kinds are ConfigErrors."""
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(user, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {user!r}")
+    out = copy.deepcopy(default)
+    for key, value in user.items():
+        dotted = f"{prefix}{key}"
+        if key not in default:
+            close = difflib.get_close_matches(str(key), [str(k) for k in default], n=1)
+            hint = f"; did you mean {prefix}{close[0]}?" if close else (
+                f"; valid keys here: {', '.join(map(str, default))}")
+            raise ConfigError(f"{dotted}: unknown parameter{hint}")
+        base = default[key]
+        if dotted in OPEN_MAPPINGS:
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a mapping (or null), got {value!r}")
+            out[key] = copy.deepcopy(value) if value is not None else {}
+        elif isinstance(base, dict):
+            if value is None and dotted in NULLABLE_SECTIONS:
+                out[key] = None
+            else:
+                out[key] = _merge(base, value, f"{dotted}.")
+        elif base is None or value is None and (isinstance(base, list)
+                                                 or dotted in NULLABLE_KEYS):
+            out[key] = copy.deepcopy(value)
+        elif not _same_kind(base, value):
+            raise ConfigError(f"{dotted}: expected {_kind(base)} (like the default "
+                              f"{base!r}), got {value!r}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_bounds(bounds: Any, source: str) -> None:
+    """contracts.numeric_bounds: per column null or [min, max], either side a number or null."""
+    for col, pair in (bounds or {}).items():
+        ok = pair is None or (isinstance(pair, list | tuple) and len(pair) == 2 and all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in pair))
+        if not ok:
+            raise ConfigError(f"{source}: contracts.numeric_bounds.{col}: expected [min, max] "
+                              f"(either may be null) or null, got {pair!r}")
 
 
 def set_dotted(params: dict, key: str, value: Any) -> None:

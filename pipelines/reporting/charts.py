@@ -249,7 +249,8 @@ def training_figures(test_frame: pd.DataFrame) -> dict[str, Figure]:
         _lines(ax, [("model", cal["predicted"], cal["observed"])], diagonal=True,
                xmax=top, ymax=top, diagonal_label="perfect")
         ax.set(xlabel="predicted conversion", ylabel="observed conversion",
-               title="Calibration on out-of-time test leads")
+               title=f"Calibration on {test_frame.attrs.get('test_set', 'out-of-time')} "
+                     "test leads")
         figs["calibration.png"] = fig
 
         fig = _figure(10, 4.5)

@@ -122,12 +122,17 @@ def _with_ci(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- sections -------------------------------------------------------------------------------
+def _test_set(rep: ReportData) -> str:
+    """"out-of-time", or what a random split's test leads are (leadq.features.split)."""
+    return str(rep.data.get("test_set") or "out-of-time")
+
+
 def _drivers(rep: ReportData) -> list[Chart]:
     imp, sh = rep.importance, rep.shap_summary
     cols = list(sh["mean_abs"].index[:12])
     dots = min(len(sh["values"]), STRIP_DOTS)  # the sample's order is random already
     return [
-        Chart("importance", "Importance per CRM column (permutation, out-of-time test)",
+        Chart("importance", f"Importance per CRM column (permutation, {_test_set(rep)} test)",
               charts.hbar_chart("importance", imp["column"], imp["importance"], imp["spread"],
                                 xlabel="ROC AUC lost when shuffled"),
               "Each column is shuffled in the test leads and the drop in ROC AUC measured; "
@@ -201,7 +206,7 @@ def _health(rep: ReportData) -> list[Chart]:
     h = rep.health
     cal, g, t, bar = h["calibration"], h["gains"], h["tradeoff"], h["bar"]
     return [
-        Chart("calibration", "Calibration (out-of-time test)", charts.line_chart(
+        Chart("calibration", f"Calibration ({_test_set(rep)} test)", charts.line_chart(
             "calibration", [("model", cal["predicted"], cal["observed"])], diagonal=True,
             xlabel="predicted conversion", ylabel="observed conversion")),
         Chart("gains", "Cumulative gains", charts.line_chart(

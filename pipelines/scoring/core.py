@@ -31,7 +31,13 @@ def score_leads(
     from leadq.models.routing import route
 
     id_col = params["data"]["leads"]["id"]
-    raw = model.predict_proba(leads[raw_input_columns(params)])
+    rows = leads[raw_input_columns(params)]
+    # With reasons, the model's feature steps run once for both the scores and the reasons
+    # (they are most of the cost of a small batch); the scores come out of the same sklearn
+    # calls either way. None: this model is scored and explained each on its own.
+    transformed = model.encode(rows) if explain and hasattr(model, "encode") else None
+    raw = model.predict_proba(rows, transformed=transformed) if transformed is not None \
+        else model.predict_proba(rows)
     ids = leads[id_col].array
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
@@ -52,7 +58,7 @@ def score_leads(
     if explain:
         from leadq.pipelines.scoring.reasons import reason_columns
 
-        reasons = reason_columns(model, leads[raw_input_columns(params)], params)
+        reasons = reason_columns(model, rows, params, transformed=transformed)
         for col in reasons.columns:
             out[col] = reasons[col].to_numpy()
     return out

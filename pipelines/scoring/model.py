@@ -29,14 +29,28 @@ class ScoringModel:
     cutoffs: tuple[float, float, float] | None = None
     correction: Any = None  # leadq.models.prior_shift.Correction, or None for raw scores
 
-    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+    def encode(self, rows: pd.DataFrame) -> Any:
+        """The rows through the model's steps before its estimator, for `predict_proba` and
+        the reasons to share (leadq.models.explain.encode_rows), or None when the model
+        cannot be scored from them (another flavour, another kind of sklearn model)."""
+        from leadq.models.explain import encode_rows
+
+        sk = self.sklearn()
+        return None if sk is None else encode_rows(sk, rows)
+
+    def predict_proba(self, rows: pd.DataFrame, *, transformed: Any = None) -> np.ndarray:
         """P(convert) per row from the registered model.
 
         A scikit-learn model is called directly: the pyfunc wrapper would only re-check the
         rows against the signature (the row contract and typing have done that), which costs
-        a third of the time of scoring one lead. Other flavours go through the pyfunc."""
+        a third of the time of scoring one lead. Other flavours go through the pyfunc.
+        `transformed` is `encode(rows)`: the same probabilities without transforming again."""
         sk = self.sklearn()
         if sk is not None:
+            if transformed is not None:
+                from leadq.models.explain import predict_encoded
+
+                return predict_encoded(sk, transformed)
             return sk.predict_proba(rows)[:, 1]
         out = self.pyfunc.predict(rows)
         out = out.to_numpy() if hasattr(out, "to_numpy") else np.asarray(out)

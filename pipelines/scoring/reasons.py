@@ -7,6 +7,7 @@ files up to params explain.max_rows leads; --explain / --no-explain override.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,11 +36,13 @@ def explain_by_default(path: str | Path, params: dict) -> bool:
     return rows_at_most(path, int(cfg.get("max_rows", DEFAULT_MAX_ROWS)))
 
 
-def reason_columns(model, rows: pd.DataFrame, params: dict) -> pd.DataFrame:
+def reason_columns(model, rows: pd.DataFrame, params: dict, *,
+                   transformed: Any = None) -> pd.DataFrame:
     """reasons_positive / reasons_negative for raw model-input rows, in their order.
 
     `model` is the scorer's ScoringModel (its pyfunc wraps the registered sklearn model).
     Points refer to the model's calibrated probability (the scorer's score_raw).
+    `transformed` is `model.encode(rows)` when the scorer computed it for the scores.
     """
     from leadq.errors import LeadqError
     from leadq.models.explain import explain_leads
@@ -47,7 +50,7 @@ def reason_columns(model, rows: pd.DataFrame, params: dict) -> pd.DataFrame:
     sk = model.pyfunc.get_raw_model() if hasattr(model, "pyfunc") else model
     top = int((params.get("explain") or {}).get("top", 3))
     try:
-        return explain_leads(sk, rows, top=top)
+        return explain_leads(sk, rows, top=top, transformed=transformed)
     except ValueError as exc:  # a model type with no exact explanation
         raise LeadqError(f"cannot explain this model's scores: {exc}; score with --no-explain"
                          ) from exc

@@ -39,6 +39,9 @@ REASON = "reason"            # every rule a rejected row broke, "; "-joined (as 
 PRIMARY = "_leadq_primary"   # the first rule it broke: what the accounting counts
 WARNINGS = "_leadq_warnings"  # a batch's warning counts (JSON) on its first row, else ""
 ROW, PRIOR, FIRST, DUP_KEY = "_leadq_row", "_leadq_prior", "_leadq_first", "_leadq_dup_key"
+# Spark's corrupt-record column: the raw text of a CSV row whose field count differs from the
+# header's (a ragged row). Quarantined as `raw_line`, like the pandas engine does.
+RAW_LINE = "_leadq_raw_line"
 SCORE_TMP = "_leadq_score"
 PARTITION = "scored_date"
 
@@ -112,7 +115,20 @@ def _csv_na_to_null(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _check_batches(params: dict, reference: dict | None, is_csv: bool):
+def ragged_reasons(raw_line: pd.Series, expected: int, delimiter: str) -> pd.Series:
+    """'ragged row: N fields, header has M' where Spark kept a row's raw text, else ''."""
+    import csv
+
+    def reason(text) -> str:
+        if text is None or (isinstance(text, float) and np.isnan(text)):
+            return ""
+        fields = len(next(csv.reader([str(text)], delimiter=delimiter), []))
+        return f"ragged row: {fields} fields, header has {expected}"
+
+    return pd.Series([reason(t) for t in raw_line], index=raw_line.index, dtype=object)
+
+
+def _check_batches(params: dict, reference: dict | None, is_csv: bool, delimiter: str = ","):
     """mapInPandas step: A's row contract (leadq.features.contracts.evaluate) on each batch.
 
     `_prior` marks rows whose id an earlier row of the input already had (found by Spark over
@@ -124,9 +140,19 @@ def _check_batches(params: dict, reference: dict | None, is_csv: bool):
         for frame in batches:
             prior = frame.pop(PRIOR).fillna(False).to_numpy(dtype=bool)
             frame = frame.drop(columns=[ROW]).reset_index(drop=True)
+            raw_line = frame.pop(RAW_LINE) if RAW_LINE in frame else None
             if is_csv:
                 frame = _csv_na_to_null(frame)
             check = evaluate(frame, "leads", params, reference, duplicates=prior)
+            if raw_line is not None and raw_line.notna().any():
+                # A ragged row's fields were spread over the columns by position: its only
+                # reason is the field count, as in the pandas engine.
+                ragged = ragged_reasons(raw_line, len(frame.columns), delimiter)
+                hit = ragged != ""
+                check.reasons = check.reasons.where(~hit.to_numpy(), ragged)
+                check.primary = check.primary.where(~hit.to_numpy(), ragged)
+            if raw_line is not None:
+                frame[RAW_LINE] = raw_line
             # Warning counts add up over batches; one cell per batch carries them to the
             # driver without a column per warning kind.
             batch_warnings = np.full(len(frame), "", dtype=object)
@@ -177,6 +203,10 @@ def _examples(checked, params: dict, reference: dict | None, is_csv: bool,
     dups = sample.loc[sample[REASON].str.contains(f"{idc}: duplicate id", regex=False), idc]
     if len(dups):
         examples[f"{idc}: duplicate id"] = [str(v) for v in dups.head(3)]
+    if RAW_LINE in sample:
+        ragged = sample[sample[REASON].str.startswith("ragged row", na=False)]
+        for reason, group in ragged.groupby(REASON):
+            examples[reason] = [repr(str(v)[:80]) for v in group[RAW_LINE].head(3)]
     return examples
 
 
@@ -273,25 +303,63 @@ def _output_schema(spark, model, params: dict, scored_at: pd.Timestamp, sample: 
 
 # --------------------------------------------------------------------------- main
 
+_JAVA_CHARSETS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16",
+                  "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE", "cp1252": "windows-1252",
+                  "latin-1": "ISO-8859-1", "iso8859-1": "ISO-8859-1"}
+
+
+def csv_options(path: str, spec: dict) -> tuple[str, str]:
+    """(Java charset, delimiter) for Spark's CSV reader: `encoding: auto` and `delimiter: auto`
+    are decided on the driver from the first local file, as the pandas engine decides them."""
+    import codecs
+
+    from leadq.pipelines.io.files import _plan_csv, input_files
+
+    encoding, delimiter = spec.get("encoding") or "auto", spec.get("delimiter") or ","
+    if "auto" in (encoding, delimiter):
+        try:
+            first = input_files(path, "leads")[0]
+            plan, _ = _plan_csv(first, spec, "leads", full_scan=True, required=None)
+            encoding, delimiter = plan.encoding, plan.delimiter
+        except BadInputError:
+            raise
+        except OSError:  # not a local path (hdfs://, s3a://): Spark's defaults
+            encoding = "utf-8" if encoding == "auto" else encoding
+            delimiter = "," if delimiter == "auto" else delimiter
+    name = codecs.lookup(encoding).name
+    return _JAVA_CHARSETS.get(name, encoding), delimiter
+
+
 def read_input(spark, path: str, params: dict):
     """Spark DataFrame of the leads as exported: CSV as text (like the pandas engine), Parquet
-    with its own types. A glob or directory reads many files at once."""
+    with its own types. A glob or directory reads many files at once. CSV rows whose field
+    count differs from the header's keep their raw text in RAW_LINE (Spark's corrupt-record
+    column), to be quarantined as ragged rows."""
     from pyspark.errors import AnalysisException
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from leadq.pipelines.io.files import check_header
 
     spec = params["data"]["leads"]
     lower = path.lower().rstrip("/")
     is_csv = lower.endswith((".csv", ".txt", ".tsv")) or lower.endswith(".csv*")
     try:
         if is_csv:
-            df = (spark.read.option("header", True).option("inferSchema", False)
-                  .option("sep", spec.get("delimiter", ","))
-                  .option("encoding", spec.get("encoding", "utf-8"))
-                  .option("mode", "PERMISSIVE").csv(path))
+            charset, delimiter = csv_options(path, spec)
+            reader = (spark.read.option("header", True).option("inferSchema", False)
+                      .option("sep", delimiter).option("encoding", charset))
+            names = reader.csv(path).columns  # the header only: a one-line job
+            check_header(names, path, "leads")
+            schema = StructType([*(StructField(c, StringType(), True) for c in names),
+                                 StructField(RAW_LINE, StringType(), True)])
+            df = (reader.option("mode", "PERMISSIVE")
+                  .option("columnNameOfCorruptRecord", RAW_LINE).schema(schema).csv(path))
         else:
             df = spark.read.parquet(path)
+            check_header(df.columns, path, "leads")
     except AnalysisException as exc:
         raise BadInputError(f"{path}: cannot read leads: {str(exc).splitlines()[0]}") from exc
-    renamed = [str(c).lstrip("\ufeff").strip() for c in df.columns]
+    renamed = [c if c == RAW_LINE else str(c).lstrip("\ufeff").strip() for c in df.columns]
     if renamed != df.columns:
         df = df.toDF(*renamed)
     return df, is_csv
@@ -324,6 +392,10 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
     from leadq.pipelines.tracking.contracts import load_reference
 
     params = load_params(params_path)
+    if not params["data"]["leads"].get("id"):
+        raise BadInputError("the Spark engine needs data.leads.id (duplicates are found by id "
+                            "across the whole input); score an export without one with the "
+                            "pandas engine")
     out_dir = Path(output_dir)
     if out_dir.suffix.lower() in (".csv", ".parquet", ".pq"):
         raise BadInputError(f"{output_dir}: the Spark engine writes a directory of Parquet "
@@ -342,15 +414,18 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
     idc = params["data"]["leads"]["id"]
     spark = spark_session(master)
     raw, is_csv = read_input(spark, input_path, params)
-    check_columns(list(raw.columns), "leads", params, path=input_path, for_training=False)
+    check_columns([c for c in raw.columns if c != RAW_LINE], "leads", params, path=input_path,
+                  for_training=False)
     if is_csv:
         raw = raw.select([F.col(f"`{c}`").cast("string").alias(c) for c in raw.columns])
-    original = list(raw.columns)
+    original = [c for c in raw.columns if c != RAW_LINE]
+    delimiter = csv_options(input_path, params["data"]["leads"])[1] if is_csv else ","
     checked_schema = StructType([*raw.schema.fields, StructField(REASON, StringType(), False),
                                  StructField(PRIMARY, StringType(), False),
                                  StructField(WARNINGS, StringType(), False)])
     checked = (_mark_prior_duplicates(raw, idc)
-               .mapInPandas(_check_batches(params, reference, is_csv), checked_schema)
+               .mapInPandas(_check_batches(params, reference, is_csv, delimiter),
+                            checked_schema)
                .persist(StorageLevel.MEMORY_AND_DISK))
     try:
         with step(f"read and check {input_path}"):
@@ -377,12 +452,16 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
         if rejected:
             quarantine = str(out_dir / "rejected")
             with step(f"write {sum(rejected.values()):,} rejected rows to {quarantine}"):
-                (checked.filter(F.col(PRIMARY) != "").drop(PRIMARY, WARNINGS)
+                rejected_rows = checked.filter(F.col(PRIMARY) != "").drop(PRIMARY, WARNINGS)
+                if RAW_LINE in rejected_rows.columns:
+                    rejected_rows = rejected_rows.withColumnRenamed(RAW_LINE, "raw_line")
+                (rejected_rows
                  .withColumn(PARTITION, F.lit(day))
                  .write.mode("overwrite").partitionBy(PARTITION).parquet(quarantine))
         mql = 0
         if used:
-            good = checked.filter(F.col(PRIMARY) == "").drop(REASON, PRIMARY, WARNINGS)
+            good = checked.filter(F.col(PRIMARY) == "").drop(REASON, PRIMARY, WARNINGS,
+                                                             RAW_LINE)
             typed = good.mapInPandas(_coerce_batches(params), typed_schema(params))
             udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=ArrayType(DoubleType()),
                                           env_manager="local")

@@ -8,6 +8,7 @@ into place only after the last chunk passed the table-level verdict, so a failur
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import queue
 import sys
@@ -22,9 +23,23 @@ import pandas as pd
 
 from leadq.features.contracts import check_columns, check_totals, id_column
 from leadq.models.routing import id_hashes
-from leadq.pipelines.io.files import iter_table, table_format, temp_beside
+from leadq.pipelines.io.files import (
+    input_files,
+    iter_chunks,
+    output_format,
+    publish_mode,
+    table_format,
+    temp_beside,
+)
 from leadq.pipelines.io.progress import log
-from leadq.pipelines.io.quarantine import Accounting, IdTracker, QuarantineWriter
+from leadq.pipelines.io.quarantine import (
+    Accounting,
+    IdTracker,
+    QuarantineWriter,
+    formula_guard,
+    required_columns,
+)
+from leadq.pipelines.io.spreadsheet import guard_formulas
 
 T = TypeVar("T")
 
@@ -118,11 +133,14 @@ class WriteBehind:
 
 
 class ChunkWriter:
-    """CSV or Parquet written chunk by chunk to a temporary file; `commit` renames it."""
+    """CSV or Parquet written chunk by chunk to a temporary file; `commit` renames it (with
+    the mode the umask gives). CSV cells a spreadsheet would run as formulas get a leading `'`
+    (leadq.pipelines.io.spreadsheet) unless `formula_guard` is off; Parquet keeps raw values."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, formula_guard: bool = True) -> None:
         self.path = Path(path)
-        self.fmt = table_format(self.path)
+        self.fmt = output_format(self.path)
+        self.formula_guard = formula_guard and self.fmt == "csv"
         self.tmp = temp_beside(self.path)
         self.rows = 0
         self._parquet = None
@@ -130,6 +148,8 @@ class ChunkWriter:
         self._empty: pd.DataFrame | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
+        if self.formula_guard:
+            frame = guard_formulas(frame)
         if frame.empty:
             if self._empty is None:
                 self._empty = frame
@@ -160,6 +180,7 @@ class ChunkWriter:
                 self._empty.to_csv(self.tmp, index=False)
         if self._parquet is not None:
             self._parquet.close()
+        publish_mode(self.tmp)
         os.replace(self.tmp, self.path)
         return self.path
 
@@ -209,11 +230,33 @@ class Progress:
 
 
 def _row_count(path: Path) -> int | None:
-    if table_format(path) == "parquet":
+    """Rows in a Parquet input (file, directory or glob), from the footers; None for others."""
+    files = input_files(path, "leads")
+    if all(table_format(f) == "parquet" for f in files):
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     return None
+
+
+ROW_COLUMN = "row_number"  # stands in for the id of an export without one (1 = first data row)
+
+
+def row_params(params: dict) -> dict:
+    """The params with ROW_COLUMN as the lead id: what the scoring core reads for an export
+    without an id column (row numbers are unique, so the id rules hold trivially)."""
+    out = copy.deepcopy(params)
+    out["data"]["leads"]["id"] = ROW_COLUMN
+    return out
+
+
+def beside(rows: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    """The input rows (as read) with the score columns after them; an input column named like
+    a score column keeps its values as `<name>_input`."""
+    scores = scored.drop(columns=[ROW_COLUMN]).reset_index(drop=True)
+    rows = rows.reset_index(drop=True)
+    rows = rows.rename(columns={c: f"{c}_input" for c in rows.columns if c in scores.columns})
+    return pd.concat([rows, scores], axis=1)
 
 
 def score_file(
@@ -231,27 +274,52 @@ def score_file(
     (leadq.pipelines.scoring.core.check_and_score, with the model bound): it returns the
     contract's verdict and the output rows of the good rows. `duplicates` marks ids seen in an
     earlier chunk, so a streamed file is judged like one piece. Rejected rows go to
-    `quarantine_path`. Both files appear only if the whole run succeeds.
+    `quarantine_path`, ragged CSV rows (wrong field count) too, counted like the others.
+    Both files appear only if the whole run succeeds.
+
+    An export without an id (`data.leads.id: null`) is scored by row: each chunk gets a
+    ROW_COLUMN of running row numbers that stands in for the id (`score_batch` must read
+    `row_params(params)`), the output is every good input row as read with the score columns
+    beside it, in input order, and the quarantine names rows by that number.
     """
     spec = params["data"]["leads"]
-    idc = id_column("leads", params)
+    by_row = not spec.get("id")
+    checked = row_params(params) if by_row else params
+    idc = id_column("leads", checked)
+    rows_seen = 0
     acct = Accounting(table="leads", path=str(input_path))
     tracker = IdTracker()
-    out = ChunkWriter(output_path)
-    quarantine = QuarantineWriter(quarantine_path)
+    guard = formula_guard(params)
+    out = ChunkWriter(output_path, formula_guard=guard)
+    quarantine = QuarantineWriter(quarantine_path, formula_guard=guard)
     progress = Progress(_row_count(input_path), f"score {input_path.name}")
     # Reading the next chunk and writing the last one overlap this chunk's checks and model.
     writes = WriteBehind(out.write)
     first = True
     try:
-        chunks = iter_table(input_path, spec, name="leads", chunk_size=chunk_size)
-        for chunk in read_ahead(chunks):
+        chunks = iter_chunks(input_path, spec, name="leads", chunk_size=chunk_size,
+                             required=required_columns("leads", params, for_training=False))
+        for piece in read_ahead(chunks):
+            chunk = piece.frame
             if first:
                 check_columns(list(chunk.columns), "leads", params, path=input_path,
                               for_training=False)
+                if by_row and ROW_COLUMN in chunk.columns:
+                    from leadq.errors import BadInputError
+
+                    raise BadInputError(
+                        f"{input_path}: the leads have a column named {ROW_COLUMN!r}, which "
+                        "leadq adds to an export without an id; set data.leads.id")
                 first = False
+            if piece.ragged:
+                acct.add_ragged(piece.ragged)
+                quarantine.write_ragged(piece.ragged, list(chunk.columns))
+                progress.advance(len(piece.ragged))
             n_read = len(chunk)
             chunk = chunk.reset_index(drop=True)
+            if by_row:
+                chunk.insert(0, ROW_COLUMN, (np.arange(n_read) + rows_seen + 1).astype(str))
+            rows_seen += n_read
             ids = chunk[idc].astype("string").str.strip()  # as typed ids will be
             valid = (ids != "").fillna(False).to_numpy(dtype=bool)
             hashes = id_hashes(ids)  # once: duplicate tracking and the explore draw
@@ -261,11 +329,12 @@ def score_file(
             if check.bad.any():
                 quarantine.write(chunk.loc[check.bad], check.reasons)
             if scored is not None:  # a chunk of bad rows only adds nothing; "all bad" fails
-                writes.put(scored)  # at the end, in check_totals
+                # at the end, in check_totals
+                writes.put(beside(chunk.loc[~check.bad], scored) if by_row else scored)
             progress.advance(n_read)
         if first:
             raise_empty(input_path)
-        check_totals("leads", params, path=input_path, rows=acct.read,
+        check_totals("leads", checked, path=input_path, rows=acct.read,
                      rejected=dict(acct.rejected), duplicate_ids=acct.duplicate_ids,
                      examples=acct.examples)
         writes.close()

@@ -8,6 +8,7 @@ one. A version that fails to load leaves the old bundle in place and is reported
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,19 @@ def registry_key(params: dict, model_uri: str | None) -> tuple[str, str] | None:
     return str(mv.version), str((mv.tags or {}).get(TAG_VERSION, "0"))
 
 
+def freeze_heap() -> None:
+    """Take what is loaded now (libraries, the model, its warm-up caches) out of the cyclic
+    garbage collector's sight.
+
+    A loaded model brings ~400k tracked objects; a full collection of them took ~180 ms and came
+    about every 500 requests, which alone set the service's p99. Frozen objects are still freed
+    by reference counting; the next load unfreezes and collects first (one such pause per
+    reload, on the reload thread), so an old bundle's reference cycles do not stay behind."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ModelHolder:
     """The current bundle, and a poller that reloads it when the registry moves."""
 
@@ -96,6 +110,7 @@ class ModelHolder:
             self._warm_up(served)  # raises when it cannot score: then it never takes traffic
         self.current = served
         self.last_error = None
+        freeze_heap()
         log.info("serving %s version %s, threshold version %s", served.name, served.key[0],
                  served.key[1])
         return served

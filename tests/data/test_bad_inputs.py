@@ -22,17 +22,24 @@ from leadq.pipelines.cli import main as cli
 
 N = 200  # rows per corpus leads file
 
+# The contract's messages name the setting that changes them.
+BAD_DATE = "created_at: unparseable date (expected ISO8601, data.leads.date_format)"
+BAD_FEEDBACK_DATE = "feedback_at: unparseable date (expected ISO8601, data.feedback.date_format)"
+MOSTLY_EMPTY = "row: more than 50% of the model inputs missing (contracts.max_missing_inputs_share)"
+FUTURE = "created_at: in the future (contracts.max_future_days)"
+
 
 @pytest.fixture(scope="module")
 def base_leads(small_crm) -> pd.DataFrame:
     return pd.read_csv(small_crm["leads"], dtype=str).head(N).reset_index(drop=True)
 
 
-def _score(trained_store, path: Path, tmp_path: Path, capsys, *, out_name="scores.csv"):
+def _score(trained_store, path: Path, tmp_path: Path, capsys, *, out_name="scores.csv",
+           params_path: Path | None = None):
     out = tmp_path / "out" / out_name
     code = cli(["--json", "score", "--input", str(path), "--output", str(out),
                 "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
-                "--params", str(trained_store["params_path"])])
+                "--params", str(params_path or trained_store["params_path"])])
     captured = capsys.readouterr()
     summary = json.loads(captured.out) if code == 0 else None
     return code, summary, captured.err, out
@@ -121,12 +128,25 @@ def test_renamed_id_column_exits_2(trained_store, base_leads, tmp_path, capsys):
 
 
 def test_non_utf8_bytes_exit_2_naming_encoding(trained_store, base_leads, tmp_path, capsys):
+    """With an explicit encoding, bytes it cannot decode stop the run; the message names the
+    byte offset and an encoding that would work. (`encoding: auto` reads this file as the
+    legacy encoding with a warning: tests/data/test_file_formats.py.)"""
     leads = base_leads.copy()
     leads.loc[150, "last_name"] = "Müller-Größe"
     path = tmp_path / "leads.csv"
     leads.to_csv(path, index=False, encoding="latin-1")
-    code, _, err, out = _score(trained_store, path, tmp_path, capsys)
+    params = yaml.safe_load(Path(trained_store["params_path"]).read_text())
+    params["data"]["leads"]["encoding"] = "utf-8"
+    explicit = Path(trained_store["params_path"]).with_name("params_utf8.yaml")
+    explicit.write_text(yaml.safe_dump(params))
+    out = tmp_path / "out" / "scores.csv"
+    code = cli(["score", "--input", str(path), "--output", str(out),
+                "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
+                "--params", str(explicit)])
+    err = capsys.readouterr().err
+    first_bad = next(i for i, b in enumerate(path.read_bytes()) if b > 127)
     assert code == 2 and "cannot decode as utf-8" in err and "encoding" in err
+    assert f"at byte {first_bad:,}" in err and "cp1252" in err
     _assert_nothing_written(out)
 
 
@@ -186,17 +206,23 @@ def test_bad_file_is_bad_input_even_without_a_model(trained_store, base_leads, t
 
 def test_unreadable_line_deep_in_the_file_writes_nothing(trained_store, base_leads, tmp_path,
                                                         capsys):
-    """The reader runs ahead on its own thread: a parse error in a late chunk must still stop
-    the run with exit 2 and leave no output, although earlier chunks were scored."""
+    """The reader runs ahead on its own thread: an undecodable byte in a late chunk (with an
+    explicit encoding) must still stop the run with exit 2 and leave no output, although
+    earlier chunks were scored. (A row with the wrong field count is quarantined instead.)"""
     path = _write(base_leads, tmp_path / "leads.csv")
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write("L_broken," + ",".join(["x"] * (2 * len(base_leads.columns))) + "\n")
+    with open(path, "ab") as handle:
+        handle.write(b"L_broken," + b",".join([b"\xff\xfe"] * (len(base_leads.columns) - 1))
+                     + b"\n")
+    params = yaml.safe_load(Path(trained_store["params_path"]).read_text())
+    params["data"]["leads"]["encoding"] = "utf-8"
+    explicit = Path(trained_store["params_path"]).with_name("params_utf8_deep.yaml")
+    explicit.write_text(yaml.safe_dump(params))
     out = tmp_path / "out" / "scores.parquet"
     code = cli(["score", "--input", str(path), "--output", str(out), "--chunk-size", "50",
                 "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
-                "--params", str(trained_store["params_path"])])
+                "--params", str(explicit)])
     err = capsys.readouterr().err
-    assert code == 2 and str(path) in err and "cannot parse as CSV" in err
+    assert code == 2 and str(path) in err and "cannot decode as utf-8" in err
     _assert_nothing_written(out)
 
 
@@ -242,9 +268,11 @@ def test_mostly_bad_rows_exit_2(trained_store, base_leads, tmp_path, capsys):
 
 
 def _row_case(trained_store, tmp_path, capsys, leads: pd.DataFrame, rejected: dict[str, int],
-              **write_kw) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+              params_path: Path | None = None, **write_kw
+              ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     path = _write(leads, tmp_path / "leads.csv", **write_kw)
-    code, summary, err, out = _score(trained_store, path, tmp_path, capsys)
+    code, summary, err, out = _score(trained_store, path, tmp_path, capsys,
+                                     params_path=params_path)
     assert code == 0, err
     quarantined = _assert_accounting(summary, out, read=len(leads), rejected=rejected)
     assert f"read {len(leads):,} = used {len(leads) - sum(rejected.values()):,}" in err
@@ -261,7 +289,7 @@ def test_three_date_formats_quarantines_the_odd_ones(trained_store, base_leads, 
     leads.loc[[3, 4], "created_at"] = ts[[3, 4]].dt.strftime("%m/%d/%Y")
     leads.loc[[7], "created_at"] = ts[[7]].dt.strftime("%d.%m.%Y")
     _, q, scored = _row_case(trained_store, tmp_path, capsys, leads,
-                             {"created_at: unparseable date (expected ISO8601)": 3})
+                             {BAD_DATE: 3})
     assert list(q["lead_id"]) == list(leads.loc[[3, 4, 7], "lead_id"])
     assert list(q["created_at"]) == list(leads.loc[[3, 4, 7], "created_at"])
     assert set(q.columns) == set(leads.columns) | {"reason"}  # original columns plus reason
@@ -272,8 +300,8 @@ def test_future_dates_are_quarantined(trained_store, base_leads, tmp_path, capsy
     leads = base_leads.copy()
     leads.loc[[10, 11], "created_at"] = "2999-01-01 10:00:00"
     _, q, _ = _row_case(trained_store, tmp_path, capsys, leads,
-                        {"created_at: in the future": 2})
-    assert set(q["reason"]) == {"created_at: in the future"}
+                        {FUTURE: 2})
+    assert set(q["reason"]) == {FUTURE}
 
 
 def test_duplicate_and_null_ids_are_quarantined(trained_store, base_leads, tmp_path, capsys):
@@ -296,10 +324,18 @@ def test_padded_copy_of_an_id_is_a_duplicate(trained_store, base_leads, tmp_path
     assert q["lead_id"].str.strip().tolist() == [leads.loc[30, "lead_id"]]
 
 
+def _bounded_params(trained_store, directory: Path, bounds: dict) -> Path:
+    """The store's params with contracts.numeric_bounds set (scoring reads them at run time)."""
+    params = yaml.safe_load(Path(trained_store["params_path"]).read_text())
+    params["contracts"]["numeric_bounds"] = bounds
+    # Beside the store's params: its relative MLflow store is the one that holds the model.
+    path = Path(trained_store["params_path"]).with_name(f"bounded_{directory.name}.yaml")
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 @pytest.mark.parametrize("value, reason", [
     ("many", "employees: not a number"),
-    ("-5", "employees: below 0"),
-    ("1e12", "employees: above 1e+09"),
     ("inf", "employees: not finite"),
     ("-inf", "employees: not finite"),
 ])
@@ -307,7 +343,35 @@ def test_bad_numbers_are_quarantined(trained_store, base_leads, tmp_path, capsys
     leads = base_leads.copy()
     leads.loc[[5, 6], "employees"] = value
     _, q, _ = _row_case(trained_store, tmp_path, capsys, leads, {reason: 2})
+    # The quarantine CSV is safe to open in a spreadsheet: "-inf" would be a formula there.
+    shown = value if value[0] not in "-+" or value[1:2].isdigit() else "'" + value
+    assert list(q["employees"]) == [shown, shown]
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("-5", "employees: below 0 (contracts.numeric_bounds.employees)"),
+    ("1e12", "employees: above 1e+09 (contracts.numeric_bounds.employees)"),
+])
+def test_numbers_outside_configured_bounds_are_quarantined(trained_store, base_leads, tmp_path,
+                                                         capsys, value, reason):
+    """A bound is a setting: the reason names it, so the user knows what to change."""
+    leads = base_leads.copy()
+    leads.loc[[5, 6], "employees"] = value
+    bounded = _bounded_params(trained_store, tmp_path, {"employees": [0, 1e9]})
+    _, q, _ = _row_case(trained_store, tmp_path, capsys, leads, {reason: 2},
+                        params_path=bounded)
     assert list(q["employees"]) == [value, value]
+
+
+@pytest.mark.parametrize("value", ["-5", "1e12"])
+def test_numbers_are_unbounded_by_default(trained_store, base_leads, tmp_path, capsys, value):
+    """No bound configured: a negative or huge number is scored (outside the training range it
+    is a warning, not a rejection)."""
+    leads = base_leads.copy()
+    leads.loc[[5, 6], "employees"] = value
+    summary, _, scored = _row_case(trained_store, tmp_path, capsys, leads, {})
+    assert len(scored) == len(leads)
+    assert summary["accounting"]["warnings"]["out_of_training_range:employees"] >= 2
 
 
 def test_nan_is_missing_and_scored(trained_store, base_leads, tmp_path, capsys):
@@ -323,12 +387,14 @@ def test_ten_thousand_character_strings_are_quarantined(trained_store, base_lead
     leads.loc[9, "job_title"] = "x" * 10_000
     leads.loc[8, "first_name"] = "y" * 10_000  # not a model input: harmless, scored
     _, q, scored = _row_case(trained_store, tmp_path, capsys, leads,
-                             {"job_title: text longer than 1000": 1})
+                             {"job_title: text longer than 1000 (contracts.max_text_length)": 1})
     assert len(q.loc[0, "job_title"]) == 10_000
     assert leads.loc[8, "lead_id"] in set(scored["lead_id"])
 
 
 def test_truncated_last_line(trained_store, base_leads, tmp_path, capsys):
+    """A file cut off in transfer: its last line has fewer fields than the header, a ragged
+    row, quarantined with its line number and text (tests/data/test_file_formats.py)."""
     path = _write(base_leads, tmp_path / "full.csv")
     text = path.read_text()
     cut = text.rstrip("\n")
@@ -338,9 +404,10 @@ def test_truncated_last_line(trained_store, base_leads, tmp_path, capsys):
     trunc.write_text(cut)
     code, summary, err, out = _score(trained_store, trunc, tmp_path / "x", capsys)
     assert code == 0, err
-    q = _assert_accounting(summary, out, read=N,
-                           rejected={"row: more than 50% of the model inputs missing": 1})
+    reason = f"ragged row: 4 fields, header has {len(base_leads.columns)}"
+    q = _assert_accounting(summary, out, read=N, rejected={reason: 1})
     assert q.loc[0, "lead_id"] == base_leads.loc[N - 1, "lead_id"]
+    assert q.loc[0, "raw_line"] == cut[last:] and q.loc[0, "source_line"] == str(N + 1)
 
 
 # ---------------------------------------------------------------- accepted as is
@@ -432,15 +499,16 @@ def test_feedback_bad_rating_status_and_orphan_are_quarantined(make_params, tmp_
     acct = tables.accounting["feedback"]
     assert (acct.read, acct.used) == (len(fb), len(fb) - 4)
     assert dict(acct.rejected) == {
-        "rating: above 5": 1, "status: not one of ['accepted', 'rejected']": 1,
-        "lead_id: unknown lead": 1, "feedback_at: unparseable date (expected ISO8601)": 1}
+        "rating: above 5 (contracts.rating_range)": 1,
+        "status: not one of ['accepted', 'rejected']": 1,
+        "lead_id: unknown lead": 1, BAD_FEEDBACK_DATE: 1}
     q = pd.read_csv(tmp_path / "feedback.rejected.csv", dtype=str, keep_default_na=False)
     # Feedback has its own `reason` column (why sales rejected): kept, the contract's beside it.
     pd.testing.assert_frame_equal(q.drop(columns="quarantine_reason"),
                                   fb.loc[:3].fillna(""), check_dtype=False)
     assert list(q["quarantine_reason"]) == [
-        "rating: above 5", "status: not one of ['accepted', 'rejected']",
-        "lead_id: unknown lead", "feedback_at: unparseable date (expected ISO8601)"]
+        "rating: above 5 (contracts.rating_range)", "status: not one of ['accepted', 'rejected']",
+        "lead_id: unknown lead", BAD_FEEDBACK_DATE]
     assert len(tables.feedback) == len(fb) - 4
 
 
@@ -457,7 +525,7 @@ def test_bad_leads_rows_in_training_are_quarantined_beside_the_input(make_params
     leads.to_csv(crm_copy["leads"], index=False)
     tables = _load(make_params, tmp_path, crm_copy)
     assert dict(tables.accounting["leads"].rejected) == {
-        "created_at: unparseable date (expected ISO8601)": 1}
+        BAD_DATE: 1}
     q = pd.read_csv(tmp_path / "leads.rejected.csv", dtype=str)
     assert q["lead_id"].tolist() == [lead]
     assert lead not in set(tables.leads["lead_id"])
@@ -504,7 +572,7 @@ def test_parquet_input_with_bad_rows(trained_store, base_leads, tmp_path, capsys
     code, summary, err, out = _score(trained_store, path, tmp_path, capsys)
     assert code == 0, err
     q = _assert_accounting(summary, out, read=N,
-                           rejected={"created_at: unparseable date (expected ISO8601)": 1})
+                           rejected={BAD_DATE: 1})
     assert q["lead_id"].tolist() == [leads.loc[3, "lead_id"]]
 
 

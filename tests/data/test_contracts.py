@@ -17,6 +17,10 @@ from leadq.pipelines.cli import main as cli
 from leadq.pipelines.io.quarantine import IdTracker
 from tests.helpers import copy_crm
 
+# The contract's messages name the setting that changes them.
+BAD_DATE = "created_at: unparseable date (expected ISO8601, data.leads.date_format)"
+FUTURE = "created_at: in the future (contracts.max_future_days)"
+
 
 @pytest.fixture
 def params(base_params) -> dict:
@@ -33,14 +37,15 @@ def test_check_rows_returns_one_reason_per_row(params):
         **{c: "1" for c in ("web_visits", "pages_viewed", "content_downloads", "email_opens",
                             "demo_requested")},
     })
+    params["contracts"]["numeric_bounds"] = {"employees": [0, None]}  # no bound by default
     reasons = check_rows(frame, "leads", params, None)
     assert list(reasons.index) == list(frame.index)
     assert list(reasons) == [
         "",
-        "employees: below 0",
+        "employees: below 0 (contracts.numeric_bounds.employees)",
         "lead_id: duplicate id",
         "lead_id: missing; employees: not a number",
-        "created_at: unparseable date (expected ISO8601)",
+        BAD_DATE,
     ]
 
 
@@ -132,17 +137,23 @@ def test_five_percent_bad_rows_scores_the_other_95(trained_store, tmp_path, caps
     path = tmp_path / "leads.csv"
     messy.to_csv(path, index=False)
     out = tmp_path / "scores.csv"
+    # Negative numbers are rejected only under a configured bound (none by default).
+    bounded = yaml.safe_load(Path(trained_store["params_path"]).read_text())
+    bounded["contracts"]["numeric_bounds"] = {"employees": [0, None]}
+    # Beside the store's params: its relative MLflow store is the one that holds the model.
+    bounded_path = Path(trained_store["params_path"]).with_name(f"bounded_{tmp_path.name}.yaml")
+    bounded_path.write_text(yaml.safe_dump(bounded))
     code = cli(["--json", "score", "--input", str(path), "--output", str(out),
                 "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
-                "--params", str(trained_store["params_path"])])
+                "--params", str(bounded_path)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     acct = json.loads(captured.out)["accounting"]
     assert acct["read"] == 2000 and acct["rejected"] == 100 and acct["used"] == 1900
     assert sum(acct["rejected_by_reason"].values()) == 100
     assert acct["rejected_by_reason"] == {
-        "created_at: unparseable date (expected ISO8601)": 20, "employees: below 0": 20,
-        "employees: not a number": 20, "created_at: in the future": 20,
+        BAD_DATE: 20, "employees: below 0 (contracts.numeric_bounds.employees)": 20,
+        "employees: not a number": 20, FUTURE: 20,
         "lead_id: duplicate id": 20}
     scored = pd.read_csv(out, dtype={"lead_id": str})
     quarantined = pd.read_csv(tmp_path / "scores.rejected.csv", dtype=str)

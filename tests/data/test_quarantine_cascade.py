@@ -16,6 +16,9 @@ import pytest
 
 UNKNOWN = "lead_id: unknown lead"
 
+# The contract's messages name the setting that changes them.
+BAD_DATE = "created_at: unparseable date (expected ISO8601, data.leads.date_format)"
+
 
 @pytest.fixture
 def spoilt_crm(small_crm, tmp_path) -> dict:
@@ -68,7 +71,7 @@ def test_spoilt_leads_take_their_deals_and_feedback_into_quarantine(spoilt_crm, 
     rows = s["rows"]
     assert q_leads["reason"].tolist() == [
         reason for _, reason in sorted([
-            (rows["bad_date"], "created_at: unparseable date (expected ISO8601)"),
+            (rows["bad_date"], BAD_DATE),
             (rows["no_id"], "lead_id: missing"),
             (rows["dup"], "lead_id: duplicate id")])]
     acct = tables.accounting["leads"]

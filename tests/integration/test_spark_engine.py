@@ -143,3 +143,36 @@ def test_spark_missing_column_is_bad_input(trained_store, tmp_path):
                 "--params", str(trained_store["params_path"])])
     assert code == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_spark_quarantines_ragged_rows_like_pandas(trained_store, tmp_path, monkeypatch):
+    """A row with an extra field and a cut-off last line: both quarantined as ragged rows,
+    with the pandas engine's reasons, their raw text kept; the accounting adds up."""
+    from leadq.pipelines.score import main as score_main
+    from leadq.pipelines.scoring.spark import main_spark
+
+    monkeypatch.setenv("LEADQ_SPARK_SHUFFLE", "2")
+    monkeypatch.setenv("LEADQ_SPARK_DRIVER_MEMORY", "1g")
+    leads = pd.read_csv(trained_store["crm"]["leads"], dtype=str, keep_default_na=False).head(300)
+    path = tmp_path / "leads.csv"
+    lines = leads.to_csv(index=False).splitlines(keepends=True)
+    lines[10] = lines[10].rstrip("\n") + ",stray\n"
+    lines[-1] = ",".join(lines[-1].split(",")[:3])  # cut off in transfer, no newline
+    path.write_text("".join(lines))
+    uri = f"models:/leadq/{trained_store['summary']['version']}"
+    params = str(trained_store["params_path"])
+    expected = score_main(str(path), str(tmp_path / "pandas.csv"), model_uri=uri,
+                          params_path=params, explain=False)["accounting"]
+    summary = main_spark(str(path), str(tmp_path / "spark"), model_uri=uri, params_path=params,
+                         master="local[1]")
+    acct = summary["accounting"]
+    n = len(leads.columns)
+    assert acct["rejected_by_reason"] == expected["rejected_by_reason"] == {
+        f"ragged row: {n + 1} fields, header has {n}": 1,
+        f"ragged row: 3 fields, header has {n}": 1}
+    assert (acct["read"], acct["used"]) == (expected["read"], expected["used"]) == (300, 298)
+    rejected = pd.read_parquet(tmp_path / "spark" / "rejected")
+    assert sorted(rejected["lead_id"]) == sorted(leads["lead_id"].iloc[[9, 299]])
+    assert set(rejected["raw_line"]) == {lines[10].rstrip("\n"), lines[-1]}
+    scores = pd.read_parquet(tmp_path / "spark" / "scores")
+    assert len(scores) == 298 and not set(scores["lead_id"]) & set(rejected["lead_id"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from itertools import combinations
 from math import factorial
@@ -12,29 +11,15 @@ import pandas as pd
 import pytest
 
 from leadq.features.columns import raw_input_columns
-from leadq.features.tables import build_labels, canonical_deals, canonical_feedback, coerce_leads
 from leadq.models import explain as ex
 from leadq.models.calibration import calibrate
 from leadq.models.factories import make_candidate
+from tests.helpers import labelled_split
 
 
 @pytest.fixture(scope="module")
 def lead_data(base_params):
-    from leadq.pipelines.synthetic.crm import generate_crm
-
-    params = copy.deepcopy(base_params)
-    params["train"]["hgb"]["max_iter"] = 60
-    crm = generate_crm(6000, seed=11)
-    leads = coerce_leads(crm["leads"], params)
-    labels, _ = build_labels(leads, canonical_deals(crm["deals"], params["data"]["deals"]),
-                             canonical_feedback(crm["feedback"], params["data"]["feedback"]),
-                             params)
-    known = labels["label"].notna()
-    X = leads.loc[known, raw_input_columns(params)]  # noqa: N806
-    y = labels.loc[known, "label"].astype(int)
-    cut = int(len(X) * 0.7)
-    return {"params": params, "train": (X.iloc[:cut], y.iloc[:cut]),
-            "valid": (X.iloc[cut:], y.iloc[cut:]), "leads": crm["leads"]}
+    return labelled_split(base_params, 6000, seed=11, hgb_iter=60)
 
 
 @pytest.fixture(scope="module", params=["hgb", "logreg"])
