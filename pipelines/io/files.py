@@ -174,10 +174,13 @@ def check_header(names: list[str], path: str | Path, name: str,
     clean = _clean_names(names)
     looks = [c for c in clean if c and _VALUE_LIKE.fullmatch(c)]
     if len(looks) >= 2 and len(looks) >= 0.25 * len(clean):
-        shown = ", ".join(repr(c) for c in looks[:5])
+        # Positions and kinds only: a header-less export's first line is a lead (an email, a
+        # phone number), and messages reach logs.
+        where = [i + 1 for i, c in enumerate(clean) if c and _VALUE_LIKE.fullmatch(c)][:5]
         raise BadInputError(
-            f"{path}: {name} header looks like a data row ({shown} are values, not column "
-            "names) (check: header row): export the file with its header line")
+            f"{path}: {name} header looks like a data row ({len(looks)} of {len(clean)} "
+            f"names are numbers, dates, emails or phone numbers, e.g. columns {where}) "
+            "(check: header row): export the file with its header line")
     seen: dict[str, list[str]] = {}
     for raw, col in zip(names, clean, strict=True):
         seen.setdefault(col.casefold(), []).append(str(raw).lstrip(BOM))
@@ -710,8 +713,8 @@ def rows_at_most(path: str | Path, limit: int, spec: dict | None = None) -> bool
 
 
 def ragged_error(row: RaggedRow) -> BadInputError:
-    return BadInputError(f"{row.source}: {row.reason} at {row.where}: {row.text[:200]!r} "
-                         "(check: ragged rows)")
+    # No cell values: the row is a lead's (names, emails), and messages reach logs.
+    return BadInputError(f"{row.source}: {row.reason} at {row.where} (check: ragged rows)")
 
 
 def iter_table(path: str | Path, spec: dict | None = None, *, name: str = "table",

@@ -12,6 +12,7 @@ The quarantine holds personal data: it is written owner-only (0600), whatever th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections import Counter
@@ -192,20 +193,26 @@ class QuarantineWriter:
         self._append(out, "_ragged_tmp")
 
     def _merge(self) -> Path:
-        """One file: the other rejected rows (two empty cells added), then the ragged ones."""
+        """One file: the other rejected rows, then the ragged ones, columns matched by name (a
+        column only one kind has, such as `source_line` or an id-less export's `row_number`,
+        is empty for the other)."""
         assert self._ragged_tmp is not None
         merged = temp_beside(self.path)
-        with open(merged, "w", newline="", encoding="utf-8") as out, \
-                open(self._ragged_tmp, newline="", encoding="utf-8") as ragged:
-            writer = csv.writer(out, lineterminator="\n")
-            ragged_rows = csv.reader(ragged)
-            writer.writerow(next(ragged_rows))
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(merged, "w", newline="", encoding="utf-8"))
+            ragged_rows = csv.DictReader(
+                files.enter_context(open(self._ragged_tmp, newline="", encoding="utf-8")))
+            header = list(ragged_rows.fieldnames or [])
+            other_rows = None
             if self._tmp is not None:
-                with open(self._tmp, newline="", encoding="utf-8") as other:
-                    other_rows = csv.reader(other)
-                    next(other_rows)  # its header is the ragged file's minus two columns
-                    for row in other_rows:
-                        writer.writerow([*row, "", ""])
+                other_rows = csv.DictReader(
+                    files.enter_context(open(self._tmp, newline="", encoding="utf-8")))
+                first = list(other_rows.fieldnames or [])
+                header = first + [c for c in header if c not in first]
+            writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")
+            writer.writeheader()
+            for row in other_rows or ():
+                writer.writerow(row)
             for row in ragged_rows:
                 writer.writerow(row)
         for tmp in (self._tmp, self._ragged_tmp):
@@ -214,14 +221,21 @@ class QuarantineWriter:
         self._tmp, self._ragged_tmp = merged, None
         return merged
 
+    def prepare(self) -> None:
+        """Do the commit's I/O (merge, file mode) so that `commit` only renames."""
+        if self._ragged_tmp is not None:
+            self._merge()
+        if self._tmp is not None:
+            publish_mode(self._tmp, private=True)
+
     def commit(self) -> Path | None:
         """Move the file into place; with no rejected rows, remove a stale one from before."""
         if self._tmp is None and self._ragged_tmp is None:
             self.path.unlink(missing_ok=True)
             return None
-        tmp = self._merge() if self._ragged_tmp is not None else self._tmp
+        self.prepare()
+        tmp = self._tmp
         assert tmp is not None
-        publish_mode(tmp, private=True)
         os.replace(tmp, self.path)
         self._tmp = None
         return self.path

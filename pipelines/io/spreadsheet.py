@@ -44,12 +44,17 @@ def guard_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         series = frame.iloc[:, i]
         if not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)):
             continue  # numbers, booleans, timestamps cannot hold a formula
-        starts = series.str.startswith(TRIGGERS)
-        if starts.dtype != bool:  # object columns: non-text cells give NA
-            starts = starts.fillna(False).astype(bool)
-        if not starts.any():
-            continue
-        flagged = starts & ~series.str.fullmatch(NUMBER).fillna(False).astype(bool)
+        if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) != "string":
+            # Dates, decimals or mixed cells (Parquet date32/decimal columns): no .str accessor;
+            # only the text cells among them can carry a formula.
+            flagged = series.map(needs_guard).astype(bool)
+        else:
+            starts = series.str.startswith(TRIGGERS)
+            if starts.dtype != bool:  # object columns: missing cells give NA
+                starts = starts.fillna(False).astype(bool)
+            if not starts.any():
+                continue
+            flagged = starts & ~series.str.fullmatch(NUMBER).fillna(False).astype(bool)
         if not flagged.any():
             continue
         if out is frame:

@@ -338,6 +338,7 @@ def score_file(
                      rejected=dict(acct.rejected), duplicate_ids=acct.duplicate_ids,
                      examples=acct.examples)
         writes.close()
+        quarantine.prepare()  # its merge and mode first: a failure there publishes nothing
     except BaseException:
         with contextlib.suppress(BaseException):  # the first error is the one to report
             writes.close()

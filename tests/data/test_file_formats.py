@@ -495,3 +495,41 @@ def test_output_modes_stale_temps_and_missing_directory(trained_store, leads, tm
     code, summary, err, out = _score(trained_store, path, tmp_path / "brand" / "new", capsys)
     assert code == 0, err
     assert out.exists() and out.parent == tmp_path / "brand" / "new" / "out"
+
+
+def test_guard_handles_columns_of_dates_and_decimals():
+    """Parquet date32 and decimal columns arrive as Python objects: only their text cells can
+    hold a formula, and the guard must not stop on the rest."""
+    import datetime
+    import decimal
+
+    from leadq.pipelines.io.spreadsheet import guard_formulas
+
+    frame = pd.DataFrame({"day": [datetime.date(2024, 5, 1), None, "=1+1"],
+                          "amount": [decimal.Decimal("1.5"), None, decimal.Decimal("-2")],
+                          "id": ["=HYPERLINK(1)", "-3", "L1"]})
+    out = guard_formulas(frame)
+    assert list(out["day"]) == [datetime.date(2024, 5, 1), None, "'=1+1"]
+    assert list(out["amount"]) == list(frame["amount"])
+    assert list(out["id"]) == ["'=HYPERLINK(1)", "-3", "L1"]
+
+
+def test_ragged_and_bad_rows_share_one_quarantine_by_name(tmp_path):
+    """Ragged rows bring source_line / raw_line; other rejected rows may bring columns the
+    ragged ones lack (an id-less export's row_number): every cell stays under its name."""
+    from leadq.pipelines.io.files import RaggedRow
+    from leadq.pipelines.io.quarantine import QuarantineWriter
+
+    q = QuarantineWriter(tmp_path / "scores.rejected.csv")
+    bad = pd.DataFrame({"row_number": ["2"], "a": ["x"], "b": ["y"]})
+    q.write(bad, pd.Series(["b: not a number"], index=bad.index))
+    q.write_ragged([RaggedRow(source="f.csv", line=4, fields=3, expected=2, text="p,q,r",
+                              values=["p", "q", "r"])], ["a", "b"])
+    path = q.commit()
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["row_number"] == "2" and rows[0]["a"] == "x" and rows[0]["reason"] == (
+        "b: not a number") and rows[0]["source_line"] == ""
+    assert rows[1]["row_number"] == "" and rows[1]["source_line"] == "4"
+    assert rows[1]["reason"].startswith("ragged row: 3 fields, header has 2")
+    assert all(len(r) == len(rows[0]) for r in rows)
