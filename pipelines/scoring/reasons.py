@@ -15,25 +15,12 @@ DEFAULT_MAX_ROWS = 200_000
 REASON_COLUMNS = ("reasons_positive", "reasons_negative")
 
 
-def rows_at_most(path: str | Path, limit: int) -> bool:
-    """True when the leads file has at most `limit` data rows (reads no more than it needs)."""
-    path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows <= limit
-    lines = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            lines += block.count(b"\n")
-            if lines > limit + 1:  # + the header
-                return False
-    return True
-
-
 def explain_by_default(path: str | Path, params: dict) -> bool:
+    from leadq.pipelines.io.files import rows_at_most  # every input form: dirs, globs, .gz
+
     cfg = params.get("explain") or {}
-    return rows_at_most(path, int(cfg.get("max_rows", DEFAULT_MAX_ROWS)))
+    return rows_at_most(path, int(cfg.get("max_rows", DEFAULT_MAX_ROWS)),
+                        params["data"]["leads"])
 
 
 def reason_columns(model, rows: pd.DataFrame, params: dict, *,
