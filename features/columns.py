@@ -52,6 +52,8 @@ def forbidden_columns(params: dict) -> dict[str, str]:
                                 "the lead is worked")
     if leads.get("label"):
         reasons[leads["label"]] = "it is the label"
+    if leads.get("converted_at"):
+        reasons[leads["converted_at"]] = "it is the label (the conversion date)"
     reasons[leads["id"]] = "it is the lead id"
     for col in leads.get("personal") or []:
         reasons[col] = "personal data is never a direct model input"

@@ -1,10 +1,15 @@
 """The labeling rule: which historical leads count as converted, not converted, or not yet known.
 
-A lead is positive when a won deal closes within `horizon_days` of the moment it became an MQL.
-A lead younger than the horizon with no win yet is right-censored (its outcome is not known, so
-it is neither trained on nor counted as a negative) unless sales already closed it out: a
-rejection (or a lost deal) makes it negative at once. A deal dated before its lead is a data
-error and never counts as a win.
+Three forms, one rule:
+- **deals** (label_leads): a lead is positive when a won deal closes within `horizon_days` of
+  the moment it became an MQL. A lead younger than the horizon with no win yet is
+  right-censored (its outcome is not known, so it is neither trained on nor counted as a
+  negative) unless sales already closed it out: a rejection (or a lost deal) makes it negative
+  at once. A deal dated before its lead is a data error and never counts as a win.
+- **a conversion date** on the lead (labels_from_conversion_date): the same rule with the
+  lead's own `converted_at` in place of the first won deal.
+- **an outcome column** on the lead (labels_from_column): 0/1, yes/no, TRUE/FALSE, or a
+  pipeline stage whose open values (still being worked) are censored.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ def label_leads(
     as_of: pd.Timestamp,
     rejected_is_negative: bool = True,
     lost_is_negative: bool = True,
+    matured_only: bool = False,
 ) -> pd.DataFrame:
     """Label each lead from its deals and feedback.
 
@@ -78,22 +84,83 @@ def label_leads(
         [WON, REJECTED, LOST, NO_WIN],
         default=CENSORED,
     )
+    if matured_only:
+        # A young lead with an outcome already is a fast one (fast win, fast rejection): kept
+        # without its undecided peers it skews the newest leads' conversion rate.
+        young = ~matured.to_numpy(bool)
+        label = np.where(young, np.nan, label)
+        status = np.where(young, CENSORED, status)
     out["label"] = label
     out["label_status"] = status
     out["days_to_win"] = (first_win - created).dt.total_seconds() / 86400.0
     return out
 
 
-def labels_from_column(values: pd.Series, *, column: str) -> pd.DataFrame:
-    """Labels for a leads table that already carries its outcome (a 0/1 `converted` column)."""
-    mapping = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0,
-               "won": 1.0, "lost": 0.0, "1.0": 1.0, "0.0": 0.0}
+POSITIVE_VALUES = ("1", "1.0", "true", "t", "yes", "y", "won")
+NEGATIVE_VALUES = ("0", "0.0", "false", "f", "no", "n", "lost")
+
+
+def leads_carry_label(leads_spec: dict) -> bool:
+    """Whether the leads table holds its own outcome (a label column or a conversion date),
+    so no deals table is needed."""
+    return bool(leads_spec.get("label") or leads_spec.get("converted_at"))
+
+
+def labels_from_column(values: pd.Series, *, column: str, won: list | None = None,
+                       lost: list | None = None, open_values: list | None = None,
+                       ) -> pd.DataFrame:
+    """Labels for a leads table that carries its outcome in one column.
+
+    `won` / `lost` are the values meaning converted / not converted (None: the usual 0/1,
+    true/false, yes/no spellings); `open_values` are stages still being worked: censored, like
+    a lead younger than the horizon. Any other value is an error, never a silent negative."""
+    def norm(items) -> set[str]:
+        return {str(v).strip().lower() for v in items}
+
+    pos = norm(won) if won else set(POSITIVE_VALUES)
+    neg = norm(lost) if lost else set(NEGATIVE_VALUES)
     text = values.astype("string").str.strip().str.lower()
-    label = text.map(mapping).astype(float)
-    bad = text.notna() & label.isna()
+    label = pd.Series(np.nan, index=values.index)
+    label[text.isin(pos).fillna(False).to_numpy(bool)] = 1.0
+    label[text.isin(neg).fillna(False).to_numpy(bool)] = 0.0
+    is_open = text.isin(norm(open_values or [])).fillna(False).to_numpy(bool)
+    bad = text.notna().to_numpy(bool) & (text != "").fillna(False).to_numpy(bool) \
+        & label.isna().to_numpy(bool) & ~is_open
     if bad.any():
-        sample = ", ".join(map(str, values[bad].unique()[:5]))
-        raise ValueError(f"label column {column!r} has values that are not 0/1: {sample}")
+        # Distinct values of an outcome column are stage names or 0/1 spellings, not personal.
+        shown = ", ".join(repr(v) for v in values[bad].astype(str).str.strip().unique()[:6])
+        raise ValueError(
+            f"label column {column!r} has values that are neither converted nor not converted: "
+            f"{shown}; list them in data.leads.label_won, label_lost or label_open")
     status = np.where(label.isna(), CENSORED, GIVEN)
-    return pd.DataFrame({"label": label, "label_status": status, "days_to_win": np.nan},
-                        index=values.index)
+    return pd.DataFrame({"label": label.to_numpy(), "label_status": status,
+                         "days_to_win": np.nan}, index=values.index)
+
+
+def labels_from_conversion_date(created: pd.Series | None, converted: pd.Series, *,
+                                horizon_days: int, as_of: pd.Timestamp,
+                                matured_only: bool = False) -> pd.DataFrame:
+    """Labels from the lead's own conversion date (the deals rule with `converted` as the win).
+
+    Positive when the lead converted within the horizon; negative once the horizon has passed
+    without that; censored while it has not. A conversion dated before the lead is a data error
+    and never a win. Without a creation date every converted lead is positive and every other
+    one negative (nothing can be timed)."""
+    converted = pd.to_datetime(converted)
+    if created is None:
+        won = converted.notna() & (converted <= as_of)
+        return pd.DataFrame({"label": np.where(won, 1.0, 0.0),
+                             "label_status": np.where(won, WON, NO_WIN),
+                             "days_to_win": np.nan}, index=converted.index)
+    created = pd.to_datetime(created)
+    horizon = pd.Timedelta(days=horizon_days)
+    won = (converted.notna() & (converted >= created) & (converted <= created + horizon)
+           & (converted <= as_of)).to_numpy(bool)
+    matured = ((created + horizon) <= as_of).fillna(False).to_numpy(bool)
+    if matured_only:
+        won = won & matured
+    label = np.where(won, 1.0, np.where(matured, 0.0, np.nan))
+    status = np.where(won, WON, np.where(matured, NO_WIN, CENSORED))
+    days = np.where(won, (converted - created).dt.total_seconds() / 86400.0, np.nan)
+    return pd.DataFrame({"label": label, "label_status": status, "days_to_win": days},
+                        index=converted.index)

@@ -213,8 +213,12 @@ def required_columns(table: str, params: dict, *, for_training: bool = True) -> 
         roles = model_inputs(params)
         cols = [spec.get("id"), *roles["categorical"], *roles["numeric"]]
         cols += [c for c in (roles["email"], roles["job_title"], spec.get("created_at")) if c]
-        if for_training and spec.get("label"):
-            cols.append(spec["label"])
+        if for_training:
+            cols += [spec.get("label"), spec.get("converted_at")]
+        # Columns a lookup table supplies are joined in after reading; its key must be here.
+        for lookup in (params["data"].get("lookups") or {}).values():
+            supplied = set(lookup.get("columns") or [])
+            cols = [c for c in cols if c not in supplied] + [lookup.get("on") or lookup["key"]]
     elif table == "deals":
         cols = [spec.get("lead_id"), spec.get("closed_at"), spec.get("outcome")]
     else:

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 
 from leadq.features.columns import model_inputs
-from leadq.features.labels import label_leads, labels_from_column, resolve_as_of
+from leadq.features.labels import (
+    label_leads,
+    labels_from_column,
+    labels_from_conversion_date,
+    resolve_as_of,
+)
 
 
 def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:
@@ -15,8 +20,13 @@ def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:
     date instead of overflowing nanoseconds."""
     out = values
     if not pd.api.types.is_datetime64_any_dtype(values):
-        out = pd.to_datetime(values.astype("string").str.strip(),
-                             format=date_format or "ISO8601", errors="coerce")
+        text = values.astype("string").str.strip()
+        try:
+            out = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce")
+        except ValueError:
+            # Mixed UTC offsets ("…Z" beside "…+02:00"): one naive UTC clock, as below.
+            out = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce",
+                                 utc=True)
     if getattr(out.dt, "tz", None) is not None:
         # Leads, deals and feedback are compared with one another: keep one naive UTC clock.
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -112,8 +122,17 @@ def build_labels(
     spec = params["data"]["leads"]
     label_params = params["label"]
     if spec.get("label"):
-        return labels_from_column(leads[spec["label"]], column=spec["label"]), None
+        return labels_from_column(leads[spec["label"]], column=spec["label"],
+                                  won=spec.get("label_won"), lost=spec.get("label_lost"),
+                                  open_values=spec.get("label_open")), None
     created_col = spec.get("created_at")
+    if spec.get("converted_at"):
+        converted = parse_dates(leads[spec["converted_at"]], spec.get("date_format"))
+        created = leads[created_col] if created_col else None
+        as_of = resolve_as_of(label_params, converted, created)
+        return labels_from_conversion_date(
+            created, converted, horizon_days=int(label_params.get("horizon_days", 90)),
+            as_of=as_of, matured_only=bool(label_params.get("matured_only", True))), as_of
     if not created_col or not spec.get("id"):
         raise ValueError("data.leads.id and data.leads.created_at are required to label leads "
                          "from deals (or set data.leads.label)")
@@ -132,5 +151,6 @@ def build_labels(
         as_of=as_of,
         rejected_is_negative=bool(label_params.get("rejected_is_negative", True)),
         lost_is_negative=bool(label_params.get("lost_is_negative", True)),
+        matured_only=bool(label_params.get("matured_only", True)),
     )
     return labels, as_of

@@ -45,17 +45,26 @@ def cross_fitted_losses(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # 
     The model's responses are computed once; only the 1-D calibration maps are refitted per
     fold, so the choice costs milliseconds, not K×(methods) passes of the feature pipeline.
     """
+    raw = model.predict_proba(X)[:, 1] if "none" in methods else None
+    d = _response(model, X) if any(m != "none" for m in methods) else None
+    return losses_on_responses(d, raw, y, methods, folds, seed, sample_weight)
+
+
+def losses_on_responses(d: np.ndarray | None, raw: np.ndarray | None, y, methods: tuple[str, ...],
+                        folds: int = 5, seed: int = 0, sample_weight: np.ndarray | None = None,
+                        ) -> dict[str, float]:
+    """cross_fitted_losses on responses already computed: `d` the decision values (what a map
+    calibrates), `raw` the uncalibrated probabilities (scored as "none")."""
     y = np.asarray(y, int)
     # IPW weights (explored leads stand for the unworked ones) enter the losses and the maps.
     w = None if sample_weight is None else np.asarray(sample_weight, float)
     losses: dict[str, float] = {}
     if "none" in methods:
-        raw = np.clip(model.predict_proba(X)[:, 1], 1e-15, 1 - 1e-15)
-        losses["none"] = float(log_loss(y, raw, labels=[0, 1], sample_weight=w))
+        losses["none"] = float(log_loss(y, np.clip(raw, 1e-15, 1 - 1e-15), labels=[0, 1],
+                                        sample_weight=w))
     fitted = [m for m in methods if m != "none"]
     if not fitted:
         return losses
-    d = _response(model, X)
     n_splits = int(min(folds, np.bincount(y, minlength=2).min()))
     if n_splits < 2:
         return {**losses, **{m: float("inf") for m in fitted}}
@@ -70,6 +79,14 @@ def cross_fitted_losses(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # 
     return losses
 
 
+def _methods(method: str) -> tuple[str, ...]:
+    """The methods calibration.method asks to try (auto: all of them)."""
+    tried = CHOICES if method == "auto" else (method,)
+    if any(m not in CHOICES for m in tried):
+        raise ValueError(f"calibration.method must be auto or one of {CHOICES}, got {method!r}")
+    return tuple(tried)
+
+
 def choose_calibration(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # noqa: N803
                        method: str = "auto", folds: int = 5, seed: int = 0,
                        sample_weight: np.ndarray | None = None,
@@ -79,11 +96,7 @@ def choose_calibration(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # n
     `method` "auto" tries none, sigmoid and isotonic; a named method is used as is (its
     cross-fitted loss is still reported). "none" returns the fitted model unchanged.
     """
-    tried = CHOICES if method == "auto" else (method,)
-    unknown = [m for m in tried if m not in CHOICES]
-    if unknown:
-        raise ValueError(f"calibration.method must be auto or one of {CHOICES}, got {method!r}")
-    losses = cross_fitted_losses(model, X, y, tuple(tried), folds, seed, sample_weight)
+    losses = cross_fitted_losses(model, X, y, _methods(method), folds, seed, sample_weight)
     best = min(losses, key=losses.get)
     if best == "none":
         return model, best, losses
@@ -97,3 +110,25 @@ def base_pipeline(model: BaseEstimator) -> BaseEstimator:
         est = inner[0].estimator
         return getattr(est, "estimator", est)  # unwrap FrozenEstimator
     return model
+
+
+def choose_calibration_oof(model: BaseEstimator, X_init: pd.DataFrame, y_init: pd.Series,  # noqa: N803
+                           d: np.ndarray, raw: np.ndarray, y: np.ndarray, method: str = "auto",
+                           folds: int = 5, seed: int = 0, sample_weight: np.ndarray | None = None,
+                           ) -> tuple[BaseEstimator, str, dict[str, float], np.ndarray]:
+    """choose_calibration for a model fitted on all the history, from out-of-fold responses.
+
+    `d` / `raw` are decision values and probabilities of fold models on leads they never saw
+    (leadq.models.oof); the method is chosen on them by cross-fitted log loss, its map is
+    fitted on them and put on `model`. Also returns the calibrated out-of-fold scores, from
+    which the first MQL bar is chosen. `X_init` / `y_init`: a few labelled rows of both
+    classes on which the calibrated wrapper is set up before its map is replaced.
+    """
+    from leadq.models.calibration import calibrate_with_map
+
+    losses = losses_on_responses(d, raw, y, _methods(method), folds, seed, sample_weight)
+    best = min(losses, key=losses.get)
+    if best == "none":
+        return model, best, losses, np.asarray(raw, float)
+    calibrated, mapper = calibrate_with_map(model, X_init, y_init, best, d, y, sample_weight)
+    return calibrated, best, losses, np.asarray(mapper.predict(d), float)

@@ -63,6 +63,8 @@ def make_logreg(params: dict) -> Pipeline:
     cfg = params["train"].get("logreg") or {}
     fcfg = params["features"]
     onehot, encoded = target_encoded(params, feats.categorical_out())
+    if cfg.get("high_cardinality", "target") == "onehot":
+        onehot, encoded = onehot + encoded, []  # searched: one-hot can beat the encoding
     encode = ColumnTransformer(
         [
             (
@@ -104,6 +106,8 @@ def make_hgb(params: dict) -> Pipeline:
     cfg = dict(params["train"].get("hgb") or {})
     fcfg = params["features"]
     cats, encoded = target_encoded(params, feats.categorical_out())
+    if cfg.pop("high_cardinality", "target") == "native":
+        cats, encoded = cats + encoded, []  # searched: native splits over the pooled codes
     nums = feats.numeric_out()
     encode = ColumnTransformer(
         [

@@ -45,21 +45,19 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 def _out_of_fold_rate(values: pd.Series, y: np.ndarray, folds: int = 5, seed: int = 0,
                       prior_weight: float = 10.0) -> np.ndarray:
-    """Each row's category conversion rate learnt on the other folds (smoothed to the mean)."""
-    codes = pd.factorize(values.astype("string").str.strip().str.lower(),
-                         use_na_sentinel=False)[0]
-    fold = np.random.default_rng(seed).integers(0, folds, len(codes))
-    out = np.empty(len(codes))
-    n_codes = codes.max() + 1 if len(codes) else 0
-    for k in range(folds):
-        test = fold == k
-        train = ~test
-        prior = y[train].mean() if train.any() else 0.5
-        n = np.bincount(codes[train], minlength=n_codes)
-        pos = np.bincount(codes[train], weights=y[train], minlength=n_codes)
-        rate = (pos + prior_weight * prior) / (n + prior_weight)
-        out[test] = rate[codes[test]]
-    return out
+    """Each row's category conversion rate learnt on the other folds (smoothed to the mean):
+    scikit-learn's cross-fitted TargetEncoder, missing values a category of their own."""
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import TargetEncoder
+
+    text = values.astype("string").str.strip().str.lower().fillna("\x00missing")
+    if len(text) < folds or len(np.unique(y)) < 2:
+        return np.full(len(text), float(np.mean(y)) if len(y) else 0.5)
+    encoder = TargetEncoder(target_type="binary", smooth=prior_weight,
+                            cv=KFold(n_splits=folds, shuffle=True, random_state=seed))
+    frame = pd.DataFrame({"value": text.to_numpy(dtype=object)})
+    # binary target: the encoding is the smoothed mean of y, so the rate itself
+    return encoder.fit_transform(frame, np.asarray(y, int))[:, 0]
 
 
 def _numeric(values: pd.Series) -> pd.Series | None:

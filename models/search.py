@@ -27,6 +27,7 @@ SPACES = {
     "logreg": {
         "C": ("log_float", 1e-3, 10.0),
         "class_weight": ("choice", [None, "balanced"]),
+        "high_cardinality": ("choice", ["target", "onehot"]),
     },
     "hgb": {
         "learning_rate": ("log_float", 0.02, 0.2),
@@ -34,7 +35,15 @@ SPACES = {
         "min_samples_leaf": ("int", 20, 200),
         "l2_regularization": ("log_float", 1e-3, 10.0),
         "class_weight": ("choice", [None, "balanced"]),
+        "high_cardinality": ("choice", ["target", "native"]),
     },
+}
+# Trial 1 of every search: scikit-learn's own defaults with the plainest encoding, so the
+# search can only improve on what the library-default baselines (models/baselines.py) do.
+LIBRARY_DEFAULTS = {
+    "logreg": {"C": 1.0, "class_weight": None, "high_cardinality": "onehot"},
+    "hgb": {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+            "l2_regularization": 1e-3, "class_weight": None, "high_cardinality": "native"},
 }
 
 
@@ -88,10 +97,13 @@ def score_metric(metric: str, y: np.ndarray, score: np.ndarray) -> float:
 
 
 def time_folds(n: int, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Expanding-window folds over rows already in time order: fit on the past, score the next."""
-    edges = np.linspace(0, n, folds + 2).astype(int)
-    return [(np.arange(0, edges[k]), np.arange(edges[k], edges[k + 1]))
-            for k in range(1, folds + 1)]
+    """Expanding-window folds over rows already in time order: fit on the past, score the next
+    (scikit-learn's TimeSeriesSplit: `folds` equal blocks scored, the oldest only trains)."""
+    from sklearn.model_selection import TimeSeriesSplit
+
+    if n < folds + 1:
+        return []
+    return list(TimeSeriesSplit(n_splits=folds).split(np.arange(n)))
 
 
 def _suggest(trial, space: dict) -> dict:
@@ -122,7 +134,9 @@ def search_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # 
     Xs = make_candidate(name, params).named_steps["features"].fit_transform(X.iloc[order])  # noqa: N806
     folds = [(f, h) for f, h in time_folds(len(ys), int(cfg.get("folds", 3)))
              if 0 < ys.iloc[h].sum() < len(h) and 0 < ys.iloc[f].sum() < len(f)]
-    space = SPACES[name]
+    space = dict(SPACES[name])
+    if not params["features"].get("target_encode"):
+        space.pop("high_cardinality")  # nothing is target-encoded: the choice changes nothing
     base = params["train"].get(name) or {}
     started = time.perf_counter()
     trials: list[dict] = []
@@ -145,6 +159,7 @@ def search_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # 
     study = optuna.create_study(direction="maximize", sampler=sampler)
     # Start from the hand-set values in params.yaml so the search can only improve on them.
     study.enqueue_trial({k: base.get(k, _default(space[k])) for k in space})
+    study.enqueue_trial({k: v for k, v in LIBRARY_DEFAULTS[name].items() if k in space})
     if folds:
         study.optimize(objective, n_trials=int(cfg.get("trials", 10)),
                        timeout=float(cfg.get("timeout_seconds", 60)))

@@ -63,14 +63,17 @@ def choose_threshold(score: np.ndarray, y: np.ndarray, policy: dict) -> Threshol
         threshold = float(np.quantile(score, 1 - share, method="higher"))
         reason = f"pass the top {share:.0%} of leads"
     elif name == "min_precision":
+        from sklearn.metrics import precision_recall_curve
+
         target = float(policy.get("min_precision", 0.3))
-        candidates = np.unique(score)
-        ok = [t for t in candidates if (rates_at(score, y, t)[1] or 0) >= target]
-        if ok:
-            threshold = float(min(ok))
+        # precision[i] is the precision of "score ≥ thresholds[i]", for every distinct score.
+        precision, _, cuts = precision_recall_curve(y, score)
+        ok = cuts[precision[:-1] >= target]
+        if len(ok):
+            threshold = float(ok.min())
             reason = f"lowest bar with precision ≥ {target:.0%}"
         else:
-            threshold = float(candidates.max())
+            threshold = float(score.max())
             best = rates_at(score, y, threshold)[1]
             reason = (f"no bar reaches precision {target:.0%} (best {best:.1%}); "
                       "fell back to the highest score")

@@ -29,6 +29,13 @@ def cmd_synth(args: argparse.Namespace) -> dict:
                 leads_only=args.leads_only)
 
 
+def cmd_init(args: argparse.Namespace) -> dict:
+    from leadq.pipelines.init import main
+
+    return main(args.leads, out=args.out, deals=args.deals, feedback=args.feedback,
+                lookups=args.lookup, label=args.label, name=args.name, force=args.force)
+
+
 def cmd_train(args: argparse.Namespace) -> dict:
     from leadq.pipelines.train import main
 
@@ -146,6 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leads-only", action="store_true",
                    help="only the leads table, streamed in chunks (for large scoring files)")
     p.set_defaults(handler=cmd_synth)
+
+    p = sub.add_parser("init", help="profile an export and write a params file for it "
+                                    "(only what differs from the defaults, guesses commented)")
+    p.add_argument("--leads", required=True, metavar="PATH", help="the leads export")
+    p.add_argument("--deals", default=None, metavar="PATH",
+                   help="deals keyed by lead id, when the leads carry no outcome")
+    p.add_argument("--feedback", default=None, metavar="PATH", help=argparse.SUPPRESS)
+    p.add_argument("--lookup", action="append", default=[], metavar="PATH:KEY",
+                   help="a lookup table joined on KEY (PATH:KEY=LEADS_COLUMN when the leads "
+                        "name it differently); repeat for several")
+    p.add_argument("--label", default=None, metavar="COLUMN",
+                   help="the outcome column or conversion date, when init cannot tell")
+    p.add_argument("--out", default="params.yaml", metavar="FILE",
+                   help="params file to write (default ./params.yaml)")
+    p.add_argument("--name", default=None,
+                   help="registered model and experiment name (default leadq-<file>)")
+    p.add_argument("--force", action="store_true", help="replace an existing, different --out")
+    p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("train", help="train, calibrate, evaluate and register a model")
     _params_arg(p)

@@ -30,42 +30,18 @@ ARTIFACT_PATH = "report/report.html"
 # --- the step -------------------------------------------------------------------------------
 def permutation_importance(model, X: pd.DataFrame, y: np.ndarray, *, repeats: int = 5,  # noqa: N803
                            seed: int = 0) -> pd.DataFrame:
-    """ROC AUC lost when one raw column is shuffled, mean and spread over `repeats` shuffles.
+    """ROC AUC lost when one raw column is shuffled, mean and spread over `repeats` shuffles
+    (scikit-learn's permutation_importance on the registered model, which takes raw rows:
+    shuffling a raw column moves everything derived from it together, the email's corporate
+    flag, the job title's seniority, the date's season)."""
+    from sklearn.inspection import permutation_importance as shuffled_importance
 
-    Shuffling a raw column moves everything derived from it together (the email's corporate
-    flag, the job title's seniority, the date's season). LeadFeatures works row by row, so
-    shuffling its outputs derived from one column with one permutation is the same as
-    shuffling that column: the features are computed once, not once per shuffle.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    from leadq.models.explain import calibrated_probability, derived_source, unwrap
-
-    pipeline, calibrators = unwrap(model)
-    feats = pipeline.named_steps["features"]
-    rest = pipeline[1:]
-    derived = feats.transform(X)
-    source = derived_source(feats)
-
-    def auc(frame: pd.DataFrame) -> float:
-        margin = np.asarray(rest.decision_function(frame), float)
-        return roc_auc_score(y, calibrated_probability(calibrators, margin))
-
-    rng = np.random.default_rng(seed)
-    base = auc(derived)
-    rows = []
-    for col in dict.fromkeys(X.columns):
-        affected = [c for c in derived.columns if source.get(c, c) == col]
-        drops = []
-        for _ in range(repeats):
-            shuffled = derived.copy()
-            order = rng.permutation(len(X))
-            for c in affected:
-                shuffled[c] = derived[c].to_numpy()[order]
-            drops.append(base - auc(shuffled))
-        rows.append({"column": col, "importance": float(np.mean(drops)),
-                     "spread": float(np.std(drops))})
-    return pd.DataFrame(rows).sort_values("importance", ascending=False).reset_index(drop=True)
+    X = X.loc[:, ~X.columns.duplicated()]  # noqa: N806
+    result = shuffled_importance(model, X, np.asarray(y, int), scoring="roc_auc",
+                                 n_repeats=repeats, random_state=seed, n_jobs=1)
+    return (pd.DataFrame({"column": list(X.columns), "importance": result.importances_mean,
+                          "spread": result.importances_std})
+            .sort_values("importance", ascending=False).reset_index(drop=True))
 
 
 def _insight_values(leads: pd.DataFrame, col: str, params: dict) -> pd.Series:
@@ -115,6 +91,29 @@ def with_persona_attributes(params: dict) -> dict:
     return {**params, "report": {**cfg, "persona_attributes": names}}
 
 
+def baselines_from_tags(tags: dict) -> list[dict]:
+    """The training run's test figures for leadq's model and each library-default baseline
+    (registry version tags; the baselines are not re-fitted for the report)."""
+    from leadq.models.baselines import BASELINES
+
+    def num(key: str) -> float | None:
+        try:
+            return float(tags[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    names = {"hgb": "HistGradientBoostingClassifier()", "logreg": "LogisticRegression()"}
+    rows = [{"model": f"leadq ({tags.get('candidate', 'model')})",
+             "roc_auc": num("test_roc_auc"), "pr_auc": num("test_pr_auc"),
+             "log_loss": num("test_log_loss")}]
+    rows += [{"model": f"{names[b]}, library defaults",
+              "roc_auc": num(f"baseline_{b}_test_roc_auc"),
+              "pr_auc": num(f"baseline_{b}_test_pr_auc"),
+              "log_loss": num(f"baseline_{b}_test_log_loss")} for b in BASELINES]
+    known = [r for r in rows if r["roc_auc"] is not None]
+    return known if len(known) > 1 else []  # a model trained before baselines existed: none
+
+
 def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
                    cutoffs=None, model_info: dict | None = None) -> ReportData:
     """All figures of the report from the CRM tables and the (calibrated) champion model."""
@@ -153,6 +152,9 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     lab_leads = leads.loc[labelled]
     attribute = {col: insights.attribute_insights(_insight_values(lab_leads, col, params), y,
                                                   min_rows=min_rows) for col in top_cols}
+    # A column none of whose values has min_value_rows leads (a count that is 0 for nearly
+    # everyone) has nothing to show: no empty section.
+    attribute = {col: frame for col, frame in attribute.items() if len(frame)}
     with step("persona search"):
         attrs = insights.persona_attributes(lab_leads, with_persona_attributes(params))
         min_seg = max(min_rows, int(float(cfg.get("persona_min_share", 0.005)) * len(y)))
@@ -231,7 +233,8 @@ def main(params_path: str | None = None, out: str | None = None,
     with step("load CRM tables"):
         tables = load_crm(params)
     info = {"name": params["registry"]["model_name"], "version": scoring.version,
-            "candidate": scoring.tags.get("candidate", type(model).__name__), "uri": scoring.uri}
+            "candidate": scoring.tags.get("candidate", type(model).__name__), "uri": scoring.uri,
+            "baselines": baselines_from_tags(scoring.tags)}
     rep = compute_report(model, tables, params, threshold=scoring.threshold,
                          cutoffs=scoring.cutoffs, model_info=info)
     html = render_html(rep)

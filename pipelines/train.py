@@ -10,15 +10,22 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from leadq.errors import GateError
+from leadq.errors import ConfigError, GateError
 from leadq.features.columns import assert_no_leakage, raw_input_columns
 from leadq.features.split import split_leads, split_method, test_set_name
 from leadq.features.tables import build_labels
+from leadq.models.baselines import (
+    baseline_metrics,
+    baseline_scores,
+    below_baseline,
+    paired_auc_interval,
+)
 from leadq.models.behaviour import behaviour_report
-from leadq.models.calibration_choice import choose_calibration
+from leadq.models.calibration_choice import choose_calibration, choose_calibration_oof
 from leadq.models.evaluation import evaluate
 from leadq.models.leakage import check_leakage
 from leadq.models.metrics import classification_metrics
+from leadq.models.oof import OutOfFold, out_of_fold
 from leadq.models.routing import lead_weights
 from leadq.models.search import SearchResult, fit_candidate, search_candidate, with_hyperparameters
 from leadq.models.thresholds import ThresholdDecision, choose_threshold, rates_at
@@ -43,6 +50,9 @@ class TrainResult:
     search: dict[str, SearchResult] = field(repr=False, default_factory=dict)
     calibration: dict = field(default_factory=dict)
     test_inputs: pd.DataFrame | None = field(repr=False, default=None)
+    # The (inputs, labels) the registered model was fitted on (benchmarks compare on them).
+    fit_rows: tuple[pd.DataFrame, pd.Series] | None = field(repr=False, default=None)
+    baseline_scores: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
 
 def fingerprint(tables: CrmTables, labels: pd.DataFrame, split: pd.Series, params: dict,
@@ -163,44 +173,39 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
              "split %s", labelled.sum(), positives, (~labelled).sum(),
              split.value_counts().to_dict())
 
-    fitted: dict[str, BaseEstimator] = {}
-    val_metrics: dict[str, dict[str, float]] = {}
+    tuned: dict[str, dict] = {}
     searches: dict[str, SearchResult] = {}
     search_on = (params["train"].get("search") or {}).get("enabled", True)
     train_created = created.loc[parts["train"][0].index] if created is not None else None
     for name in params["train"].get("candidates", ["logreg", "hgb"]):
-        cand_params = params
+        tuned[name] = params
         if search_on:
             with step(f"search {name} hyperparameters on time-ordered folds"):
                 searches[name] = search_candidate(name, params, *parts["train"], train_created)
-            cand_params = with_hyperparameters(params, name, searches[name].best_params)
+            tuned[name] = with_hyperparameters(params, name, searches[name].best_params)
             log.info("  %s: %d trials, best fold %s %.4f with %s", name,
                      len(searches[name].trials),
                      (params["train"].get("search") or {}).get("metric", "roc_auc"),
                      searches[name].best_score, searches[name].best_params)
-        with step(f"fit {name} on {len(parts['train'][0]):,} leads"):
-            model = fit_candidate(name, cand_params, *parts["train"],
-                                  sample_weight=part_weights["train"])
-        score = model.predict_proba(parts["validation"][0])[:, 1]
-        val_metrics[name] = classification_metrics(parts["validation"][1], score)
-        fitted[name] = model
-        log.info("  %s validation: roc_auc %.4f, pr_auc %.4f", name,
-                 val_metrics[name]["roc_auc"], val_metrics[name]["pr_auc"])
     select_by = params["train"].get("select_by", "pr_auc")
-    best = max(val_metrics, key=lambda n: val_metrics[n][select_by])
-    model = fitted[best]
     cal = params.get("calibration") or {}
     method = cal.get("method", "auto") if cal.get("enabled", True) else "none"
-    with step(f"calibrate {best} on validation (method {method}, cross-fitted log loss)"):
-        model, chosen, losses = choose_calibration(
-            model, *parts["validation"], method=method, folds=int(cal.get("folds", 5)),
-            seed=int(params["train"].get("random_state", 0)),
-            sample_weight=part_weights["validation"])
-    log.info("  calibration %s (cross-fitted validation log loss %s)", chosen,
+    seed = int(params["train"].get("random_state", 0))
+    final_fit = params["train"].get("final_fit", "train_validation")
+    if final_fit == "train_validation":
+        fit = _fit_on_history(tuned, parts, part_weights, created, select_by=select_by,
+                              method=method, cal=cal, seed=seed)
+    elif final_fit == "train":
+        fit = _fit_on_train(tuned, parts, part_weights, select_by=select_by, method=method,
+                            cal=cal, seed=seed)
+    else:
+        raise ConfigError(f"train.final_fit: expected train_validation or train, got "
+                          f"{final_fit!r}")
+    best, model, chosen, losses = fit.candidate, fit.model, fit.method, fit.losses
+    val_metrics, fit_rows = fit.selection, fit.fit_rows
+    log.info("  calibration %s (cross-fitted log loss %s)", chosen,
              ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-    val_score = model.predict_proba(parts["validation"][0])[:, 1]
-    decision = choose_threshold(val_score, parts["validation"][1].to_numpy(),
-                                params.get("threshold") or {})
+    decision = choose_threshold(fit.bar_scores, fit.bar_y, params.get("threshold") or {})
     test_score = model.predict_proba(parts["test"][0])[:, 1]
     ecfg = params.get("evaluation") or {}
     seg_cols = [c for c in ecfg.get("segments") or [] if c in data.columns]
@@ -211,10 +216,38 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     metrics = evaluation.metrics
     probe = parts["test"][0].iloc[: int(ecfg.get("behaviour_rows", 500))]
     metrics.update(behaviour_report(model, probe, params))
-    metrics.update(classification_metrics(parts["validation"][1], val_score, prefix="val_"))
+    # val_: out of fold over train + validation (train.final_fit: train_validation), or the
+    # validation block (train): never the registered model on leads it was fitted on.
+    metrics.update(classification_metrics(fit.bar_y, fit.bar_scores, prefix="val_"))
     share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), decision.threshold)
     metrics.update({"test_mql_share": share, "test_mql_precision": precision,
                     "test_mql_recall": recall, "mql_threshold": decision.threshold})
+    with step(f"fit the baselines (library defaults) on the same {len(fit_rows[0]):,} leads"):
+        base_scores = baseline_scores(*fit_rows, parts["test"][0], random_state=seed)
+        metrics.update(baseline_metrics(*fit_rows, *parts["test"], scores=base_scores))
+    log.info("  baselines on the test set: HistGradientBoosting() roc_auc %.4f, "
+             "LogisticRegression() roc_auc %.4f; leadq %.4f",
+             metrics["baseline_hgb_test_roc_auc"], metrics["baseline_logreg_test_roc_auc"],
+             metrics["test_roc_auc"])
+    reg = params.get("registry") or {}
+    behind = below_baseline(metrics, float(reg.get("baseline_tolerance", 0.005)))
+    if behind:
+        # Whether the gap is more than the noise of this many test leads (paired bootstrap).
+        level = reg.get("baseline_confidence")
+        if level is not None:
+            lo, hi = paired_auc_interval(parts["test"][1].to_numpy(), test_score,
+                                         base_scores[behind[0]], level=float(level), seed=seed)
+            metrics.update({"baseline_gap_low": lo, "baseline_gap_high": hi})
+        log.warning("leadq's model (test ROC AUC %.4f) loses to the %s baseline (%.4f) by more "
+                    "than registry.baseline_tolerance%s", metrics["test_roc_auc"], behind[0],
+                    behind[1], "" if level is None else (
+                        f"; {float(level):.0%} paired bootstrap interval of the difference "
+                        f"[{metrics['baseline_gap_low']:+.4f}, "
+                        f"{metrics['baseline_gap_high']:+.4f}]: "
+                        + ("more than noise, it will not be promoted unless "
+                           "registry.allow_below_baseline is true"
+                           if metrics["baseline_gap_high"] < 0 else
+                           "within the noise of this test set")))
     test_index = parts["test"][0].index
     test_frame = pd.DataFrame({
         # Without an id column the lead's row number in the leads file stands in for it.
@@ -239,7 +272,109 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
         search=searches,
         calibration={"method": chosen, "cross_fitted_log_loss": losses},
         test_inputs=data.loc[parts["test"][0].index],
+        fit_rows=fit_rows,
+        baseline_scores=base_scores,
     )
+
+
+@dataclass
+class FinalFit:
+    """What the two procedures (train.final_fit) hand back to train_models."""
+    candidate: str
+    model: BaseEstimator
+    method: str
+    losses: dict[str, float]
+    selection: dict[str, dict[str, float]]   # per candidate: the metrics it was chosen on
+    bar_scores: np.ndarray                   # calibrated scores of leads the model never saw,
+    bar_y: np.ndarray                        # on which the first MQL bar is chosen
+    fit_rows: tuple[pd.DataFrame, pd.Series]
+
+
+def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
+                    created: pd.Series | None, *, select_by: str, method: str, cal: dict,
+                    seed: int) -> FinalFit:
+    """Every lead before the test set used for the model, none spent on calibration alone.
+
+    Each candidate is scored out of fold over train + validation (leadq.models.oof: with
+    dates, time-ordered blocks each scored by a model fitted on older leads only); the best by
+    `select_by` on those scores is refitted on all of train + validation, and its calibration
+    map and first MQL bar come from its out-of-fold scores on the validation span."""
+    X_fit = pd.concat([parts["train"][0], parts["validation"][0]])  # noqa: N806
+    y_fit = pd.concat([parts["train"][1], parts["validation"][1]])
+    w_fit = None if part_weights["train"] is None else np.concatenate(
+        [part_weights["train"], part_weights["validation"]])
+    folds = int(cal.get("oof_folds", 4))
+    when = None if created is None else created.loc[X_fit.index]
+
+    def fitter(name: str):
+        def fit(X, y, w):  # noqa: N803
+            return fit_candidate(name, tuned[name], X, y, sample_weight=w)
+        return fit
+
+    oof, selection = {}, {}
+    for name in tuned:
+        with step(f"score {name} out of fold ({folds} time-ordered folds over train + "
+                  "validation)" if when is not None else
+                  f"score {name} out of fold ({folds + 1} stratified folds)"):
+            oof[name] = out_of_fold(fitter(name), X_fit, y_fit, created=when, folds=folds,
+                                    seed=seed, sample_weight=w_fit)
+        selection[name] = classification_metrics(oof[name].y, oof[name].proba)
+        log.info("  %s out of fold (%s leads): roc_auc %.4f, pr_auc %.4f", name,
+                 f"{len(oof[name].rows):,}", selection[name]["roc_auc"],
+                 selection[name]["pr_auc"])
+    best = max(selection, key=lambda n: selection[n][select_by])
+    with step(f"fit {best} on {len(X_fit):,} leads (train + validation)"):
+        model = fitter(best)(X_fit, y_fit, w_fit)
+    # The calibration map and the first bar are learnt on the out-of-fold scores of the most
+    # recent leads (the validation span): scored by fold models fitted on the most history,
+    # and closest to the base rate the model will meet. All the out-of-fold scores would
+    # calibrate to the average of older periods: on the synthetic CRM, whose conversion
+    # drifts, that under-predicted by a quarter.
+    chosen = _recent(oof[best], X_fit, parts["validation"][0].index)
+    if method == "none":
+        return FinalFit(best, model, "none", {}, selection, chosen.proba, chosen.y,
+                        (X_fit, y_fit))
+    init = X_fit.iloc[chosen.rows[:2000]], y_fit.iloc[chosen.rows[:2000]]
+    if init[1].nunique() < 2:
+        init = X_fit.iloc[chosen.rows], y_fit.iloc[chosen.rows]
+    with step(f"calibrate {best} on its {len(chosen.rows):,} out-of-fold scores "
+              f"(method {method})"):
+        model, method_used, losses, scores = choose_calibration_oof(
+            model, *init, chosen.decision, chosen.proba, chosen.y, method=method,
+            folds=int(cal.get("folds", 5)), seed=seed, sample_weight=chosen.weight)
+    return FinalFit(best, model, method_used, losses, selection, scores, chosen.y,
+                    (X_fit, y_fit))
+
+
+def _recent(oof: OutOfFold, X: pd.DataFrame, recent: pd.Index) -> OutOfFold:  # noqa: N803
+    """The out-of-fold scores of the leads in `recent` (all of them if too few)."""
+    keep = np.isin(X.index[oof.rows], recent)
+    if keep.sum() < 50 or len(np.unique(oof.y[keep])) < 2:
+        return oof
+    return OutOfFold(rows=oof.rows[keep], decision=oof.decision[keep], proba=oof.proba[keep],
+                     y=oof.y[keep], weight=None if oof.weight is None else oof.weight[keep])
+
+
+def _fit_on_train(tuned: dict[str, dict], parts: dict, part_weights: dict, *, select_by: str,
+                  method: str, cal: dict, seed: int) -> FinalFit:
+    """The procedure before 0.2: fitted on train, chosen and calibrated on validation."""
+    fitted, selection = {}, {}
+    for name in tuned:
+        with step(f"fit {name} on {len(parts['train'][0]):,} leads"):
+            fitted[name] = fit_candidate(name, tuned[name], *parts["train"],
+                                         sample_weight=part_weights["train"])
+        score = fitted[name].predict_proba(parts["validation"][0])[:, 1]
+        selection[name] = classification_metrics(parts["validation"][1], score)
+        log.info("  %s validation: roc_auc %.4f, pr_auc %.4f", name,
+                 selection[name]["roc_auc"], selection[name]["pr_auc"])
+    best = max(selection, key=lambda n: selection[n][select_by])
+    with step(f"calibrate {best} on validation (method {method}, cross-fitted log loss)"):
+        model, chosen, losses = choose_calibration(
+            fitted[best], *parts["validation"], method=method, folds=int(cal.get("folds", 5)),
+            seed=seed, sample_weight=part_weights["validation"])
+    return FinalFit(best, model, chosen, losses, selection,
+                    model.predict_proba(parts["validation"][0])[:, 1],
+                    parts["validation"][1].to_numpy(), parts["train"])
 
 
 def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
@@ -260,6 +395,8 @@ def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
     print_evaluation(result)
     summary["metrics"] = {k: v for k, v in m.items() if np.isfinite(v)}
     summary["candidate"] = result.candidate
+    summary["test_set"] = result.test_frame.attrs.get("test_set")
+    summary["test_rows"] = int(len(result.test_frame))
     summary["calibration"] = result.calibration["method"]
     summary["threshold"] = result.threshold.as_dict()
     return summary

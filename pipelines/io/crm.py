@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from leadq.errors import ConfigError
-from leadq.features.columns import raw_input_columns
 from leadq.features.contracts import check_columns, check_totals, evaluate
+from leadq.features.labels import leads_carry_label
 from leadq.features.tables import canonical_deals, canonical_feedback, coerce_leads
 from leadq.pipelines.io.files import read_table, read_table_ragged, require_columns
+from leadq.pipelines.io.lookups import enrich
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.io.quarantine import (
     Accounting,
@@ -45,13 +46,8 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def leads_required_columns(params: dict, *, for_training: bool) -> list[str]:
-    spec = params["data"]["leads"]
-    cols = [spec.get("id"), *raw_input_columns(params)]
-    if spec.get("created_at"):
-        cols.append(spec["created_at"])
-    if for_training and spec.get("label"):
-        cols.append(spec["label"])
-    return list(dict.fromkeys(c for c in cols if c))
+    """The columns a leads file must have (lookup-supplied ones are joined in later)."""
+    return required_columns("leads", params, for_training=for_training)
 
 
 def _section_path(params: dict, name: str) -> Path | None:
@@ -77,6 +73,8 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     raw, ragged = read_table_ragged(
         path, spec, name=table,
         required=required_columns(table, params, for_training=for_training))
+    if table == "leads":
+        raw = enrich(raw, params, quiet=False)  # lookup columns are lead columns from here on
     check_columns(list(raw.columns), table, params, path=path, for_training=for_training)
     check = evaluate(raw, table, params, reference)
     acct = Accounting(table=table, path=str(path))
@@ -144,7 +142,7 @@ def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]
     tables.accounting["leads"] = acct
     tables.raw["leads"] = raw
     tables.routing = load_routing(params)
-    if params["data"]["leads"].get("label"):
+    if leads_carry_label(params["data"]["leads"]):
         return tables
     spec = params["data"]["leads"]
     created = leads[spec["created_at"]] if spec.get("created_at") else pd.NaT

@@ -376,11 +376,27 @@ def _delimiter(path: Path, spec: dict, text: str) -> str:
         return "\t"  # the extension says how the file is separated
     if configured and configured != "auto":
         return configured
-    try:
-        return csv.Sniffer().sniff(text.split("\n", 5)[0] if text else "",
-                                   delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+    from leadq.pipelines.profiling.sniff import sniff_delimiter
+
+    return sniff_delimiter(text)
+
+
+def describe_csv(path: str | Path, spec: dict | None = None, *, name: str = "table") -> dict:
+    """What the reader makes of a CSV file with `encoding: auto` and `delimiter: auto`:
+    encoding, whether it starts with a byte-order mark, delimiter and line ends (for
+    `leadq init`, which writes down what differs from the defaults)."""
+    from leadq.pipelines.profiling.sniff import line_ending
+
+    path = Path(path)
+    spec = {"encoding": "auto", "delimiter": "auto", **(spec or {})}
+    open_bytes = _opener(path, name)
+    head = _read_head(open_bytes, path, name)
+    plan, _ = _plan_csv(path, spec, name, full_scan=True, required=None)
+    utf8 = plan.encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    return {"encoding": plan.encoding, "bom": _bom_encoding(head) is not None,
+            "legacy": not utf8 and _bom_encoding(head) is None
+            and _utf16_without_bom(head) is None,
+            "delimiter": plan.delimiter, "line_end": line_ending(head), "columns": plan.clean}
 
 
 def _header(text: str, delimiter: str) -> list[str]:

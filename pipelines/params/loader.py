@@ -23,7 +23,10 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 # Mappings whose keys are the user's (column names, metric names): never checked against the
 # defaults, and a user's mapping replaces the default one whole, so `criteria: {}` means none.
 # A new free-form mapping is declared in defaults.yaml and listed here.
-OPEN_MAPPINGS = frozenset({"contracts.numeric_bounds", "registry.criteria"})
+OPEN_MAPPINGS = frozenset({"contracts.numeric_bounds", "registry.criteria", "data.lookups"})
+# One entry of data.lookups (its keys are checked like any other section's).
+LOOKUP_DEFAULTS = {"path": None, "key": None, "on": None, "columns": [], "delimiter": ",",
+                   "encoding": "auto", "legacy_encoding": "cp1252", "sheet": None}
 # Sections a user may switch off with null (their defaults are what a given section starts from).
 NULLABLE_SECTIONS = frozenset({"data.deals", "data.feedback"})
 # Keys whose default is not null but for which null means something (documented in defaults).
@@ -87,7 +90,7 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
                 raise ConfigError(f"{source}: data.{table}.{key}: required when "
                                   f"data.{table}.path is set (the {table} file's column name)")
     leads = data["leads"]
-    if not leads.get("label") and data.get("deals") is not None:
+    if not (leads.get("label") or leads.get("converted_at")) and data.get("deals") is not None:
         # Outcomes come from deals, joined to leads by id and timed from created_at.
         for key in ("id", "created_at"):
             if not leads.get(key):
@@ -96,7 +99,25 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
                     f"needs it; set it, or set data.leads.label to a 0/1 outcome column of "
                     "the leads and data.deals: null")
     _check_bounds(params["contracts"].get("numeric_bounds"), source)
+    data["lookups"] = _check_lookups(data.get("lookups") or {}, source)
     return params
+
+
+def _check_lookups(lookups: dict, source: str) -> dict:
+    """Each data.lookups entry merged over LOOKUP_DEFAULTS; path, key and columns required."""
+    out = {}
+    for name, entry in lookups.items():
+        where = f"data.lookups.{name}"
+        try:
+            spec = _merge(LOOKUP_DEFAULTS, entry, f"{where}.")
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        for key in ("path", "key", "columns"):
+            if not spec.get(key):
+                raise ConfigError(f"{source}: {where}.{key}: required (a lookup names its file, "
+                                  "its key column and the columns to join)")
+        out[str(name)] = spec
+    return out
 
 
 def _kind(value: Any) -> str:

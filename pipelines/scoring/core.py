@@ -84,8 +84,9 @@ def check_and_score(
     from leadq.features.contracts import evaluate, id_column
     from leadq.features.tables import coerce_leads
     from leadq.models.routing import id_hashes
+    from leadq.pipelines.io.lookups import enrich
 
-    raw = raw.reset_index(drop=True)
+    raw = enrich(raw.reset_index(drop=True), params)
     if hashes is None:
         hashes = id_hashes(raw[id_column("leads", params)].astype("string").str.strip())
     check = evaluate(raw, "leads", params, reference, duplicates=duplicates)

@@ -91,6 +91,29 @@ def registry_version(uri: str):
     return None
 
 
+def _why_no_champion(uri: str) -> str:
+    """For a missing champion alias: the newest version's promotion decision, so the user sees
+    that a model exists but was refused, and how to promote it knowingly."""
+    import mlflow
+
+    if not uri.startswith("models:/") or "@" not in uri:
+        return ""
+    name = uri[len("models:/"):].split("@", 1)[0]
+    try:
+        versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+    except Exception:  # noqa: BLE001 - only a hint; the load error is what matters
+        return ""
+    if not versions:
+        return ""
+    newest = max(versions, key=lambda v: int(v.version))
+    reason = (newest.tags or {}).get("promotion_decision")
+    if not reason:
+        return ""
+    return (f"; version {newest.version} is registered but was not promoted: {reason}. "
+            f"Promote it knowingly with `leadq promote {newest.version} --force`, or score it "
+            f"with --model-uri models:/{name}/{newest.version}")
+
+
 def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringModel:
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -110,8 +133,8 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
             warn_environment_mismatch(Path(local), model.metadata, uri)
     except MlflowException as exc:
         raise LeadqError(
-            f"cannot load model {uri}: {exc.message.splitlines()[0]} "
-            "(train one with `leadq train`, or pass --model-uri)"
+            f"cannot load model {uri}: {exc.message.splitlines()[0]}"
+            f"{_why_no_champion(uri)} (train one with `leadq train`, or pass --model-uri)"
         ) from exc
     meta = model.metadata.metadata or {}
     tags = dict(mv.tags) if mv is not None else {}

@@ -58,7 +58,7 @@ def known_fields(params: dict) -> list[str]:
     from leadq.pipelines.io.crm import leads_required_columns
 
     spec = params["data"]["leads"]
-    extra = [*(spec.get("personal") or []), spec.get("label")]
+    extra = [*(spec.get("personal") or []), spec.get("label"), spec.get("converted_at")]
     return list(dict.fromkeys([*leads_required_columns(params, for_training=False),
                                *[c for c in extra if c]]))
 

@@ -26,6 +26,27 @@ KEY_METRICS = ("test_pr_auc", "test_roc_auc", "test_ece", "test_log_loss")
 
 
 # --- pure decision ----------------------------------------------------------------------------
+def baseline_gap(metrics: dict[str, float], registry: dict) -> str | None:
+    """Why a model may not be promoted for losing to a library-default baseline, or None
+    (also None when registry.allow_below_baseline is true, or no baseline was measured)."""
+    from leadq.models.baselines import below_baseline
+
+    if registry.get("allow_below_baseline"):
+        return None
+    tolerance = float(registry.get("baseline_tolerance", 0.005))
+    behind = below_baseline(metrics, tolerance)
+    if behind is None:
+        return None
+    high = metrics.get("baseline_gap_high")
+    if registry.get("baseline_confidence") is not None and high is not None and high >= 0:
+        return None  # a gap this test set cannot tell from noise (training warned about it)
+    return (f"challenger test_roc_auc {metrics['test_roc_auc']:.4f} is below the {behind[0]} "
+            f"baseline's {behind[1]:.4f} − {tolerance} (library defaults on the same rows)"
+            + ("" if high is None else f", beyond noise (the difference's interval ends at "
+               f"{high:+.4f})")
+            + "; set registry.allow_below_baseline: true to promote such a model")
+
+
 def gate_decision(challenger: dict[str, float], champion: dict[str, float] | None,
                   champion_age_days: float | None, registry: dict) -> tuple[bool, str]:
     """Promote or not, and why. Metrics are test_-prefixed and from the same test rows.
@@ -40,6 +61,9 @@ def gate_decision(challenger: dict[str, float], champion: dict[str, float] | Non
     ok, why = meets_criteria(challenger, registry.get("criteria") or {})
     if not ok:
         return False, f"challenger fails the criteria ({why.removeprefix('criteria not met: ')})"
+    behind = baseline_gap(challenger, registry)
+    if behind:
+        return False, behind
     if champion is None:
         return True, f"no champion to beat; challenger {why}"
     new, old = challenger.get(primary, float("nan")), champion.get(primary, float("nan"))
@@ -141,7 +165,8 @@ def apply_gate(client, result, params: dict, version: str, run_id: str) -> tuple
     name = reg["model_name"]
     record_move(client, name, CHALLENGER, version, "register", "new model registered",
                 alias_version(client, name, CHALLENGER))
-    challenger = {k: float(v) for k, v in result.metrics.items() if k.startswith("test_")}
+    challenger = {k: float(v) for k, v in result.metrics.items()
+                  if k.startswith(("test_", "baseline_"))}
     current = alias_version(client, name, CHAMPION)
     champion, age, note, broken = None, None, None, None
     if current is not None and current != version:
@@ -191,7 +216,7 @@ def apply_gate(client, result, params: dict, version: str, run_id: str) -> tuple
 def _version_metrics(mv) -> dict[str, float]:
     out = {}
     for key, value in (mv.tags or {}).items():
-        if key.startswith("test_"):
+        if key.startswith(("test_", "baseline_")):
             try:
                 out[key] = float(value)
             except ValueError:
@@ -216,6 +241,9 @@ def promote(params: dict, version: str, force: bool = False) -> dict:
         return {"model_name": name, "champion": current, "changed": False,
                 "reason": f"version {version} is already champion"}
     ok, why = meets_criteria(_version_metrics(mv), params["registry"].get("criteria") or {})
+    behind = baseline_gap(_version_metrics(mv), params["registry"])
+    if behind and ok:
+        ok, why = False, behind
     if not ok and not force:
         raise LeadqError(f"version {version} was not promoted: its recorded test metrics fail "
                          f"the criteria ({why}); pass --force to promote it anyway")

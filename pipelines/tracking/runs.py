@@ -102,7 +102,7 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
         "threshold_reason": result.threshold.reason,
         "candidate": result.candidate,
         "train_run_id": run_id,
-        **{k: f"{v:.6f}" for k, v in finite.items() if k.startswith("test_")},
+        **{k: f"{v:.6f}" for k, v in finite.items() if k.startswith(("test_", "baseline_"))},
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)

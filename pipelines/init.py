@@ -1,0 +1,472 @@
+"""`leadq init`: profile an export and write the params file for it.
+
+Reads the files (the same reader as every other command), asks leadq.pipelines.profiling for
+its guesses, and writes only what differs from the packaged defaults, every guess commented.
+Nothing here depends on the clock or on the order files were listed in beyond the command
+line, so running init twice on the same files writes the same file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from leadq.errors import BadInputError
+from leadq.pipelines.io.progress import log
+from leadq.pipelines.profiling.profile import (
+    LABEL_WORDS,
+    SEASON_MIN_DAYS,
+    ColumnFacts,
+    ProfileError,
+    Proposal,
+    _has_words,
+    column_facts,
+    propose,
+)
+from leadq.pipelines.profiling.sniff import parse_dates_as
+
+OUTCOME_WORDS = LABEL_WORDS | {"stage", "status", "outcome"}
+GENERIC_STEMS = {"train", "test", "data", "leads", "export", "dataset", "file", "table"}
+COMMENT_COLUMN = 34
+LINE_WIDTH = 100
+
+
+# ------------------------------------------------------------------------------ reading
+
+def _read(path: Path, name: str) -> tuple[pd.DataFrame, dict, list[str]]:
+    """The table as text cells, the reader settings that differ from the defaults, and the
+    comments saying what was sniffed."""
+    from leadq.pipelines.io.files import describe_csv, read_table, table_format
+
+    if not path.exists():
+        raise BadInputError(f"{path}: file not found")
+    spec: dict = {}
+    notes: list[str] = []
+    if table_format(path) == "csv":
+        facts = describe_csv(path, name=name)
+        if facts["delimiter"] != ",":
+            spec["delimiter"] = facts["delimiter"]
+        if facts["legacy"]:
+            spec["encoding"] = facts["encoding"]
+            notes.append(f"not valid UTF-8; every byte decodes as {facts['encoding']}")
+        elif facts["bom"]:
+            notes.append(f"starts with a byte-order mark ({facts['encoding']})")
+        notes.append(f"{facts['line_end']} line ends, {facts['delimiter']!r}-separated")
+    frame = read_table(path, {"encoding": "auto", "delimiter": ",", **spec}, name=name)
+    return frame.reset_index(drop=True), spec, notes
+
+
+def _split_lookup(arg: str) -> tuple[Path, str, str | None]:
+    """PATH:KEY or PATH:KEY=LEADS_COLUMN (the last colon splits, so C:\\x.csv:key works)."""
+    if ":" not in arg:
+        raise BadInputError(f"--lookup {arg}: expected PATH:KEY (the lookup's key column)")
+    path, key = arg.rsplit(":", 1)
+    on = None
+    if "=" in key:
+        key, on = key.split("=", 1)
+    return Path(path), key.strip(), (on or "").strip() or None
+
+
+# ------------------------------------------------------------------------------ deals
+
+def _deal_columns(deals: pd.DataFrame, lead_ids: pd.Series, *, today: pd.Timestamp
+                  ) -> tuple[str, str, str | None, ColumnFacts | None, dict]:
+    """(lead id column, closed-at column, outcome column or None, its facts, date facts)."""
+    ids = set(lead_ids.dropna().astype(str).str.strip())
+    overlap = {c: deals[c].dropna().astype(str).str.strip().isin(ids).mean()
+               for c in deals.columns}
+    lead_col = max(overlap, key=lambda c: (overlap[c], -list(deals.columns).index(c)))
+    if overlap[lead_col] < 0.5:
+        raise ProfileError("--deals: no column of the deals file matches the leads' ids "
+                           f"(best: {lead_col!r}, {overlap[lead_col]:.0%} of values)")
+    facts = {c: column_facts(deals[c], c, today=today) for c in deals.columns if c != lead_col}
+    dates = [c for c, f in facts.items() if f.date is not None]
+    if not dates:
+        raise ProfileError("--deals: the deals file has no date column (when each deal closed)")
+    ranked = sorted(dates, key=lambda c: (not _has_words(facts[c].tokens, frozenset(
+        {"won", "closed", "close", "win", "signed"})), dates.index(c)))
+    closed = ranked[0]
+    # An outcome column is a stage column, or two values under an outcome's name: a file of
+    # won deals only has none (has_company TRUE/FALSE is an attribute, not the outcome).
+    outcome = next((c for c, f in facts.items() if f.stage or (f.binary and _has_words(
+        f.tokens, OUTCOME_WORDS))), None)
+    return lead_col, closed, outcome, facts.get(outcome) if outcome else None, facts
+
+
+def _deal_labels(leads: pd.DataFrame, deals: pd.DataFrame, *, id_col: str, created_at: str,
+                 created_fmt: str, lead_col: str, closed: str, closed_fmt: str,
+                 outcome: str | None, won: list[str], horizon_days: int, today: pd.Timestamp
+                 ) -> tuple[pd.Series, pd.Timestamp | None]:
+    """Each lead's label from the deals (training's rule), and the first win's date."""
+    from leadq.features.labels import label_leads
+
+    created = parse_dates_as(leads[created_at], created_fmt, today=today)
+    canon = pd.DataFrame({"lead_id": leads[id_col].astype(str).str.strip(),
+                          "created_at": created.astype("datetime64[ns]")})
+    closed_at = parse_dates_as(deals[closed], closed_fmt, today=today).astype("datetime64[ns]")
+    won_mask = (deals[outcome].astype(str).str.strip().str.lower().isin(
+        {w.lower() for w in won}) if outcome else pd.Series(True, index=deals.index))
+    canon_deals = pd.DataFrame({"lead_id": deals[lead_col].astype(str).str.strip(),
+                                "closed_at": closed_at, "won": won_mask.to_numpy(bool)})
+    as_of = max(canon["created_at"].max(), closed_at.max())
+    labels = label_leads(canon, canon_deals, None, horizon_days=horizon_days, as_of=as_of,
+                         matured_only=True)
+    first_win = closed_at[won_mask.to_numpy(bool)].min()
+    return labels["label"], (None if pd.isna(first_win) else first_win)
+
+
+# ------------------------------------------------------------------------------ writing
+
+def _scalar(value) -> str:
+    if isinstance(value, str) and len(value) == 1 and not value.isalnum():
+        return f"{value!r}" if value != "'" else '"\'"'  # ";" reads better quoted
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000)
+    return text.strip().removesuffix("...").strip()
+
+
+def _line(indent: int, text: str, comment: str | None) -> str:
+    """`text` with its comment beside it, or above it (wrapped) when it would not fit."""
+    line = " " * indent + text
+    if not comment:
+        return line
+    beside = line.ljust(max(COMMENT_COLUMN, len(line) + 1)) + "# " + comment
+    if len(beside) <= LINE_WIDTH:
+        return beside
+    above = [" " * indent + "# " + part for part in _wrap(comment, LINE_WIDTH - indent - 2)]
+    return "\n".join([*above, line])
+
+
+def render(tree: dict, comments: dict[str, str], *, header: list[str]) -> str:
+    """YAML for `tree` with `comments[dotted.key]` after each key (and `dotted.key[item]`
+    after list items written one per line). Keys keep their insertion order."""
+    lines = [f"# {h}" if h else "#" for h in header]
+
+    def emit(node: dict, prefix: str, indent: int) -> None:
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            comment = comments.get(dotted)
+            for extra in _wrap(comments.get(f"{dotted}#before", ""), LINE_WIDTH - indent - 2):
+                lines.append(" " * indent + f"# {extra}" if extra else " " * indent + "#")
+            if isinstance(value, dict) and value:
+                lines.append(_line(indent, f"{_scalar(str(key))}:", comment))
+                emit(value, f"{dotted}.", indent + 2)
+            elif isinstance(value, list) and any(f"{dotted}[{v}]" in comments for v in value):
+                lines.append(_line(indent, f"{_scalar(str(key))}:", comment))
+                for item in value:
+                    lines.append(_line(indent + 2, f"- {_scalar(item)}",
+                                       comments.get(f"{dotted}[{item}]")))
+            else:
+                lines.append(_line(indent, f"{_scalar(str(key))}: {_scalar(value)}", comment))
+
+    emit(tree, "", 0)
+    return "\n".join(lines) + "\n"
+
+
+def _slug(path: Path) -> str:
+    from leadq.pipelines.profiling.sniff import name_tokens
+
+    stem = path.name.split(".")[0]
+    base = path.parent.name if stem.lower() in GENERIC_STEMS and path.parent.name else stem
+    return "-".join(name_tokens(base)[:3]) or "leads"
+
+
+def _rel(path: Path, out_dir: Path) -> str:
+    """Relative to the params file when near it (a project folder moves as one), else absolute."""
+    rel = os.path.relpath(path.resolve(), out_dir.resolve())
+    return rel if rel.count("..") <= 2 else str(path.resolve())
+
+
+def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes: list[str],
+          out_dir: Path, deals: dict | None, lookups: dict[str, dict], name: str,
+          since: str | None, horizon_days: int) -> tuple[dict, dict[str, str]]:
+    """The params tree (only what differs from the defaults) and its comments."""
+    tree: dict = {"data": {"leads": {}}}
+    c: dict[str, str] = {}
+    leads = tree["data"]["leads"]
+    leads["path"] = _rel(leads_path, out_dir)
+    c["data.leads.path"] = "; ".join(leads_notes) or None
+    for key, value in leads_spec.items():
+        leads[key] = value
+    c["data.leads.delimiter"] = "sniffed: the same field count on every line"
+    if "encoding" in leads_spec:
+        c["data.leads.encoding"] = "not valid UTF-8: read as this (no warning)"
+    if proposal.id:
+        leads["id"] = proposal.id
+        c["data.leads.id"] = proposal.id_why
+    else:
+        c["data.leads#before"] = ("no id column (" + proposal.id_why + ")")
+    if proposal.created_at:
+        leads["created_at"] = proposal.created_at
+        c["data.leads.created_at"] = proposal.created_why
+        if proposal.date_format and proposal.date_format != "ISO8601":
+            leads["date_format"] = proposal.date_format
+            c["data.leads.date_format"] = "sniffed from the values"
+    form = proposal.label
+    if form.kind in ("binary", "stage"):
+        leads["label"] = form.column
+        c["data.leads.label"] = form.why
+        if form.kind == "stage":
+            leads["label_won"] = list(form.won)
+            leads["label_lost"] = list(form.lost)
+            leads["label_open"] = list(form.open)
+            c["data.leads.label_open"] = "still being worked: censored"
+        else:
+            leads["label_won"] = list(form.won)
+            leads["label_lost"] = list(form.lost)
+    elif form.kind == "converted_at":
+        leads["converted_at"] = form.column
+        c["data.leads.converted_at"] = (f"{form.why}: positive within label.horizon_days "
+                                        f"({horizon_days}) of created_at")
+    personal = proposal.columns("personal") + proposal.columns("email")
+    if personal:
+        leads["personal"] = personal
+        c["data.leads.personal"] = "never model inputs, never logged"
+    if deals:
+        tree["data"]["deals"] = deals["tree"]
+        c.update(deals["comments"])
+    if lookups:
+        tree["data"]["lookups"] = {n: spec["tree"] for n, spec in lookups.items()}
+        for n, spec in lookups.items():
+            c[f"data.lookups.{n}"] = spec["comment"]
+
+    feats: dict = {}
+    roles = {r.column: r for r in proposal.roles}
+    cats = [r.column for r in proposal.roles if r.role == "categorical"]
+    nums = [r.column for r in proposal.roles if r.role == "numeric"]
+    te = [r.column for r in proposal.roles if r.role == "categorical" and r.target_encode]
+    if cats:
+        feats["categorical"] = cats
+    if nums:
+        feats["numeric"] = nums
+    for col in cats + nums:
+        c[f"features.{'categorical' if col in cats else 'numeric'}[{col}]"] = (
+            roles[col].why + (f" (from lookup {roles[col].table})"
+                              if roles[col].table != "leads" else ""))
+    if proposal.columns("email"):
+        feats["email_column"] = proposal.columns("email")[0]
+        c["features.email_column"] = "personal; only its corporate/free-mail flag is an input"
+    if proposal.columns("job_title"):
+        feats["job_title_column"] = proposal.columns("job_title")[0]
+        c["features.job_title_column"] = "reaches the model as a seniority rank"
+    if te:
+        feats["target_encode"] = te
+        c["features.target_encode"] = "many categories: cross-fitted target encoding"
+    leaks = proposal.columns("leak")
+    if leaks:
+        feats["extra_forbidden"] = leaks
+        c["features.extra_forbidden#before"] = (
+            "Leak suspects, left out: each may be filled in after sales worked the lead.\n"
+            "To use one knowingly, remove it here and add it to categorical or numeric.")
+        for col in leaks:
+            c[f"features.extra_forbidden[{col}]"] = roles[col].why
+    left = [r for r in proposal.roles if r.role == "left_out"]
+    if left:
+        c["features#before"] = "Left out (not inputs): " + "; ".join(
+            f"{r.column}: {r.why}" for r in left)
+    if not proposal.created_at:
+        c["features#before"] = "\n".join(filter(None, [c.get("features#before"),
+                                                       "(no created_at: no date parts)"]))
+    span = proposal.created_span_days
+    if proposal.created_at and span is not None and span < SEASON_MIN_DAYS:
+        # A season learnt from under two years is the trend in disguise: on Olist's one year,
+        # logistic regression with season inputs ranked the next month's leads backwards.
+        feats["date_parts"] = False
+        c["features.date_parts"] = (f"{span:.0f} days of history: too short to tell a season "
+                                    f"from a trend (needs {SEASON_MIN_DAYS})")
+    if feats:
+        tree["features"] = feats
+    if since:
+        tree["train"] = {"since": since}
+        c["train.since"] = ("the deals file's first win minus the horizon: older leads could "
+                            "not have a recorded win")
+    tree["registry"] = {"model_name": name, "criteria": {}}
+    c["registry.model_name"] = "one registered model per export"
+    c["registry.criteria"] = ("no absolute bar on a new export yet: a model is promoted when "
+                              "it beats the champion; set e.g. min_test_roc_auc once known")
+    tree["mlflow"] = {"experiment": name}
+    return tree, c
+
+
+def _wrap(text: str, width: int = 94) -> list[str]:
+    import textwrap
+
+    if not text:
+        return []
+    return [line for para in text.split("\n") for line in (textwrap.wrap(para, width) or [""])]
+
+
+def summary_table(proposal: Proposal) -> str:
+    rows = [(r.column, r.table, r.role.replace("_", " "), r.why) for r in proposal.roles]
+    w = [max(len(x[i]) for x in rows + [("column", "table", "role", "")]) for i in range(3)]
+    head = f"{'column':<{w[0]}}  {'table':<{w[1]}}  {'role':<{w[2]}}  why"
+    body = [f"{a:<{w[0]}}  {b:<{w[1]}}  {r:<{w[2]}}  {why}" for a, b, r, why in rows]
+    return "\n".join([head, *body])
+
+
+# ------------------------------------------------------------------------------ main
+
+def main(leads: str, *, out: str = "params.yaml", deals: str | None = None,
+         feedback: str | None = None, lookups: list[str] | None = None,
+         label: str | None = None, name: str | None = None, force: bool = False,
+         today: pd.Timestamp | None = None) -> dict:
+    """Profile the export and write the params file; a guess init cannot make is exit 2."""
+    try:
+        return _main(leads, out=out, deals=deals, feedback=feedback, lookups=lookups,
+                     label=label, name=name, force=force, today=today)
+    except ProfileError as exc:
+        raise BadInputError(f"{leads}: {exc}") from None
+
+
+def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
+          lookups: list[str] | None, label: str | None, name: str | None, force: bool,
+          today: pd.Timestamp | None) -> dict:
+    from leadq.features.lookups import duplicate_keys, join_lookup
+    from leadq.pipelines.io.files import atomic_target
+    from leadq.pipelines.params.loader import default_params, effective_params
+
+    today = pd.Timestamp.now().normalize() if today is None else today
+    out_path = Path(out)
+    out_dir = out_path.parent
+    leads_path = Path(leads)
+    horizon = int(default_params()["label"]["horizon_days"])
+    if feedback:
+        raise BadInputError("--feedback: init does not profile feedback tables yet; map "
+                            "data.feedback by hand after init (see pipelines/params/"
+                            "defaults.yaml)")
+    frame, leads_spec, leads_notes = _read(leads_path, "leads")
+    log.info("init: %s leads × %d columns from %s", f"{len(frame):,}", frame.shape[1],
+             leads_path)
+
+    lookup_specs: dict[str, dict] = {}
+    lookup_tables: dict[str, str] = {}
+    for arg in lookups or []:
+        path, key, on = _split_lookup(arg)
+        table, spec, notes = _read(path, "lookup")
+        on = on or key
+        if key not in table.columns:
+            raise BadInputError(f"{path}: lookup has no column {key!r} (--lookup {arg}); "
+                                f"columns: {', '.join(table.columns)}")
+        if on not in frame.columns:
+            raise BadInputError(f"{leads_path}: leads have no column {on!r} to join {path} "
+                                f"on; pass --lookup {path}:{key}=LEADS_COLUMN")
+        dup = duplicate_keys(table, key)
+        if dup.any():
+            raise BadInputError(f"{path}: lookup key {key!r} repeats in {int(dup.sum())} rows "
+                                "(ignoring case, spaces, hyphens and underscores): a lookup "
+                                "needs one row per key (check: unique lookup key)")
+        lname = re.sub(r"[^a-z0-9_]+", "_", path.name.split(".")[0].lower()).strip("_")
+        while lname in lookup_specs:
+            lname += "_2"
+        cols = [col for col in table.columns if col != key and col not in frame.columns]
+        clash = [col for col in table.columns if col != key and col in frame.columns]
+        frame, unmatched = join_lookup(frame, table, on=on, key=key, columns=cols)
+        lookup_tables.update({col: lname for col in cols})
+        tree = {"path": _rel(path, out_dir), "key": key}
+        if on != key:
+            tree["on"] = on
+        tree.update(spec)
+        tree["columns"] = cols
+        comment = (f"{len(frame) - unmatched:,} of {len(frame):,} leads match; "
+                   + "; ".join(notes))
+        if clash:
+            comment += f"; not joined (the leads have them): {', '.join(clash)}"
+        lookup_specs[lname] = {"tree": tree, "comment": comment}
+
+    deals_info = None
+    deals_label = None
+    since = None
+    if deals:
+        deals_path = Path(deals)
+        dframe, dspec, dnotes = _read(deals_path, "deals")
+        pre = propose_id_and_date(frame, today=today, lookup_tables=lookup_tables)
+        if pre.id is None or pre.created_at is None:
+            raise ProfileError("--deals: labelling from deals needs a lead id and a creation "
+                               "date in the leads; init found "
+                               f"id {pre.id!r}, created_at {pre.created_at!r}")
+        lead_col, closed, outcome, ofacts, dfacts = _deal_columns(dframe, frame[pre.id],
+                                                                  today=today)
+        won = lost = None
+        if ofacts is not None:
+            if ofacts.stage:
+                won, lost = list(ofacts.stage.won), list(ofacts.stage.lost)
+            else:
+                won, lost = ofacts.binary
+        closed_fmt = dfacts[closed].date.format
+        deals_label, first_win = _deal_labels(
+            frame, dframe, id_col=pre.id, created_at=pre.created_at,
+            created_fmt=pre.date_format, lead_col=lead_col, closed=closed,
+            closed_fmt=closed_fmt, outcome=outcome, won=won or [], horizon_days=horizon,
+            today=today)
+        dtree: dict = {"path": _rel(deals_path, out_dir), **dspec}
+        dcom = {"data.deals.path": "; ".join(dnotes)}
+        if closed_fmt != "ISO8601":
+            dtree["date_format"] = closed_fmt
+        dtree.update({"lead_id": lead_col, "closed_at": closed})
+        dcom["data.deals.lead_id"] = "its values are the leads' ids"
+        dcom["data.deals.closed_at"] = "the deal's date"
+        if outcome:
+            dtree.update({"outcome": outcome, "won_values": won, "lost_values": lost})
+        else:
+            dcom["data.deals.closed_at"] += "; no outcome column: every deal listed is a win"
+        deals_info = {"tree": dtree, "comments": dcom}
+        created = parse_dates_as(frame[pre.created_at], pre.date_format, today=today)
+        if first_win is not None:
+            start = (first_win - pd.Timedelta(days=horizon)).normalize()
+            if created.min() < start:
+                since = str(start.date())
+
+    proposal = propose(frame, today=today, label=label, deals_label=deals_label,
+                       horizon_days=horizon, lookup_tables=lookup_tables)
+    name = name or f"leadq-{_slug(leads_path)}"
+    tree, comments = build(proposal, leads_path=leads_path, leads_spec=leads_spec,
+                           leads_notes=leads_notes, out_dir=out_dir, deals=deals_info,
+                           lookups=lookup_specs, name=name, since=since, horizon_days=horizon)
+    header = [
+        *_wrap(f"leadq parameters for {leads_path.name}, written by `leadq init`. Only what "
+               "differs from the packaged defaults; `leadq params --params THIS_FILE` prints "
+               "the merged result. Every guess is commented: check them, then `leadq train "
+               "--params THIS_FILE`.", 96),
+        *[line for n in proposal.notes for line in _wrap(f"Note: {n}", 96)],
+        "",
+    ]
+    text = render(tree, comments, header=header)
+    effective_params(yaml.safe_load(text), source=str(out_path))  # what we write must load
+    if out_path.exists() and out_path.read_text(encoding="utf-8") != text and not force:
+        raise BadInputError(f"{out_path} exists and differs from what init would write; "
+                            "pass --force to replace it (or --out another file)")
+    with atomic_target(out_path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    print(summary_table(proposal))
+    for note in proposal.notes:
+        print(f"note: {note}")
+    log.info("wrote %s (%d lines): next, leadq train --params %s", out_path,
+             text.count("\n"), out_path)
+    return {"out": str(out_path), "id": proposal.id, "created_at": proposal.created_at,
+            "label_form": proposal.label.kind, "label": proposal.label.column,
+            "leak_suspects": {r.column: r.why for r in proposal.roles if r.role == "leak"},
+            "roles": {r.column: r.role for r in proposal.roles}}
+
+
+def propose_id_and_date(frame: pd.DataFrame, *, today: pd.Timestamp,
+                        lookup_tables: dict[str, str]) -> Proposal:
+    """The id and created_at guesses alone (the deals label needs them before the rest)."""
+    from leadq.pipelines.profiling.profile import choose_created_at
+    from leadq.pipelines.profiling.sniff import id_reason
+
+    facts = {c: column_facts(frame[c], c, today=today) for c in frame.columns
+             if c not in lookup_tables}
+    id_col = None
+    for c, f in facts.items():
+        if id_reason(frame[c], c) and not (f.email_like or f.date is not None):
+            id_col = c
+            break
+    created, why = choose_created_at(facts, {id_col} - {None})
+    fmt = facts[created].date.format if created else None
+    from leadq.pipelines.profiling.profile import LabelForm
+
+    return Proposal(id=id_col, id_why="", created_at=created, created_why=why,
+                    date_format=fmt, label=LabelForm("deals"))
