@@ -28,9 +28,14 @@ def main() -> None:
     y_train, y_test = train.pop("__label__").to_numpy(int), test.pop("__label__").to_numpy(int)
     for col in train.columns:
         if not pd.api.types.is_numeric_dtype(train[col]):
-            train[col] = train[col].astype("category")
-            # The test rows get the training categories (an unseen one is missing).
-            test[col] = pd.Categorical(test[col], categories=train[col].cat.categories)
+            # Categories held as Python objects: LightGBM and XGBoost cannot read pandas 3's
+            # string dtype. The test rows get the training categories (unseen = missing).
+            seen = pd.Index(sorted(train[col].dropna().astype(str).unique()), dtype=object)
+            train[col] = pd.Categorical(train[col].astype(object), categories=seen)
+            test[col] = pd.Categorical(test[col].astype(object), categories=seen)
+    # Column names as Python objects too: FLAML asks numpy about the columns' dtype.
+    train.columns = pd.Index(list(train.columns), dtype=object)
+    test.columns = pd.Index(list(test.columns), dtype=object)
     out = {}
     from lightgbm import LGBMClassifier
     from xgboost import XGBClassifier

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"
@@ -27,11 +26,13 @@ def main(leads: int = 100_000, train_leads: int = 50_000) -> dict:
     from leadq.features.tables import canonical_deals, canonical_feedback, coerce_leads
     from leadq.models.explain import explain, explain_leads, unwrap
     from leadq.pipelines.io.crm import CrmTables
+    from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.synthetic.crm import generate_crm, iter_lead_chunks
     from leadq.pipelines.train import train_models
 
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = copy.deepcopy(params)
+    # The packaged defaults with the repository's params over them (train_models reads keys
+    # the short params.yaml leaves to the defaults).
+    params = copy.deepcopy(load_params(REPO / "params.yaml"))
     params["train"]["candidates"] = ["hgb"]
     params["train"].setdefault("search", {})["enabled"] = False
     crm = generate_crm(train_leads, seed=21)

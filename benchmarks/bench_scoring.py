@@ -11,6 +11,7 @@ Targets (issue 7): peak RSS(10M) ≤ 1.5 × peak RSS(1M) for pandas; pandas end-
 
     .venv/bin/python benchmarks/bench_scoring.py                 # 1M and 10M, both engines
     .venv/bin/python benchmarks/bench_scoring.py --sizes 1000000 --no-spark
+    .venv/bin/python benchmarks/bench_scoring.py --versus-script   # against the 7-line script
 
 Inputs are cached under benchmarks/out/scoring/ (leadq synth --leads-only --format parquet),
 the model is trained once into benchmarks/out/scoring/store/. Writes benchmarks/out/
@@ -130,8 +131,9 @@ def ensure_model(train_leads: int) -> tuple[Path, str]:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for table in ("leads", "deals", "feedback"):
         params["data"][table]["path"] = str(crm[table])
-    params["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"
-    params["mlflow"]["artifact_location"] = "mlruns"
+    params["mlflow"] = {**(params.get("mlflow") or {}), "tracking_uri": "sqlite:///mlflow.db",
+                        "artifact_location": "mlruns"}
+    params.pop("recalibration", None)  # its paths point into the repository's demo output
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     print(f"training the benchmark model on {train_leads:,} leads", flush=True)
     out = subprocess.run([*LEADQ, "--json", "train", "--params", str(params_path)],
@@ -193,8 +195,75 @@ def bench_size(n: int, params_path: Path, uri: str, args) -> dict:
     return res
 
 
+# The script a doubter writes instead of `leadq score`: read, load the champion, predict, write.
+SEVEN_LINES = r"""
+import sys, mlflow, pandas as pd
+mlflow.set_tracking_uri(sys.argv[3])
+model = mlflow.sklearn.load_model(sys.argv[4])
+read = pd.read_parquet if sys.argv[1].endswith(".parquet") else pd.read_csv
+leads = read(sys.argv[1])
+leads["score"] = model.predict_proba(leads)[:, 1]
+leads[["lead_id", "score"]].to_parquet(sys.argv[2])
+"""
+
+
+def ensure_csv(n: int) -> Path:
+    """The n-lead file as CSV (what a CRM exports), from the cached Parquet."""
+    path = WORK / f"leads_{n}" / "leads.csv"
+    if not path.exists():
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        pacsv.write_csv(pq.read_table(ensure_leads(n)), path)
+    return path
+
+
+def versus_script(params_path: Path, uri: str, inputs: list[Path], pairs: int) -> list[dict]:
+    """`leadq score` against the seven-line script, each a whole process, alternating, the
+    median of `pairs` pairs: wall time and peak RSS of each, and their ratios."""
+    import statistics
+
+    store = params_path.parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+    script = WORK / "seven_lines.py"
+    script.write_text(SEVEN_LINES)
+    rows = []
+    for src in inputs:
+        runs: dict[str, list[dict]] = {"leadq": [], "script": []}
+        for k in range(pairs):
+            out = WORK / f"versus_{k}.parquet"
+            order = ("leadq", "script") if k % 2 == 0 else ("script", "leadq")
+            for who in order:
+                cmd = ([*LEADQ, "score", "--params", str(params_path), "--input", str(src),
+                        "--output", str(out), "--model-uri", uri] if who == "leadq" else
+                       [sys.executable, str(script), str(src), str(out),
+                        env["MLFLOW_TRACKING_URI"], uri])
+                runs[who].append(run_measured(cmd, env=env, cwd=store,
+                                              log=WORK / f"versus_{who}.log"))
+                out.unlink(missing_ok=True)
+        med = {who: {"seconds": statistics.median(r["seconds"] for r in rs),
+                     "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in rs)}
+               for who, rs in runs.items()}
+        rows.append({"input": src.name, "rows": int(src.parent.name.split("_")[-1]),
+                     **{f"{who}_{k}": v for who, m in med.items() for k, v in m.items()},
+                     "time_ratio": med["leadq"]["seconds"] / med["script"]["seconds"],
+                     "rss_ratio": med["leadq"]["peak_rss_mb"] / med["script"]["peak_rss_mb"],
+                     "pairs": pairs})
+        r = rows[-1]
+        print(f"  {r['rows']:>11,} {src.suffix:>8}: leadq {r['leadq_seconds']:.2f} s "
+              f"{r['leadq_peak_rss_mb']:.0f} MB · script {r['script_seconds']:.2f} s "
+              f"{r['script_peak_rss_mb']:.0f} MB · ratio {r['time_ratio']:.2f} time, "
+              f"{r['rss_ratio']:.2f} memory", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versus-script", action="store_true",
+                        help="only the comparison with the seven-line script (issue 18): "
+                             "1,000 and 1,000,000 rows as CSV, 10,000,000 as Parquet")
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--versus-sizes", default="1000,1000000,10000000")
     parser.add_argument("--sizes", default="1000000,10000000")
     parser.add_argument("--train-leads", type=int, default=30000)
     parser.add_argument("--raw-rows", type=int, default=2_000_000,
@@ -204,6 +273,15 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     params_path, uri = ensure_model(args.train_leads)
+    if args.versus_script:
+        sizes = [int(v) for v in args.versus_sizes.split(",")]
+        inputs = [ensure_csv(n) if n < 10_000_000 else ensure_leads(n) for n in sizes]
+        print(f"leadq score vs the seven-line script ({args.pairs} alternating pairs, median)")
+        rows = versus_script(params_path, uri, inputs, args.pairs)
+        OUT.mkdir(exist_ok=True)
+        (OUT / "bench_scoring_versus.json").write_text(json.dumps(
+            {"rows": rows, "load_avg": os.getloadavg()}, indent=2))
+        return
     results = {"model_uri": uri, "cpus": os.cpu_count(),
                "load_avg_start": os.getloadavg(), "sizes": {}}
     for n in [int(s) for s in args.sizes.split(",")]:

@@ -49,7 +49,9 @@ def prepare_store(work: Path, leads: int) -> tuple[Path, Path]:
                        check=True)
     for table in ("leads", "deals", "feedback"):
         params["data"][table]["path"] = str(crm / f"{table}.csv")
-    params["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"
+    # The repository's params.yaml holds only what differs from the defaults: no mlflow section.
+    params["mlflow"] = {**(params.get("mlflow") or {}), "tracking_uri": "sqlite:///mlflow.db"}
+    params.pop("recalibration", None)
     params["serve"] = {**(params.get("serve") or {}), "scoring_log": None, "access_log": False,
                        "reload_seconds": 30}
     path = work / "params.yaml"

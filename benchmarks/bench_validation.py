@@ -35,9 +35,12 @@ def _train(tmp: Path) -> tuple[dict, str]:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for table in ("leads", "deals", "feedback"):
         params["data"][table]["path"] = str(crm[table])
-    params["mlflow"].update({"tracking_uri": "sqlite:///mlflow.db", "artifact_location": "mlruns"})
-    params["train"]["search"] = {"enabled": False}
-    params["registry"]["criteria"] = {}
+    # The repository's params.yaml holds only what differs from the defaults.
+    params["mlflow"] = {**(params.get("mlflow") or {}), "tracking_uri": "sqlite:///mlflow.db",
+                        "artifact_location": "mlruns"}
+    params.pop("recalibration", None)
+    params.setdefault("train", {})["search"] = {"enabled": False}
+    params.setdefault("registry", {})["criteria"] = {}
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     summary = train_main(str(path))

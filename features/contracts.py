@@ -100,6 +100,9 @@ class RowCheck:
     # one frame (`leadq serve`) tell each request its own warnings.
     warning_masks: dict[str, np.ndarray] = field(default_factory=dict)
     duplicate_ids: int = 0
+    # The numbers and dates the rules parsed, per column, for every row of the frame: typing
+    # the good rows reuses them (features.tables.coerce_leads) instead of parsing again.
+    parsed: dict[str, dict] = field(default_factory=dict)
 
     @property
     def bad(self) -> np.ndarray:
@@ -371,6 +374,7 @@ class _Frame:
         self.personal = personal
         self.cols: dict[str, _Col] = {}
         self.dates: dict[str, pd.Series] = {}
+        self.numbers: dict[str, np.ndarray] = {}  # filled by number rules (see _number)
 
     def col(self, name: str | None) -> _Col | None:
         if not name or name not in self.frame.columns:
@@ -444,7 +448,9 @@ def _mostly_present(f: _Frame, x: None, r: Rule) -> np.ndarray | None:
 
 
 def _number(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
-    return ~x.blank() & np.isnan(x.numbers())
+    numbers = x.numbers()
+    f.numbers[r.column] = numbers  # typing the good rows reuses them (RowCheck.parsed)
+    return ~x.blank() & np.isnan(numbers)
 
 
 def _finite(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
@@ -493,12 +499,16 @@ CHECKS: dict[Kind, object] = {
 
 
 def rule_masks(frame: pd.DataFrame, table: str, params: dict, reference: dict | None = None,
-               *, duplicates: np.ndarray | None = None) -> list[tuple[Rule, np.ndarray]]:
+               *, duplicates: np.ndarray | None = None, parsed: dict | None = None,
+               ) -> list[tuple[Rule, np.ndarray]]:
     """Every row and warning rule of `table` that could run on `frame`, with the rows it
-    flags, in rule-table order. Table-level rules are `check_columns` / `check_totals`."""
+    flags, in rule-table order. Table-level rules are `check_columns` / `check_totals`.
+    `parsed`, when given, receives the numbers and dates the rules parsed (RowCheck.parsed)."""
     spec = params["data"][table]
     f = _Frame(frame, spec.get("id"), duplicates,
                frozenset(spec.get("personal") or ()) if table == "leads" else frozenset())
+    if parsed is not None:
+        parsed["numbers"], parsed["dates"] = f.numbers, f.dates
     out = []
     for rule in rules_for(table, params, reference):
         if rule.level not in (ROW, WARNING):
@@ -530,7 +540,9 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
     warn_examples: dict[str, list[str]] = {}
     warn_masks: dict[str, np.ndarray] = {}
     id_name = params["data"][table].get("id")
-    for rule, mask in rule_masks(frame, table, params, reference, duplicates=duplicates):
+    parsed: dict = {}
+    for rule, mask in rule_masks(frame, table, params, reference, duplicates=duplicates,
+                                 parsed=parsed):
         if rule.level == WARNING:
             if mask.any():
                 values = frame[rule.column]
@@ -546,7 +558,7 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
     reasons, primary = c.result()
     return RowCheck(reasons=reasons, primary=primary, examples=c.examples, warnings=warnings,
                     warning_examples=warn_examples, warning_masks=warn_masks, duplicate_ids=dups,
-                    _bad=c.first >= 0, _counts=c.counts())
+                    parsed=parsed, _bad=c.first >= 0, _counts=c.counts())
 
 
 def check_rows(frame: pd.DataFrame, table: str, params: dict,

@@ -52,20 +52,33 @@ def _ids(values: pd.Series) -> pd.Series:
     return values.astype("str").str.strip()
 
 
-def coerce_leads(leads: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """Give every model input column its type: text for categories, float for numbers, datetime."""
+def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
+                 ) -> pd.DataFrame:
+    """Give every model input column its type: text for categories, float for numbers, datetime.
+
+    `parsed`: numbers and dates the contract already parsed from these rows
+    (features.contracts.RowCheck.parsed, restricted to them), reused instead of parsing the
+    text a second time."""
     spec = params["data"]["leads"]
     roles = model_inputs(params)
+    numbers = (parsed or {}).get("numbers") or {}
+    dates = (parsed or {}).get("dates") or {}
     out = leads.copy()
     if spec.get("id"):  # an export without an id column is scored by row (pipelines/score.py)
         out[spec["id"]] = _ids(leads[spec["id"]])
-    if spec.get("created_at") and spec["created_at"] in out:
-        out[spec["created_at"]] = parse_dates(leads[spec["created_at"]], spec.get("date_format"))
+    created = spec.get("created_at")
+    if created and created in out:
+        if created in dates:
+            out[created] = pd.Series(dates[created], index=leads.index).astype("datetime64[ns]")
+        else:
+            out[created] = parse_dates(leads[created], spec.get("date_format"))
     for col in [*roles["categorical"], roles["job_title"], roles["email"]]:
         if col and col in out:
             out[col] = _text(leads[col])
     for col in roles["numeric"]:
-        if col in out:
+        if col in numbers:
+            out[col] = pd.Series(numbers[col], index=leads.index, dtype="float64")
+        elif col in out:
             out[col] = pd.to_numeric(leads[col], errors="coerce").astype("float64")
     return out
 

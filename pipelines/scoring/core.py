@@ -64,6 +64,11 @@ def score_leads(
     return out
 
 
+def _rows(values, keep: np.ndarray) -> np.ndarray:
+    """The kept rows of a per-row array or Series (positions, as the frame was checked)."""
+    return np.asarray(values)[keep]
+
+
 def check_and_score(
     raw: pd.DataFrame,
     model: ScoringModel,
@@ -93,6 +98,8 @@ def check_and_score(
     good = ~check.bad
     if not good.any():
         return check, None
-    out = score_leads(coerce_leads(raw.loc[good], params), model, params, scored_at=scored_at,
-                      explain=explain, id_hashes=hashes[good])
+    parsed = {kind: {col: _rows(values, good) for col, values in found.items()}
+              for kind, found in check.parsed.items()}
+    out = score_leads(coerce_leads(raw.loc[good], params, parsed), model, params,
+                      scored_at=scored_at, explain=explain, id_hashes=hashes[good])
     return check, out

@@ -114,6 +114,9 @@ def _why_no_champion(uri: str) -> str:
             f"with --model-uri models:/{name}/{newest.version}")
 
 
+_LOADED: dict[tuple, Any] = {}  # the last registered version loaded in this process
+
+
 def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringModel:
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -123,14 +126,27 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
     configure(params)
     uri = model_uri or default_model_uri(params)
     try:
+        # One registry look-up: the version (with its tags: bar, tiers, correction); the
+        # artifacts are then fetched by the version's own source, not by resolving again.
         mv = registry_version(uri)
-        with tempfile.TemporaryDirectory(prefix="leadq-model-") as local:
-            # MLflow's own requirements check scans every installed distribution: 1.2 s of
-            # each scoring run. The model pins a handful of packages; check those instead.
-            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=local)
-            check_model_types(path, uri)
-            model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
-            warn_environment_mismatch(Path(local), model.metadata, uri)
+        key = ((mlflow.get_tracking_uri(), mv.name, str(mv.version), str(mv.source))
+               if mv is not None else None)
+        model = _LOADED.get(key) if key else None
+        if model is None:
+            with tempfile.TemporaryDirectory(prefix="leadq-model-") as local:
+                # MLflow's own requirements check scans every installed distribution: 1.2 s
+                # of each scoring run. The model pins a handful of packages; check those.
+                source = (mv.source if mv is not None and str(mv.source or "").startswith(
+                    ("models:/m-", "runs:/")) else uri)
+                path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=local)
+                check_model_types(path, uri)
+                model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
+                warn_environment_mismatch(Path(local), model.metadata, uri)
+            if key:
+                # A registered version's artifacts never change: a process that loads it again
+                # (leadq serve following the champion alias back and forth) reuses it.
+                _LOADED.clear()
+                _LOADED[key] = model
     except MlflowException as exc:
         raise LeadqError(
             f"cannot load model {uri}: {exc.message.splitlines()[0]}"

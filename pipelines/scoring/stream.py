@@ -43,7 +43,7 @@ from leadq.pipelines.io.spreadsheet import guard_formulas
 
 T = TypeVar("T")
 
-DEFAULT_CHUNK_SIZE = 200_000
+DEFAULT_CHUNK_SIZE = 100_000
 LOG_EVERY_SECONDS = 10.0
 _END = object()
 
