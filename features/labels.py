@@ -96,8 +96,15 @@ def label_leads(
     return out
 
 
-POSITIVE_VALUES = ("1", "1.0", "true", "t", "yes", "y", "won")
-NEGATIVE_VALUES = ("0", "0.0", "false", "f", "no", "n", "lost")
+POSITIVE_VALUES = ("1", "true", "t", "yes", "y", "won")
+NEGATIVE_VALUES = ("0", "false", "f", "no", "n", "lost")
+
+
+def _canonical(text: pd.Series) -> pd.Series:
+    """Outcome spellings compared loosely: case and padding ignored, and a whole number the
+    same however it is written ("1", "1.0": a refreshed export whose column became float)."""
+    out = text.str.strip().str.lower()
+    return out.str.replace(r"^([+-]?\d+)\.0*$", r"\1", regex=True)
 
 
 def leads_carry_label(leads_spec: dict) -> bool:
@@ -115,11 +122,11 @@ def labels_from_column(values: pd.Series, *, column: str, won: list | None = Non
     true/false, yes/no spellings); `open_values` are stages still being worked: censored, like
     a lead younger than the horizon. Any other value is an error, never a silent negative."""
     def norm(items) -> set[str]:
-        return {str(v).strip().lower() for v in items}
+        return set(_canonical(pd.Series([str(v) for v in items], dtype="string")))
 
     pos = norm(won) if won else set(POSITIVE_VALUES)
     neg = norm(lost) if lost else set(NEGATIVE_VALUES)
-    text = values.astype("string").str.strip().str.lower()
+    text = _canonical(values.astype("string"))
     label = pd.Series(np.nan, index=values.index)
     label[text.isin(pos).fillna(False).to_numpy(bool)] = 1.0
     label[text.isin(neg).fillna(False).to_numpy(bool)] = 0.0
@@ -129,7 +136,9 @@ def labels_from_column(values: pd.Series, *, column: str, won: list | None = Non
     if bad.any():
         # Distinct values of an outcome column are stage names or 0/1 spellings, not personal.
         shown = ", ".join(repr(v) for v in values[bad].astype(str).str.strip().unique()[:6])
-        raise ValueError(
+        from leadq.errors import BadInputError
+
+        raise BadInputError(
             f"label column {column!r} has values that are neither converted nor not converted: "
             f"{shown}; list them in data.leads.label_won, label_lost or label_open")
     status = np.where(label.isna(), CENSORED, GIVEN)

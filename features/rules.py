@@ -276,6 +276,8 @@ def _allowed(table: str, spec: dict) -> list[str]:
     keys = (("won_values", "won"), ("lost_values", "lost")) if table == "deals" else (
         ("accepted_values", "accepted"), ("rejected_values", "rejected"))
     values = [v for key, default in keys for v in list(spec.get(key) or [default])]
+    if table == "deals":
+        values += list(spec.get("open_values") or [])
     return sorted({str(v).strip().lower() for v in values})
 
 

@@ -93,6 +93,10 @@ def canonical_deals(deals: pd.DataFrame, spec: dict) -> pd.DataFrame:
         outcome = deals[spec["outcome"]].astype("string").str.strip().str.lower()
         won_values = {str(v).lower() for v in spec.get("won_values", ["won"])}
         out["won"] = outcome.isin(won_values).fillna(False).astype(bool)
+        # A deal still being worked is neither: it leaves the table, its lead undecided.
+        open_values = {str(v).lower() for v in spec.get("open_values") or []}
+        if open_values:
+            out = out[~outcome.isin(open_values).fillna(False).to_numpy(bool)]
     else:
         out["won"] = True
     if spec.get("amount") and spec["amount"] in deals:
@@ -140,7 +144,16 @@ def build_labels(
                                   open_values=spec.get("label_open")), None
     created_col = spec.get("created_at")
     if spec.get("converted_at"):
-        converted = parse_dates(leads[spec["converted_at"]], spec.get("date_format"))
+        fmt = spec.get("converted_at_format") or spec.get("date_format")
+        converted = parse_dates(leads[spec["converted_at"]], fmt)
+        cells = leads[spec["converted_at"]].astype("string").str.strip()
+        unread = int(((cells != "").fillna(False) & converted.isna()).sum())
+        if unread > 0.05 * max(int((cells != "").fillna(False).sum()), 1):
+            from leadq.errors import BadInputError
+
+            raise BadInputError(
+                f"data.leads.converted_at: {unread:,} filled cells of {spec['converted_at']!r} "
+                f"are not dates in the format {fmt!r}; set data.leads.converted_at_format")
         created = leads[created_col] if created_col else None
         as_of = resolve_as_of(label_params, converted, created)
         return labels_from_conversion_date(

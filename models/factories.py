@@ -85,7 +85,10 @@ def make_logreg(params: dict) -> Pipeline:
                 Pipeline([
                     ("impute", SimpleImputer(strategy="median", add_indicator=True,
                                              keep_empty_features=True)),
-                    ("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one")),
+                    # Counts are heavy-tailed (log); balances and rates may be linear as they
+                    # are: searched (train.logreg.numeric_scale), log by default.
+                    *([("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one"))]
+                      if cfg.get("numeric_scale", "log") == "log" else []),
                     ("scale", StandardScaler()),
                 ]),
                 feats.numeric_out(),

@@ -28,6 +28,7 @@ SPACES = {
         "C": ("log_float", 1e-3, 10.0),
         "class_weight": ("choice", [None, "balanced"]),
         "high_cardinality": ("choice", ["target", "onehot"]),
+        "numeric_scale": ("choice", ["log", "linear"]),
     },
     "hgb": {
         "learning_rate": ("log_float", 0.02, 0.2),
@@ -41,7 +42,8 @@ SPACES = {
 # Trial 1 of every search: scikit-learn's own defaults with the plainest encoding, so the
 # search can only improve on what the library-default baselines (models/baselines.py) do.
 LIBRARY_DEFAULTS = {
-    "logreg": {"C": 1.0, "class_weight": None, "high_cardinality": "onehot"},
+    "logreg": {"C": 1.0, "class_weight": None, "high_cardinality": "onehot",
+               "numeric_scale": "linear"},
     "hgb": {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
             "l2_regularization": 1e-3, "class_weight": None, "high_cardinality": "native"},
 }

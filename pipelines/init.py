@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from leadq.errors import BadInputError
+from leadq.features.labels import NEGATIVE_VALUES, POSITIVE_VALUES
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.profiling.profile import (
     LABEL_WORDS,
@@ -166,6 +167,15 @@ def render(tree: dict, comments: dict[str, str], *, header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _standard(values, known) -> bool:
+    """Whether every spelling is one the label reader knows anyway (1 / 1.0, TRUE, yes, …):
+    then none is written, and a refreshed export spelling them another known way still reads."""
+    import re as _re
+
+    return all(_re.sub(r"^([+-]?\d+)\.0*$", r"\1", str(v).strip().lower()) in known
+               for v in values)
+
+
 def _slug(path: Path) -> str:
     from leadq.pipelines.profiling.sniff import name_tokens
 
@@ -214,13 +224,17 @@ def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes
             leads["label_lost"] = list(form.lost)
             leads["label_open"] = list(form.open)
             c["data.leads.label_open"] = "still being worked: censored"
-        else:
+        elif not _standard(form.won, POSITIVE_VALUES) or not _standard(form.lost,
+                                                                          NEGATIVE_VALUES):
             leads["label_won"] = list(form.won)
             leads["label_lost"] = list(form.lost)
     elif form.kind == "converted_at":
         leads["converted_at"] = form.column
         c["data.leads.converted_at"] = (f"{form.why}: positive within label.horizon_days "
                                         f"({horizon_days}) of created_at")
+        if form.date_format and form.date_format != (proposal.date_format or "ISO8601"):
+            leads["converted_at_format"] = form.date_format
+            c["data.leads.converted_at_format"] = "sniffed: not the format of created_at"
     personal = proposal.columns("personal") + proposal.columns("email")
     if personal:
         leads["personal"] = personal
@@ -363,6 +377,11 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
             lname += "_2"
         cols = [col for col in table.columns if col != key and col not in frame.columns]
         clash = [col for col in table.columns if col != key and col in frame.columns]
+        if not cols:
+            raise BadInputError(
+                f"{path}: every column of the lookup is already a leads column "
+                f"({', '.join(clash)}): nothing to join; drop --lookup {arg}, or rename the "
+                "columns in one of the files")
         frame, unmatched = join_lookup(frame, table, on=on, key=key, columns=cols)
         lookup_tables.update({col: lname for col in cols})
         tree = {"path": _rel(path, out_dir), "key": key}
@@ -390,9 +409,11 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
         lead_col, closed, outcome, ofacts, dfacts = _deal_columns(dframe, frame[pre.id],
                                                                   today=today)
         won = lost = None
+        open_stages: list[str] = []
         if ofacts is not None:
             if ofacts.stage:
                 won, lost = list(ofacts.stage.won), list(ofacts.stage.lost)
+                open_stages = list(ofacts.stage.open)
             else:
                 won, lost = ofacts.binary
         closed_fmt = dfacts[closed].date.format
@@ -410,6 +431,9 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
         dcom["data.deals.closed_at"] = "the deal's date"
         if outcome:
             dtree.update({"outcome": outcome, "won_values": won, "lost_values": lost})
+            if open_stages:
+                dtree["open_values"] = open_stages
+                dcom["data.deals.open_values"] = "still being worked: neither won nor lost"
         else:
             dcom["data.deals.closed_at"] += "; no outcome column: every deal listed is a win"
         deals_info = {"tree": dtree, "comments": dcom}
@@ -420,7 +444,9 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
                 since = str(start.date())
 
     proposal = propose(frame, today=today, label=label, deals_label=deals_label,
-                       horizon_days=horizon, lookup_tables=lookup_tables)
+                       horizon_days=horizon, lookup_tables=lookup_tables,
+                       lookup_keys=frozenset(s["tree"].get("on") or s["tree"]["key"]
+                                             for s in lookup_specs.values()))
     name = name or f"leadq-{_slug(leads_path)}"
     tree, comments = build(proposal, leads_path=leads_path, leads_spec=leads_spec,
                            leads_notes=leads_notes, out_dir=out_dir, deals=deals_info,

@@ -90,6 +90,7 @@ class LabelForm:
     lost: tuple[str, ...] = ()
     open: tuple[str, ...] = ()
     why: str = ""
+    date_format: str | None = None  # converted_at: its own sniffed format
 
 
 @dataclass
@@ -206,8 +207,8 @@ def label_candidates(facts: dict[str, ColumnFacts], *, created_at: str | None) -
                                      f"open (censored) {list(st.open)}"))
         elif (f.date is not None and name != created_at
               and _has_words(f.tokens, CONVERSION_DATE_WORDS)):
-            out.append(LabelForm("converted_at", name,
-                                 why="a date named like a conversion date"))
+            out.append(LabelForm("converted_at", name, why="a date named like a conversion date",
+                                 date_format=f.date.format))
     return out
 
 
@@ -223,7 +224,8 @@ def label_from_column(name: str, f: ColumnFacts) -> LabelForm:
                          why=f"--label; won {list(st.won)}, lost {list(st.lost)}, open "
                              f"(censored) {list(st.open)}")
     if f.date is not None:
-        return LabelForm("converted_at", name, why="--label; a date: the conversion date")
+        return LabelForm("converted_at", name, why="--label; a date: the conversion date",
+                         date_format=f.date.format)
     raise ProfileError(
         f"--label {name}: not an outcome leadq can read: expected two values (0/1, yes/no, "
         "TRUE/FALSE), a stage column with won and lost values, or a conversion date")
@@ -313,7 +315,8 @@ def input_role(f: ColumnFacts) -> Role:
 def choose_created_at(facts: dict[str, ColumnFacts], taken: set[str]) -> tuple[str | None, str]:
     dates = [n for n, f in facts.items() if f.date is not None and n not in taken
              and not is_personal(f) and not leak_words(f)
-             and not _has_words(f.tokens, CONVERSION_DATE_WORDS)]
+             and not _has_words(f.tokens, CONVERSION_DATE_WORDS)
+             and f.blank_share < 0.5]  # a lead without its date is rejected: half is too many
     if not dates:
         return None, "no date column: the split is stratified random"
     for word in CREATED_WORDS:
@@ -332,7 +335,8 @@ def choose_created_at(facts: dict[str, ColumnFacts], taken: set[str]) -> tuple[s
 
 def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = None,
             deals_label: pd.Series | None = None, horizon_days: int = 90,
-            lookup_tables: dict[str, str] | None = None) -> Proposal:
+            lookup_tables: dict[str, str] | None = None,
+            lookup_keys: frozenset[str] = frozenset()) -> Proposal:
     """The guesses for a leads frame (raw text cells, lookup columns already joined).
 
     `deals_label`: the label from a deals table (init computed it), when one was given;
@@ -417,6 +421,9 @@ def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = Non
         if useless.role == "left_out" and useless.why.startswith(("constant", "near-empty")):
             useless.table = table
             roles.append(useless)  # constant or empty: no need to suspect it of anything
+            continue
+        if c in lookup_keys and f.numeric_share >= NUMERIC_SHARE:
+            roles.append(Role(c, "lookup_key", "a numeric lookup key: joins, is no input"))
             continue
         if table == "leads" and sniff.id_reason(frame[c], c):
             roles.append(Role(c, "left_out", "another unique identifier (a record number "

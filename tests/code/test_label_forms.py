@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadq.errors import BadInputError
 from leadq.features.labels import (
     CENSORED,
     GIVEN,
@@ -57,14 +58,14 @@ def test_configured_values_replace_the_default_spellings():
     out = labels_from_column(pd.Series(["Closed Won", "Closed Lost"]), column="stage",
                              won=["Closed Won"], lost=["Closed Lost"])
     assert _labels(out) == [1.0, 0.0]
-    with pytest.raises(ValueError, match="'yes'"):
+    with pytest.raises(BadInputError, match="'yes'"):
         labels_from_column(pd.Series(["Closed Won", "yes"]), column="stage",
                            won=["Closed Won"], lost=["Closed Lost"])
 
 
 def test_an_unknown_stage_is_an_error_naming_the_column_the_value_and_the_keys():
     values = pd.Series(["Won", "Lost", "Open", "Proposal Sent"])
-    with pytest.raises(ValueError) as exc:
+    with pytest.raises(BadInputError) as exc:
         labels_from_column(values, column="stage", won=["Won"], lost=["Lost"],
                            open_values=["Open"])
     message = str(exc.value)
@@ -75,7 +76,7 @@ def test_an_unknown_stage_is_an_error_naming_the_column_the_value_and_the_keys()
 
 
 def test_an_open_stage_is_an_error_when_label_open_does_not_list_it():
-    with pytest.raises(ValueError, match="label_open"):
+    with pytest.raises(BadInputError, match="label_open"):
         labels_from_column(pd.Series(["Won", "Lost", "Open"]), column="stage",
                            won=["Won"], lost=["Lost"])
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadq.errors import BadInputError
 from leadq.features.labels import (
     CENSORED,
     LOST,
@@ -118,5 +119,5 @@ def test_label_column_mode_accepts_common_spellings_and_refuses_others():
     out = labels_from_column(pd.Series(["1", "0", "yes", None, "False"]), column="converted")
     assert out["label"].tolist()[:3] == [1.0, 0.0, 1.0]
     assert np.isnan(out["label"].iloc[3]) and out["label"].iloc[4] == 0.0
-    with pytest.raises(ValueError, match="converted"):
+    with pytest.raises(BadInputError, match="converted"):
         labels_from_column(pd.Series(["1", "maybe"]), column="converted")
