@@ -100,7 +100,7 @@ POSITIVE_VALUES = ("1", "true", "t", "yes", "y", "won")
 NEGATIVE_VALUES = ("0", "false", "f", "no", "n", "lost")
 
 
-def _canonical(text: pd.Series) -> pd.Series:
+def canonical_outcome(text: pd.Series) -> pd.Series:
     """Outcome spellings compared loosely: case and padding ignored, and a whole number the
     same however it is written ("1", "1.0": a refreshed export whose column became float)."""
     out = text.str.strip().str.lower()
@@ -122,11 +122,11 @@ def labels_from_column(values: pd.Series, *, column: str, won: list | None = Non
     true/false, yes/no spellings); `open_values` are stages still being worked: censored, like
     a lead younger than the horizon. Any other value is an error, never a silent negative."""
     def norm(items) -> set[str]:
-        return set(_canonical(pd.Series([str(v) for v in items], dtype="string")))
+        return set(canonical_outcome(pd.Series([str(v) for v in items], dtype="string")))
 
     pos = norm(won) if won else set(POSITIVE_VALUES)
     neg = norm(lost) if lost else set(NEGATIVE_VALUES)
-    text = _canonical(values.astype("string"))
+    text = canonical_outcome(values.astype("string"))
     label = pd.Series(np.nan, index=values.index)
     label[text.isin(pos).fillna(False).to_numpy(bool)] = 1.0
     label[text.isin(neg).fillna(False).to_numpy(bool)] = 0.0

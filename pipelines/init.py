@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from leadq.errors import BadInputError
-from leadq.features.labels import NEGATIVE_VALUES, POSITIVE_VALUES
+from leadq.features.labels import NEGATIVE_VALUES, POSITIVE_VALUES, canonical_outcome
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.profiling.profile import (
     LABEL_WORDS,
@@ -170,10 +170,8 @@ def render(tree: dict, comments: dict[str, str], *, header: list[str]) -> str:
 def _standard(values, known) -> bool:
     """Whether every spelling is one the label reader knows anyway (1 / 1.0, TRUE, yes, …):
     then none is written, and a refreshed export spelling them another known way still reads."""
-    import re as _re
-
-    return all(_re.sub(r"^([+-]?\d+)\.0*$", r"\1", str(v).strip().lower()) in known
-               for v in values)
+    spelt = canonical_outcome(pd.Series([str(v) for v in values], dtype="string"))
+    return bool(spelt.isin(known).all())
 
 
 def _slug(path: Path) -> str:
@@ -480,19 +478,12 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
 def propose_id_and_date(frame: pd.DataFrame, *, today: pd.Timestamp,
                         lookup_tables: dict[str, str]) -> Proposal:
     """The id and created_at guesses alone (the deals label needs them before the rest)."""
-    from leadq.pipelines.profiling.profile import choose_created_at
-    from leadq.pipelines.profiling.sniff import id_reason
+    from leadq.pipelines.profiling.profile import LabelForm, choose_created_at, choose_id
 
     facts = {c: column_facts(frame[c], c, today=today) for c in frame.columns
              if c not in lookup_tables}
-    id_col = None
-    for c, f in facts.items():
-        if id_reason(frame[c], c) and not (f.email_like or f.date is not None):
-            id_col = c
-            break
+    id_col, id_why = choose_id(frame, facts, skip=set())
     created, why = choose_created_at(facts, {id_col} - {None})
     fmt = facts[created].date.format if created else None
-    from leadq.pipelines.profiling.profile import LabelForm
-
-    return Proposal(id=id_col, id_why="", created_at=created, created_why=why,
+    return Proposal(id=id_col, id_why=id_why, created_at=created, created_why=why,
                     date_format=fmt, label=LabelForm("deals"))

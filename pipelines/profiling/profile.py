@@ -312,6 +312,18 @@ def input_role(f: ColumnFacts) -> Role:
     return Role(f.name, "categorical", f"{f.distinct} categories")
 
 
+def choose_id(frame: pd.DataFrame, facts: dict[str, ColumnFacts], *, skip: set[str]
+              ) -> tuple[str | None, str]:
+    """The first column that is a record id (sniff.id_reason), and why; or None and why not."""
+    for c, f in facts.items():
+        if c in skip:
+            continue
+        why = sniff.id_reason(frame[c], c)
+        if why and not (f.email_like or f.date is not None):
+            return c, why
+    return None, "no column is unique and never blank: scores go beside the rows"
+
+
 def choose_created_at(facts: dict[str, ColumnFacts], taken: set[str]) -> tuple[str | None, str]:
     dates = [n for n, f in facts.items() if f.date is not None and n not in taken
              and not is_personal(f) and not leak_words(f)
@@ -345,14 +357,7 @@ def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = Non
     facts = {c: column_facts(frame[c], c, today=today) for c in frame.columns}
     roles: list[Role] = []
 
-    id_col, id_why = None, "no column is unique and never blank: scores go beside the rows"
-    for c, f in facts.items():
-        if c in lookup_tables:
-            continue
-        why = sniff.id_reason(frame[c], c)
-        if why and not (f.email_like or f.date is not None):
-            id_col, id_why = c, why
-            break
+    id_col, id_why = choose_id(frame, facts, skip=set(lookup_tables))
     taken = {id_col} - {None}
 
     created_at, created_why = choose_created_at(facts, taken | set(lookup_tables))
