@@ -11,11 +11,18 @@ DERIVED_DATE_PARTS = ("created_doy_sin", "created_doy_cos", "created_weekday")
 
 
 def model_inputs(params: dict) -> dict[str, list[str] | str | None]:
-    """Raw columns the model reads, by role, from params.yaml's features and data.leads."""
+    """Raw columns the model reads, by role, from params.yaml's features and data.leads.
+
+    "activity": the point-in-time aggregates of data.activities (features/activities.py),
+    numbers computed beside the leads file rather than read from it."""
+    from leadq.features.activities import activity_spec
+
     feats, leads = params["features"], params["data"]["leads"]
+    spec = activity_spec(params)
     return {
         "categorical": list(feats.get("categorical") or []),
         "numeric": list(feats.get("numeric") or []),
+        "activity": spec.feature_names() if spec else [],
         "email": feats.get("email_column"),
         "job_title": feats.get("job_title_column"),
         "created_at": leads.get("created_at") if feats.get("date_parts", True) else None,
@@ -25,7 +32,7 @@ def model_inputs(params: dict) -> dict[str, list[str] | str | None]:
 def raw_input_columns(params: dict) -> list[str]:
     """Every raw lead column the registered model takes, in a stable order."""
     roles = model_inputs(params)
-    cols = roles["categorical"] + roles["numeric"]
+    cols = roles["categorical"] + roles["numeric"] + roles["activity"]
     cols += [c for c in (roles["email"], roles["job_title"], roles["created_at"]) if c]
     seen: dict[str, None] = {}
     for col in cols:
@@ -59,6 +66,9 @@ def forbidden_columns(params: dict) -> dict[str, str]:
         reasons[col] = "personal data is never a direct model input"
     for col in params["features"].get("extra_forbidden") or []:
         reasons[col] = "listed in features.extra_forbidden"
+    for col in params["features"].get("snapshot_columns") or []:
+        reasons[col] = ("an export-day counter (features.snapshot_columns): it keeps rising "
+                        "after a lead converts; use the activity log's point-in-time features")
     return reasons
 
 

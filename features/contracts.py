@@ -74,7 +74,7 @@ __all__ = ["DEFAULTS", "EARLIEST", "TABLES", "EXAMPLES_PER_REASON", "RowCheck", 
            "parse_numbers", "profile", "required_columns", "rule_masks", "settings",
            "suite_expectations"]
 
-TABLES = ("leads", "deals", "feedback")
+TABLES = ("leads", "deals", "feedback", "activities")
 EXAMPLES_PER_REASON = 3
 
 
@@ -468,6 +468,13 @@ def _max(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
 
 
 def _in_set(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
+    if r.table == "activities":  # types compare as features.activities.type_key spells them
+        from leadq.features.activities import type_key
+
+        allowed = set(r.params["allowed"])
+        return ~x.mapped(("type_key", frozenset(allowed)),
+                         lambda u: u.map(type_key).isin(allowed).to_numpy(dtype=bool),
+                         True, by_value=True).astype(bool)
     return ~x.in_set(set(r.params["allowed"]))
 
 

@@ -175,6 +175,18 @@ CONTRACT: dict[str, tuple[RuleSpec, ...]] = {
         *_for("rating", _NUMBER_RULES),
         *_for("first_contact_at", tuple(s for s in _DATE_RULES if s.kind != Kind.NOT_BLANK)),
     ),
+    # The activity log (features/activities.py): a bad event is quarantined, a type nobody
+    # listed is left out with a warning (a new kind of event must not stop scoring).
+    "activities": (
+        *_table_rules(duplicates=False),
+        RuleSpec("lead_id", Kind.NOT_BLANK, ROW, "{column}: missing"),
+        RuleSpec("lead_id", Kind.KNOWN_LEAD, ROW, "{column}: unknown lead", ("lead_created",),
+                 evaluator_only=_CROSS_TABLE),
+        *_for("occurred_at", _DATE_RULES),
+        RuleSpec("type", Kind.NOT_BLANK, ROW, "{column}: missing"),
+        RuleSpec("type", Kind.IN_SET, WARNING, "unknown_activity_type:{column}", ("allowed",)),
+        *_for("value", _NUMBER_RULES),
+    ),
 }
 
 
@@ -221,6 +233,8 @@ def required_columns(table: str, params: dict, *, for_training: bool = True) -> 
             cols = [c for c in cols if c not in supplied] + [lookup.get("on") or lookup["key"]]
     elif table == "deals":
         cols = [spec.get("lead_id"), spec.get("closed_at"), spec.get("outcome")]
+    elif table == "activities":
+        cols = [spec.get("lead_id"), spec.get("occurred_at"), spec.get("type")]
     else:
         cols = [spec.get("lead_id"), spec.get("feedback_at"), spec.get("status")]
     return list(dict.fromkeys(c for c in cols if c))
@@ -273,6 +287,11 @@ def _columns(role: str, table: str, params: dict, reference: dict,
 
 
 def _allowed(table: str, spec: dict) -> list[str]:
+    if table == "activities":
+        from leadq.features.activities import type_key
+
+        return sorted({type_key(v) for v in [*(spec.get("types") or []),
+                                             *(spec.get("sales_types") or [])]})
     keys = (("won_values", "won"), ("lost_values", "lost")) if table == "deals" else (
         ("accepted_values", "accepted"), ("rejected_values", "rejected"))
     values = [v for key, default in keys for v in list(spec.get(key) or [default])]
@@ -296,6 +315,8 @@ def _bound(table: str, column: str, cfg: dict, side: str) -> dict | None:
     elif table == "deals":
         # A deal amount is money received: never negative, and no parameter changes that.
         value, setting = (0.0 if side == "min" else None), ""
+    elif table == "activities":
+        value, setting = None, ""  # an event's value (pages, seconds, score) has no bound
     else:
         pair = list(cfg.get("rating_range") or [None, None])
         value, setting = pair[0 if side == "min" else 1], "contracts.rating_range"

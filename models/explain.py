@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leadq.features.activities import describe, is_activity_feature
 from leadq.features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
 
 METHOD_TREE = "exact path-dependent Tree SHAP (log-odds of the uncalibrated HGB)"
@@ -417,6 +418,9 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for col in raw_columns_of(pipeline):
         values = X[col]
+        if is_activity_feature(col):  # "3 content downloads in the last 30 days"
+            out[col] = np.array([describe(col, v) for v in values.tolist()], dtype=object)
+            continue
         if col == feats.email:
             flag = email_is_corporate(values).to_numpy()
             text = np.where(flag == 1.0, "corporate", np.where(flag == 0.0, "free-mail",
@@ -463,14 +467,17 @@ def reason_texts(points: pd.DataFrame, shown: dict[str, np.ndarray], pipeline,
     feats = pipeline.named_steps["features"]
     cols = list(points.columns)
     labels = [_label(c, feats) for c in cols]
+    # An activity feature's shown value is already a phrase ("3 webinars in the last 30 days").
+    heads = [("{}" if is_activity_feature(c) else label + " = {}") for c, label in
+             zip(cols, labels, strict=True)]
     vals = points.to_numpy()
     order = np.argsort(-vals, axis=1, kind="stable")
     pos_out, neg_out = [], []
     for r in range(len(vals)):
         row, idx = vals[r], order[r]
-        pos = [f"{labels[j]} = {shown[cols[j]][r]}: {row[j]:+.1f} points"
+        pos = [f"{heads[j].format(shown[cols[j]][r])}: {row[j]:+.1f} points"
                for j in idx[:top] if row[j] >= 0.05]
-        neg = [f"{labels[j]} = {shown[cols[j]][r]}: {row[j]:+.1f} points"
+        neg = [f"{heads[j].format(shown[cols[j]][r])}: {row[j]:+.1f} points"
                for j in idx[::-1][:top] if row[j] <= -0.05]
         pos_out.append("; ".join(pos))
         neg_out.append("; ".join(neg))

@@ -32,7 +32,7 @@ def lead_features(params: dict) -> LeadFeatures:
     roles = model_inputs(params)
     return LeadFeatures(
         categorical=tuple(roles["categorical"]),
-        numeric=tuple(roles["numeric"]),
+        numeric=tuple(roles["numeric"]) + tuple(roles["activity"]),
         email=roles["email"],
         job_title=roles["job_title"],
         created_at=roles["created_at"],
@@ -65,14 +65,16 @@ def make_logreg(params: dict) -> Pipeline:
     onehot, encoded = target_encoded(params, feats.categorical_out())
     if cfg.get("high_cardinality", "target") == "onehot":
         onehot, encoded = onehot + encoded, []  # searched: one-hot can beat the encoding
+    # pool_rare false: every category its own column, as the library-default baseline has it.
+    pool = cfg.get("pool_rare", True)
     encode = ColumnTransformer(
         [
             (
                 "cat",
                 OneHotEncoder(
-                    handle_unknown="infrequent_if_exist",
-                    min_frequency=int(fcfg.get("min_category_frequency", 10)),
-                    max_categories=int(fcfg.get("max_categories", 200)),
+                    handle_unknown="infrequent_if_exist" if pool else "ignore",
+                    min_frequency=int(fcfg.get("min_category_frequency", 10)) if pool else None,
+                    max_categories=int(fcfg.get("max_categories", 200)) if pool else None,
                     sparse_output=False,
                 ),
                 onehot,
@@ -83,7 +85,8 @@ def make_logreg(params: dict) -> Pipeline:
             (
                 "num",
                 Pipeline([
-                    ("impute", SimpleImputer(strategy="median", add_indicator=True,
+                    ("impute", SimpleImputer(strategy="median",
+                                             add_indicator=cfg.get("missing_indicator", True),
                                              keep_empty_features=True)),
                     # Counts are heavy-tailed (log); balances and rates may be linear as they
                     # are: searched (train.logreg.numeric_scale), log by default.
@@ -111,6 +114,7 @@ def make_hgb(params: dict) -> Pipeline:
     cats, encoded = target_encoded(params, feats.categorical_out())
     if cfg.pop("high_cardinality", "target") == "native":
         cats, encoded = cats + encoded, []  # searched: native splits over the pooled codes
+    pool = cfg.pop("pool_rare", True)
     nums = feats.numeric_out()
     encode = ColumnTransformer(
         [
@@ -120,9 +124,9 @@ def make_hgb(params: dict) -> Pipeline:
                     handle_unknown="use_encoded_value",
                     unknown_value=np.nan,
                     encoded_missing_value=np.nan,
-                    min_frequency=int(fcfg.get("min_category_frequency", 10)),
+                    min_frequency=int(fcfg.get("min_category_frequency", 10)) if pool else None,
                     # HGB bins categories into at most 255 bins, one of them for missing.
-                    max_categories=min(int(fcfg.get("max_categories", 200)), 250),
+                    max_categories=min(int(fcfg.get("max_categories", 200)), 250) if pool else 250,
                 ),
                 cats,
             ),

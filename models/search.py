@@ -47,6 +47,21 @@ LIBRARY_DEFAULTS = {
     "hgb": {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
             "l2_regularization": 1e-3, "class_weight": None, "high_cardinality": "native"},
 }
+# The library's own configuration, encoding included (what models/baselines.py fits), in
+# leadq's pipeline: with train.compare_defaults it competes with the tuned configuration in
+# the final out-of-fold comparison. The search scores on folds of train only and can overfit
+# them; this way its winner must also beat the three-line default on the newer leads.
+LIBRARY_CONFIG = {
+    "logreg": {**LIBRARY_DEFAULTS["logreg"], "pool_rare": False, "missing_indicator": False},
+    "hgb": {**LIBRARY_DEFAULTS["hgb"], "l2_regularization": 0.0, "max_iter": 100,
+            "early_stopping": "auto", "pool_rare": False},
+}
+DEFAULTS_SUFFIX = "-defaults"
+
+
+def factory_name(label: str) -> str:
+    """The candidate factory behind a label: `hgb` for both `hgb` and `hgb-defaults`."""
+    return label.removesuffix(DEFAULTS_SUFFIX)
 
 
 @dataclass
@@ -73,6 +88,7 @@ def fit_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # noq
     derived=True: X already went through LeadFeatures (stateless), so the search derives
     features once instead of once per fold and trial; such a model is for scoring folds only.
     """
+    name = factory_name(name)
     model = make_candidate(name, params)
     if derived:
         model.set_params(features="passthrough")

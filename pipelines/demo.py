@@ -30,8 +30,9 @@ def main(params_path: str | None = None, *, leads: int | None = None, seed: int 
     if not out_dir.is_absolute():
         out_dir = Path(params["_base_dir"]) / out_dir
     crm = out_dir / "crm"
-    for table in ("leads", "deals", "feedback"):
-        params["data"][table]["path"] = str(crm / f"{table}.csv")
+    for table in ("leads", "deals", "feedback", "activities"):
+        if (params["data"].get(table) or {}).get("path"):
+            params["data"][table]["path"] = str(crm / f"{table}.csv")
 
     with step(f"[1/4] synthesise a CRM of {n:,} leads (seed {seed}) in {crm}"):
         paths = write_crm(crm, n_leads=n, seed=seed)

@@ -27,7 +27,14 @@ from leadq.models.leakage import check_leakage
 from leadq.models.metrics import classification_metrics
 from leadq.models.oof import OutOfFold, out_of_fold
 from leadq.models.routing import lead_weights
-from leadq.models.search import SearchResult, fit_candidate, search_candidate, with_hyperparameters
+from leadq.models.search import (
+    DEFAULTS_SUFFIX,
+    LIBRARY_CONFIG,
+    SearchResult,
+    fit_candidate,
+    search_candidate,
+    with_hyperparameters,
+)
 from leadq.models.thresholds import ThresholdDecision, choose_threshold, rates_at
 from leadq.pipelines.io.crm import CrmTables, load_crm
 from leadq.pipelines.io.progress import log, step
@@ -166,6 +173,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     cols = raw_input_columns(params)
     X = data[cols]  # noqa: N806 - sklearn naming
     check_leakage(X, y, params)  # one input column alone predicting the label stops here
+    snapshots = snapshot_evidence(tables, data, params)
     parts = {p: (X[split == p], y[split == p]) for p in ("train", "validation", "test")}
     part_weights = {p: None if weights is None else weights.loc[parts[p][0].index].to_numpy()
                     for p in parts}
@@ -187,6 +195,12 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
                      len(searches[name].trials),
                      (params["train"].get("search") or {}).get("metric", "roc_auc"),
                      searches[name].best_score, searches[name].best_params)
+    if params["train"].get("compare_defaults", True):
+        # The library's own configuration competes in the final comparison (out of fold over
+        # train + validation): a search that overfit the folds of train cannot win over it.
+        for name in list(tuned):
+            tuned[name + DEFAULTS_SUFFIX] = with_hyperparameters(params, name,
+                                                                 LIBRARY_CONFIG[name])
     select_by = params["train"].get("select_by", "pr_auc")
     cal = params.get("calibration") or {}
     method = cal.get("method", "auto") if cal.get("enabled", True) else "none"
@@ -264,7 +278,8 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
         metrics=metrics,
         threshold=decision,
         validation_metrics=val_metrics,
-        fingerprint={**fingerprint(tables, labels, split, params, as_of), **ipw_info},
+        fingerprint={**fingerprint(tables, labels, split, params, as_of), **ipw_info,
+                     **({"snapshot_suspects": sorted(snapshots)} if snapshots else {})},
         test_frame=test_frame,
         sample=X.iloc[: min(len(X), 200)],
         labels=labels,
@@ -275,6 +290,28 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
         fit_rows=fit_rows,
         baseline_scores=base_scores,
     )
+
+
+def snapshot_evidence(tables: CrmTables, data: pd.DataFrame, params: dict) -> dict[str, str]:
+    """Export-day counters among the numeric inputs, named in a warning: those listed in
+    features.snapshot_columns (refused as inputs by the leakage guard) are known; with an
+    activity log, a numeric input that follows the log's whole count of a type more than the
+    count before each lead's cut-off is one too."""
+    from leadq.features.activities import snapshot_suspects
+
+    numeric = [c for c in params["features"].get("numeric") or [] if c in data.columns]
+    if tables.activities is None or not numeric:
+        return {}
+    from leadq.pipelines.io.activities import export_day_counts
+
+    before, after = export_day_counts(tables.activities, data, params)
+    found = snapshot_suspects(data[numeric], before, after)
+    for col, why in found.items():
+        log.warning("features.numeric %r looks like an export-day counter: it %s. Trained on, "
+                    "it scores leads on what happened after they were worked; list it in "
+                    "features.snapshot_columns and let the point-in-time activity features "
+                    "replace it", col, why)
+    return found
 
 
 @dataclass

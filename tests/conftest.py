@@ -58,7 +58,10 @@ def base_params() -> dict:
     defaults (so tests may set any key), without the loader's bookkeeping."""
     from leadq.pipelines.params.loader import load_params, public_params
 
-    return public_params(load_params(REPO / "params.yaml"))
+    params = public_params(load_params(REPO / "params.yaml"))
+    # params.yaml's activity log is the demo's file: a test's CRM brings its own (write_params)
+    params["data"]["activities"]["path"] = None
+    return params
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +77,9 @@ def write_params(directory: Path, base: dict, crm: dict[str, Path], **changes) -
     params = copy.deepcopy(base)
     for table in ("leads", "deals", "feedback"):
         params["data"][table]["path"] = str(crm[table])
+    # The activity log, when the CRM has one (a leads-only CRM scores without it).
+    params["data"]["activities"]["path"] = str(crm["activities"]) if "activities" in crm \
+        else None
     params["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"
     params["mlflow"]["artifact_location"] = "mlruns"
     params["train"]["hgb"]["max_iter"] = 120

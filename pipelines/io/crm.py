@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class CrmTables:
     accounting: dict[str, Accounting] = field(default_factory=dict)   # rows read/used/rejected
     raw: dict[str, pd.DataFrame] = field(repr=False, default_factory=dict)  # as read, for GX
     routing: pd.DataFrame | None = None  # the scorer's past outputs, for IPW training weights
+    activities: pd.DataFrame | None = None  # typed marketing events (features.activities)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -98,6 +100,56 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     return raw.loc[~bad], acct, raw
 
 
+# The activity log as scoring reads it: one typed copy per file version and settings (a stream
+# of 100k-lead chunks, or `leadq serve`'s single requests, aggregate without reading it again).
+_events_lock = threading.Lock()
+_events_cache: dict[tuple, pd.DataFrame] = {}
+
+
+def load_events(params: dict, *, reference: dict | None, quarantine: bool, pending=None,
+                ) -> tuple[pd.DataFrame, object, pd.DataFrame]:
+    """The log held to its contract (features/rules.py "activities"); with `reference`
+    (lead id → created_at), events of unknown leads are quarantined. Returns the typed
+    marketing events, the accounting and the raw rows (for GX)."""
+    from leadq.features.activities import canonical_events
+    from leadq.pipelines.io.activities import activities_path
+
+    path = activities_path(params)
+    spec = params["data"]["activities"]
+    good, acct, raw = load_checked(params, "activities", path, for_training=True,
+                                   reference=reference, quarantine=quarantine, pending=pending)
+    from leadq.features.tables import parse_date_cells
+
+    events = canonical_events(good, spec, parse_date_cells(good[spec["occurred_at"]],
+                                                           spec.get("date_format")))
+    log.info("activities: %s events of the listed marketing types kept for features (%s "
+             "sales actions or other types left out)", f"{len(events):,}",
+             f"{len(good) - len(events):,}")
+    return events, acct, raw
+
+
+def scoring_events(params: dict) -> pd.DataFrame:
+    """The log's typed events for scoring, read once per file version (no quarantine: the
+    training run that accepted this log wrote it; bad rows are left out and counted)."""
+    from leadq.pipelines.io.activities import activities_path
+
+    path = activities_path(params)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size,
+           repr(sorted((params["data"]["activities"] or {}).items())))
+    with _events_lock:
+        if key in _events_cache:
+            return _events_cache[key]
+    events, acct, _ = load_events(params, reference=None, quarantine=False)
+    if acct.n_rejected:
+        log.warning("activities: %s events of %s broke the contract and are left out (%s)",
+                    f"{acct.n_rejected:,}", path, dict(acct.rejected))
+    with _events_lock:
+        _events_cache.clear()  # one version of one log is enough; an old one is never read again
+        _events_cache[key] = events
+    return events
+
+
 def _checked_leads(params: dict, path: str | Path | None, *, for_training: bool,
                    quarantine: bool, pending: list[QuarantineWriter] | None = None):
     """The leads that pass their contract, typed; with the accounting, raw rows and path."""
@@ -142,14 +194,26 @@ def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]
     tables.accounting["leads"] = acct
     tables.raw["leads"] = raw
     tables.routing = load_routing(params)
+    spec = params["data"]["leads"]
+    reference = None
+    if spec.get("id"):
+        created = leads[spec["created_at"]] if spec.get("created_at") else pd.NaT
+        lead_created = pd.Series(pd.to_datetime(created).to_numpy() if spec.get("created_at")
+                                 else pd.NaT, index=pd.Index(leads[spec["id"]].astype(str)))
+        lead_created = lead_created[~lead_created.index.duplicated()]
+        reference = {"lead_created": lead_created}
+    if _section_path(params, "activities") is not None:
+        from leadq.pipelines.io.activities import add_features
+
+        events, acct, raw = load_events(params, reference=reference, quarantine=quarantine,
+                                        pending=pending)
+        tables.leads = add_features(leads, events, params)
+        tables.activities = events
+        tables.paths["activities"] = _section_path(params, "activities")
+        tables.accounting["activities"] = acct
+        tables.raw["activities"] = raw
     if leads_carry_label(params["data"]["leads"]):
         return tables
-    spec = params["data"]["leads"]
-    created = leads[spec["created_at"]] if spec.get("created_at") else pd.NaT
-    lead_created = pd.Series(pd.to_datetime(created).to_numpy() if spec.get("created_at")
-                             else pd.NaT, index=pd.Index(leads[spec["id"]].astype(str)))
-    lead_created = lead_created[~lead_created.index.duplicated()]
-    reference = {"lead_created": lead_created}
     for name, canon in (("deals", canonical_deals), ("feedback", canonical_feedback)):
         path = _section_path(params, name)
         if path is None:

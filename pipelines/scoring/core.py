@@ -100,6 +100,13 @@ def check_and_score(
         return check, None
     parsed = {kind: {col: _rows(values, good) for col, values in found.items()}
               for kind, found in check.parsed.items()}
-    out = score_leads(coerce_leads(raw.loc[good], params, parsed), model, params,
-                      scored_at=scored_at, explain=explain, id_hashes=hashes[good])
+    leads = coerce_leads(raw.loc[good], params, parsed)
+    if (params["data"].get("activities") or {}).get("path"):
+        from leadq.pipelines.io.activities import add_features
+        from leadq.pipelines.io.crm import scoring_events
+
+        # Events up to the lead's cut-off, or up to now for a lead scored before it.
+        leads = add_features(leads, scoring_events(params), params, scored_at=scored_at)
+    out = score_leads(leads, model, params, scored_at=scored_at, explain=explain,
+                      id_hashes=hashes[good])
     return check, out

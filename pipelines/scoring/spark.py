@@ -212,9 +212,17 @@ def _examples(checked, params: dict, reference: dict | None, is_csv: bool,
 
 # --------------------------------------------------------------------------- typing + output
 
+CUT = "_leadq_cut"  # each lead's activity cut-off (epoch seconds), for the aggregation
+
+
 def typed_columns(params: dict) -> list[str]:
+    """What the coerce step hands on: the model's lead columns (the activity features are
+    joined in after it) and, with an activity log, each lead's cut-off."""
     spec = params["data"]["leads"]
-    cols = [spec["id"], *raw_input_columns(params)]
+    activity = set(model_inputs(params)["activity"])
+    cols = [spec["id"], *(c for c in raw_input_columns(params) if c not in activity)]
+    if activity:
+        cols.append(CUT)
     if spec.get("created_at"):
         cols.append(spec["created_at"])
     return list(dict.fromkeys(cols))
@@ -228,7 +236,7 @@ def typed_schema(params: dict):
     created = params["data"]["leads"].get("created_at")
     fields = []
     for col in typed_columns(params):
-        if col in roles["numeric"]:
+        if col in roles["numeric"] or col == CUT:
             kind = DoubleType()
         elif col == created:
             # NTZ: coerce_leads gives naive UTC; a session-zone type would shift it.
@@ -239,14 +247,47 @@ def typed_schema(params: dict):
     return StructType(fields)
 
 
-def _coerce_batches(params: dict):
+def _coerce_batches(params: dict, scored_at: pd.Timestamp | None = None):
+    from leadq.features.activities import activity_spec, cutoff_seconds
+
     cols = typed_columns(params)
+    spec = activity_spec(params)
+    created = params["data"]["leads"].get("created_at")
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for frame in batches:
-            yield coerce_leads(frame, params)[cols]
+            typed = coerce_leads(frame, params)
+            if spec is not None:
+                typed[CUT] = cutoff_seconds(typed[created], spec, scored_at)
+            yield typed[cols]
 
     return run
+
+
+def with_activity_features(spark, typed, params: dict):
+    """`typed` with the activity features joined on: the aggregation of
+    leadq.features.activities (the same SQL as DuckDB runs for the pandas engine and
+    `leadq serve`), run by Spark over the log's checked events."""
+    from pyspark.sql import functions as F
+
+    from leadq.features.activities import activity_spec, aggregation_sql
+    from leadq.pipelines.io.crm import scoring_events
+
+    spec = activity_spec(params)
+    if spec is None:
+        return typed
+    idc = params["data"]["leads"]["id"]
+    events = scoring_events(params)
+    spark.createDataFrame(events.astype({"ev_lead": str, "ev_type": str}),
+                          "ev_lead string, ev_t double, ev_type string, ev_value double"
+                          ).createOrReplaceTempView("events")
+    (typed.select(F.col(idc).cast("string").alias("c_pos"),
+                  F.trim(F.col(idc).cast("string")).alias("c_lead"), F.col(CUT).alias("c_cut"))
+     .createOrReplaceTempView("cutoffs"))
+    feats = spark.sql(aggregation_sql(spec))
+    feats = feats.select(F.col("c_pos").alias(idc),
+                         *[F.col(c).cast("double").alias(c) for c in spec.feature_names()])
+    return typed.join(feats, on=idc, how="left").drop(CUT)
 
 
 class _Precomputed:
@@ -467,12 +508,14 @@ def main_spark(input_path: str, output_dir: str, model_uri: str | None = None,
         if used:
             good = checked.filter(F.col(PRIMARY) == "").drop(REASON, PRIMARY, WARNINGS,
                                                              RAW_LINE)
-            typed = good.mapInPandas(_coerce_batches(params), typed_schema(params))
+            typed = with_activity_features(
+                spark, good.mapInPandas(_coerce_batches(params, scored_at), typed_schema(params)),
+                params)
             udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=ArrayType(DoubleType()),
                                           env_manager="local")
             inputs = F.struct(*[F.col(c) for c in raw_input_columns(params)])
             with_score = typed.withColumn(SCORE_TMP, udf(inputs).getItem(1))
-            sample = coerce_leads(good.limit(3).toPandas(), params)[typed_columns(params)]
+            sample = typed.limit(3).toPandas()
             columns, out_schema = _output_schema(spark, model, params, scored_at, sample,
                                                  explain=explain)
             raw_model = (spark.sparkContext.broadcast(model.pyfunc.get_raw_model())

@@ -54,11 +54,13 @@ def serve_settings(params: dict) -> dict:
 
 
 def known_fields(params: dict) -> list[str]:
-    """Lead fields the service reads: the model's inputs, the id, the date, personal fields."""
+    """Lead fields the service reads: the model's inputs, the id, the date, personal fields,
+    and the export-day counters it knows to leave out (features.snapshot_columns)."""
     from leadq.pipelines.io.crm import leads_required_columns
 
     spec = params["data"]["leads"]
-    extra = [*(spec.get("personal") or []), spec.get("label"), spec.get("converted_at")]
+    extra = [*(spec.get("personal") or []), spec.get("label"), spec.get("converted_at"),
+             *(params["features"].get("snapshot_columns") or [])]
     return list(dict.fromkeys([*leads_required_columns(params, for_training=False),
                                *[c for c in extra if c]]))
 

@@ -1,8 +1,12 @@
-"""Deterministic synthetic CRM: leads, deals, sales feedback and the ground truth behind them.
+"""Deterministic synthetic CRM: leads, deals, sales feedback, an activity log and the truth.
 
 Leads are sampled from latent buyer personas, but the probability of a won deal within the
-horizon is a known function of observable lead columns only (:func:`true_probability`), so a
-model can be benchmarked against the oracle. Everything is generated in fixed-size blocks with
+horizon is a known function of observable lead columns as of the MQL moment (the lead's
+``created_at``; :func:`true_probability`), so a model can be benchmarked against the oracle.
+Like a real CRM export, the leads table's engagement counters are export-day snapshots: they
+count the activity log up to ``as_of``, including what happened after the MQL moment, and
+converters keep engaging, so the counters leak the outcome unless rebuilt from the activities
+dated before ``created_at``. Everything is generated in fixed-size blocks with
 their own random streams: the output depends only on ``(n_leads, seed, start, end)``, never on
 chunk sizes, and 10M-row lead tables can be streamed in constant memory.
 """
@@ -18,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "ACTIVITY_TYPES",
     "AS_OF",
     "CAMPAIGNS",
     "JUNK_CAMPAIGN",
@@ -244,7 +249,30 @@ _DATE_COLS = {
     "deals": ("closed_at",),
     "feedback": ("feedback_at", "first_contact_at"),
     "truth": (),
+    "activities": ("occurred_at",),
 }
+
+# --- activity log --------------------------------------------------------------------------
+ACTIVITY_TYPES: tuple[str, ...] = (
+    "web_visit", "content_download", "email_open", "webinar", "sales_call", "meeting",
+)
+_VISIT, _DOWNLOAD, _OPEN, _WEBINAR, _CALL, _MEETING = range(len(ACTIVITY_TYPES))
+_MAX_ACTIVITIES = 999_999_999  # "A" + 9 digits
+# Webinars are logged but are not an input of the oracle, i.e. pure noise for a model.
+_WEBINAR_MEAN = np.array([0.6, 0.4, 0.3, 0.1, 0.2])
+# Pre-MQL engagement happens in the weeks before the lead qualifies, within the 90-day window
+# a marketing-automation tool scores over.
+_PRE_MEAN_S = 15 * _DAY
+_PRE_MIN_S, _PRE_MAX_S = 60, 89 * _DAY
+# Post-MQL marketing engagement: expected events over the lead's whole post-MQL span
+# (order: visits, downloads, opens). Buyers in a deal cycle and new customers (onboarding, for
+# _POST_TAIL_S after the win) keep coming back; the rest mostly go quiet.
+_POST_MEAN_CONVERT = np.array([6.0, 1.5, 4.0])
+_POST_MEAN_OTHER = np.array([0.6, 0.1, 0.8])
+_POST_TAIL_S = 30 * _DAY
+_POST_OTHER_S = 90 * _DAY
+_CALL_SPAN_S = 21 * _DAY  # follow-up calls after the first contact
+_MEETING_SPAN_S = 45 * _DAY
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -358,6 +386,11 @@ def true_probability(leads: pd.DataFrame) -> np.ndarray:
     Uses job_title, industry, employees, demo_requested, content_downloads, web_visits, email,
     campaign and created_at; tolerant of messy spellings and missing values. Non-decreasing in
     ``demo_requested`` and in job-title seniority with everything else fixed.
+
+    The inputs are the lead as of the MQL moment: ``content_downloads`` and ``web_visits`` must
+    count the activities dated before ``created_at``. The generated leads table holds export-day
+    snapshots instead (they include post-MQL engagement), so for generated data rebuild the
+    counts from ``activities`` with ``occurred_at < created_at`` or read ``truth``.
     """
     level = seniority_level(leads["job_title"])
     sen = np.array([_SENIORITY_EFFECT[k] for k in range(-1, 5)])[level + 1]
@@ -541,6 +574,17 @@ def _lead_block(cal: _Calendar, seed: int, b: int, lo: int, hi: int,
 
 
 # --- deals and feedback --------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Outcome:
+    """What the activity log needs to know about each lead's future (one entry per lead)."""
+
+    converts: np.ndarray  # wins, within the horizon or late
+    won_at: np.ndarray  # epoch seconds of that win (float, NaN for non-converters)
+    contacted: np.ndarray  # worked and its feedback is logged by as_of
+    first_contact: np.ndarray  # epoch seconds
+    accepted: np.ndarray
+
+
 def _trunc_gamma(rng: np.random.Generator, n: int, shape: float, scale: float, lo: float,
                  hi: float) -> np.ndarray:
     x = rng.gamma(shape, scale, n)
@@ -555,7 +599,7 @@ def _trunc_gamma(rng: np.random.Generator, n: int, shape: float, scale: float, l
 def _outcome_block(
     cal: _Calendar, seed: int, b: int, leads: pd.DataFrame, p: np.ndarray, persona: np.ndarray,
     horizon_days: int,
-) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+) -> tuple[dict[str, np.ndarray], pd.DataFrame, _Outcome]:
     rng = np.random.default_rng([seed, 2, b])
     m = len(leads)
     created = leads["created_at"].to_numpy().astype("datetime64[s]").astype(np.int64)
@@ -640,20 +684,120 @@ def _outcome_block(
         "first_contact_at": _to_datetime(first_contact[rows]),
     })
     feedback["lead_id"] = feedback["lead_id"].astype("str")
-    return deals, feedback
+    # Same rounding as the deal's closed_at, so post-win engagement lines up with the deal.
+    won_at = created + np.round(np.fmax(won_d, late_d) * _DAY)
+    outcome = _Outcome(conv | late, won_at, rows, first_contact, accepted)
+    return deals, feedback, outcome
+
+
+# --- activities ----------------------------------------------------------------------------
+def _events(rng: np.random.Generator, counts: np.ndarray, start: np.ndarray, span: np.ndarray,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[i]`` events of lead i, uniform in ``(start[i], start[i] + span[i]]`` seconds."""
+    ix = np.repeat(np.arange(len(counts)), counts)
+    t = start[ix] + 1 + np.floor(rng.random(len(ix)) * span[ix]).astype(np.int64)
+    return ix, t
+
+
+def _activity_block(
+    cal: _Calendar, seed: int, b: int, leads: pd.DataFrame, persona: np.ndarray, out: _Outcome,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Events of one block (lead positions local) and the export-day counters they imply.
+
+    ``leads`` must still hold the MQL-moment counters of :func:`_lead_block`: they become the
+    pre-MQL events one for one, so the oracle's inputs can be rebuilt from the log.
+    """
+    rng = np.random.default_rng([seed, 3, b])
+    m = len(leads)
+    created = leads["created_at"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    visits, pages, downloads, opens = (
+        leads[c].to_numpy(dtype=np.int64)
+        for c in ("web_visits", "pages_viewed", "content_downloads", "email_opens")
+    )
+    parts: list[tuple[np.ndarray, np.ndarray, int, np.ndarray | None]] = []
+
+    # Before the MQL moment. Truncated exponential by inverse CDF: no rejection rounds.
+    webinars = rng.poisson(_WEBINAR_MEAN[persona])
+    tail = -np.expm1(-(_PRE_MAX_S - _PRE_MIN_S) / _PRE_MEAN_S)
+    for kind, counts in ((_VISIT, visits), (_DOWNLOAD, downloads), (_OPEN, opens),
+                         (_WEBINAR, webinars)):
+        ix = np.repeat(np.arange(m), counts)
+        delay = _PRE_MIN_S - _PRE_MEAN_S * np.log1p(-rng.random(len(ix)) * tail)
+        delay = np.clip(np.floor(delay), _PRE_MIN_S, _PRE_MAX_S).astype(np.int64)
+        value = None
+        if kind == _VISIT:
+            # Each visit views one page; the lead's remaining pages land on its visits at
+            # random, so the visits' values add up to the MQL-moment pages_viewed exactly.
+            first = np.cumsum(counts) - counts
+            extra = np.repeat(np.arange(m), pages - visits)
+            slot = first[extra] + np.floor(rng.random(len(extra)) * visits[extra]).astype(np.int64)
+            value = 1.0 + np.bincount(slot, minlength=len(ix))
+        parts.append((ix, created[ix] - delay, kind, value))
+
+    # After the MQL moment. A lead's post span runs past as_of for recent leads; drawing counts
+    # for the visible share of the span (Poisson thinning) equals censoring a full-span process.
+    span_end = np.where(out.converts, out.won_at + _POST_TAIL_S, created + _POST_OTHER_S)
+    seen_end = np.minimum(span_end, cal.as_of)
+    span = np.maximum(seen_end - created, 0.0)
+    share = span / (span_end - created)
+    activity = rng.gamma(2.0, 0.5, m)  # over-dispersed like pre-MQL engagement
+    for j, kind in enumerate((_VISIT, _DOWNLOAD, _OPEN)):
+        mean = np.where(out.converts, _POST_MEAN_CONVERT[j], _POST_MEAN_OTHER[j])
+        ix, t = _events(rng, rng.poisson(mean * activity * share), created, span)
+        value = None
+        if kind == _VISIT:
+            value = 1.0 + rng.poisson(_PAGES_PER_VISIT[persona[ix]])
+        parts.append((ix, t, kind, value))
+
+    # Sales: the first contact is the first call; follow-ups and meetings come later.
+    n_calls = np.where(out.contacted, rng.integers(1, 4, m), 0)
+    ix, t = _events(rng, n_calls, out.first_contact, np.full(m, float(_CALL_SPAN_S)))
+    first_call = np.arange(len(ix)) == np.repeat(np.cumsum(n_calls) - n_calls, n_calls)
+    t = np.where(first_call, out.first_contact[ix], t)
+    parts.append((ix, t, _CALL, None))
+    n_meetings = np.where(out.contacted & out.accepted, rng.integers(0, 3, m), 0)
+    ix, t = _events(rng, n_meetings, out.first_contact, np.full(m, float(_MEETING_SPAN_S)))
+    parts.append((ix, t, _MEETING, None))
+
+    lead_ix = np.concatenate([q[0] for q in parts])
+    t = np.concatenate([q[1] for q in parts])
+    kind = np.concatenate([np.full(len(q[0]), q[2], dtype=np.int8) for q in parts])
+    value = np.concatenate([q[3] if q[3] is not None else np.full(len(q[0]), np.nan)
+                            for q in parts])
+    keep = t <= cal.as_of  # only sales follow-ups can fall later: they are not logged yet
+    events = {"lead_ix": lead_ix[keep], "t": t[keep], "kind": kind[keep], "value": value[keep]}
+
+    def count(k: int) -> np.ndarray:
+        return np.bincount(events["lead_ix"][events["kind"] == k], minlength=m).astype(np.int64)
+
+    is_visit = events["kind"] == _VISIT
+    counters = {
+        "web_visits": count(_VISIT),
+        "pages_viewed": np.round(np.bincount(
+            events["lead_ix"][is_visit], weights=events["value"][is_visit], minlength=m,
+        )).astype(np.int64),
+        "content_downloads": count(_DOWNLOAD),
+        "email_opens": count(_OPEN),
+    }
+    return events, counters
 
 
 # --- public API ----------------------------------------------------------------------------
 def _generate(n_leads: int, seed: int, start: str, end: str, horizon_days: int,
               progress: Callable[[int, int], None] | None = None) -> dict[str, pd.DataFrame]:
     cal = _calendar(n_leads, seed, start, end, horizon_days)
-    leads_parts, truth_parts, deal_parts, fb_parts = [], [], [], []
+    leads_parts, truth_parts, deal_parts, fb_parts, act_parts = [], [], [], [], []
     blocks = list(_blocks(n_leads)) or [(0, 0, 0)]
     for b, lo, hi in blocks:
         leads, persona = _lead_block(cal, seed, b, lo, hi)
-        p = true_probability(leads)
-        deals, feedback = _outcome_block(cal, seed, b, leads, p, persona, horizon_days)
+        p = true_probability(leads)  # the block still holds the MQL-moment counters here
+        deals, feedback, outcome = _outcome_block(cal, seed, b, leads, p, persona, horizon_days)
         deals["lead_ix"] = deals["lead_ix"] + lo
+        events, counters = _activity_block(cal, seed, b, leads, persona, outcome)
+        events["lead_ix"] = events["lead_ix"] + lo
+        act_parts.append(events)
+        for col, values in counters.items():
+            leads[col] = values
         leads_parts.append(leads)
         truth_parts.append(pd.DataFrame({
             "lead_id": leads["lead_id"],
@@ -683,15 +827,46 @@ def _generate(n_leads: int, seed: int, start: str, end: str, horizon_days: int,
         "deals": deals,
         "feedback": pd.concat(fb_parts, ignore_index=True),
         "truth": pd.concat(truth_parts, ignore_index=True),
+        "activities": _activity_frame(act_parts, leads["lead_id"]),
     }
+
+
+def _activity_frame(parts: list[dict[str, np.ndarray]], lead_id: pd.Series) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    a = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    order = np.lexsort((a["lead_ix"], a["t"]))  # by time, ties by lead; stable
+    n = len(order)
+    if n > _MAX_ACTIVITIES:
+        raise ValueError(f"{n} activities do not fit 9-digit activity ids; use fewer leads")
+    # Arrow kernels: there are ~13 events per lead, and numpy string ops dominated the run time.
+    number = pc.utf8_lpad(pc.cast(pa.array(np.arange(1, n + 1)), pa.string()), 9, "0")
+    kind = pa.DictionaryArray.from_arrays(pa.array(a["kind"][order]), pa.array(ACTIVITY_TYPES))
+    return pd.DataFrame({
+        "activity_id": pd.array(pc.binary_join_element_wise("A", number, ""), dtype="str"),
+        "lead_id": lead_id.array.take(a["lead_ix"][order]),
+        "occurred_at": _to_datetime(a["t"][order]),
+        "activity_type": pd.array(kind.cast(pa.string()), dtype="str"),
+        "value": a["value"][order].astype(float),
+    })
 
 
 def generate_crm(n_leads: int, seed: int = 0, *, start: str = "2024-07-01",
                  end: str = "2026-06-30", horizon_days: int = 90) -> dict[str, pd.DataFrame]:
-    """Returns {"leads", "deals", "feedback", "truth"}.
+    """Returns {"leads", "deals", "feedback", "truth", "activities"}.
 
-    Data ends at the last second of ``end`` (``AS_OF`` by default): later deals and feedback
-    are censored. ``truth.true_probability`` is P(won deal within ``horizon_days``).
+    Data ends at the last second of ``end`` (``AS_OF`` by default): later deals, feedback and
+    activities are censored. ``truth.true_probability`` is P(won deal within ``horizon_days``)
+    from the lead as of its MQL moment (``created_at``).
+
+    ``activities`` is the event log (activity_id, lead_id, occurred_at, activity_type, value),
+    sorted by time: marketing events (web_visit with ``value`` = pages viewed, content_download,
+    email_open, webinar) before and after ``created_at``, and sales_call / meeting from the
+    first contact on. The leads' web_visits, pages_viewed, content_downloads and email_opens
+    are export-day snapshots of that log (everything up to ``end``), so they include post-MQL
+    engagement, which converters have far more of: a leak, as in real exports. The counts the
+    oracle used are those of the events with ``occurred_at < created_at``.
     """
     return _generate(n_leads, seed, start, end, horizon_days)
 
@@ -700,8 +875,11 @@ def iter_lead_chunks(n_leads: int, seed: int = 0, chunk_size: int = 1_000_000,
                      **kw: Any) -> Iterator[pd.DataFrame]:
     """Leads table only, in chunks, constant memory, for scoring benchmarks of 10M rows.
 
-    Lead ids are unique across chunks; the concatenation equals ``generate_crm(...)["leads"]``
-    for any ``chunk_size``. ``kw``: start, end, horizon_days as in :func:`generate_crm`.
+    Lead ids are unique across chunks; for any ``chunk_size`` the concatenation equals
+    ``generate_crm(...)["leads"]`` except for web_visits, pages_viewed, content_downloads and
+    email_opens: no activity log is generated here, so they are the MQL-moment counts (the
+    oracle's inputs, as a lead looks when it is scored) rather than export-day snapshots.
+    ``kw``: start, end, horizon_days as in :func:`generate_crm`.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
@@ -759,12 +937,15 @@ def _write_table(frames: Iterator[pd.DataFrame], path: Path, fmt: str, dates: tu
 def write_crm(out_dir: str | Path, n_leads: int, seed: int = 0, fmt: str = "csv",
               leads_only: bool = False, progress: Callable[[int, int], None] | None = None,
               ) -> dict[str, Path]:
-    """Writes leads/deals/feedback/truth as CSV or Parquet; returns paths.
+    """Writes leads/deals/feedback/truth/activities as CSV or Parquet; returns paths.
 
+    The tables are those of :func:`generate_crm` with default dates.
     CSV: ',' delimiter, UTF-8, header row, dates 'YYYY-MM-DD HH:MM:SS', missing values empty.
     With ``leads_only`` the leads are streamed chunk by chunk (Parquet: one row group per chunk
-    of at most 250_000 rows), so 10M rows never sit in memory. ``progress(done, total)`` is
-    called with the number of leads processed.
+    of at most 250_000 rows), so 10M rows never sit in memory; they come from
+    :func:`iter_lead_chunks`, so their engagement counters are the MQL-moment counts, not the
+    export-day snapshots of the full write. ``progress(done, total)`` is called with the number
+    of leads processed.
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")

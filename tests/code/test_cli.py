@@ -43,9 +43,9 @@ def test_every_subcommand_has_help():
         assert subparser.format_help().startswith("usage: leadq " + name)
 
 
-def test_synth_command_writes_the_three_tables_and_truth(tmp_path):
+def test_synth_command_writes_the_four_tables_and_truth(tmp_path):
     from leadq.pipelines.cli import main
 
     assert main(["synth", "--out", str(tmp_path), "--leads", "300", "--seed", "5"]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["deals.csv", "feedback.csv", "leads.csv", "truth.csv"]
+    assert names == ["activities.csv", "deals.csv", "feedback.csv", "leads.csv", "truth.csv"]

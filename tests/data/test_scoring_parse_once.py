@@ -82,7 +82,7 @@ def test_typing_reuses_the_contracts_numbers_and_dates(trained_store):
         "email": ["a@x.io", "b@gmail.com", "c@y.io"],
     })
     check = evaluate(raw, "leads", params)
-    assert set(check.parsed["numbers"]) >= {"employees", "web_visits"}
+    assert set(check.parsed["numbers"]) >= {"employees", "demo_requested"}
     assert "created_at" in check.parsed["dates"]
     reused = coerce_leads(raw, params, check.parsed)
     again = coerce_leads(raw, params)

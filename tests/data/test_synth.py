@@ -1,4 +1,7 @@
-"""The synthetic CRM: determinism, integrity, censoring, the oracle and its calibration."""
+"""The synthetic CRM: determinism, integrity, censoring, the oracle and its calibration.
+
+The activity log itself is tested in test_synth_activities.py.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,23 @@ N = 20_000
 SEED = 11
 HORIZON = pd.Timedelta(days=90)
 START = pd.Timestamp("2024-07-01")
+COUNTERS = {"web_visits": "web_visit", "content_downloads": "content_download",
+            "email_opens": "email_open"}
+
+
+def mql_leads(crm: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Leads with their counters as of the MQL moment, rebuilt from the pre-created_at events."""
+    leads, acts = crm["leads"], crm["activities"]
+    created = leads.set_index("lead_id")["created_at"].loc[acts["lead_id"]].to_numpy()
+    pre = acts[acts["occurred_at"].to_numpy() < created]
+    by_type = pre.groupby(["lead_id", "activity_type"]).size().unstack(fill_value=0)
+    by_type = by_type.reindex(leads["lead_id"], fill_value=0)
+    pages = pre[pre["activity_type"] == "web_visit"].groupby("lead_id")["value"].sum()
+    out = leads.copy()
+    for col, kind in COUNTERS.items():
+        out[col] = by_type[kind].to_numpy(dtype=np.int64)
+    out["pages_viewed"] = pages.reindex(leads["lead_id"], fill_value=0).to_numpy(np.int64)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +66,7 @@ def test_as_of_is_fixed():
 
 def test_same_seed_same_frames_other_seed_differs():
     a, b, c = generate_crm(3000, 5), generate_crm(3000, 5), generate_crm(3000, 6)
-    assert set(a) == {"leads", "deals", "feedback", "truth"}
+    assert set(a) == {"leads", "deals", "feedback", "truth", "activities"}
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name])
     assert not a["leads"].equals(c["leads"])
@@ -167,9 +187,11 @@ def test_feedback_follows_true_probability(crm, merged):
 
 
 def test_true_probability_uses_observables_only(crm):
-    p = true_probability(crm["leads"])
+    # The oracle saw the lead at its MQL moment; the export's counters are later snapshots.
+    p = true_probability(mql_leads(crm))
     np.testing.assert_allclose(p, crm["truth"]["true_probability"].to_numpy(), rtol=0, atol=1e-12)
     assert ((p > 0) & (p < 1)).all()
+    assert not np.allclose(true_probability(crm["leads"]), p)
 
 
 def test_monotone_in_demo_request(crm):
@@ -227,15 +249,17 @@ def test_chunks_are_unique_sorted_and_match_full_table(monkeypatch):
     all_leads = pd.concat(chunks, ignore_index=True)
     assert len(all_leads) == 10_000 and all_leads["lead_id"].is_unique
     assert all_leads["created_at"].is_monotonic_increasing
-    pd.testing.assert_frame_equal(all_leads, generate_crm(10_000, 4)["leads"])
+    # Chunks carry the MQL-moment counters (no activity log is generated for them).
+    pd.testing.assert_frame_equal(all_leads, mql_leads(generate_crm(10_000, 4)))
 
 
 def test_write_crm_round_trip_csv(tmp_path):
     paths = write_crm(tmp_path / "a", 2000, seed=3, fmt="csv")
-    assert set(paths) == {"leads", "deals", "feedback", "truth"}
+    assert set(paths) == {"leads", "deals", "feedback", "truth", "activities"}
     expected = generate_crm(2000, 3)
     dates = {"leads": ["created_at"], "deals": ["closed_at"],
-             "feedback": ["feedback_at", "first_contact_at"], "truth": []}
+             "feedback": ["feedback_at", "first_contact_at"], "truth": [],
+             "activities": ["occurred_at"]}
     for name, path in paths.items():
         assert path.suffix == ".csv"
         got = pd.read_csv(path, parse_dates=dates[name], encoding="utf-8")
@@ -251,6 +275,7 @@ def test_write_crm_round_trip_csv(tmp_path):
 def test_write_crm_round_trip_parquet(tmp_path):
     paths = write_crm(tmp_path, 2000, seed=3, fmt="parquet")
     expected = generate_crm(2000, 3)
+    assert paths["activities"].name == "activities.parquet"
     for name, path in paths.items():
         pd.testing.assert_frame_equal(pd.read_parquet(path), expected[name], check_dtype=False)
 
@@ -263,7 +288,7 @@ def test_write_leads_only_streams_chunks(tmp_path, monkeypatch, fmt):
                       progress=lambda done, total: calls.append((done, total)))
     assert list(paths) == ["leads"]
     assert calls == [(700, 2000), (1400, 2000), (2000, 2000)]
-    expected = generate_crm(2000, 8)["leads"]
+    expected = mql_leads(generate_crm(2000, 8))
     if fmt == "parquet":
         meta = pq.ParquetFile(paths["leads"]).metadata
         assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [700, 700, 600]

@@ -62,7 +62,7 @@ def test_realised_auc_below_the_floor_advises_retraining(scored, capsys):
 def test_realised_auc_above_the_floor_keeps_the_psi_verdict(scored, capsys):
     entry = _dry_run(capsys, scored["params"], scored["honest"])
     auc = entry["measured"]["roc_auc"]
-    assert auc > FLOOR + 0.05
+    assert auc > FLOOR + 0.01
     drift = entry["drift"]
     # The giveaway campaign launched mid-period: the lead mix moved moderately since training.
     assert 0.10 <= drift["feature_psi"]["campaign"] < 0.25

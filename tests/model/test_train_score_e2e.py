@@ -56,7 +56,12 @@ def test_score_output_matches_in_process_predict_proba(trained_store, tmp_path):
     assert list(scored.columns)[:5] == ["lead_id", "score", "is_mql", "model_version", "scored_at"]
     assert {"tier", "threshold_version", "explore", "sales_propensity", "score_raw"} <= set(
         scored.columns)
+    from leadq.pipelines.io.activities import add_features
+    from leadq.pipelines.io.crm import scoring_events
+
     leads = load_leads(params, leads_path, for_training=False)
+    leads = add_features(leads, scoring_events(params), params,
+                         scored_at=pd.Timestamp(scored["scored_at"].iloc[0]))
     assert len(scored) == len(leads)
     configure(params)
     sk = mlflow.sklearn.load_model(f"models:/leadq/{version}")
@@ -119,7 +124,7 @@ def test_label_column_dataset_without_timestamp_trains(tmp_path, make_params, sm
     leads.to_csv(path, index=False)
     params_path = make_params(
         tmp_path, small_crm,
-        data__leads__label="converted", data__leads__created_at=None,
+        data__leads__label="converted", data__leads__created_at=None, data__activities__path=None,
         data__deals=None, data__feedback=None)
     import yaml
 
