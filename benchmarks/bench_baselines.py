@@ -122,7 +122,8 @@ def main() -> int:
                 params = load_params(REPO / "params.yaml", {
                     "data.leads.path": str(work / "crm" / "leads.csv"),
                     "data.deals.path": str(work / "crm" / "deals.csv"),
-                    "data.feedback.path": str(work / "crm" / "feedback.csv")})
+                    "data.feedback.path": str(work / "crm" / "feedback.csv"),
+                    "data.activities.path": str(work / "crm" / "activities.csv")})
             else:
                 if not (DATA / DATASETS[name][0]).exists():
                     print(f"skip {name}: {DATA / DATASETS[name][0]} not found")

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.synthetic:
             crm = write_crm(Path(tmp) / f"crm{n}", n_leads=n, seed=7)
             params = load_params(REPO / "params.yaml")
-            for table in ("leads", "deals", "feedback"):
+            for table in ("leads", "deals", "feedback", "activities"):
                 params["data"][table]["path"] = str(crm[table])
             rows.append(run(f"synthetic {n:,}", params, truth=crm["truth"]))
 

@@ -33,7 +33,8 @@ def cmd_init(args: argparse.Namespace) -> dict:
     from leadq.pipelines.init import main
 
     return main(args.leads, out=args.out, deals=args.deals, feedback=args.feedback,
-                lookups=args.lookup, label=args.label, name=args.name, force=args.force)
+                lookups=args.lookup, label=args.label, name=args.name, force=args.force,
+                activities=args.activities)
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leads", required=True, metavar="PATH", help="the leads export")
     p.add_argument("--deals", default=None, metavar="PATH",
                    help="deals keyed by lead id, when the leads carry no outcome")
+    p.add_argument("--activities", default=None, metavar="PATH",
+                   help="an activity log (one row per event) for point-in-time features")
     p.add_argument("--feedback", default=None, metavar="PATH", help=argparse.SUPPRESS)
     p.add_argument("--lookup", action="append", default=[], metavar="PATH:KEY",
                    help="a lookup table joined on KEY (PATH:KEY=LEADS_COLUMN when the leads "

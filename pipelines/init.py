@@ -120,6 +120,91 @@ def _deal_labels(leads: pd.DataFrame, deals: pd.DataFrame, *, id_col: str, creat
     return labels["label"], (None if pd.isna(first_win) else first_win)
 
 
+# ------------------------------------------------------------------------------ activities
+
+def _singular(token: str) -> str:
+    return token[:-1] if len(token) > 3 and token.endswith("s") else token
+
+
+def _activity_spec(acts: pd.DataFrame, lead_ids: pd.Series, *, today: pd.Timestamp,
+                   out_dir: Path, path: Path, spec: dict, notes: list[str]) -> dict:
+    """data.activities for an activity log: its lead id, time, type and value columns, the
+    marketing types (features) and sales' own actions (never features), each commented."""
+    from leadq.pipelines.profiling.profile import SALES_ACTION_WORDS
+
+    ids = set(lead_ids.dropna().astype(str).str.strip())
+    cols = list(acts.columns)
+    overlap = {c: acts[c].dropna().astype(str).str.strip().isin(ids).mean() for c in cols}
+    lead_col = max(cols, key=lambda c: (overlap[c], -cols.index(c)))
+    if overlap[lead_col] < 0.5:
+        raise ProfileError("--activities: no column of the log matches the leads' ids "
+                           f"(best: {lead_col!r}, {overlap[lead_col]:.0%} of values)")
+    facts = {c: column_facts(acts[c], c, today=today) for c in cols if c != lead_col}
+    dates = [c for c, f in facts.items() if f.date is not None]
+    if not dates:
+        raise ProfileError("--activities: the log has no date column (when each event "
+                           "happened)")
+    when = sorted(dates, key=lambda c: (not _has_words(facts[c].tokens, frozenset(
+        {"occurred", "timestamp", "time", "at", "date", "when", "created"})), dates.index(c)))[0]
+    texts = [c for c, f in facts.items() if c != when and f.date is None
+             and 2 <= f.distinct <= 100 and f.numeric_share < 0.5 and f.blank_share < 0.5]
+    if not texts:
+        raise ProfileError("--activities: the log has no activity-type column (a text "
+                           "column with 2 to 100 distinct values)")
+    kind = sorted(texts, key=lambda c: (not _has_words(facts[c].tokens, frozenset(
+        {"type", "activity", "event", "action", "kind", "channel"})), texts.index(c)))[0]
+    numbers = [c for c, f in facts.items() if c not in (when, kind) and f.numeric_share >= 0.9
+               and f.distinct > 2 and "id" not in f.tokens]
+    event_id = next((c for c, f in facts.items() if c not in (when, kind)
+                     and "id" in f.tokens and f.blank_share == 0 and f.distinct == len(acts)),
+                    None)
+    counts = acts[kind].astype("string").str.strip().value_counts()
+    sales = [str(v) for v in counts.index if _has_words(
+        [_singular(t) for t in name_tokens_of(str(v))] + name_tokens_of(str(v)),
+        SALES_ACTION_WORDS)]
+    marketing = [str(v) for v in counts.index if str(v) not in sales]
+    tree: dict = {"path": _rel(path, out_dir), **spec}
+    com = {"data.activities.path": "; ".join(notes) or None}
+    fmt = facts[when].date.format
+    if fmt != "ISO8601":
+        tree["date_format"] = fmt
+        com["data.activities.date_format"] = "sniffed from the values"
+    if event_id:
+        tree["id"] = event_id
+        com["data.activities.id"] = "unique on every event"
+    tree.update({"lead_id": lead_col, "occurred_at": when, "type": kind})
+    com["data.activities.lead_id"] = f"{overlap[lead_col]:.0%} of its values are the leads' ids"
+    com["data.activities.occurred_at"] = "the event's date"
+    com["data.activities.type"] = f"{len(counts)} distinct values"
+    if numbers:
+        tree["value"] = numbers[0]
+        com["data.activities.value"] = "a number per event: summed per type"
+    tree["types"] = marketing
+    com["data.activities.types"] = ("marketing activity: counted before each lead's cut-off "
+                                    "(remove a type to leave it out)")
+    if sales:
+        tree["sales_types"] = sales
+        com["data.activities.sales_types"] = ("sales' own actions on a lead (name words): "
+                                              "never features")
+    return {"tree": tree, "comments": com, "types": marketing}
+
+
+def name_tokens_of(text: str) -> list[str]:
+    from leadq.pipelines.profiling.sniff import name_tokens
+
+    return name_tokens(text)
+
+
+def snapshot_counters(numeric: list[str], types: list[str]) -> list[str]:
+    """Numeric leads columns whose name counts one of the log's activity types ("web_visits"
+    beside a "Web Visit" type, "TotalVisits" beside "visit"): export-day counters."""
+    from leadq.pipelines.profiling.profile import COUNT_WORDS
+
+    type_words = {_singular(t) for v in types for t in name_tokens_of(v)} - COUNT_WORDS
+    return [c for c in numeric
+            if {_singular(t) for t in name_tokens_of(c)} - COUNT_WORDS & type_words]
+
+
 # ------------------------------------------------------------------------------ writing
 
 def _scalar(value) -> str:
@@ -190,7 +275,8 @@ def _rel(path: Path, out_dir: Path) -> str:
 
 def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes: list[str],
           out_dir: Path, deals: dict | None, lookups: dict[str, dict], name: str,
-          since: str | None, horizon_days: int) -> tuple[dict, dict[str, str]]:
+          since: str | None, horizon_days: int, activities: dict | None = None,
+          ) -> tuple[dict, dict[str, str]]:
     """The params tree (only what differs from the defaults) and its comments."""
     tree: dict = {"data": {"leads": {}}}
     c: dict[str, str] = {}
@@ -240,6 +326,9 @@ def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes
     if deals:
         tree["data"]["deals"] = deals["tree"]
         c.update(deals["comments"])
+    if activities:
+        tree["data"]["activities"] = activities["tree"]
+        c.update(activities["comments"])
     if lookups:
         tree["data"]["lookups"] = {n: spec["tree"] for n, spec in lookups.items()}
         for n, spec in lookups.items():
@@ -250,10 +339,16 @@ def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes
     cats = [r.column for r in proposal.roles if r.role == "categorical"]
     nums = [r.column for r in proposal.roles if r.role == "numeric"]
     te = [r.column for r in proposal.roles if r.role == "categorical" and r.target_encode]
+    snapshots = proposal.columns("snapshot")
     if cats:
         feats["categorical"] = cats
     if nums:
         feats["numeric"] = nums
+    if snapshots:
+        feats["snapshot_columns"] = snapshots
+        c["features.snapshot_columns"] = (
+            "counters of the log's activity types as of the export day (they rise after a "
+            "lead converts): the log's point-in-time counts replace them")
     for col in cats + nums:
         c[f"features.{'categorical' if col in cats else 'numeric'}[{col}]"] = (
             roles[col].why + (f" (from lookup {roles[col].table})"
@@ -324,18 +419,18 @@ def summary_table(proposal: Proposal) -> str:
 def main(leads: str, *, out: str = "params.yaml", deals: str | None = None,
          feedback: str | None = None, lookups: list[str] | None = None,
          label: str | None = None, name: str | None = None, force: bool = False,
-         today: pd.Timestamp | None = None) -> dict:
+         today: pd.Timestamp | None = None, activities: str | None = None) -> dict:
     """Profile the export and write the params file; a guess init cannot make is exit 2."""
     try:
         return _main(leads, out=out, deals=deals, feedback=feedback, lookups=lookups,
-                     label=label, name=name, force=force, today=today)
+                     label=label, name=name, force=force, today=today, activities=activities)
     except ProfileError as exc:
         raise BadInputError(f"{leads}: {exc}") from None
 
 
 def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
           lookups: list[str] | None, label: str | None, name: str | None, force: bool,
-          today: pd.Timestamp | None) -> dict:
+          today: pd.Timestamp | None, activities: str | None = None) -> dict:
     from leadq.features.lookups import duplicate_keys, join_lookup
     from leadq.pipelines.io.files import atomic_target
     from leadq.pipelines.params.loader import default_params, effective_params
@@ -441,14 +536,34 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
             if created.min() < start:
                 since = str(start.date())
 
+    activities_info = None
+    if activities:
+        acts_path = Path(activities)
+        aframe, aspec, anotes = _read(acts_path, "activities")
+        pre = propose_id_and_date(frame, today=today, lookup_tables=lookup_tables)
+        if pre.id is None or pre.created_at is None:
+            raise ProfileError("--activities: point-in-time features need a lead id and a "
+                               f"creation date in the leads; init found id {pre.id!r}, "
+                               f"created_at {pre.created_at!r}")
+        activities_info = _activity_spec(aframe, frame[pre.id], today=today, out_dir=out_dir,
+                                         path=acts_path, spec=aspec, notes=anotes)
+
     proposal = propose(frame, today=today, label=label, deals_label=deals_label,
                        horizon_days=horizon, lookup_tables=lookup_tables,
                        lookup_keys=frozenset(s["tree"].get("on") or s["tree"]["key"]
                                              for s in lookup_specs.values()))
+    if activities_info:
+        import dataclasses
+
+        found = set(snapshot_counters(proposal.columns("numeric"), activities_info["types"]))
+        proposal.roles = [dataclasses.replace(r, role="snapshot", why=(
+            "export-day counter of an activity type in the log: the log's point-in-time "
+            "counts replace it")) if r.column in found else r for r in proposal.roles]
     name = name or f"leadq-{_slug(leads_path)}"
     tree, comments = build(proposal, leads_path=leads_path, leads_spec=leads_spec,
                            leads_notes=leads_notes, out_dir=out_dir, deals=deals_info,
-                           lookups=lookup_specs, name=name, since=since, horizon_days=horizon)
+                           lookups=lookup_specs, name=name, since=since, horizon_days=horizon,
+                           activities=activities_info)
     header = [
         *_wrap(f"leadq parameters for {leads_path.name}, written by `leadq init`. Only what "
                "differs from the packaged defaults; `leadq params --params THIS_FILE` prints "

@@ -39,6 +39,16 @@ LEAK_WORDS = frozenset({
 LEAK_NAMES = frozenset({"duration", "calldate", "lastcontact"})
 # Name words saying a column describes the time before the lead (they cancel LEAK_WORDS).
 BEFORE_WORDS = frozenset({"existing", "previous", "prior", "past", "former", "historical"})
+# Activity types that are sales' own actions on a lead (`leadq init --activities`): logged
+# because the lead is being worked, so never features (data.activities.sales_types).
+SALES_ACTION_WORDS = frozenset({
+    "call", "calls", "called", "meeting", "meetings", "task", "sales", "sdr", "bdr", "rep",
+    "phone", "appointment", "opportunity", "deal", "proposal", "quote", "contract",
+    "negotiation", "followup", "follow", "outreach", "sequence", "voicemail",
+})
+# Words of a leads column that counts events (a snapshot counter when its other words name an
+# activity type of the log).
+COUNT_WORDS = frozenset({"total", "number", "count", "num", "n", "of", "per", "so", "far"})
 # Name words of an outcome column (a two-valued column is only taken as the label with one).
 LABEL_WORDS = frozenset({
     "converted", "conversion", "convert", "label", "target", "outcome", "y", "won", "win",
@@ -76,7 +86,8 @@ LEAK_SAMPLE_ROWS = 100_000  # labelled rows the out-of-fold check looks at
 class Role:
     column: str
     role: str        # id | created_at | label | numeric | categorical | email | job_title |
-                     # personal | leak | left_out | lookup_key
+                     # personal | leak | left_out | lookup_key | snapshot (export-day
+                     # counter of an activity type: leadq init --activities)
     why: str
     table: str = "leads"
     target_encode: bool = False

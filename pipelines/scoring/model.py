@@ -156,10 +156,36 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
     tags = dict(mv.tags) if mv is not None else {}
     threshold = float(tags.get("mql_threshold", meta.get("mql_threshold", 0.5)))
     version = str(mv.version) if mv is not None else str(model.metadata.model_id or uri)
+    check_model_inputs(model, params, uri)
     scoring = ScoringModel(pyfunc=model, uri=uri, version=version, threshold=threshold, tags=tags)
     if mv is not None:
         _apply_threshold_version(scoring, mlflow.MlflowClient(), mv.name, tags)
     return scoring
+
+
+def check_model_inputs(model: Any, params: dict, uri: str) -> None:
+    """Stop (exit 2) when the model reads columns these params do not give it: a model trained
+    with the activity log needs data.activities to score, one trained on other columns needs
+    the params it was trained with."""
+    from leadq.errors import ConfigError
+    from leadq.features.activities import is_activity_feature
+    from leadq.features.columns import raw_input_columns
+
+    schema = model.metadata.get_input_schema()
+    if schema is None or not schema.has_input_names():
+        return
+    have = set(raw_input_columns(params))
+    missing = [c for c in schema.input_names() if c not in have]
+    if not missing:
+        return
+    if any(is_activity_feature(c) for c in missing):
+        hint = ("it was trained with activity features (data.activities): configure the same "
+                "activity log (data.activities.path, types, features.activity_windows)")
+    else:
+        hint = "score with the params file it was trained with"
+    raise ConfigError(f"model {uri} reads input column(s) {', '.join(missing[:8])}"
+                      f"{' …' if len(missing) > 8 else ''} that these params do not provide; "
+                      f"{hint}")
 
 
 def warn_environment_mismatch(local: Path, meta: Any, uri: str) -> None:

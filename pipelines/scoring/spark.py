@@ -278,13 +278,14 @@ def with_activity_features(spark, typed, params: dict):
         return typed
     idc = params["data"]["leads"]["id"]
     events = scoring_events(params)
+    # Views under leadq's own names: a session shared with a user's job keeps its views.
     spark.createDataFrame(events.astype({"ev_lead": str, "ev_type": str}),
                           "ev_lead string, ev_t double, ev_type string, ev_value double"
-                          ).createOrReplaceTempView("events")
+                          ).createOrReplaceTempView("_leadq_events")
     (typed.select(F.col(idc).cast("string").alias("c_pos"),
                   F.trim(F.col(idc).cast("string")).alias("c_lead"), F.col(CUT).alias("c_cut"))
-     .createOrReplaceTempView("cutoffs"))
-    feats = spark.sql(aggregation_sql(spec))
+     .createOrReplaceTempView("_leadq_cutoffs"))
+    feats = spark.sql(aggregation_sql(spec, events="_leadq_events", cutoffs="_leadq_cutoffs"))
     feats = feats.select(F.col("c_pos").alias(idc),
                          *[F.col(c).cast("double").alias(c) for c in spec.feature_names()])
     return typed.join(feats, on=idc, how="left").drop(CUT)

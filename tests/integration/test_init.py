@@ -389,3 +389,40 @@ def test_deals_init_cannot_use_is_bad_input(tmp_path, capsys):
                                  "--out", str(tmp_path / "p.yaml")])
     assert "needs a lead id and a creation date" in err
     assert code == 2 and "unexpected error" not in err
+
+
+def test_an_activity_log_gets_its_columns_types_and_the_snapshot_counters(tmp_path, capsys,
+                                                                           small_crm):
+    """--activities: the log's columns are found, sales' own actions are kept apart, and the
+    leads' export-day counters of the log's types become snapshot columns; the file loads."""
+    from leadq.pipelines.params.loader import load_params
+
+    out = tmp_path / "params.yaml"
+    args = ["init", "--leads", str(small_crm["leads"]), "--deals", str(small_crm["deals"]),
+            "--activities", str(small_crm["activities"]), "--out", str(out)]
+    assert cli(args) == 0
+    first = out.read_text()
+    acts = yaml.safe_load(first)["data"]["activities"]
+    assert (acts["lead_id"], acts["occurred_at"], acts["type"], acts["value"], acts["id"]) == (
+        "lead_id", "occurred_at", "activity_type", "value", "activity_id")
+    assert set(acts["types"]) == {"web_visit", "email_open", "content_download", "webinar"}
+    assert set(acts["sales_types"]) == {"sales_call", "meeting"}
+    feats = yaml.safe_load(first)["features"]
+    assert {"web_visits", "content_downloads", "email_opens"} <= set(feats["snapshot_columns"])
+    assert not set(feats["snapshot_columns"]) & set(feats.get("numeric") or [])
+    params = load_params(out)
+    assert params["data"]["activities"]["path"] == str(small_crm["activities"].resolve()) or \
+        Path(params["data"]["activities"]["path"]).name == "activities.csv"
+    assert cli([*args, "--force"]) == 0 and out.read_text() == first  # deterministic
+    capsys.readouterr()
+
+
+def test_an_activity_log_without_a_lead_id_column_is_bad_input(tmp_path, capsys, small_crm):
+    log = pd.read_csv(small_crm["activities"], dtype=str)
+    log["lead_id"] = "X" + log["lead_id"]
+    path = tmp_path / "activities.csv"
+    log.to_csv(path, index=False)
+    code = cli(["init", "--leads", str(small_crm["leads"]), "--activities", str(path),
+                "--out", str(tmp_path / "p.yaml")])
+    assert code == 2
+    assert "--activities: no column of the log matches the leads' ids" in capsys.readouterr().err

@@ -134,3 +134,24 @@ def test_activity_features_see_only_events_before_the_cutoff(crm):
     assert (after.filter(regex=r"^act_.*_\d+d$").to_numpy() == 0).all()
     assert after["act_days_since_last"].isna().all()
     assert np.isfinite(before["act_days_since_last"]).any()
+
+
+def test_scoring_without_the_activity_log_is_a_clear_exit_2(trained_store, tmp_path, capsys):
+    """A model trained with activity features, scored with params that lack data.activities,
+    stops before reading a lead and says what to configure."""
+    import yaml
+
+    from leadq.pipelines.cli import main as cli
+
+    params = yaml.safe_load(trained_store["params_path"].read_text())
+    params["data"]["activities"]["path"] = None
+    path = trained_store["dir"] / "no_activities.yaml"
+    path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "scores.csv"
+    code = cli(["score", "--input", str(trained_store["crm"]["leads"]), "--output", str(out),
+                "--model-uri", f"models:/leadq/{trained_store['summary']['version']}",
+                "--params", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "act_web_visit_7d" in err and "data.activities" in err
+    assert not out.exists()
