@@ -35,8 +35,15 @@ _SUFFIX = re.compile(r"^act_(?P<type>[0-9a-z_]+?)_"
 
 
 def type_key(value: object) -> str:
-    """An activity type as a column-name part: 'Content Download' → 'content_download'."""
-    return re.sub(r"[^0-9a-z]+", "_", str(value).strip().lower()).strip("_")
+    """An activity type as a column-name part: 'Content Download' → 'content_download'; a
+    name with no ASCII letter or digit ('ウェブ訪問') gets a stable code from its text."""
+    text = str(value).strip().lower()
+    key = re.sub(r"[^0-9a-z]+", "_", text).strip("_")
+    if key:
+        return key
+    import hashlib
+
+    return "t" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,10 @@ def activity_spec(params: dict) -> ActivitySpec | None:
         if not leads.get(key):
             raise ConfigError(f"data.activities needs data.leads.{key}: events are matched to "
                               "leads by id and counted up to each lead's created_at")
+    for key in ("types", "sales_types", "value_types"):
+        if spec.get(key) is not None and not isinstance(spec.get(key), list):
+            raise ConfigError(f"data.activities.{key}: expected a list of activity types, got "
+                              f"{spec.get(key)!r}")
     types = [type_key(t) for t in spec.get("types") or []]
     if not types:
         raise ConfigError("data.activities.types: list the marketing activity types that "
@@ -81,11 +92,15 @@ def activity_spec(params: dict) -> ActivitySpec | None:
     if dup:
         raise ConfigError(f"data.activities.types: {', '.join(dup)} listed twice (types are "
                           "compared ignoring case, spaces and punctuation)")
-    windows = sorted({int(w) for w in (params.get("features") or {}).get("activity_windows")
-                      or [30]})
-    if windows[0] < 1:
-        raise ConfigError("features.activity_windows: windows are whole days, at least 1")
-    cutoff = float((params.get("label") or {}).get("cutoff_days", 0) or 0)
+    raw_windows = (params.get("features") or {}).get("activity_windows") or [30]
+    if not isinstance(raw_windows, list) or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in raw_windows):
+        raise ConfigError(f"features.activity_windows: expected a list of whole days, each at "
+                          f"least 1 (e.g. [7, 30, 90]), got {raw_windows!r}")
+    windows = sorted(set(raw_windows))
+    cutoff = (params.get("label") or {}).get("cutoff_days", 0) or 0
+    if not isinstance(cutoff, (int, float)) or isinstance(cutoff, bool) or cutoff < 0:
+        raise ConfigError(f"label.cutoff_days: expected a number of days ≥ 0, got {cutoff!r}")
     value_types: list[str] = []
     if spec.get("value"):
         listed = spec.get("value_types")
@@ -94,8 +109,15 @@ def activity_spec(params: dict) -> ActivitySpec | None:
         if stray:
             raise ConfigError(f"data.activities.value_types: {', '.join(stray)} not in "
                               "data.activities.types")
-    return ActivitySpec(types=tuple(types), windows=tuple(windows),
-                        value_types=tuple(value_types), cutoff_days=cutoff)
+    out = ActivitySpec(types=tuple(types), windows=tuple(windows),
+                       value_types=tuple(value_types), cutoff_days=float(cutoff))
+    names = out.feature_names()
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ConfigError(f"data.activities.types: the features {', '.join(clash)} would be "
+                          "written twice (one type's name ends like another's feature): "
+                          "rename a type")
+    return out
 
 
 def aggregation_sql(spec: ActivitySpec, events: str = "events",
@@ -169,6 +191,22 @@ def cutoff_seconds(created: pd.Series, spec: ActivitySpec,
     return cut
 
 
+SMALL_BATCH = 2_000  # leads: fewer look their events up by binary search in a sorted log
+
+
+def events_of(events: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
+    """The events of these lead ids, from a log sorted by ev_lead (a few leads scored at a
+    time: `leadq serve`, a small file). The same rows the join would pick, so the same
+    features."""
+    lead = events["ev_lead"]
+    wanted = np.unique(ids.astype("string").str.strip().dropna().to_numpy(dtype=object))
+    lo = lead.searchsorted(wanted, side="left")
+    hi = lead.searchsorted(wanted, side="right")
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)] or
+                          [np.array([], dtype=np.int64)])
+    return events.iloc[rows]
+
+
 def point_in_time(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
                   spec: ActivitySpec) -> pd.DataFrame:
     """The activity features of each lead (`leads`: ids, `cut`: its cut-off in epoch seconds),
@@ -177,6 +215,8 @@ def point_in_time(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
     days-since."""
     import duckdb
 
+    if events.attrs.get("sorted_by_lead") and len(leads) <= SMALL_BATCH:
+        events = events_of(events, leads)
     cutoffs = pd.DataFrame({"c_pos": np.arange(len(leads), dtype=np.int64),
                             "c_lead": leads.astype("string").str.strip().to_numpy(dtype=object),
                             "c_cut": np.asarray(cut, dtype=float)})

@@ -630,7 +630,8 @@ def check_totals(table: str, params: dict, *, path, rows: int, rejected: dict[st
     if rows == 0:
         raise BadInputError(f"{path}: {table} file has a header but no rows (check: not empty)")
     n_bad = sum(rejected.values())
-    idc = id_column(table, params)
+    # The activity log's duplicates are of its own event id, not of the lead id.
+    idc = params["data"][table].get("id") if table == "activities" else id_column(table, params)
     dup_share = limits.get("max_duplicate_id_share")
     if dup_share is not None and duplicate_ids / rows > dup_share:
         shown = ", ".join(examples.get(f"{idc}: duplicate id", [])[:EXAMPLES_PER_REASON])

@@ -178,7 +178,9 @@ CONTRACT: dict[str, tuple[RuleSpec, ...]] = {
     # The activity log (features/activities.py): a bad event is quarantined, a type nobody
     # listed is left out with a warning (a new kind of event must not stop scoring).
     "activities": (
-        *_table_rules(duplicates=False),
+        # With an event id, an event exported twice (overlapping exports) is counted once.
+        *_table_rules(duplicates=True),
+        RuleSpec("id", Kind.UNIQUE, ROW, "{column}: duplicate id"),
         RuleSpec("lead_id", Kind.NOT_BLANK, ROW, "{column}: missing"),
         RuleSpec("lead_id", Kind.KNOWN_LEAD, ROW, "{column}: unknown lead", ("lead_created",),
                  evaluator_only=_CROSS_TABLE),
@@ -234,7 +236,8 @@ def required_columns(table: str, params: dict, *, for_training: bool = True) -> 
     elif table == "deals":
         cols = [spec.get("lead_id"), spec.get("closed_at"), spec.get("outcome")]
     elif table == "activities":
-        cols = [spec.get("lead_id"), spec.get("occurred_at"), spec.get("type")]
+        cols = [spec.get("lead_id"), spec.get("occurred_at"), spec.get("type"), spec.get("value"),
+                spec.get("id")]
     else:
         cols = [spec.get("lead_id"), spec.get("feedback_at"), spec.get("status")]
     return list(dict.fromkeys(c for c in cols if c))

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from leadq.errors import ConfigError, GateError
-from leadq.features.columns import assert_no_leakage, raw_input_columns
+from leadq.features.columns import assert_no_leakage, model_inputs, raw_input_columns
 from leadq.features.split import split_leads, split_method, test_set_name
 from leadq.features.tables import build_labels
 from leadq.models.baselines import (
@@ -147,6 +147,16 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     if since and spec.get("created_at"):
         # History from before the sales process existed (no deals could close) teaches noise.
         labelled &= ~(leads[spec["created_at"]] < pd.Timestamp(str(since)))
+    if tables.activities is not None:
+        from leadq.pipelines.io.activities import touched_before_cutoff
+
+        early = touched_before_cutoff(tables, params) & labelled
+        if early.any():
+            # With label.cutoff_days > 0: an outcome known before the MQL moment is no
+            # prediction, and counting the engagement after sales' touch would leak it.
+            log.info("%s labelled leads were worked or decided before their cut-off "
+                     "(label.cutoff_days): left out of training", f"{int(early.sum()):,}")
+            labelled &= ~early
     weights, ipw_info = ipw_weights_for(leads, labelled, tables.routing, spec.get("id"))
     if weights is not None:
         labelled &= weights > 0
@@ -174,6 +184,14 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     X = data[cols]  # noqa: N806 - sklearn naming
     check_leakage(X, y, params)  # one input column alone predicting the label stops here
     snapshots = snapshot_evidence(tables, data, params)
+    empty = [c for c in model_inputs(params)["activity"]
+             if c.endswith("_days_since") and data[c].isna().all()]
+    if empty:
+        raise ConfigError(
+            "data.activities.types: no labelled lead has an event of "
+            + ", ".join(repr(c.removeprefix("act_").removesuffix("_days_since")) for c in empty)
+            + " before its cut-off, so the model could learn nothing from it: remove it from "
+            "the list (or check data.activities.type and the log's spelling)")
     parts = {p: (X[split == p], y[split == p]) for p in ("train", "validation", "test")}
     part_weights = {p: None if weights is None else weights.loc[parts[p][0].index].to_numpy()
                     for p in parts}

@@ -16,12 +16,28 @@ import pandas as pd
 from leadq.features.contracts import gx_view
 from leadq.features.rules import settings, suite_expectations
 
+# GX writes unexpected values and value sets into Data Docs (HTML) as they are: a cell a web
+# form filled with "<script>" must not become markup there. The angle brackets become look-alike
+# characters, one for one, in the frame GX validates and in the sets it compares with, so every
+# verdict (lengths, regexes, membership) is the one the raw value gets.
+_MARKUP = str.maketrans({"<": "\u2039", ">": "\u203a"})
+
+
+def _inert(value):
+    return value.translate(_MARKUP) if isinstance(value, str) else value
+
 
 def suites_for(params: dict, reference: dict | None, tables: list[str]) -> dict[str, dict]:
     """Suite JSON (GX 1.x ExpectationSuite format) per table."""
-    return {t: {"name": f"leadq_{t}", "expectations": suite_expectations(t, params, reference),
-                "meta": {"leadq_contract": "features/rules.py", "table": t}}
-            for t in tables}
+    out = {}
+    for t in tables:
+        expectations = suite_expectations(t, params, reference)
+        for e in expectations:
+            if isinstance(e["kwargs"].get("value_set"), list):
+                e["kwargs"]["value_set"] = [_inert(v) for v in e["kwargs"]["value_set"]]
+        out[t] = {"name": f"leadq_{t}", "expectations": expectations,
+                  "meta": {"leadq_contract": "features/rules.py", "table": t}}
+    return out
 
 
 def _gx_frame(raw: pd.DataFrame, table: str, params: dict, expectations: list[dict]
@@ -39,7 +55,10 @@ def _gx_frame(raw: pd.DataFrame, table: str, params: dict, expectations: list[di
             # Only its existence is checked: GX sees a constant, never a personal value.
             out[name] = pd.Series("redacted", index=raw.index, dtype=object)
             continue
-        out[name] = gx_view(raw[col], meta.get("view"), meta.get("view_params") or {})
+        view = gx_view(raw[col], meta.get("view"), meta.get("view_params") or {})
+        if not pd.api.types.is_numeric_dtype(view) and not pd.api.types.is_bool_dtype(view):
+            view = view.map(_inert, na_action="ignore")
+        out[name] = view
     return pd.DataFrame(out, index=raw.index)
 
 

@@ -25,6 +25,44 @@ def activities_path(params: dict) -> Path | None:
     return path
 
 
+def first_touch(tables, params: dict) -> pd.Series:
+    """Per lead id, the first moment sales touched it or its outcome was known: the first
+    deal close, feedback, first contact, or conversion date (NaT: none yet)."""
+    spec = params["data"]["leads"]
+    parts = []
+    if tables.deals is not None:
+        parts.append(tables.deals[["lead_id", "closed_at"]].rename(columns={"closed_at": "t"}))
+    if tables.feedback is not None:
+        for col in ("feedback_at", "first_contact_at"):
+            if col in tables.feedback:
+                parts.append(tables.feedback[["lead_id", col]].rename(columns={col: "t"}))
+    if spec.get("converted_at") and spec["converted_at"] in tables.leads:
+        parts.append(pd.DataFrame({"lead_id": tables.leads[spec["id"]].astype(str).str.strip(),
+                                   "t": pd.to_datetime(tables.leads[spec["converted_at"]],
+                                                       errors="coerce")}))
+    if not parts:
+        return pd.Series(dtype="datetime64[ns]")
+    both = pd.concat(parts, ignore_index=True).dropna(subset=["t"])
+    return both.groupby(both["lead_id"].astype(str))["t"].min()
+
+
+def touched_before_cutoff(tables, params: dict) -> pd.Series:
+    """Per lead (True/False, aligned with tables.leads): sales touched it, or its outcome was
+    known, before its cut-off (label.cutoff_days after created_at). Such a lead's outcome is
+    not a prediction at its MQL moment, and its engagement after the touch would leak."""
+    from leadq.features.activities import cutoff_seconds, epoch_seconds
+
+    spec = activity_spec(params)
+    leads = tables.leads
+    if spec is None or spec.cutoff_days <= 0:
+        return pd.Series(False, index=leads.index)
+    touched = first_touch(tables, params)
+    ids = leads[params["data"]["leads"]["id"]].astype("string").str.strip()
+    first = epoch_seconds(pd.Series(ids.map(touched).to_numpy(), dtype="datetime64[ns]"))
+    cut = cutoff_seconds(leads[params["data"]["leads"]["created_at"]], spec)
+    return pd.Series(~np.isnan(first) & (first < cut), index=leads.index)
+
+
 def add_features(leads: pd.DataFrame, events: pd.DataFrame, params: dict, *,
                  scored_at: pd.Timestamp | None = None,
                  spec: ActivitySpec | None = None) -> pd.DataFrame:

@@ -135,16 +135,23 @@ def scoring_events(params: dict) -> pd.DataFrame:
 
     path = activities_path(params)
     stat = path.stat()
+    from leadq.features.rules import settings
+
     key = (str(path), stat.st_mtime_ns, stat.st_size,
-           repr(sorted((params["data"]["activities"] or {}).items())))
+           repr(sorted((params["data"]["activities"] or {}).items())),
+           repr(sorted(settings(params).items())))
+    # Loaded under the lock: concurrent first requests of `leadq serve` wait for one read.
     with _events_lock:
         if key in _events_cache:
             return _events_cache[key]
-    events, acct, _ = load_events(params, reference=None, quarantine=False)
-    if acct.n_rejected:
-        log.warning("activities: %s events of %s broke the contract and are left out (%s)",
-                    f"{acct.n_rejected:,}", path, dict(acct.rejected))
-    with _events_lock:
+        events, acct, _ = load_events(params, reference=None, quarantine=False)
+        if acct.n_rejected:
+            log.warning("activities: %s events of %s broke the contract and are left out "
+                        "(%s)", f"{acct.n_rejected:,}", path, dict(acct.rejected))
+        # Sorted by lead, a few leads' events are found by binary search (features.activities
+        # .events_of) instead of a scan of the whole log per request.
+        events = events.sort_values("ev_lead", kind="stable", ignore_index=True)
+        events.attrs["sorted_by_lead"] = True
         _events_cache.clear()  # one version of one log is enough; an old one is never read again
         _events_cache[key] = events
     return events
@@ -203,17 +210,24 @@ def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]
         lead_created = lead_created[~lead_created.index.duplicated()]
         reference = {"lead_created": lead_created}
     if _section_path(params, "activities") is not None:
-        from leadq.pipelines.io.activities import add_features
-
         events, acct, raw = load_events(params, reference=reference, quarantine=quarantine,
                                         pending=pending)
-        tables.leads = add_features(leads, events, params)
         tables.activities = events
         tables.paths["activities"] = _section_path(params, "activities")
         tables.accounting["activities"] = acct
         tables.raw["activities"] = raw
-    if leads_carry_label(params["data"]["leads"]):
-        return tables
+    if not leads_carry_label(params["data"]["leads"]):
+        _load_outcomes(params, tables, reference, quarantine=quarantine, pending=pending)
+    if tables.activities is not None:
+        from leadq.pipelines.io.activities import add_features
+
+        tables.leads = add_features(leads, tables.activities, params)
+    return tables
+
+
+def _load_outcomes(params: dict, tables: CrmTables, reference: dict | None, *,
+                   quarantine: bool, pending: list[QuarantineWriter]) -> None:
+    """The deals and feedback tables, held to their contracts against the leads."""
     for name, canon in (("deals", canonical_deals), ("feedback", canonical_feedback)):
         path = _section_path(params, name)
         if path is None:
@@ -228,7 +242,6 @@ def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]
         tables.paths[name] = path
         tables.accounting[name] = acct
         tables.raw[name] = raw
-    return tables
 
 
 def load_routing(params: dict) -> pd.DataFrame | None:

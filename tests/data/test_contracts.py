@@ -204,7 +204,7 @@ def test_validate_writes_data_docs(params_file, tmp_path, capsys):
     assert code == 0, captured.err
     summary = json.loads(captured.out)
     assert (docs / "index.html").is_file()
-    assert {"leads", "deals", "feedback"} <= set(summary["gx"])
+    assert {"leads", "deals", "feedback", "activities"} <= set(summary["gx"])
     assert summary["gx"]["leads"]["failed"]["table"] == []
     assert summary["gx"]["leads"]["failed"]["row"] == []
     for table, acct in summary["accounting"].items():
@@ -294,3 +294,23 @@ def test_label_rate_warning_when_it_moves_more_than_configured(params):
     assert label_rate_warning({"label_rate": 0.20}, {"label_rate": 0.12}, params) is not None
     assert label_rate_warning({"label_rate": 0.14}, {"label_rate": 0.12}, params) is None
     assert label_rate_warning({"label_rate": 0.14}, None, params) is None
+
+
+def test_data_docs_never_carry_markup_from_a_cell(tmp_path, small_crm, make_params, capsys):
+    """A value a web form filled with markup reaches Data Docs (HTML) as inert text."""
+    log = pd.read_csv(small_crm["activities"], dtype=str)
+    log.loc[:4, "activity_type"] = "<script>alert(1)</script>"  # an unknown type: a warning
+    leads = pd.read_csv(small_crm["leads"], dtype=str)
+    leads.loc[:4, "campaign"] = "<img src=x onerror=alert(2)>"
+    (tmp_path / "crm").mkdir()
+    crm = {**small_crm, "activities": tmp_path / "crm" / "activities.csv",
+           "leads": tmp_path / "crm" / "leads.csv"}
+    log.to_csv(crm["activities"], index=False)
+    leads.to_csv(crm["leads"], index=False)
+    docs = tmp_path / "docs"
+    assert cli(["validate", "--params", str(make_params(tmp_path, crm)), "--docs",
+                str(docs)]) == 0
+    capsys.readouterr()
+    pages = "".join(p.read_text(errors="replace") for p in docs.rglob("*.html"))
+    assert "alert(1)" in pages or "alert(2)" in pages  # the values are shown ...
+    assert "<script>alert(1)" not in pages and "<img src=x" not in pages  # ... as text

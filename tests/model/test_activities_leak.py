@@ -155,3 +155,49 @@ def test_scoring_without_the_activity_log_is_a_clear_exit_2(trained_store, tmp_p
     assert code == 2
     assert "act_web_visit_7d" in err and "data.activities" in err
     assert not out.exists()
+
+
+def test_a_later_cutoff_leaves_out_leads_worked_before_it(crm, caplog):
+    """label.cutoff_days: a lead sales touched (or that converted) before its cut-off is not
+    trained on, so the engagement after the touch cannot leak into the features."""
+    truth = pd.read_csv(crm["truth"], dtype={"lead_id": str}).set_index("lead_id")
+    with caplog.at_level("INFO", logger="leadq"):
+        result = _train(_params(crm, **{"label.cutoff_days": 0.25}))
+    assert any("before their cut-off" in r.getMessage() for r in caplog.records)
+    test = result.test_frame
+    oracle = roc_auc_score(test["label"], truth.loc[test["lead_id"], "true_probability"])
+    assert result.metrics["test_roc_auc"] < oracle + 0.02
+
+
+def test_a_listed_type_with_no_events_is_a_clear_error(crm):
+    from leadq.errors import ConfigError
+
+    params = _params(crm, **{"data.activities.types": ["web_visit", "trade_show"]})
+    with pytest.raises(ConfigError, match="'trade_show' before its cut-off"):
+        _train(params)
+
+
+def test_an_event_exported_twice_is_counted_once(crm, tmp_path):
+    """With data.activities.id, a repeated event id is quarantined, not counted again."""
+    from leadq.pipelines.io.crm import load_crm
+
+    log = pd.read_csv(crm["activities"], dtype=str)
+    twice = pd.concat([log, log.iloc[:100]], ignore_index=True)
+    path = tmp_path / "activities.csv"
+    twice.to_csv(path, index=False)
+    params = _params(crm, **{"data.activities.path": str(path)})
+    tables = load_crm(params, quarantine=False)
+    acct = tables.accounting["activities"]
+    assert acct.read == len(twice) and acct.used == len(log)
+    assert acct.rejected == {"activity_id: duplicate id": 100}
+
+
+def test_a_value_column_missing_from_the_log_is_exit_2(crm, tmp_path):
+    from leadq.errors import BadInputError
+    from leadq.pipelines.io.crm import load_crm
+
+    log = pd.read_csv(crm["activities"], dtype=str).drop(columns=["value"])
+    path = tmp_path / "activities.csv"
+    log.to_csv(path, index=False)
+    with pytest.raises(BadInputError, match="missing required column.*value"):
+        load_crm(_params(crm, **{"data.activities.path": str(path)}), quarantine=False)
