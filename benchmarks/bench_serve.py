@@ -40,7 +40,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare_store(work: Path, leads: int) -> tuple[Path, Path]:
+def prepare_store(work: Path, leads: int, activities: bool = True) -> tuple[Path, Path]:
     """A demo-like CRM and champion in `work` (params file, leads file to send)."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     crm = work / "crm"
@@ -49,12 +49,15 @@ def prepare_store(work: Path, leads: int) -> tuple[Path, Path]:
                        check=True)
     for table in ("leads", "deals", "feedback"):
         params["data"][table]["path"] = str(crm / f"{table}.csv")
-    # A speed benchmark of the leads file alone (streamed leads-only files have no activity
-    # log): the file's own engagement counters are the inputs, as before the activity log.
-    params["data"]["activities"] = {"path": None}
-    params["features"]["numeric"] = ["employees", "web_visits", "pages_viewed",
-                                     "content_downloads", "email_opens", "demo_requested"]
-    params["features"]["snapshot_columns"] = []
+    if activities:
+        # As the demo serves: each request's activity features come from the CRM's log.
+        params["data"]["activities"]["path"] = str(crm / "activities.csv")
+    else:
+        # The leads' own columns only (the configuration before the activity log).
+        params["data"]["activities"] = {"path": None}
+        params["features"]["numeric"] = ["employees", "web_visits", "pages_viewed",
+                                         "content_downloads", "email_opens", "demo_requested"]
+        params["features"]["snapshot_columns"] = []
     # The repository's params.yaml holds only what differs from the defaults: no mlflow section.
     params["mlflow"] = {**(params.get("mlflow") or {}), "tracking_uri": "sqlite:///mlflow.db"}
     params.pop("recalibration", None)
@@ -132,14 +135,17 @@ def main() -> None:
                         help="leads to send (default: the synthetic CRM's)")
     parser.add_argument("--seconds", type=float, default=20.0, help="per fixed rate")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-activities", action="store_true",
+                        help="the leads' own columns only, no activity log")
     parser.add_argument("--max-rate", type=float, default=600.0,
                         help="highest rate tried in the sustained-rate search")
     args = parser.parse_args()
 
-    work = OUT / "serve"
+    work = OUT / ("serve" if not args.no_activities else "serve-no-activities")
     work.mkdir(parents=True, exist_ok=True)
     if args.params is None:
-        params_path, leads_file = prepare_store(work, leads=50_000)
+        params_path, leads_file = prepare_store(work, leads=50_000,
+                                                activities=not args.no_activities)
     else:
         params_path, leads_file = args.params, args.leads_file
     leads = pd.read_csv(leads_file, dtype=str, keep_default_na=False).tail(5000)

@@ -19,6 +19,7 @@ This module is pure: DuckDB runs here on frames in memory; reading the log is pi
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,24 +214,38 @@ def point_in_time(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
     one row per lead in the same order and index. `events` has ev_lead, ev_t, ev_type and
     ev_value (see the module docstring). A lead without events gets zero counts and missing
     days-since."""
-    import duckdb
-
     if events.attrs.get("sorted_by_lead") and len(leads) <= SMALL_BATCH:
         events = events_of(events, leads)
     cutoffs = pd.DataFrame({"c_pos": np.arange(len(leads), dtype=np.int64),
                             "c_lead": leads.astype("string").str.strip().to_numpy(dtype=object),
                             "c_cut": np.asarray(cut, dtype=float)})
-    con = duckdb.connect()
+    con = _connection()
+    con.register("events", events)
+    con.register("cutoffs", cutoffs)
     try:
+        out = con.execute(aggregation_sql(spec) + " ORDER BY c_pos").df()
+    finally:
+        con.unregister("events")
+        con.unregister("cutoffs")
+    return shape_features(out, spec, leads.index)
+
+
+_local = threading.local()
+
+
+def _connection():
+    """This thread's in-memory DuckDB connection: opened once (a few milliseconds each time
+    otherwise, most of a single lead's cost in `leadq serve`)."""
+    import duckdb
+
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = duckdb.connect()
         con.execute("SET threads TO 1")  # scoring runs beside the model on a small machine
         # A ceiling DuckDB fills before it spills: what keeps a large log's aggregation flat.
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        con.register("events", events)
-        con.register("cutoffs", cutoffs)
-        out = con.execute(aggregation_sql(spec) + " ORDER BY c_pos").df()
-    finally:
-        con.close()
-    return shape_features(out, spec, leads.index)
+        _local.con = con
+    return con
 
 
 def shape_features(out: pd.DataFrame, spec: ActivitySpec, index: pd.Index) -> pd.DataFrame:

@@ -151,6 +151,8 @@ def scoring_events(params: dict) -> pd.DataFrame:
         # Sorted by lead, a few leads' events are found by binary search (features.activities
         # .events_of) instead of a scan of the whole log per request.
         events = events.sort_values("ev_lead", kind="stable", ignore_index=True)
+        # Plain Python strings: numpy's binary search, not an Arrow → numpy copy per lookup.
+        events["ev_lead"] = pd.Series(events["ev_lead"].to_numpy(dtype=object), dtype=object)
         events.attrs["sorted_by_lead"] = True
         _events_cache.clear()  # one version of one log is enough; an old one is never read again
         _events_cache[key] = events

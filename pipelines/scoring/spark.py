@@ -264,6 +264,72 @@ def _coerce_batches(params: dict, scored_at: pd.Timestamp | None = None):
     return run
 
 
+EVENTS_SCHEMA = "ev_lead string, ev_t double, ev_type string, ev_value double"
+
+
+def _event_batches(params: dict, is_csv: bool):
+    """mapInPandas step over the activity log: its row contract (the rules of
+    features/rules.py "activities", as the pandas engine applies them) and the typed
+    marketing events of the rows that pass."""
+    from leadq.features.activities import canonical_events
+    from leadq.features.contracts import evaluate
+    from leadq.features.tables import parse_date_cells
+
+    spec = params["data"]["activities"]
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            prior = (frame.pop(PRIOR).fillna(False).to_numpy(dtype=bool) if PRIOR in frame
+                     else None)
+            frame = frame.drop(columns=[c for c in (ROW,) if c in frame]).reset_index(drop=True)
+            if is_csv:
+                frame = _csv_na_to_null(frame)
+            check = evaluate(frame, "activities", params, None, duplicates=prior)
+            good = frame.loc[~check.bad]
+            yield canonical_events(good, spec, parse_date_cells(good[spec["occurred_at"]],
+                                                                spec.get("date_format")))
+
+    return run
+
+
+def spark_events(spark, params: dict):
+    """The activity log as a Spark DataFrame of typed events, read and checked on the
+    executors (a log larger than the driver's memory is fine)."""
+    from pyspark.errors import AnalysisException
+
+    from leadq.pipelines.io.activities import activities_path
+
+    spec = params["data"]["activities"]
+    path = str(activities_path(params))
+    is_csv = path.lower().endswith((".csv", ".txt", ".tsv"))
+    try:
+        if is_csv:
+            charset, delimiter = csv_options(path, spec)
+            raw = (spark.read.option("header", True).option("inferSchema", False)
+                   .option("sep", delimiter).option("encoding", charset).csv(path))
+        elif path.lower().endswith((".parquet", ".pq")):
+            raw = spark.read.parquet(path)
+        else:
+            raise BadInputError(f"{path}: the Spark engine reads a CSV or Parquet activity "
+                                "log (data.activities.path)")
+    except AnalysisException as exc:
+        raise BadInputError(f"{path}: cannot read the activity log: "
+                            f"{str(exc).splitlines()[0]}") from exc
+    renamed = [str(c).lstrip("\ufeff").strip() for c in raw.columns]
+    if renamed != raw.columns:
+        raw = raw.toDF(*renamed)
+    from leadq.features.contracts import check_columns
+
+    check_columns(list(raw.columns), "activities", params, path=path, for_training=False)
+    if is_csv:
+        from pyspark.sql import functions as F
+
+        raw = raw.select([F.col(f"`{c}`").cast("string").alias(c) for c in raw.columns])
+    if spec.get("id"):
+        raw = _mark_prior_duplicates(raw, spec["id"]).drop(ROW)
+    return raw.mapInPandas(_event_batches(params, is_csv), EVENTS_SCHEMA)
+
+
 def with_activity_features(spark, typed, params: dict):
     """`typed` with the activity features joined on: the aggregation of
     leadq.features.activities (the same SQL as DuckDB runs for the pandas engine and
@@ -271,17 +337,13 @@ def with_activity_features(spark, typed, params: dict):
     from pyspark.sql import functions as F
 
     from leadq.features.activities import activity_spec, aggregation_sql
-    from leadq.pipelines.io.crm import scoring_events
 
     spec = activity_spec(params)
     if spec is None:
         return typed
     idc = params["data"]["leads"]["id"]
-    events = scoring_events(params)
     # Views under leadq's own names: a session shared with a user's job keeps its views.
-    spark.createDataFrame(events.astype({"ev_lead": str, "ev_type": str}),
-                          "ev_lead string, ev_t double, ev_type string, ev_value double"
-                          ).createOrReplaceTempView("_leadq_events")
+    spark_events(spark, params).createOrReplaceTempView("_leadq_events")
     (typed.select(F.col(idc).cast("string").alias("c_pos"),
                   F.trim(F.col(idc).cast("string")).alias("c_lead"), F.col(CUT).alias("c_cut"))
      .createOrReplaceTempView("_leadq_cutoffs"))
