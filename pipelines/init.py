@@ -494,11 +494,7 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
     if deals:
         deals_path = Path(deals)
         dframe, dspec, dnotes = _read(deals_path, "deals")
-        pre = propose_id_and_date(frame, today=today, lookup_tables=lookup_tables)
-        if pre.id is None or pre.created_at is None:
-            raise ProfileError("--deals: labelling from deals needs a lead id and a creation "
-                               "date in the leads; init found "
-                               f"id {pre.id!r}, created_at {pre.created_at!r}")
+        pre = _id_and_date(frame, today, lookup_tables, "--deals: labelling from deals")
         lead_col, closed, outcome, ofacts, dfacts = _deal_columns(dframe, frame[pre.id],
                                                                   today=today)
         won = lost = None
@@ -540,11 +536,8 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
     if activities:
         acts_path = Path(activities)
         aframe, aspec, anotes = _read(acts_path, "activities")
-        pre = propose_id_and_date(frame, today=today, lookup_tables=lookup_tables)
-        if pre.id is None or pre.created_at is None:
-            raise ProfileError("--activities: point-in-time features need a lead id and a "
-                               f"creation date in the leads; init found id {pre.id!r}, "
-                               f"created_at {pre.created_at!r}")
+        pre = _id_and_date(frame, today, lookup_tables,
+                           "--activities: point-in-time features")
         activities_info = _activity_spec(aframe, frame[pre.id], today=today, out_dir=out_dir,
                                          path=acts_path, spec=aspec, notes=anotes)
 
@@ -588,6 +581,16 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
             "label_form": proposal.label.kind, "label": proposal.label.column,
             "leak_suspects": {r.column: r.why for r in proposal.roles if r.role == "leak"},
             "roles": {r.column: r.role for r in proposal.roles}}
+
+
+def _id_and_date(frame: pd.DataFrame, today: pd.Timestamp, lookup_tables: dict[str, str],
+                 what: str) -> Proposal:
+    """The leads' id and created_at, which `what` (a deals label, activity features) needs."""
+    pre = propose_id_and_date(frame, today=today, lookup_tables=lookup_tables)
+    if pre.id is None or pre.created_at is None:
+        raise ProfileError(f"{what} needs a lead id and a creation date in the leads; init "
+                           f"found id {pre.id!r}, created_at {pre.created_at!r}")
+    return pre
 
 
 def propose_id_and_date(frame: pd.DataFrame, *, today: pd.Timestamp,

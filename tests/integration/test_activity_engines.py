@@ -12,8 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
 
 import numpy as np
 import pandas as pd
@@ -21,7 +19,13 @@ import pytest
 import yaml
 
 from tests.conftest import MLFLOW_ENV
-from tests.integration.test_serve import TOKEN, _free_port, _get, _post, _records
+from tests.integration.test_serve import (
+    TOKEN,
+    _free_port,
+    _post,
+    _records,
+    wait_until_ready,
+)
 from tests.integration.test_spark_engine import pytestmark as SPARK_MARKS  # noqa: N812
 
 FRESH_ID = "L90000001"  # a lead the activity log has never heard of
@@ -117,17 +121,7 @@ def served(sample, trained_store) -> dict:
             env=env, stdout=server_log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                try:
-                    if _get(f"{base}/v1/health")[0] == 200:
-                        break
-                except (urllib.error.URLError, ConnectionError):
-                    pass
-                assert proc.poll() is None, (directory / "server.log").read_text()
-                time.sleep(0.3)
-            else:
-                pytest.fail("leadq serve did not become ready in 90 s")
+            wait_until_ready(base, proc, directory / "server.log")
             for lead in _records(sample["rows"]):  # one request per lead, as a web form posts
                 status, answer = _post(f"{base}/v1/score", lead)
                 assert status == 200, answer

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,20 @@ def _get(url: str, token: str | None = TOKEN):
             return resp.status, (json.loads(body) if "json" in ctype else body.decode())
     except urllib.error.HTTPError as exc:
         return exc.code, None
+
+
+def wait_until_ready(base: str, proc, log: Path, seconds: float = 90) -> None:
+    """Poll /v1/health until the server answers; fail with its log if it exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if _get(f"{base}/v1/health")[0] == 200:
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.3)
+    pytest.fail(f"leadq serve did not become ready in {seconds:.0f} s")
 
 
 NUMERIC = ("employees", "web_visits", "pages_viewed", "content_downloads", "email_opens",
@@ -114,17 +129,7 @@ def server(tmp_path_factory, base_params, small_crm):
              "--port", str(port)], env=env, stdout=server_log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                try:
-                    if _get(f"{base}/v1/health")[0] == 200:
-                        break
-                except (urllib.error.URLError, ConnectionError):
-                    pass
-                assert proc.poll() is None, (d / "server.log").read_text()
-                time.sleep(0.3)
-            else:
-                pytest.fail("leadq serve did not become ready in 90 s")
+            wait_until_ready(base, proc, d / "server.log")
             yield {"base": base, "proc": proc, "dir": d, "params": str(params), "leads": leads,
                    "sample": sample, "batch": pd.read_csv(d / "batch.csv", dtype=str,
                                                           keep_default_na=False),
