@@ -39,6 +39,23 @@ def classification_metrics(y: np.ndarray, score: np.ndarray, prefix: str = "") -
     return {f"{prefix}{k}": float(v) for k, v in metrics.items()}
 
 
+def roc_auc_interval(y: np.ndarray, score: np.ndarray, *, level: float = 0.9,
+                     rounds: int = 400, seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval of ROC AUC: whether a ranking is better than chance on this many
+    leads."""
+    rng = np.random.default_rng(seed)
+    y, score = np.asarray(y, int), np.asarray(score, float)
+    values = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() != y[idx].max():
+            values.append(roc_auc_score(y[idx], score[idx]))
+    if not values:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def calibration_table(y: np.ndarray, score: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
     """Predicted vs observed conversion per equal-count score band."""
     y, score = np.asarray(y, float), np.asarray(score, float)

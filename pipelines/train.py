@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
+from sklearn.metrics import roc_auc_score
 
 from leadq.errors import ConfigError, GateError
 from leadq.features.columns import assert_no_leakage, model_inputs, raw_input_columns
@@ -378,6 +379,7 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
                  f"{len(oof[name].rows):,}", selection[name]["roc_auc"],
                  selection[name]["pr_auc"])
     best = max(selection, key=lambda n: selection[n][select_by])
+    _warn_if_no_signal(best, oof[best], seed)
     with step(f"fit {best} on {len(X_fit):,} leads (train + validation)"):
         model = fitter(best)(X_fit, y_fit, w_fit)
     # The calibration map and the first bar are learnt on the out-of-fold scores of the most
@@ -399,6 +401,21 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
             folds=int(cal.get("folds", 5)), seed=seed, sample_weight=chosen.weight)
     return FinalFit(best, model, method_used, losses, selection, scores, chosen.y,
                     (X_fit, y_fit))
+
+
+def _warn_if_no_signal(name: str, oof: OutOfFold, seed: int) -> None:
+    """Say so when even the chosen candidate ranks leads no better than chance out of fold:
+    then which model wins on the test set is a coin toss, and the export (its label, its
+    inputs) needs a look before any model is trusted."""
+    from leadq.models.metrics import roc_auc_interval
+
+    lo, hi = roc_auc_interval(oof.y, oof.proba, seed=seed)
+    if lo == lo and lo <= 0.5:  # NaN-safe: no interval, no warning
+        log.warning("no candidate ranks leads better than chance out of fold: the chosen %s "
+                    "has ROC AUC %.3f, 90%% bootstrap interval [%.3f, %.3f] over %s leads. "
+                    "The export may carry no signal for this label: check the label and the "
+                    "inputs before trusting a model", name,
+                    float(roc_auc_score(oof.y, oof.proba)), lo, hi, f"{len(oof.y):,}")
 
 
 def _recent(oof: OutOfFold, X: pd.DataFrame, recent: pd.Index) -> OutOfFold:  # noqa: N803

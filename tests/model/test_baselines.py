@@ -147,3 +147,23 @@ def test_the_registered_model_uses_all_the_history_before_the_test_set(tmp_path,
         expected_p = part.calibrators[0].predict(margin)
         np.testing.assert_allclose(model.predict_proba(result.test_inputs)[:, 1], expected_p,
                                    atol=1e-12)
+
+
+def test_an_export_without_signal_is_named_in_a_warning(tmp_path, caplog):
+    """Labels drawn independently of every input: training says no candidate beats chance
+    out of fold (and says nothing of the kind on the export with signal)."""
+    path = _params(tmp_path)
+    leads = pd.read_csv(tmp_path / "leads.csv")
+    with caplog.at_level("WARNING", logger="leadq"):
+        params = load_params(path)
+        train_models(load_crm(params, quarantine=False), params)
+    assert not any("better than chance" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    rng = np.random.default_rng(1)
+    leads["converted"] = np.where(rng.random(len(leads)) < 0.3, "yes", "no")
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    with caplog.at_level("WARNING", logger="leadq"):
+        params = load_params(path)
+        train_models(load_crm(params, quarantine=False), params)
+    assert any("no candidate ranks leads better than chance out of fold" in r.getMessage()
+               for r in caplog.records)
