@@ -35,6 +35,21 @@ _SUFFIX = re.compile(r"^act_(?P<type>[0-9a-z_]+?)_"
                      r"(?:(?P<window>\d+)d|days_since|value_(?P<vw>\d+)d)$")
 
 
+# Name words of a type that is sales' own action on a lead (a call, a meeting): logged because
+# the lead is being worked, so such a type listed among data.activities.types is refused.
+SALES_WORDS = frozenset({
+    "call", "calls", "called", "meeting", "meetings", "task", "tasks", "sales", "sdr", "bdr",
+    "rep", "phone", "appointment", "opportunity", "deal", "proposal", "quote", "contract",
+    "negotiation", "followup", "outreach", "sequence", "voicemail",
+})
+
+
+def sales_like(value: object) -> bool:
+    """Whether an activity type's name says it is a sales action ('Sales Call', 'meeting')."""
+    words = set(type_key(value).split("_"))
+    return bool(words & SALES_WORDS) or "follow_up" in type_key(value)
+
+
 def type_key(value: object) -> str:
     """An activity type as a column-name part: 'Content Download' → 'content_download'; a
     name with no ASCII letter or digit ('ウェブ訪問') gets a stable code from its text."""

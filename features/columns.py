@@ -85,9 +85,28 @@ def assert_no_leakage(params: dict) -> None:
     if bad:
         detail = "; ".join(f"{c!r}: {why}" for c, why in bad)
         raise ConfigError(f"params.yaml features: leakage guard refused column(s) {detail}")
+    _refuse_sales_types(params)
     for role in ("email", "job_title"):
         col = roles[role]
         if col and col in forbidden and "personal" not in forbidden[col]:
             raise ConfigError(
                 f"params.yaml features.{role}_column: {col!r} is refused: {forbidden[col]}"
             )
+
+
+def _refuse_sales_types(params: dict) -> None:
+    """An activity type named like a sales action (call, meeting, task…) among the feature
+    types: it happens because the lead is being worked, like a deal column. leakage.allow
+    lets a type that truly is marketing's through."""
+    from leadq.features.activities import sales_like
+
+    spec = (params["data"].get("activities") or {})
+    if not spec.get("path"):
+        return
+    allowed = {str(a) for a in (params.get("leakage") or {}).get("allow") or []}
+    bad = [t for t in spec.get("types") or [] if sales_like(t) and str(t) not in allowed]
+    if bad:
+        raise ConfigError(
+            f"data.activities.types: {', '.join(map(repr, bad))} named like sales' own "
+            "actions on a lead (logged because it is being worked): list them in "
+            "data.activities.sales_types, or in leakage.allow if marketing logs them")

@@ -130,7 +130,7 @@ def _activity_spec(acts: pd.DataFrame, lead_ids: pd.Series, *, today: pd.Timesta
                    out_dir: Path, path: Path, spec: dict, notes: list[str]) -> dict:
     """data.activities for an activity log: its lead id, time, type and value columns, the
     marketing types (features) and sales' own actions (never features), each commented."""
-    from leadq.pipelines.profiling.profile import SALES_ACTION_WORDS
+    from leadq.features.activities import sales_like
 
     ids = set(lead_ids.dropna().astype(str).str.strip())
     cols = list(acts.columns)
@@ -159,9 +159,7 @@ def _activity_spec(acts: pd.DataFrame, lead_ids: pd.Series, *, today: pd.Timesta
                      and "id" in f.tokens and f.blank_share == 0 and f.distinct == len(acts)),
                     None)
     counts = acts[kind].astype("string").str.strip().value_counts()
-    sales = [str(v) for v in counts.index if _has_words(
-        [_singular(t) for t in name_tokens_of(str(v))] + name_tokens_of(str(v)),
-        SALES_ACTION_WORDS)]
+    sales = [str(v) for v in counts.index if sales_like(v)]
     marketing = [str(v) for v in counts.index if str(v) not in sales]
     tree: dict = {"path": _rel(path, out_dir), **spec}
     com = {"data.activities.path": "; ".join(notes) or None}

@@ -39,13 +39,6 @@ LEAK_WORDS = frozenset({
 LEAK_NAMES = frozenset({"duration", "calldate", "lastcontact"})
 # Name words saying a column describes the time before the lead (they cancel LEAK_WORDS).
 BEFORE_WORDS = frozenset({"existing", "previous", "prior", "past", "former", "historical"})
-# Activity types that are sales' own actions on a lead (`leadq init --activities`): logged
-# because the lead is being worked, so never features (data.activities.sales_types).
-SALES_ACTION_WORDS = frozenset({
-    "call", "calls", "called", "meeting", "meetings", "task", "sales", "sdr", "bdr", "rep",
-    "phone", "appointment", "opportunity", "deal", "proposal", "quote", "contract",
-    "negotiation", "followup", "follow", "outreach", "sequence", "voicemail",
-})
 # Words of a leads column that counts events (a snapshot counter when its other words name an
 # activity type of the log).
 COUNT_WORDS = frozenset({"total", "number", "count", "num", "n", "of", "per", "so", "far"})

@@ -201,3 +201,14 @@ def test_a_value_column_missing_from_the_log_is_exit_2(crm, tmp_path):
     log.to_csv(path, index=False)
     with pytest.raises(BadInputError, match="missing required column.*value"):
         load_crm(_params(crm, **{"data.activities.path": str(path)}), quarantine=False)
+
+
+def test_a_sales_action_listed_as_a_feature_type_is_refused(crm):
+    """A type named like sales' own work is refused, as deal columns are; leakage.allow lets
+    a type marketing really logs through."""
+    from leadq.errors import ConfigError
+
+    params = _params(crm, **{"data.activities.types": ["web_visit", "Sales Call"],
+                             "data.activities.sales_types": ["meeting"]})
+    with pytest.raises(ConfigError, match="'Sales Call' named like sales' own actions"):
+        _train(params)
