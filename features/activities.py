@@ -234,7 +234,7 @@ def point_in_time(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
     cutoffs = pd.DataFrame({"c_pos": np.arange(len(leads), dtype=np.int64),
                             "c_lead": leads.astype("string").str.strip().to_numpy(dtype=object),
                             "c_cut": np.asarray(cut, dtype=float)})
-    con = _connection()
+    con = duckdb_connection()
     con.register("events", events)
     con.register("cutoffs", cutoffs)
     try:
@@ -248,18 +248,20 @@ def point_in_time(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
 _local = threading.local()
 
 
-def _connection():
+def duckdb_connection():
     """This thread's in-memory DuckDB connection: opened once (a few milliseconds each time
     otherwise, most of a single lead's cost in `leadq serve`)."""
     import duckdb
 
+    import os
+
     con = getattr(_local, "con", None)
-    if con is None:
+    if con is None or getattr(_local, "pid", None) != os.getpid():  # never across a fork
         con = duckdb.connect()
         con.execute("SET threads TO 1")  # scoring runs beside the model on a small machine
         # A ceiling DuckDB fills before it spills: what keeps a large log's aggregation flat.
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        _local.con = con
+        _local.con, _local.pid = con, os.getpid()
     return con
 
 

@@ -50,7 +50,7 @@ def touched_before_cutoff(tables, params: dict) -> pd.Series:
     """Per lead (True/False, aligned with tables.leads): sales touched it, or its outcome was
     known, before its cut-off (label.cutoff_days after created_at). Such a lead's outcome is
     not a prediction at its MQL moment, and its engagement after the touch would leak."""
-    from leadq.features.activities import cutoff_seconds, epoch_seconds
+    from leadq.features.activities import epoch_seconds
 
     spec = activity_spec(params)
     leads = tables.leads
@@ -85,7 +85,7 @@ def export_day_counts(events: pd.DataFrame, leads: pd.DataFrame, params: dict
                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per lead and marketing type: events before the cut-off, and all events in the log
     (what an export-day counter holds). For the snapshot-counter evidence in training."""
-    import duckdb
+    from leadq.features.activities import duckdb_connection
 
     spec = activity_spec(params)
     lead_spec = params["data"]["leads"]
@@ -96,15 +96,15 @@ def export_day_counts(events: pd.DataFrame, leads: pd.DataFrame, params: dict
     sums = ", ".join(
         f"SUM(CASE WHEN e.ev_type = '{t}' AND e.ev_t < c.c_cut THEN 1 ELSE 0 END) AS b_{t}, "
         f"SUM(CASE WHEN e.ev_type = '{t}' THEN 1 ELSE 0 END) AS a_{t}" for t in spec.types)
-    con = duckdb.connect()
+    con = duckdb_connection()
+    con.register("events", events)
+    con.register("cutoffs", frame)
     try:
-        con.execute("SET threads TO 1")
-        con.register("events", events)
-        con.register("cutoffs", frame)
         out = con.execute(f"SELECT c.c_pos, {sums} FROM cutoffs c LEFT JOIN events e ON "
                           "e.ev_lead = c.c_lead GROUP BY c.c_pos ORDER BY c.c_pos").df()
     finally:
-        con.close()
+        con.unregister("events")
+        con.unregister("cutoffs")
     before = pd.DataFrame({t: out[f"b_{t}"].astype(float).to_numpy() for t in spec.types},
                           index=leads.index)
     after = pd.DataFrame({t: out[f"a_{t}"].astype(float).to_numpy() for t in spec.types},
