@@ -251,9 +251,9 @@ _local = threading.local()
 def duckdb_connection():
     """This thread's in-memory DuckDB connection: opened once (a few milliseconds each time
     otherwise, most of a single lead's cost in `leadq serve`)."""
-    import duckdb
-
     import os
+
+    import duckdb
 
     con = getattr(_local, "con", None)
     if con is None or getattr(_local, "pid", None) != os.getpid():  # never across a fork
