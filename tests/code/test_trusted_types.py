@@ -51,11 +51,15 @@ def test_saving_a_model_with_an_unlisted_function_is_refused():
 
 def test_scoring_refuses_a_registered_model_whose_types_are_not_listed(trained_store,
                                                                        monkeypatch):
+    import leadq.pipelines.scoring.model as scoring_model
     import leadq.pipelines.tracking.store as store
     from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.scoring.model import load_scoring_model
 
     params = load_params(trained_store["params_path"])
+    # A version an earlier test loaded sits in the process's model cache, trusted under the
+    # full list; this process must load it afresh under the shorter one.
+    monkeypatch.setattr(scoring_model, "_LOADED", {})
     monkeypatch.setattr(store, "TRUSTED_TYPES",
                         store.TRUSTED_TYPES - {"leadq.features.transform.LeadFeatures"})
     with pytest.raises(LeadqError, match="leadq.features.transform.LeadFeatures"):
