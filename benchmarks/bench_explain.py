@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import leads_own_columns
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"
@@ -35,12 +36,7 @@ def main(leads: int = 100_000, train_leads: int = 50_000) -> dict:
     params = copy.deepcopy(load_params(REPO / "params.yaml"))
     params["train"]["candidates"] = ["hgb"]
     params["train"].setdefault("search", {})["enabled"] = False
-    # A speed benchmark of the leads file alone (streamed leads-only files have no activity
-    # log): the file's own engagement counters are the inputs, as before the activity log.
-    params["data"]["activities"] = {"path": None}
-    params["features"]["numeric"] = ["employees", "web_visits", "pages_viewed",
-                                     "content_downloads", "email_opens", "demo_requested"]
-    params["features"]["snapshot_columns"] = []
+    leads_own_columns(params)  # leads-only files have no activity log
     crm = generate_crm(train_leads, seed=21)
     tables = CrmTables(leads=coerce_leads(crm["leads"], params),
                        deals=canonical_deals(crm["deals"], params["data"]["deals"]),

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from common import leads_own_columns
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"
@@ -48,12 +49,7 @@ def store() -> tuple[Path, str]:
         base = yaml.safe_load((REPO / "params.yaml").read_text())
         for table in ("leads", "deals", "feedback"):
             base["data"][table]["path"] = str(crm[table])
-        # A speed benchmark of the leads file alone (streamed leads-only files have no activity
-        # log): the file's own engagement counters are the inputs, as before the activity log.
-        base["data"]["activities"] = {"path": None}
-        base["features"]["numeric"] = ["employees", "web_visits", "pages_viewed",
-                                       "content_downloads", "email_opens", "demo_requested"]
-        base["features"]["snapshot_columns"] = []
+        leads_own_columns(base)  # leads-only files have no activity log
         base.setdefault("train", {}).update({"candidates": ["hgb"], "search": {"enabled": False}})
         params.write_text(yaml.safe_dump(base, sort_keys=False))
         subprocess.run([*LEADQ, "train", "--params", str(params)], check=True, cwd=params.parent)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from common import leads_own_columns
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -53,11 +54,7 @@ def prepare_store(work: Path, leads: int, activities: bool = True) -> tuple[Path
         # As the demo serves: each request's activity features come from the CRM's log.
         params["data"]["activities"]["path"] = str(crm / "activities.csv")
     else:
-        # The leads' own columns only (the configuration before the activity log).
-        params["data"]["activities"] = {"path": None}
-        params["features"]["numeric"] = ["employees", "web_visits", "pages_viewed",
-                                         "content_downloads", "email_opens", "demo_requested"]
-        params["features"]["snapshot_columns"] = []
+        leads_own_columns(params)  # the configuration before the activity log
     # The repository's params.yaml holds only what differs from the defaults: no mlflow section.
     params["mlflow"] = {**(params.get("mlflow") or {}), "tracking_uri": "sqlite:///mlflow.db"}
     params.pop("recalibration", None)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from common import leads_own_columns
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,12 +36,7 @@ def _train(tmp: Path) -> tuple[dict, str]:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for table in ("leads", "deals", "feedback"):
         params["data"][table]["path"] = str(crm[table])
-    # A speed benchmark of the leads file alone (streamed leads-only files have no activity
-    # log): the file's own engagement counters are the inputs, as before the activity log.
-    params["data"]["activities"] = {"path": None}
-    params["features"]["numeric"] = ["employees", "web_visits", "pages_viewed",
-                                     "content_downloads", "email_opens", "demo_requested"]
-    params["features"]["snapshot_columns"] = []
+    leads_own_columns(params)  # leads-only files have no activity log
     # The repository's params.yaml holds only what differs from the defaults.
     params["mlflow"] = {**(params.get("mlflow") or {}), "tracking_uri": "sqlite:///mlflow.db",
                         "artifact_location": "mlruns"}

@@ -173,12 +173,11 @@ def canonical_events(good: pd.DataFrame, spec: dict, dates: pd.Series) -> pd.Dat
     types = {type_key(t) for t in spec.get("types") or []}
     kind = good[spec["type"]].map(type_key) if len(good) else pd.Series([], dtype=object)
     keep = kind.isin(types).to_numpy(dtype=bool)
-    when = dates
     value = (pd.to_numeric(good[spec["value"]], errors="coerce").to_numpy(dtype=float)
              if spec.get("value") else np.full(len(good), np.nan))
     return pd.DataFrame({
         "ev_lead": good[spec["lead_id"]].astype("string").str.strip().to_numpy(dtype=object)[keep],
-        "ev_t": epoch_seconds(pd.Series(np.asarray(when))[keep]),
+        "ev_t": epoch_seconds(pd.Series(np.asarray(dates))[keep]),
         "ev_type": kind.to_numpy(dtype=object)[keep],
         "ev_value": value[keep],
     })
@@ -189,8 +188,7 @@ def epoch_seconds(when: pd.Series) -> np.ndarray:
     stamps = pd.to_datetime(when)
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
-    out = (stamps - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype=float)
-    return out
+    return (stamps - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype=float)
 
 
 def cutoff_seconds(created: pd.Series, spec: ActivitySpec,

@@ -11,9 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from leadq.errors import ConfigError
+from leadq.features.activities import canonical_events
 from leadq.features.contracts import check_columns, check_totals, evaluate
 from leadq.features.labels import leads_carry_label
-from leadq.features.tables import canonical_deals, canonical_feedback, coerce_leads
+from leadq.features.rules import settings
+from leadq.features.tables import (
+    canonical_deals,
+    canonical_feedback,
+    coerce_leads,
+    parse_date_cells,
+)
+from leadq.pipelines.io.activities import activities_path, add_features
 from leadq.pipelines.io.files import read_table, read_table_ragged, require_columns
 from leadq.pipelines.io.lookups import enrich
 from leadq.pipelines.io.progress import log
@@ -111,15 +119,10 @@ def load_events(params: dict, *, reference: dict | None, quarantine: bool, pendi
     """The log held to its contract (features/rules.py "activities"); with `reference`
     (lead id → created_at), events of unknown leads are quarantined. Returns the typed
     marketing events, the accounting and the raw rows (for GX)."""
-    from leadq.features.activities import canonical_events
-    from leadq.pipelines.io.activities import activities_path
-
     path = activities_path(params)
     spec = params["data"]["activities"]
     good, acct, raw = load_checked(params, "activities", path, for_training=True,
                                    reference=reference, quarantine=quarantine, pending=pending)
-    from leadq.features.tables import parse_date_cells
-
     events = canonical_events(good, spec, parse_date_cells(good[spec["occurred_at"]],
                                                            spec.get("date_format")))
     log.info("activities: %s events of the listed marketing types kept for features (%s "
@@ -131,12 +134,8 @@ def load_events(params: dict, *, reference: dict | None, quarantine: bool, pendi
 def scoring_events(params: dict) -> pd.DataFrame:
     """The log's typed events for scoring, read once per file version (no quarantine: the
     training run that accepted this log wrote it; bad rows are left out and counted)."""
-    from leadq.pipelines.io.activities import activities_path
-
     path = activities_path(params)
     stat = path.stat()
-    from leadq.features.rules import settings
-
     key = (str(path), stat.st_mtime_ns, stat.st_size,
            repr(sorted((params["data"]["activities"] or {}).items())),
            repr(sorted(settings(params).items())))
@@ -221,8 +220,6 @@ def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]
     if not leads_carry_label(params["data"]["leads"]):
         _load_outcomes(params, tables, reference, quarantine=quarantine, pending=pending)
     if tables.activities is not None:
-        from leadq.pipelines.io.activities import add_features
-
         tables.leads = add_features(leads, tables.activities, params)
     return tables
 

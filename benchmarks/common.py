@@ -1,0 +1,16 @@
+"""What several benchmarks share."""
+
+from __future__ import annotations
+
+# The synthetic leads file's engagement counters (export-day counts since the activity log).
+COUNTERS = ["web_visits", "pages_viewed", "content_downloads", "email_opens"]
+
+
+def leads_own_columns(params: dict) -> dict:
+    """`params` (the repository's params.yaml, as a dict) changed in place to read the leads
+    file alone: no activity log, the file's own counters as inputs, as before the log existed.
+    For speed benchmarks that stream leads-only files (they have no log to join)."""
+    params["data"]["activities"] = {"path": None}
+    params["features"]["numeric"] = ["employees", *COUNTERS, "demo_requested"]
+    params["features"]["snapshot_columns"] = []
+    return params
