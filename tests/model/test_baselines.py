@@ -167,3 +167,24 @@ def test_an_export_without_signal_is_named_in_a_warning(tmp_path, caplog):
         train_models(load_crm(params, quarantine=False), params)
     assert any("no candidate ranks leads better than chance out of fold" in r.getMessage()
                for r in caplog.records)
+
+
+def test_the_chance_check_allows_for_picking_the_best_of_several_candidates(caplog):
+    """Labels independent of four candidates' scores: the best of the four looks better than
+    chance on a 90 % interval, and the check, widened for four comparisons, still says no."""
+    from sklearn.metrics import roc_auc_score
+
+    from leadq.models.metrics import roc_auc_interval
+    from leadq.models.oof import OutOfFold
+    from leadq.pipelines.train import _warn_if_no_signal
+
+    rng = np.random.default_rng(22)
+    y = (rng.random(460) < 0.5).astype(int)
+    best = max(rng.normal(size=(4, 460)), key=lambda s: roc_auc_score(y, s))
+    assert roc_auc_interval(y, best, level=0.9)[0] > 0.5  # one comparison: "signal"
+    oof = OutOfFold(rows=np.arange(460), decision=best, proba=best, y=y, weight=None)
+    for compared, warned in ((1, False), (4, True)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="leadq"):
+            _warn_if_no_signal("candidate", oof, seed=0, compared=compared)
+        assert any("better than chance" in r.getMessage() for r in caplog.records) is warned
