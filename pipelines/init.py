@@ -41,7 +41,12 @@ LINE_WIDTH = 100
 def _read(path: Path, name: str) -> tuple[pd.DataFrame, dict, list[str]]:
     """The table as text cells, the reader settings that differ from the defaults, and the
     comments saying what was sniffed."""
-    from leadq.pipelines.io.files import describe_csv, read_table, table_format
+    from leadq.pipelines.io.files import (
+        describe_csv,
+        ragged_error,
+        read_table_ragged,
+        table_format,
+    )
 
     if not path.exists():
         raise BadInputError(f"{path}: file not found")
@@ -57,7 +62,34 @@ def _read(path: Path, name: str) -> tuple[pd.DataFrame, dict, list[str]]:
         elif facts["bom"]:
             notes.append(f"starts with a byte-order mark ({facts['encoding']})")
         notes.append(f"{facts['line_end']} line ends, {facts['delimiter']!r}-separated")
-    frame = read_table(path, {"encoding": "auto", "delimiter": ",", **spec}, name=name)
+    frame, ragged = read_table_ragged(path, {"encoding": "auto", "delimiter": ",", **spec},
+                                      name=name)
+    if ragged:
+        # A report's footer ("Grand Totals", a copyright line) or a broken line: training
+        # and scoring quarantine these, so profiling the rest is what they will see.
+        if len(ragged) > max(10, 0.01 * (len(frame) + len(ragged))):
+            if frame.shape[1] == 1 and len(ragged) > len(frame):
+                raise BadInputError(
+                    f"{path}: the first line has one field and most lines have "
+                    f"{ragged[0].fields}: it looks like a report title above the header; "
+                    "delete the lines above the column names and run init again")
+            raise ragged_error(ragged[0])  # not a footer: the delimiter or quoting is off
+        lines = ", ".join(str(r.line) for r in ragged[:5]) + (", …" if len(ragged) > 5 else "")
+        notes.append(f"{len(ragged)} line(s) with another field count than the header "
+                     f"(line {lines}): quarantined when read")
+        log.warning("%s: %d line(s) with another field count than the header (line %s), "
+                    "e.g. a report footer: left out here, quarantined by train and score",
+                    path, len(ragged), lines)
+    if frame.shape[1] == 1 and len(frame):
+        # One column, yet the lines hold a separator: a title line above the header made the
+        # sniffer see one field per line.
+        cells = frame.iloc[:500, 0].dropna().astype(str)
+        for sep in (";", "\t", "|", ","):
+            if len(cells) and cells.str.contains(sep, regex=False).mean() > 0.8:
+                raise BadInputError(
+                    f"{path}: read as one column, but most lines hold {sep!r}: a title line "
+                    "above the header? Delete the lines above the column names (or set the "
+                    "table's delimiter) and run init again")
     return frame.reset_index(drop=True), spec, notes
 
 
@@ -206,7 +238,8 @@ def snapshot_counters(numeric: list[str], types: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------ writing
 
 def _scalar(value) -> str:
-    if isinstance(value, str) and len(value) == 1 and not value.isalnum():
+    if isinstance(value, str) and len(value) == 1 and value.isprintable() \
+            and not value.isalnum():
         return f"{value!r}" if value != "'" else '"\'"'  # ";" reads better quoted
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000)
     return text.strip().removesuffix("...").strip()

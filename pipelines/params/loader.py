@@ -100,7 +100,26 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
                     "the leads and data.deals: null")
     _check_bounds(params["contracts"].get("numeric_bounds"), source)
     data["lookups"] = _check_lookups(data.get("lookups") or {}, source)
+    for where, spec in [*((f"data.{t}", s) for t, s in data.items() if t != "lookups"),
+                        *((f"data.lookups.{n}", s) for n, s in data["lookups"].items())]:
+        if isinstance(spec, dict) and spec.get("delimiter") is not None:
+            spec["delimiter"] = _one_delimiter(spec["delimiter"], f"{source}: {where}")
     return params
+
+
+# How a tab gets written in YAML by hand: '\t' in single quotes, or unquoted, is two characters.
+_TAB_SPELLINGS = frozenset({"\\t", "tab", "\\x09"})
+
+
+def _one_delimiter(value: Any, where: str) -> str:
+    """A delimiter as the readers take it: one character, or auto (sniffed)."""
+    text = str(value)
+    if text.lower() in _TAB_SPELLINGS:
+        return "\t"
+    if text != "auto" and len(text) != 1:
+        raise ConfigError(f"{where}.delimiter: {text!r} is not one character (write a tab as "
+                          '"\\t" in double quotes, or use auto to let leadq sniff it)')
+    return text
 
 
 def _check_lookups(lookups: dict, source: str) -> dict:

@@ -47,7 +47,7 @@ LABEL_WORDS = frozenset({
     "converted", "conversion", "convert", "label", "target", "outcome", "y", "won", "win",
     "approved", "purchase", "purchased", "revenue", "complete", "completed", "success",
     "successful", "sold", "signed", "subscribed", "enrolled", "churn", "churned", "class",
-    "result", "response", "responded", "booked", "sale", "is_won",
+    "result", "response", "responded", "booked", "sale", "is_won", "customer", "became",
 })
 # Name words of a conversion date (a date column named so is a label, never an input).
 CONVERSION_DATE_WORDS = frozenset({"converted", "conversion", "won", "purchased", "signed",

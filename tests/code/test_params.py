@@ -135,3 +135,19 @@ def test_repository_params_hold_only_differences():
     for path in (REPO / "params.yaml", REPO / "examples/olist/params.yaml"):
         repeated = list(same(yaml.safe_load(path.read_text()), defaults))
         assert not repeated, f"{path.name} repeats defaults: {repeated}"
+
+
+@pytest.mark.parametrize("written", ["'\\t'", "\\t", "tab", '"\\t"'])
+def test_a_tab_delimiter_reads_as_a_tab_however_yaml_spells_it(tmp_path, written):
+    """`delimiter: '\\t'` in single quotes is two characters in YAML: leadq reads it as the
+    tab it means, in every table, instead of failing deep inside the CSV reader."""
+    path = _write(tmp_path, f"data:\n  leads:\n    path: x.txt\n    label: y\n"
+                            f"    delimiter: {written}\n")
+    assert load_params(path)["data"]["leads"]["delimiter"] == "\t"
+
+
+def test_a_delimiter_of_several_characters_is_refused_naming_the_setting(tmp_path):
+    path = _write(tmp_path, "data:\n  leads:\n    path: x.csv\n    label: y\n"
+                            "    delimiter: ';;'\n")
+    with pytest.raises(ConfigError, match=r"data\.leads\.delimiter: ';;' is not one character"):
+        load_params(path)

@@ -194,6 +194,80 @@ def test_telemarketing_export_without_id_or_date(tmp_path, capsys):
     assert "held-out (random split: no date column)" in html
 
 
+def test_a_tab_separated_export_gets_a_params_file_that_reads_back_as_tabs(tmp_path, capsys):
+    """init writes the tab as YAML's "\\t" (a single-quoted '\\t' would be two characters and
+    stop training with a reader error), and the chain runs on the file it describes."""
+    export = tmp_path / "export" / "bank.txt"
+    original = telemarketing(export)
+    original.to_csv(export, sep="\t", index=False)
+    params = tmp_path / "params.yaml"
+    cli_json(capsys, ["init", "--leads", str(export), "--out", str(params)])
+    assert 'delimiter: "\\t"' in params.read_text()
+    assert _tree(params)["data"]["leads"]["delimiter"] == "\t"
+    ran = _train_score_report(capsys, params, export, tmp_path)
+    assert len(ran["scores"]) == len(original)
+
+
+def test_a_report_footer_is_profiled_around_and_quarantined_by_training(tmp_path, capsys):
+    """A CRM report's footer lines (a total, a confidentiality line) have one field where the
+    header has many: init profiles the rows above them and says so, and training accounts
+    for them as quarantined rows, by line."""
+    export = tmp_path / "export" / "bank.csv"
+    original = telemarketing(export)
+    with export.open("a") as f:
+        f.write('\n"Grand Totals (2000 records)"\n\n"Confidential Information"\n')
+    params = tmp_path / "params.yaml"
+    summary = cli_json(capsys, ["init", "--leads", str(export), "--out", str(params)])
+    assert summary["label"] == "y"
+    assert "2 line(s) with another field count than the header" in params.read_text()
+    code, _, err = _run(capsys, ["train", "--params", str(params)])
+    assert code == 0, err
+    rejected = pd.read_csv(export.parent / "bank.rejected.csv", dtype=str)
+    assert len(rejected) == 2 and rejected["reason"].str.startswith("ragged row").all()
+    assert len(original) == 2000
+
+
+@pytest.mark.parametrize("sep", [";", ","])
+def test_a_title_line_above_the_header_is_named_as_such(tmp_path, capsys, sep):
+    export = tmp_path / "export" / "bank.csv"
+    telemarketing(export)
+    if sep == ",":
+        pd.read_csv(export, sep=";").to_csv(export, index=False)
+    export.write_text('"Lead report"\n\n' + export.read_text())
+    code, _, err = _run(capsys, ["init", "--leads", str(export), "--out",
+                                 str(tmp_path / "params.yaml")])
+    assert code == 2
+    assert "title line" in err or "report title" in err
+
+
+def test_a_hubspot_like_contacts_export_gets_its_outcome_and_its_stage_set_aside(tmp_path,
+                                                                                 capsys):
+    """"Became a Customer" (yes / no) is the outcome; the lifecycle stage and lead status are
+    written by sales and stay out of the inputs."""
+    rng = np.random.default_rng(3)
+    n = 600
+    customer = rng.random(n) < 0.2
+    export = tmp_path / "contacts.csv"
+    pd.DataFrame({
+        "Record ID": np.arange(100_000, 100_000 + n),
+        "Create Date": pd.date_range("2025-01-01", periods=n, freq="11h").strftime(
+            "%Y-%m-%d %H:%M"),
+        "Number of Pageviews": rng.poisson(4, n) + customer,
+        "Original Source": rng.choice(["Organic Search", "Paid Social", "Direct Traffic"], n),
+        "Lifecycle Stage": np.where(customer, "customer",
+                                    rng.choice(["lead", "subscriber", "opportunity"], n)),
+        "Lead Status": rng.choice(["New", "Open", "In Progress", "Unqualified"], n),
+        "Became a Customer": np.where(customer, "Yes", "No"),
+    }).to_csv(export, index=False)
+    summary = cli_json(capsys, ["init", "--leads", str(export), "--out",
+                                str(tmp_path / "params.yaml")])
+    assert summary["label"] == "Became a Customer"
+    tree = _tree(tmp_path / "params.yaml")
+    inputs = tree["features"].get("numeric", []) + tree["features"].get("categorical", [])
+    assert "Lifecycle Stage" not in inputs and "Lead Status" not in inputs
+    assert "Number of Pageviews" in inputs
+
+
 def _hand_params(directory: Path, export: Path, bounds: dict) -> Path:
     """What a user writes by hand: a global `numeric_min: 0` and per-column bounds over it."""
     path = directory / "hand.yaml"
