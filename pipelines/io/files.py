@@ -268,6 +268,19 @@ def _decode_error(path, name: str, encoding: str, where: tuple[int, bytes], open
         f"legacy_encoding: {works}) (check: encoding)")
 
 
+def _garbled_utf8(head: bytes, codec: str) -> bool:
+    """Whether reading `head` as the single-byte `codec` garbles UTF-8 text: it holds
+    multi-byte UTF-8 sequences and decodes as UTF-8 (a cut final character aside)."""
+    if codec in ("utf-8", "utf-8-sig", "ascii") or "16" in codec or "32" in codec \
+            or head.isascii():
+        return False
+    try:
+        head[:_complete_utf8(head)].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _choose_encoding(path, name: str, spec: dict, head: bytes, open_bytes,
                      *, full_scan: bool) -> str:
     """The encoding to read with: a BOM wins; `auto` detects UTF-16 and otherwise reads UTF-8,
@@ -290,6 +303,13 @@ def _choose_encoding(path, name: str, spec: dict, head: bytes, open_bytes,
                     f"encoding: {utf16} (or auto) (check: encoding)")
             raise BadInputError(f"{path}: {name} file looks binary (NUL bytes), not CSV "
                                 "(check: readable file)")
+        if full_scan and _garbled_utf8(head, codec):
+            # The training export was Latin-1, tonight's is UTF-8: every accent would turn
+            # into two characters (é → Ã©) and each such category would be new to the model.
+            log.warning("%s: data.%s.encoding is %s, but the file reads as UTF-8 with accented "
+                        "text: read as %s, that text is garbled; set data.%s.encoding: auto "
+                        "(UTF-8, falling back to legacy_encoding)", path, name, configured,
+                        configured, name)
         return configured
     if utf16:
         return utf16

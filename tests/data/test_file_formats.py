@@ -166,11 +166,35 @@ def test_legacy_encoding_is_read_with_a_warning(trained_store, leads, ids, tmp_p
     code, summary, err, out = _score(trained_store, path, tmp_path, capsys)
     assert code == 0, err
     _accounted(summary, out, ids, rejected={})
-    assert "is not UTF-8" in caplog.text and "cp1252" in caplog.text
+    # The CLI's own handler writes the warning to stderr (caplog sees it only when an earlier
+    # test left the logger propagating).
+    warned = caplog.text + err
+    assert "is not UTF-8" in warned and "cp1252" in warned
     from leadq.pipelines.io.files import read_table
 
     assert read_table(path, {"encoding": "auto"}, name="leads").loc[150, "last_name"] \
         == "Müller-Größe"  # decoded, not replaced
+
+
+def test_a_utf8_file_read_with_a_pinned_legacy_encoding_is_warned_about(tmp_path, caplog):
+    """Trained on a Latin-1 export (init pinned cp1252), scoring tonight's UTF-8 one: the
+    accents would be garbled, so the reader says which setting reads it right."""
+    from leadq.pipelines.io.files import read_table
+
+    path = tmp_path / "leads.csv"
+    path.write_text("lead_id,city\nL1,São Paulo\nL2,Zürich\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="leadq"):
+        garbled = read_table(path, {"encoding": "cp1252"}, name="leads")
+    assert garbled.loc[0, "city"] == "SÃ£o Paulo"  # what the setting asks for, as it was
+    assert "reads as UTF-8 with accented text" in caplog.text
+    assert "data.leads.encoding: auto" in caplog.text
+    caplog.clear()
+    latin = tmp_path / "latin.csv"
+    latin.write_text("lead_id,city\nL1,São Paulo\n", encoding="cp1252")
+    with caplog.at_level("WARNING", logger="leadq"):
+        assert read_table(latin, {"encoding": "cp1252"}, name="leads").loc[0, "city"] \
+            == "São Paulo"
+    assert "garbled" not in caplog.text
 
 
 @pytest.mark.parametrize("layout", ["csv directory", "parquet directory", "parquet glob"])
