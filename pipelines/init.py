@@ -106,16 +106,31 @@ def _split_lookup(arg: str) -> tuple[Path, str, str | None]:
 
 # ------------------------------------------------------------------------------ deals
 
+def _lead_id_column(table: pd.DataFrame, lead_ids: pd.Series, what: str) -> tuple[str, float]:
+    """The column of `table` whose values are the leads' ids, and the share of its values
+    that are (padding ignored, case not: CRM ids such as Salesforce's 15-character ones
+    differ by case alone)."""
+    ids = set(lead_ids.dropna().astype(str).str.strip())
+    cells = {c: table[c].dropna().astype(str).str.strip() for c in table.columns}
+    overlap = {c: v.isin(ids).mean() for c, v in cells.items()}
+    cols = list(table.columns)
+    best = max(cols, key=lambda c: (overlap[c], -cols.index(c)))
+    if overlap[best] >= 0.5:
+        return best, float(overlap[best])
+    lower = {i.lower() for i in ids}
+    folded = {c: v.str.lower().isin(lower).mean() for c, v in cells.items()}
+    near = max(cols, key=lambda c: (folded[c], -cols.index(c)))
+    hint = (f"; {near!r} matches {folded[near]:.0%} when case is ignored, but ids are "
+            "compared exactly: export both files with the same id spelling"
+            if folded[near] >= 0.5 else "")
+    raise ProfileError(f"{what} matches the leads' ids (best: {best!r}, "
+                       f"{overlap[best]:.0%} of values{hint})")
+
+
 def _deal_columns(deals: pd.DataFrame, lead_ids: pd.Series, *, today: pd.Timestamp
                   ) -> tuple[str, str, str | None, ColumnFacts | None, dict]:
     """(lead id column, closed-at column, outcome column or None, its facts, date facts)."""
-    ids = set(lead_ids.dropna().astype(str).str.strip())
-    overlap = {c: deals[c].dropna().astype(str).str.strip().isin(ids).mean()
-               for c in deals.columns}
-    lead_col = max(overlap, key=lambda c: (overlap[c], -list(deals.columns).index(c)))
-    if overlap[lead_col] < 0.5:
-        raise ProfileError("--deals: no column of the deals file matches the leads' ids "
-                           f"(best: {lead_col!r}, {overlap[lead_col]:.0%} of values)")
+    lead_col, _ = _lead_id_column(deals, lead_ids, "--deals: no column of the deals file")
     facts = {c: column_facts(deals[c], c, today=today) for c in deals.columns if c != lead_col}
     dates = [c for c, f in facts.items() if f.date is not None]
     if not dates:
@@ -164,13 +179,8 @@ def _activity_spec(acts: pd.DataFrame, lead_ids: pd.Series, *, today: pd.Timesta
     marketing types (features) and sales' own actions (never features), each commented."""
     from leadq.features.activities import sales_like
 
-    ids = set(lead_ids.dropna().astype(str).str.strip())
     cols = list(acts.columns)
-    overlap = {c: acts[c].dropna().astype(str).str.strip().isin(ids).mean() for c in cols}
-    lead_col = max(cols, key=lambda c: (overlap[c], -cols.index(c)))
-    if overlap[lead_col] < 0.5:
-        raise ProfileError("--activities: no column of the log matches the leads' ids "
-                           f"(best: {lead_col!r}, {overlap[lead_col]:.0%} of values)")
+    lead_col, share = _lead_id_column(acts, lead_ids, "--activities: no column of the log")
     facts = {c: column_facts(acts[c], c, today=today) for c in cols if c != lead_col}
     dates = [c for c, f in facts.items() if f.date is not None]
     if not dates:
@@ -203,7 +213,7 @@ def _activity_spec(acts: pd.DataFrame, lead_ids: pd.Series, *, today: pd.Timesta
         tree["id"] = event_id
         com["data.activities.id"] = "unique on every event"
     tree.update({"lead_id": lead_col, "occurred_at": when, "type": kind})
-    com["data.activities.lead_id"] = f"{overlap[lead_col]:.0%} of its values are the leads' ids"
+    com["data.activities.lead_id"] = f"{share:.0%} of its values are the leads' ids"
     com["data.activities.occurred_at"] = "the event's date"
     com["data.activities.type"] = f"{len(counts)} distinct values"
     if numbers:

@@ -268,6 +268,24 @@ def test_a_hubspot_like_contacts_export_gets_its_outcome_and_its_stage_set_aside
     assert "Number of Pageviews" in inputs
 
 
+def test_deal_ids_that_differ_by_case_alone_are_named_not_matched(tmp_path, capsys):
+    """Ids compare exactly (Salesforce's 15-character ids differ by case alone), so a deals
+    file that lower-cases them matches nothing; init says that case is the difference."""
+    n = 300
+    leads = pd.DataFrame({"Lead ID": [f"00Q5e{i:05d}AbC" for i in range(n)],
+                          "Created": pd.date_range("2025-01-01", periods=n, freq="D")
+                          .strftime("%Y-%m-%d"),
+                          "Source": np.resize(["Web", "Event", "Partner"], n)})
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    pd.DataFrame({"lead": leads["Lead ID"].str.lower().iloc[::3],
+                  "won_on": "2025-12-01"}).to_csv(tmp_path / "deals.csv", index=False)
+    code, _, err = _run(capsys, ["init", "--leads", str(tmp_path / "leads.csv"), "--deals",
+                                 str(tmp_path / "deals.csv"), "--out",
+                                 str(tmp_path / "params.yaml")])
+    assert code == 2
+    assert "'lead' matches 100% when case is ignored" in err
+
+
 def _hand_params(directory: Path, export: Path, bounds: dict) -> Path:
     """What a user writes by hand: a global `numeric_min: 0` and per-column bounds over it."""
     path = directory / "hand.yaml"
