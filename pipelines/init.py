@@ -112,13 +112,14 @@ def _lead_id_column(table: pd.DataFrame, lead_ids: pd.Series, what: str) -> tupl
     differ by case alone)."""
     ids = set(lead_ids.dropna().astype(str).str.strip())
     cells = {c: table[c].dropna().astype(str).str.strip() for c in table.columns}
-    overlap = {c: v.isin(ids).mean() for c, v in cells.items()}
+    overlap = {c: float(v.isin(ids).mean()) if len(v) else 0.0 for c, v in cells.items()}
     cols = list(table.columns)
     best = max(cols, key=lambda c: (overlap[c], -cols.index(c)))
     if overlap[best] >= 0.5:
         return best, float(overlap[best])
     lower = {i.lower() for i in ids}
-    folded = {c: v.str.lower().isin(lower).mean() for c, v in cells.items()}
+    folded = {c: float(v.str.lower().isin(lower).mean()) if len(v) else 0.0
+              for c, v in cells.items()}
     near = max(cols, key=lambda c: (folded[c], -cols.index(c)))
     hint = (f"; {near!r} matches {folded[near]:.0%} when case is ignored, but ids are "
             "compared exactly: export both files with the same id spelling"

@@ -411,7 +411,8 @@ def _warn_if_no_signal(name: str, oof: OutOfFold, seed: int, compared: int = 1) 
     The best of `compared` candidates looks better than chance more often than any one of
     them does, so the interval is widened for that many comparisons (Bonferroni: 90 % for
     one, 97.5 % for four). Without it, dbt's generated labels, which no input is related
-    to, passed as signal: the best of four out-of-fold ROC AUCs was 0.555."""
+    to, passed as signal: the best of four out-of-fold ROC AUCs was 0.555. The search's
+    trials are not counted, so the check still errs towards calling noise signal."""
     from leadq.models.metrics import roc_auc_interval
 
     level = 1 - 0.1 / max(int(compared), 1)

@@ -268,17 +268,26 @@ def _decode_error(path, name: str, encoding: str, where: tuple[int, bytes], open
         f"legacy_encoding: {works}) (check: encoding)")
 
 
-def _garbled_utf8(head: bytes, codec: str) -> bool:
-    """Whether reading `head` as the single-byte `codec` garbles UTF-8 text: it holds
-    multi-byte UTF-8 sequences and decodes as UTF-8 (a cut final character aside)."""
-    if codec in ("utf-8", "utf-8-sig", "ascii") or "16" in codec or "32" in codec \
-            or head.isascii():
+def _garbled_utf8(open_bytes: Callable[[], io.BufferedIOBase], codec: str) -> bool:
+    """Whether reading the file as the single-byte `codec` garbles UTF-8 text: it is valid
+    UTF-8 and holds multi-byte sequences. One pass over the file, made only when a legacy
+    encoding is pinned in params."""
+    if codec in ("utf-8", "utf-8-sig", "ascii") or "16" in codec or "32" in codec:
         return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    accented = False
+    with open_bytes() as handle:
+        while block := handle.read(1 << 20):
+            accented = accented or not block.isascii()
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError:
+                return False
     try:
-        head[:_complete_utf8(head)].decode("utf-8")
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
-    return True
+    return accented
 
 
 def _choose_encoding(path, name: str, spec: dict, head: bytes, open_bytes,
@@ -303,7 +312,7 @@ def _choose_encoding(path, name: str, spec: dict, head: bytes, open_bytes,
                     f"encoding: {utf16} (or auto) (check: encoding)")
             raise BadInputError(f"{path}: {name} file looks binary (NUL bytes), not CSV "
                                 "(check: readable file)")
-        if full_scan and _garbled_utf8(head, codec):
+        if full_scan and _garbled_utf8(open_bytes, codec):
             # The training export was Latin-1, tonight's is UTF-8: every accent would turn
             # into two characters (é → Ã©) and each such category would be new to the model.
             log.warning("%s: data.%s.encoding is %s, but the file reads as UTF-8 with accented "
@@ -395,7 +404,7 @@ def _delimiter(path: Path, spec: dict, text: str, name: str = "table") -> str:
     if _suffixes(path)[0] == ".tsv":
         return "\t"  # the extension says how the file is separated
     if configured and configured != "auto":
-        if len(configured) != 1:  # params files are checked on load; this is a direct call
+        if not isinstance(configured, str) or len(configured) != 1:  # a direct call
             raise ConfigError(f"{path}: the {name} file's delimiter {configured!r} is not one "
                               "character")
         return configured

@@ -47,8 +47,11 @@ LABEL_WORDS = frozenset({
     "converted", "conversion", "convert", "label", "target", "outcome", "y", "won", "win",
     "approved", "purchase", "purchased", "revenue", "complete", "completed", "success",
     "successful", "sold", "signed", "subscribed", "enrolled", "churn", "churned", "class",
-    "result", "response", "responded", "booked", "sale", "is_won", "customer", "became",
+    "result", "response", "responded", "booked", "sale", "is_won",
 })
+# Words that name the outcome only together: HubSpot's "Became a Customer" (and its date);
+# "customer" alone is as often an attribute ("existing_customer", "is_customer_referral").
+OUTCOME_PHRASES = (frozenset({"became", "customer"}),)
 # Name words of a conversion date (a date column named so is a label, never an input).
 CONVERSION_DATE_WORDS = frozenset({"converted", "conversion", "won", "purchased", "signed",
                                    "enrolled", "subscribed"})
@@ -165,6 +168,13 @@ def _has_words(tokens: list[str], words: frozenset[str]) -> list[str]:
     return hits or ([joined] if joined in words else [])
 
 
+def names_outcome_phrase(tokens: list[str]) -> bool:
+    """Whether the name holds all the words of an OUTCOME_PHRASES entry (and none saying it
+    describes the time before the lead)."""
+    present = set(tokens)
+    return not present & BEFORE_WORDS and any(p <= present for p in OUTCOME_PHRASES)
+
+
 def is_personal(facts: ColumnFacts) -> str | None:
     tokens = facts.tokens
     if facts.email_like:
@@ -200,7 +210,7 @@ def leak_words(facts: ColumnFacts) -> list[str]:
 def label_candidates(facts: dict[str, ColumnFacts], *, created_at: str | None) -> list[LabelForm]:
     out = []
     for name, f in facts.items():
-        if f.binary and _has_words(f.tokens, LABEL_WORDS):
+        if f.binary and (_has_words(f.tokens, LABEL_WORDS) or names_outcome_phrase(f.tokens)):
             pos, neg = f.binary
             out.append(LabelForm("binary", name, tuple(pos), tuple(neg),
                                  why=f"two values {'/'.join(pos + neg)}, named like an outcome"))
@@ -210,7 +220,8 @@ def label_candidates(facts: dict[str, ColumnFacts], *, created_at: str | None) -
                                  why=f"a stage column: won {list(st.won)}, lost {list(st.lost)}, "
                                      f"open (censored) {list(st.open)}"))
         elif (f.date is not None and name != created_at
-              and _has_words(f.tokens, CONVERSION_DATE_WORDS)):
+              and (_has_words(f.tokens, CONVERSION_DATE_WORDS)
+                   or names_outcome_phrase(f.tokens))):
             out.append(LabelForm("converted_at", name, why="a date named like a conversion date",
                                  date_format=f.date.format))
     return out
@@ -332,6 +343,7 @@ def choose_created_at(facts: dict[str, ColumnFacts], taken: set[str]) -> tuple[s
     dates = [n for n, f in facts.items() if f.date is not None and n not in taken
              and not is_personal(f) and not leak_words(f)
              and not _has_words(f.tokens, CONVERSION_DATE_WORDS)
+             and not names_outcome_phrase(f.tokens)
              and f.blank_share < 0.5]  # a lead without its date is rejected: half is too many
     if not dates:
         return None, "no date column: the split is stratified random"

@@ -240,28 +240,43 @@ def test_a_title_line_above_the_header_is_named_as_such(tmp_path, capsys, sep):
     assert "title line" in err or "report title" in err
 
 
+@pytest.mark.parametrize("outcome", ["flag", "date"])
 def test_a_hubspot_like_contacts_export_gets_its_outcome_and_its_stage_set_aside(tmp_path,
-                                                                                 capsys):
-    """"Became a Customer" (yes / no) is the outcome; the lifecycle stage and lead status are
-    written by sales and stay out of the inputs."""
+                                                                                 capsys,
+                                                                                 outcome):
+    """"Became a Customer" (yes / no), or its date, is the outcome, while yes / no attributes
+    that merely mention customers are not; the lifecycle stage and lead status are written by
+    sales and stay out of the inputs."""
     rng = np.random.default_rng(3)
     n = 600
     customer = rng.random(n) < 0.2
-    export = tmp_path / "contacts.csv"
-    pd.DataFrame({
+    created = pd.date_range("2025-01-01", periods=n, freq="11h")
+    frame = pd.DataFrame({
         "Record ID": np.arange(100_000, 100_000 + n),
-        "Create Date": pd.date_range("2025-01-01", periods=n, freq="11h").strftime(
-            "%Y-%m-%d %H:%M"),
+        "Create Date": created.strftime("%Y-%m-%d %H:%M"),
         "Number of Pageviews": rng.poisson(4, n) + customer,
         "Original Source": rng.choice(["Organic Search", "Paid Social", "Direct Traffic"], n),
+        "Existing Customer": rng.choice(["Yes", "No"], n),
+        "Is Customer Referral": rng.choice(["Yes", "No"], n),
         "Lifecycle Stage": np.where(customer, "customer",
                                     rng.choice(["lead", "subscriber", "opportunity"], n)),
         "Lead Status": rng.choice(["New", "Open", "In Progress", "Unqualified"], n),
-        "Became a Customer": np.where(customer, "Yes", "No"),
-    }).to_csv(export, index=False)
+    })
+    if outcome == "flag":
+        frame["Became a Customer"] = np.where(customer, "Yes", "No")
+    else:
+        won = pd.Series(created + pd.Timedelta(days=3)).dt.strftime("%Y-%m-%d %H:%M")
+        frame["Became a Customer Date"] = won.where(customer, "")
+    export = tmp_path / "contacts.csv"
+    frame.to_csv(export, index=False)
     summary = cli_json(capsys, ["init", "--leads", str(export), "--out",
                                 str(tmp_path / "params.yaml")])
-    assert summary["label"] == "Became a Customer"
+    leads = _tree(tmp_path / "params.yaml")["data"]["leads"]
+    if outcome == "flag":
+        assert summary["label"] == "Became a Customer" == leads["label"]
+    else:
+        assert leads["converted_at"] == "Became a Customer Date"
+        assert leads["created_at"] == "Create Date"
     tree = _tree(tmp_path / "params.yaml")
     inputs = tree["features"].get("numeric", []) + tree["features"].get("categorical", [])
     assert "Lifecycle Stage" not in inputs and "Lead Status" not in inputs

@@ -149,7 +149,7 @@ def test_the_registered_model_uses_all_the_history_before_the_test_set(tmp_path,
                                    atol=1e-12)
 
 
-def test_an_export_without_signal_is_named_in_a_warning(tmp_path, caplog):
+def test_an_export_without_signal_is_named_in_a_warning(tmp_path, caplog, monkeypatch):
     """Labels drawn independently of every input: training says no candidate beats chance
     out of fold (and says nothing of the kind on the export with signal)."""
     path = _params(tmp_path)
@@ -162,9 +162,17 @@ def test_an_export_without_signal_is_named_in_a_warning(tmp_path, caplog):
     rng = np.random.default_rng(1)
     leads["converted"] = np.where(rng.random(len(leads)) < 0.3, "yes", "no")
     leads.to_csv(tmp_path / "leads.csv", index=False)
+    import leadq.pipelines.train as train_module
+
+    compared = []
+    check = train_module._warn_if_no_signal
+    monkeypatch.setattr(train_module, "_warn_if_no_signal",
+                        lambda *a, **k: compared.append(k.get("compared")) or check(*a, **k))
     with caplog.at_level("WARNING", logger="leadq"):
         params = load_params(path)
         train_models(load_crm(params, quarantine=False), params)
+    # Every candidate of the final comparison counts: here logreg and its library default.
+    assert compared == [2]
     assert any("no candidate ranks leads better than chance out of fold" in r.getMessage()
                for r in caplog.records)
 
