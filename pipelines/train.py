@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.metrics import roc_auc_score
 
 from leadq.errors import ConfigError, GateError
 from leadq.features.columns import assert_no_leakage, model_inputs, raw_input_columns
@@ -25,7 +24,7 @@ from leadq.models.behaviour import behaviour_report
 from leadq.models.calibration_choice import choose_calibration, choose_calibration_oof
 from leadq.models.evaluation import evaluate
 from leadq.models.leakage import check_leakage
-from leadq.models.metrics import classification_metrics
+from leadq.models.metrics import classification_metrics, roc_auc_interval
 from leadq.models.oof import OutOfFold, out_of_fold
 from leadq.models.routing import lead_weights
 from leadq.models.search import (
@@ -379,7 +378,8 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
                  f"{len(oof[name].rows):,}", selection[name]["roc_auc"],
                  selection[name]["pr_auc"])
     best = max(selection, key=lambda n: selection[n][select_by])
-    _warn_if_no_signal(best, oof[best], seed, compared=len(selection))
+    _warn_if_no_signal(best, oof[best], selection[best]["roc_auc"], seed,
+                       compared=len(selection))
     with step(f"fit {best} on {len(X_fit):,} leads (train + validation)"):
         model = fitter(best)(X_fit, y_fit, w_fit)
     # The calibration map and the first bar are learnt on the out-of-fold scores of the most
@@ -403,7 +403,8 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
                     (X_fit, y_fit))
 
 
-def _warn_if_no_signal(name: str, oof: OutOfFold, seed: int, compared: int = 1) -> None:
+def _warn_if_no_signal(name: str, oof: OutOfFold, roc_auc: float, seed: int,
+                       compared: int = 1) -> None:
     """Say so when even the chosen candidate ranks leads no better than chance out of fold:
     then which model wins on the test set is a coin toss, and the export (its label, its
     inputs) needs a look before any model is trusted.
@@ -413,8 +414,6 @@ def _warn_if_no_signal(name: str, oof: OutOfFold, seed: int, compared: int = 1) 
     one, 97.5 % for four). Without it, dbt's generated labels, which no input is related
     to, passed as signal: the best of four out-of-fold ROC AUCs was 0.555. The search's
     trials are not counted, so the check still errs towards calling noise signal."""
-    from leadq.models.metrics import roc_auc_interval
-
     level = 1 - 0.1 / max(int(compared), 1)
     lo, hi = roc_auc_interval(oof.y, oof.proba, seed=seed, level=level)
     if lo == lo and lo <= 0.5:  # NaN-safe: no interval, no warning
@@ -422,7 +421,7 @@ def _warn_if_no_signal(name: str, oof: OutOfFold, seed: int, compared: int = 1) 
                     "(best of %d) has ROC AUC %.3f, %.1f%% bootstrap interval [%.3f, %.3f] "
                     "over %s leads. The export may carry no signal for this label: check "
                     "the label and the inputs before trusting a model", name, compared,
-                    float(roc_auc_score(oof.y, oof.proba)), 100 * level, lo, hi,
+                    roc_auc, 100 * level, lo, hi,
                     f"{len(oof.y):,}")
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadq.errors import BadInputError, ConfigError
+from leadq.errors import BadInputError
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.io.spreadsheet import guard_formulas
 
@@ -399,15 +399,12 @@ def _read_head(open_bytes, path, name: str) -> bytes:
             from exc
 
 
-def _delimiter(path: Path, spec: dict, text: str, name: str = "table") -> str:
+def _delimiter(path: Path, spec: dict, text: str) -> str:
     configured = spec.get("delimiter")
     if _suffixes(path)[0] == ".tsv":
         return "\t"  # the extension says how the file is separated
     if configured and configured != "auto":
-        if not isinstance(configured, str) or len(configured) != 1:  # a direct call
-            raise ConfigError(f"{path}: the {name} file's delimiter {configured!r} is not one "
-                              "character")
-        return configured
+        return configured  # one character: the params loader checks it (_one_delimiter)
     from leadq.pipelines.profiling.sniff import sniff_delimiter
 
     return sniff_delimiter(text)
@@ -462,7 +459,7 @@ def _plan_csv(path: Path, spec: dict, name: str, *, full_scan: bool,
     if not decoded.strip(BOM + " \r\n\t"):
         raise BadInputError(f"{path}: {name} file is empty (check: readable file)")
     decoded = decoded.lstrip(BOM + "\r\n")
-    delimiter = _delimiter(path, spec, decoded, name)
+    delimiter = _delimiter(path, spec, decoded)
     names = _header(decoded, delimiter)
     clean = _clean_names(names)
     check_header(names, path, name, required)

@@ -175,6 +175,11 @@ def names_outcome_phrase(tokens: list[str]) -> bool:
     return not present & BEFORE_WORDS and any(p <= present for p in OUTCOME_PHRASES)
 
 
+def names_conversion_date(tokens: list[str]) -> bool:
+    """Whether a date column's name says it is when the lead converted (a label)."""
+    return bool(_has_words(tokens, CONVERSION_DATE_WORDS)) or names_outcome_phrase(tokens)
+
+
 def is_personal(facts: ColumnFacts) -> str | None:
     tokens = facts.tokens
     if facts.email_like:
@@ -220,8 +225,7 @@ def label_candidates(facts: dict[str, ColumnFacts], *, created_at: str | None) -
                                  why=f"a stage column: won {list(st.won)}, lost {list(st.lost)}, "
                                      f"open (censored) {list(st.open)}"))
         elif (f.date is not None and name != created_at
-              and (_has_words(f.tokens, CONVERSION_DATE_WORDS)
-                   or names_outcome_phrase(f.tokens))):
+              and names_conversion_date(f.tokens)):
             out.append(LabelForm("converted_at", name, why="a date named like a conversion date",
                                  date_format=f.date.format))
     return out
@@ -342,8 +346,7 @@ def choose_id(frame: pd.DataFrame, facts: dict[str, ColumnFacts], *, skip: set[s
 def choose_created_at(facts: dict[str, ColumnFacts], taken: set[str]) -> tuple[str | None, str]:
     dates = [n for n, f in facts.items() if f.date is not None and n not in taken
              and not is_personal(f) and not leak_words(f)
-             and not _has_words(f.tokens, CONVERSION_DATE_WORDS)
-             and not names_outcome_phrase(f.tokens)
+             and not names_conversion_date(f.tokens)
              and f.blank_share < 0.5]  # a lead without its date is rejected: half is too many
     if not dates:
         return None, "no date column: the split is stratified random"

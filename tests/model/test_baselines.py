@@ -194,5 +194,6 @@ def test_the_chance_check_allows_for_picking_the_best_of_several_candidates(capl
     for compared, warned in ((1, False), (4, True)):
         caplog.clear()
         with caplog.at_level("WARNING", logger="leadq"):
-            _warn_if_no_signal("candidate", oof, seed=0, compared=compared)
+            _warn_if_no_signal("candidate", oof, roc_auc_score(y, best), seed=0,
+                               compared=compared)
         assert any("better than chance" in r.getMessage() for r in caplog.records) is warned
