@@ -54,8 +54,10 @@ def plan_goal(recent: pd.DataFrame, *, won_deals: float, period: str, weeks_obse
             "precision_needed_within_capacity": won_deals / cap if cap > 0 else float("inf"),
         })
     if by in recent:
+        from leadq.features.transform import display_category
+
         groups = recent.assign(_won=np.where(mql, s, 0.0)).groupby(
-            recent[by].fillna("(missing)"), sort=False)
+            display_category(recent[by]).fillna("(missing)"), sort=False)
         rows = []
         for key, g in groups:
             mix = len(g) / len(recent)

@@ -121,7 +121,7 @@ def choose_capacity(configured: float | None, sla: dict, sla_target: float, *,
     share = sla.get("within_sla_share")
     measured = sla.get("worked_within_sla_per_week")
     if share is None or measured is None or share >= sla_target:
-        return configured, None, "configured" if configured is not None else "none"
+        return configured, None, "agreed" if configured is not None else "not capped"
     loaded = configured is not None and offered_per_week >= 0.95 * configured
     if loaded and measured < configured:
         return measured, measured, (
@@ -132,7 +132,7 @@ def choose_capacity(configured: float | None, sla: dict, sla_target: float, *,
             f"carried: sales still reaches only {share:.0%} of MQLs within "
             f"{sla['sla_hours']:.0f} h, so the capacity measured earlier "
             f"(~{carried:,.0f}/week) stands")
-    return configured, None, ("configured" if configured is not None else "none") + (
+    return configured, None, ("agreed" if configured is not None else "not capped") + (
         f" (SLA met for only {share:.0%} of MQLs, but sales was offered fewer than its "
         "capacity: a process issue, not a capacity one)")
 
@@ -309,7 +309,9 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     if not pattern:
         raise BadInputError("params.yaml recalibration.scores is not set (or pass --scores)")
     full = str(resolve_path(params, pattern))
-    files = sorted(glob.glob(full, recursive=True))
+    # A scoring run's quarantine sits beside its output: it is not a score file.
+    files = sorted(f for f in glob.glob(full, recursive=True)
+                   if not f.endswith((".rejected.csv", ".rejected.parquet")))
     if not files:
         raise BadInputError(f"no score files match {full} (run `leadq score` first)")
     id_col = params["data"]["leads"]["id"]

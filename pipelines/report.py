@@ -80,14 +80,23 @@ def _shap_summary(model, X: pd.DataFrame, rows: int, seed: int = 0) -> dict:  # 
             "max_additivity_error": exp.additivity_error()}
 
 
-def with_persona_attributes(params: dict) -> dict:
+def with_persona_attributes(params: dict, importance: pd.DataFrame | None = None) -> dict:
     """report.persona_attributes: null means the categorical inputs, plus the job level and the
-    email kind when those columns are set (the generic default for any CRM)."""
+    email kind when those columns are set (the generic default for any CRM), plus each numeric
+    input that drives the model (among the three most important columns and at least half as
+    important as the first): a persona built without the strongest driver misleads."""
     cfg = params.get("report") or {}
     if cfg.get("persona_attributes") is not None:
         return params
     feats = params["features"]
-    names = [*(feats.get("categorical") or []),
+    numeric = set(feats.get("numeric") or [])
+    drivers = []
+    if importance is not None and len(importance):
+        top = float(importance["importance"].iloc[0])
+        drivers = [c for c, v in zip(importance["column"].head(3),
+                                     importance["importance"].head(3), strict=True)
+                   if c in numeric and top > 0 and v >= 0.5 * top]
+    names = [*drivers, *(feats.get("categorical") or []),
              *(["job_level"] if feats.get("job_title_column") else []),
              *(["email_kind"] if feats.get("email_column") else [])]
     return {**params, "report": {**cfg, "persona_attributes": names}}
@@ -203,7 +212,8 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     # everyone) has nothing to show: no empty section.
     attribute = {col: frame for col, frame in attribute.items() if len(frame)}
     with step("persona search"):
-        attrs = insights.persona_attributes(lab_leads, with_persona_attributes(params))
+        attrs = insights.persona_attributes(lab_leads, with_persona_attributes(params,
+                                                                                importance))
         min_seg = max(min_rows, int(float(cfg.get("persona_min_share", 0.005)) * len(y)))
         best, worst = insights.persona_segments(attrs, y, min_rows=min_seg,
                                                 top=int(cfg.get("persona_rows", 8)))

@@ -143,6 +143,7 @@ def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dic
                                          "model_version", "capacity_used",
                                          "capacity_measured", "policy")}
     current["reason"] = str(entry.get("reason", ""))[:1000]
+    current["mql_per_week"] = (entry.get("decision") or {}).get("mql_per_week")
     compact = json.loads(tags.get(TAG_HISTORY, "[]"))
     compact.append([number, round(float(entry["threshold"]), 6), str(entry.get("as_of")),
                     entry["run_id"]])
