@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from leadq.errors import ConfigError
+from leadq.features.labels import mql_cutoff_days
 
 PREFIX = "act_"
 MEMORY_LIMIT = "1GB"  # DuckDB's; at 1 million leads, 10 million events peak at 1.4x the RSS of 1
@@ -114,9 +115,10 @@ def activity_spec(params: dict) -> ActivitySpec | None:
         raise ConfigError(f"features.activity_windows: expected a list of whole days, each at "
                           f"least 1 (e.g. [7, 30, 90]), got {raw_windows!r}")
     windows = sorted(set(raw_windows))
-    cutoff = (params.get("label") or {}).get("cutoff_days", 0) or 0
-    if not isinstance(cutoff, (int, float)) or isinstance(cutoff, bool) or cutoff < 0:
-        raise ConfigError(f"label.cutoff_days: expected a number of days ≥ 0, got {cutoff!r}")
+    try:
+        cutoff = mql_cutoff_days(params.get("label") or {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     value_types: list[str] = []
     if spec.get("value"):
         listed = spec.get("value_types")

@@ -34,7 +34,7 @@ def sla_by(leads: pd.DataFrame, feedback: pd.DataFrame | None, *, by: pd.Series,
     if due.empty or first is None:
         return pd.DataFrame(columns=["group", "due", "within_sla_share",
                                      "median_hours_to_contact"])
-    groups = by.reindex(due.index).fillna("(not recorded)").astype(str)
+    groups = by.reindex(due.index).fillna("(no feedback yet)").astype(str)
     rows = []
     for key, part in due.groupby(groups, sort=True):
         hours = part["hours_to_contact"].dropna()

@@ -84,7 +84,7 @@ def main(params_path: str | None = None, *, won_deals: float | None = None,
 
     from leadq.models.routing import route
     from leadq.pipelines.params.loader import agreement_of, load_params
-    from leadq.pipelines.recalibrate import load_window
+    from leadq.pipelines.recalibrate import load_window, scores_pattern
     from leadq.pipelines.scoring.model import load_scoring_model
     from leadq.pipelines.tracking.thresholds import current_entry
 
@@ -95,6 +95,7 @@ def main(params_path: str | None = None, *, won_deals: float | None = None,
     if won_deals is None:
         raise BadInputError("no goal: pass --won-deals N, or set agreement.goal.won_deals in "
                             f"{params['_path']} (the shared goal `leadq review` tracks)")
+    scores_pattern(params, scores)
     with step("load champion and its current threshold"):
         model = load_scoring_model(params, model_uri)
     with step("read recent scored leads"):

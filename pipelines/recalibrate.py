@@ -304,11 +304,7 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     from leadq.pipelines.io.files import read_table
     from leadq.pipelines.params.loader import resolve_path
 
-    rc = params.get("recalibration") or {}
-    pattern = pattern or rc.get("scores")
-    if not pattern:
-        raise BadInputError("params.yaml recalibration.scores is not set (or pass --scores)")
-    full = str(resolve_path(params, pattern))
+    full = str(resolve_path(params, scores_pattern(params, pattern)))
     # A scoring run's quarantine sits beside its output: it is not a score file.
     files = sorted(f for f in glob.glob(full, recursive=True)
                    if not f.endswith((".rejected.csv", ".rejected.parquet")))
@@ -342,6 +338,17 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     out = out.sort_values("scored_at", kind="stable").drop_duplicates("lead_id", keep="last")
     out.attrs["files"] = files
     return out
+
+
+def scores_pattern(params: dict, pattern: str | None) -> str:
+    """The scorer's outputs to read: --scores, else recalibration.scores. Checked before any
+    model is loaded, so a missing setting fails at once."""
+    pattern = pattern or params["recalibration"]["scores"]
+    if not pattern:
+        raise BadInputError(
+            f"{params.get('_path', 'params.yaml')}: recalibration.scores is not set: point it "
+            "at the files `leadq score --output` writes (e.g. scores/*.csv), or pass --scores")
+    return str(pattern)
 
 
 def _bool(values: pd.Series) -> pd.Series:
@@ -434,6 +441,7 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
     from leadq.pipelines.tracking.thresholds import current_entry, save, training_entry
 
     params = load_params(params_path)
+    scores_pattern(params, scores)
     with step("load champion"):
         model = load_scoring_model(params, model_uri)
     if not model.tags:

@@ -21,6 +21,7 @@ from leadq.pipelines.tracking.store import (
     pip_requirements,
     trusted_types,
 )
+from leadq.pipelines.tracking.thresholds import training_tags
 
 
 def flat_params(params: dict) -> dict[str, str]:
@@ -97,11 +98,7 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()
     tags = {
-        "mql_threshold": repr(result.threshold.threshold),
-        "threshold_policy": result.threshold.policy,
-        # The whole policy, not only its name: recalibrate compares it with the agreement.
-        "mql_policy": json.dumps(agreement_of(params).mql.key()),
-        "threshold_reason": result.threshold.reason,
+        **training_tags(result.threshold, agreement_of(params)),
         "candidate": result.candidate,
         "train_run_id": run_id,
         # The counts the report and review quote: the one record, so they cannot disagree.
