@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leadq.errors import BadInputError
-from leadq.pipelines.io.files import output_format, peek_columns
+from leadq.pipelines.io.files import input_files, output_format, peek_columns, refuse_overwrite
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.scoring.core import check_and_score
 from leadq.pipelines.scoring.model import load_scoring_model
@@ -37,9 +36,10 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     from leadq.pipelines.tracking.contracts import load_reference
 
     params = load_params(params_path)
-    if Path(output_path).resolve() == Path(input_path).resolve():
-        raise BadInputError(f"{output_path}: output would overwrite the input")
     output_format(output_path)  # fail on a bad extension before any work
+    rejected_path = quarantine_path(output_path, params)
+    refuse_overwrite(_read_paths(input_path, params),
+                     [("scores output", output_path), ("quarantine", rejected_path)])
     # A file that cannot be read or lacks a column is bad input (exit 2), whatever the model.
     columns = peek_columns(input_path, params["data"]["leads"], name="leads")
     if columns is not None:
@@ -82,7 +82,7 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     n_threads = (params.get("scoring") or {}).get("n_threads")
     limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
     with limit:
-        acct = score_file(Path(input_path), Path(output_path), quarantine_path(output_path),
+        acct = score_file(Path(input_path), Path(output_path), rejected_path,
                           params, score_batch, chunk_size=chunk_size)
     print(acct.summary(), file=sys.stderr)
     summary = {"rows": acct.used, "mql": mql[0], "output": str(output_path),
@@ -92,3 +92,20 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     log.info("wrote %s: %d leads, %d MQLs (%.1f%%)", output_path, acct.used, mql[0],
              100 * mql[0] / max(acct.used, 1))
     return summary
+
+
+def _read_paths(input_path: str, params: dict) -> list[tuple[str, Path]]:
+    """Every file a score run reads: the leads, the params file and the tables it names
+    (lookups, the activity log), which its outputs must never replace."""
+    from leadq.pipelines.params.loader import resolve_path
+
+    reads = [("leads input", f) for f in input_files(input_path, "leads")]
+    if params.get("_path"):
+        reads.append(("params file", Path(params["_path"])))
+    data = params["data"]
+    for name, spec in (data.get("lookups") or {}).items():
+        reads.append((f"data.lookups.{name} file", resolve_path(params, spec["path"])))
+    activities = (data.get("activities") or {}).get("path")
+    if activities:
+        reads.append(("data.activities file", resolve_path(params, activities)))
+    return reads
