@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leadq.errors import BadInputError
 from leadq.pipelines.io.files import input_files, output_format, peek_columns, refuse_overwrite
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.scoring.core import check_and_score
@@ -36,6 +37,9 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     from leadq.pipelines.tracking.contracts import load_reference
 
     params = load_params(params_path)
+    if chunk_size is not None and chunk_size < 1:
+        raise BadInputError(f"--chunk-size {chunk_size}: expected a whole number of rows of "
+                            "at least 1 (or leave it out: scoring.chunk_size)")
     output_format(output_path)  # fail on a bad extension before any work
     rejected_path = quarantine_path(output_path, params)
     refuse_overwrite(_read_paths(input_path, params),
@@ -46,6 +50,7 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         from leadq.features.contracts import check_columns
 
         check_columns(columns, "leads", params, path=input_path, for_training=False)
+    require_store(params, model_uri)
     with step("load model"):
         model = load_scoring_model(params, model_uri)
     log.info("model %s version %s, MQL bar %.4f (threshold version %s)", model.uri,
@@ -109,3 +114,26 @@ def _read_paths(input_path: str, params: dict) -> list[tuple[str, Path]]:
     if activities:
         reads.append(("data.activities file", resolve_path(params, activities)))
     return reads
+
+
+def require_store(params: dict, model_uri: str | None) -> None:
+    """Stop (exit 2) before MLflow is touched when a registry model is asked of a local store
+    that does not exist: opening it would create an empty store (mlflow.db, its experiment) and
+    then fail to find a champion."""
+    from leadq.pipelines.scoring.model import default_model_uri
+    from leadq.pipelines.tracking.store import tracking_uri
+
+    uri = tracking_uri(params)
+    if not (model_uri or default_model_uri(params)).startswith("models:/"):
+        return
+    if uri.startswith("sqlite:///"):
+        where = Path(uri[len("sqlite:///"):])
+    elif uri.startswith("file:") or "://" not in uri:
+        where = Path(uri.removeprefix("file://").removeprefix("file:"))
+    else:
+        return
+    if not where.exists():
+        source = params.get("_path", "params.yaml")
+        raise BadInputError(f"no champion in {uri}: that store does not exist yet; run "
+                            f"`leadq train --params {source}` first (or point "
+                            "mlflow.tracking_uri / MLFLOW_TRACKING_URI at your store)")

@@ -226,3 +226,74 @@ def test_guard_formulas_on_a_categorical_keeps_clean_cells():
     frame = pd.DataFrame({"c": pd.Categorical(["=1+1", "ok", None, "-5"])})
     got = guard_formulas(frame)["c"].tolist()
     assert got[0] == "'=1+1" and got[1] == "ok" and pd.isna(got[2]) and got[3] == "-5"
+
+
+# --------------------------------------------------------------------- the score command
+
+def score_params_file(directory: Path, **contracts) -> Path:
+    path = directory / "params.yaml"
+    lines = ["data:", "  leads: {id: lead_id, created_at: created_at}",
+             "features: {categorical: [source], numeric: [employees]}",
+             "mlflow: {tracking_uri: 'sqlite:///mlflow.db'}",
+             "contracts: {max_rejected_share: 1.0"
+             + "".join(f", {k}: {v}" for k, v in contracts.items()) + "}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_score_against_an_empty_store_is_exit_2_and_creates_nothing(tmp_path, capsys):
+    from leadq.pipelines.cli import main
+
+    source = tmp_path / "leads.csv"
+    leads(5, 0).to_csv(source, index=False)
+    params_file = score_params_file(tmp_path)
+    before = files_in(tmp_path)
+    code = main(["score", "--input", str(source), "--output", str(tmp_path / "s.csv"),
+                 "--params", str(params_file)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"no champion in sqlite:///{tmp_path / 'mlflow.db'}" in err
+    assert "leadq train" in err
+    assert files_in(tmp_path) == before
+
+
+@pytest.mark.parametrize("bad", ["0", "-5"])
+def test_score_refuses_a_chunk_size_below_one(tmp_path, capsys, bad):
+    from leadq.pipelines.cli import main
+
+    source = tmp_path / "leads.csv"
+    leads(5, 0).to_csv(source, index=False)
+    code = main(["score", "--input", str(source), "--output", str(tmp_path / "s.csv"),
+                 "--params", str(score_params_file(tmp_path)), "--chunk-size", bad])
+    err = capsys.readouterr().err
+    assert code == 2 and "--chunk-size" in err, err
+
+
+def test_score_puts_the_quarantine_in_contracts_quarantine_dir(tmp_path, monkeypatch):
+    """contracts.quarantine_dir was ignored by `leadq score` (the quarantine went beside the
+    output). The model is a stand-in: what is tested is where the rejected rows go."""
+    import types
+
+    import leadq.pipelines.score as score
+    import leadq.pipelines.tracking.contracts as contracts
+
+    params_file = score_params_file(tmp_path, quarantine_dir="held")
+    model = types.SimpleNamespace(uri="models:/fake@champion", version="1", threshold=0.5,
+                                  threshold_version="0", tags={"train_run_id": "r"})
+    monkeypatch.setattr(score, "load_scoring_model", lambda params, uri=None: model)
+    monkeypatch.setattr(score, "require_store", lambda params, uri=None: None)
+    monkeypatch.setattr(contracts, "load_reference", lambda run_id: None)
+
+    def check_and_score(raw, model, params, **kw):
+        check, out = fake_scorer(params)(raw, kw["duplicates"], kw["hashes"])
+        return check, None if out is None else out.assign(is_mql=False)
+
+    monkeypatch.setattr(score, "check_and_score", check_and_score)
+    source = tmp_path / "in" / "leads.csv"
+    source.parent.mkdir()
+    leads(5, 3).to_csv(source, index=False)
+    summary = score.main(str(source), str(tmp_path / "out" / "s.csv"),
+                         params_path=str(params_file), explain=False)
+    assert files_in(tmp_path / "out") == ["s.csv"]
+    assert summary["accounting"]["quarantine"] == str(tmp_path / "held" / "s.rejected.csv")
+    assert len(pd.read_csv(tmp_path / "held" / "s.rejected.csv")) == 3
