@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leadq.errors import BadInputError
+from leadq.errors import BadInputError, LeadqError
 from leadq.pipelines.io.files import input_files, output_format, peek_columns, refuse_overwrite
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.scoring.core import check_and_score
@@ -52,7 +52,12 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         check_columns(columns, "leads", params, path=input_path, for_training=False)
     require_store(params, model_uri)
     with step("load model"):
-        model = load_scoring_model(params, model_uri)
+        try:
+            model = load_scoring_model(params, model_uri)
+        except LeadqError as exc:
+            if _not_found(exc):  # no champion (or no such version): usage, not a fault
+                raise BadInputError(str(exc)) from exc
+            raise
     log.info("model %s version %s, MQL bar %.4f (threshold version %s)", model.uri,
              model.version, model.threshold, model.threshold_version)
     run_id = model.tags.get("train_run_id") or getattr(model.pyfunc.metadata, "run_id", None)
@@ -137,3 +142,10 @@ def require_store(params: dict, model_uri: str | None) -> None:
         raise BadInputError(f"no champion in {uri}: that store does not exist yet; run "
                             f"`leadq train --params {source}` first (or point "
                             "mlflow.tracking_uri / MLFLOW_TRACKING_URI at your store)")
+
+
+def _not_found(exc: LeadqError) -> bool:
+    """The load failed because the registry has no such model, alias or version (MLflow 3
+    reports a missing alias as an invalid parameter)."""
+    return getattr(exc.__cause__, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST",
+                                                          "INVALID_PARAMETER_VALUE")

@@ -297,3 +297,25 @@ def test_score_puts_the_quarantine_in_contracts_quarantine_dir(tmp_path, monkeyp
     assert files_in(tmp_path / "out") == ["s.csv"]
     assert summary["accounting"]["quarantine"] == str(tmp_path / "held" / "s.rejected.csv")
     assert len(pd.read_csv(tmp_path / "held" / "s.rejected.csv")) == 3
+
+
+def test_score_against_a_store_without_a_champion_is_exit_2(tmp_path, capsys):
+    """A store that exists but holds no champion (nothing promoted yet) is a usage problem
+    too, named as such, with no output written."""
+    import mlflow
+
+    from leadq.pipelines.cli import main
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.store import configure
+
+    source = tmp_path / "leads.csv"
+    leads(5, 0).to_csv(source, index=False)
+    params_file = score_params_file(tmp_path)
+    configure(load_params(params_file))
+    mlflow.MlflowClient().create_registered_model("leadq")
+    code = main(["score", "--input", str(source), "--output", str(tmp_path / "s.csv"),
+                 "--params", str(params_file)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "champion" in err and "leadq train" in err
+    assert not (tmp_path / "s.csv").exists()
