@@ -312,6 +312,10 @@ def _promote(params: dict, version: str, force: bool) -> dict:
     behind = baseline_gap(_version_metrics(mv), params["registry"])
     if behind and ok:
         ok, why = False, behind
+    if (mv.tags or {}).get("leadq.abandoned") and ok:
+        # Its training was killed before the gate: whatever metrics got recorded, the version
+        # was never judged (runs.mark_abandoned).
+        ok, why = False, (mv.tags or {}).get("promotion_decision", "its training was killed")
     if not ok and not force:
         raise LeadqError(f"version {version} was not promoted: its recorded test metrics fail "
                          f"the criteria ({why}); pass --force to promote it anyway")

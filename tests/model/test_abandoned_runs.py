@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 
@@ -58,3 +59,31 @@ def test_the_next_start_marks_a_killed_trainings_run_and_version_failed(tmp_path
     for version in ("2", "3"):
         assert "promotion_decision" not in client.get_model_version("leadq", version).tags
     assert mark_abandoned(client, experiment, "leadq") == []  # once is enough
+
+
+def test_promote_refuses_a_version_left_by_a_killed_training(tmp_path):
+    """An abandoned version may hold most of its metric tags (17-39 of 41 in the audit): the
+    criteria alone could pass it, but it was never judged, so only --force promotes it."""
+    import mlflow
+
+    from leadq.errors import LeadqError
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.registry import promote
+    from leadq.pipelines.tracking.runs import mark_abandoned
+    from leadq.pipelines.tracking.store import configure
+
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"mlflow": {"tracking_uri": "sqlite:///mlflow.db"},
+                                    "registry": {"criteria": {}}}))
+    params = load_params(path)
+    experiment = configure(params)
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(experiment, tags={"leadq.pid": str(dead_pid()),
+                                                 "leadq.host": socket.gethostname()}).info.run_id
+    client.create_registered_model("leadq")
+    client.create_model_version("leadq", (tmp_path / "placeholder").as_uri(), run_id=run_id)
+    client.set_model_version_tag("leadq", "1", "test_roc_auc", "0.810000")
+    mark_abandoned(client, experiment, "leadq")
+    with pytest.raises(LeadqError, match="incomplete"):
+        promote(params, "1")
+    assert promote(params, "1", force=True)["champion"] == "1"
