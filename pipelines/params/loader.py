@@ -312,24 +312,26 @@ POSITIVE_INTS = frozenset({
     "evaluation.min_segment_rows", "evaluation.behaviour_rows", "contracts.max_text_length",
     "contracts.gx_sample_rows", "scoring.chunk_size", "scoring.n_threads", "serve.port",
     "serve.workers", "serve.max_batch", "serve.max_body_bytes", "serve.log_flush_rows",
-    "serve.max_queue", "recalibration.window_days", "recalibration.outcome_window_days",
+    "serve.max_queue", "agreement.review_days", "recalibration.outcome_window_days",
     "recalibration.min_matured_outcomes", "explain.max_rows", "explain.top",
     "report.importance_repeats", "report.shap_rows", "report.insight_columns",
-    "report.min_value_rows", "report.persona_rows", "report.campaign_min_feedback",
+    "report.min_value_rows", "report.persona_rows", "agreement.campaign_min_feedback",
     "demo.leads",
 })
 POSITIVE_INT_LISTS = frozenset({"features.activity_windows", "report.size_bins"})
 # Shares of something that must not be empty: in (0, 1].
-SHARES = frozenset({"split.train", "split.validation", "threshold.top_share",
-                    "threshold.tiers.a_share"})
+SHARES = frozenset({"split.train", "split.validation", "agreement.mql.top_share",
+                    "agreement.tiers.a_share", "agreement.sla_target"})
 # Limits and rates where 0 means "none allowed" / "off": in [0, 1].
 FRACTIONS = frozenset({
     "contracts.max_duplicate_id_share", "contracts.max_rejected_share",
     "contracts.max_missing_inputs_share", "contracts.label_rate_max_change",
-    "scoring.explore_rate", "threshold.min_precision", "threshold.constraints.min_precision",
-    "threshold.constraints.min_recall", "recalibration.sla_target", "report.persona_min_share",
-    "report.campaign_flag_rejection",
+    "scoring.explore_rate", "agreement.mql.min_precision", "report.persona_min_share",
+    "agreement.campaign_flag_rejection",
 })
+# Positive amounts (hours, MQLs a week, money): above 0.
+POSITIVE_NUMBERS = frozenset({"agreement.sla_hours", "agreement.capacity_per_week",
+                              "agreement.mql.won_value", "agreement.goal.won_deals"})
 # Keys naming one column (or a path): a string when set; a list or a number here used to
 # fail deep inside a run ("unhashable type").
 TEXT_KEYS = frozenset({
@@ -339,7 +341,8 @@ TEXT_KEYS = frozenset({
                   "rating", "reason", "first_contact_at", "occurred_at", "type", "value")),
     "features.email_column", "features.job_title_column", "contracts.quarantine_dir",
     "scoring.model_uri", "recalibration.scores", "recalibration.plan_by",
-    "report.campaign_column", "report.source_column",
+    "agreement.campaign_column", "agreement.source_column", "data.feedback.rep",
+    "review.out", "report.out",
 })
 # A params file is a few hundred values; aliases that expand beyond this are a YAML bomb.
 MAX_YAML_NODES = 100_000
@@ -371,6 +374,8 @@ def check_values(params: dict, source: str = "params") -> None:
                 fail(dotted, value, "a share above 0 and at most 1")
             elif dotted in FRACTIONS and not (_number(value) and 0 <= value <= 1):
                 fail(dotted, value, "a share from 0 to 1")
+            elif dotted in POSITIVE_NUMBERS and not (_number(value) and value > 0):
+                fail(dotted, value, "a number above 0")
             elif dotted in TEXT_KEYS and not isinstance(value, str):
                 fail(dotted, value, "a column name (text)" if "path" not in dotted
                      and "dir" not in dotted else "a path (text)")

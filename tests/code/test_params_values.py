@@ -28,7 +28,7 @@ CASES = {
     "float-rows": ("contracts:\n  gx_sample_rows: 1000.0\n", "contracts.gx_sample_rows"),
     "bool-count": ("calibration:\n  folds: true\n", "calibration.folds"),
     "share-zero": ("split:\n  train: 0\n", "split.train"),
-    "share-above-one": ("threshold:\n  top_share: 1.5\n", "threshold.top_share"),
+    "share-above-one": ("agreement:\n  mql:\n    top_share: 1.5\n", "agreement.mql.top_share"),
     "negative-limit": ("contracts:\n  max_rejected_share: -0.1\n",
                        "contracts.max_rejected_share"),
     "list-as-column": ("data:\n  leads:\n    id: [lead_id, other]\n", "data.leads.id"),
