@@ -207,10 +207,17 @@ def column_facts(values: pd.Series, name: str, *, today: pd.Timestamp) -> Column
         email_like=bool(n) and float(sample.str.contains("@", regex=False).mean()) > 0.8,
         median_length=float(lengths.median()) if n else 0.0,
         spaces_share=float(sample.str.contains(" ", regex=False).mean()) if n else 0.0,
-        integer_share=float((numbers.dropna() % 1 == 0).mean()) if n and numbers.notna().any()
-        else 0.0,
+        integer_share=_integer_share(numbers) if n else 0.0,
         patterns=_pattern_shares(sample) if n else {},
     )
+
+
+def _integer_share(numbers: pd.Series) -> float:
+    """Of the finite numbers, the share that are whole (0 when there are none): "inf" and
+    NaN cells read as numbers but are no code."""
+    values = pd.to_numeric(numbers, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    return float(np.mean(values % 1 == 0)) if len(values) else 0.0
 
 
 def _pattern_shares(sample: pd.Series) -> dict[str, float]:

@@ -196,3 +196,15 @@ def test_leadq_init_writes_the_leak_the_zip_input_and_the_codes_with_reasons(tmp
     # The reasons are comments in the file the user reviews.
     assert "named like personal data ('zip')" in text
     assert "integer codes named like a code ('channel')" in text
+
+
+def test_numbers_with_infinities_are_profiled_and_are_no_codes():
+    # A real export's numeric column made the whole-number check fail (pandas' nullable
+    # inf % 1 is NA); whole numbers among the finite ones decide.
+    from leadq.pipelines.profiling.profile import code_word, column_facts
+
+    cells = pd.Series(["3", "inf", "7", "-inf", "12"] * 20, dtype="string")
+    facts = column_facts(cells, "device_type", today=TODAY)
+    assert facts.integer_share == 1.0 and code_word(facts) == "type"
+    halves = column_facts(pd.Series(["1.5", "inf", "2"] * 20), "device_type", today=TODAY)
+    assert halves.integer_share == 0.5 and code_word(halves) is None
