@@ -107,8 +107,6 @@ PLACEHOLDERS = frozenset({
 })
 # A job title (seniority rank): named so, not a bare "job" (bank exports' occupation categories).
 JOB_WORDS = frozenset({"title", "position", "designation"})
-# Personal words that name contact data only when the values are nearly unique.
-CONTACT_WORDS = frozenset({"email", "mail", "phone", "mobile", "telephone", "tel", "fax"})
 
 SEASON_MIN_DAYS = 730      # season/weekday inputs only with two years of history (below)
 SUSPECT_AUC = 0.85          # one column alone this predictive is set aside (train stops at 0.9)
@@ -222,11 +220,12 @@ def _integer_share(numbers: pd.Series) -> float:
 
 def _pattern_shares(sample: pd.Series) -> dict[str, float]:
     """Share of the cells matching each VALUE_PATTERNS entry."""
-    shares = {kind: float(sample.str.fullmatch(rx.pattern).fillna(False).mean())
-              for kind, rx in VALUE_PATTERNS.items()}
-    digits = sample.str.count(r"\d")
-    phone = sample.str.fullmatch(VALUE_PATTERNS["phone numbers"].pattern).fillna(False)
-    shares["phone numbers"] = float((phone & digits.between(7, 15)).mean())
+    shares = {}
+    for kind, rx in VALUE_PATTERNS.items():
+        match = sample.str.fullmatch(rx.pattern).fillna(False).astype(bool)
+        if kind == "phone numbers":
+            match &= sample.str.count(r"\d").between(7, 15).fillna(False).astype(bool)
+        shares[kind] = float(match.mean())
     return shares
 
 
