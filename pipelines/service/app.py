@@ -451,8 +451,9 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                                  30.0, 60.0))
     leads_total = Counter("leadq_leads_scored", "leads scored", registry=metrics)
     undelivered = Counter("leadq_answers_undelivered",
-                          "scored answers not delivered (client gone, or past the deadline): "
-                          "left out of the scoring log", ["why"], registry=metrics)
+                          "requests whose answer was not delivered (client gone, or past the "
+                          "deadline): none of their leads is in the scoring log", ["why"],
+                          registry=metrics)
     mql_total = Counter("leadq_mql", "leads scored as MQL", registry=metrics)
     mql_rate = Gauge("leadq_mql_rate", "share of scored leads that were MQLs",
                      registry=metrics)
@@ -638,13 +639,14 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                 answer, n, mql, rows = await asyncio.wait_for(
                     asyncio.wrap_future(future), max(deadline - time.monotonic(), 0))
             except TimeoutError as exc:
+                undelivered.labels("deadline").inc()
                 raise busy(f"server busy: not answered within {timeout:g} s of arrival "
                            "(serve.request_timeout_seconds)") from exc
         except RequestError as exc:
             return refuse(exc)
         if await request.is_disconnected():
             # Nobody receives this answer: it is not logged as if sales had been given it.
-            undelivered.labels("client gone").inc(n)
+            undelivered.labels("client gone").inc()
             return Response(status_code=CLIENT_GONE)
         if scoring_log is not None:
             scoring_log.append(rows)
