@@ -115,15 +115,42 @@ def poison(draw, valid: list[dict], fields: list[str]):
             lead[draw(texts)] = draw(values)
         return lead
 
-    kind = draw(st.integers(0, 2))
+    kind = draw(st.integers(0, 3))
     if kind == 0:
         return draw(values)
     if kind == 1:
         return spoilt_lead()
-    return [spoilt_lead() for _ in range(draw(st.integers(1, 3)))]
+    if kind == 2:
+        return [spoilt_lead() for _ in range(draw(st.integers(1, 3)))]
+    # Data that passes typing and the contract yet breaks scoring (see deep_failure).
+    return {**draw(st.sampled_from(valid)), "industry": BOOM}
 
 
-def test_a_poisoned_member_of_a_micro_batch_fails_alone(served):
+BOOM = "BOOM: fails past the contract"
+
+
+@pytest.fixture
+def deep_failure(monkeypatch):
+    """Scoring raises on a frame holding a BOOM lead, as a rule or feature might on data the
+    contract let through (the lone surrogate once did): the scorer must find the request it
+    came from and fail it alone."""
+    from leadq.pipelines.scoring import core
+
+    real = core.check_and_score
+    frames = []
+
+    def check_and_score(raw, *args, **kwargs):
+        boom = bool((raw["industry"] == BOOM).any())
+        frames.append(boom)
+        if boom:
+            raise ValueError("cannot encode industry")
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(core, "check_and_score", check_and_score)
+    return frames
+
+
+def test_a_poisoned_member_of_a_micro_batch_fails_alone(served, deep_failure):
     """Valid leads and arbitrary requests scored as one micro-batch: every valid lead gets the
     batch scorer's answer, every other request a 4xx or an answer, never anything else."""
     from leadq.pipelines.service.app import Pending, RequestError, known_fields
@@ -152,8 +179,11 @@ def test_a_poisoned_member_of_a_micro_batch_fails_alone(served):
                 assert 400 <= error.status < 500, (error.status, error.message)
                 json.dumps({"detail": error.message, "rejected": error.rejected},
                            ensure_ascii=False).encode("utf-8")  # the 4xx itself can be sent
+            if not is_valid and isinstance(body, dict) and body.get("industry") == BOOM:
+                assert error is not None and error.status == 422
 
     check()
+    assert any(deep_failure)  # the generated batches did hit the deep failure
 
 
 def test_arbitrary_bodies_over_http_never_get_a_5xx(served):
