@@ -35,6 +35,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from leadq.pipelines.io.progress import log
+from leadq.pipelines.service.contract import INT64, known_fields
 
 API_PREFIX = "/v1"
 # Metric labels: known routes by name, anything else (scanners, typos) as one "other" series.
@@ -45,7 +46,6 @@ TOKEN_ENV = "LEADQ_API_TOKEN"
 INLINE_JSON_BYTES = 64 * 1024  # bodies parsed on the event loop; larger ones in a thread
 ARRIVAL = "leadq.arrival"  # ASGI scope key: monotonic time the request's headers arrived
 SHOWN_CHARS = 80  # an id or field name echoed back is cut here: a 1 MB id is not an answer
-INT64 = (-(2 ** 63), 2 ** 63 - 1)  # integer ids a CRM's id column can hold
 CLIENT_GONE = 499  # the status logged for an answer whose client hung up (nginx's convention)
 
 
@@ -59,18 +59,6 @@ class RequestError(Exception):
 
 def serve_settings(params: dict) -> dict:
     return params["serve"]
-
-
-def known_fields(params: dict) -> list[str]:
-    """Lead fields the service reads: the model's inputs, the id, the date, personal fields,
-    and the export-day counters it knows to leave out (features.snapshot_columns)."""
-    from leadq.pipelines.io.crm import leads_required_columns
-
-    spec = params["data"]["leads"]
-    extra = [*(spec.get("personal") or []), spec.get("label"), spec.get("converted_at"),
-             *(params["features"].get("snapshot_columns") or [])]
-    return list(dict.fromkeys([*leads_required_columns(params, for_training=False),
-                               *[c for c in extra if c]]))
 
 
 def shown(text: Any, limit: int = SHOWN_CHARS) -> str:

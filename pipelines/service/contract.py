@@ -24,13 +24,25 @@ ERROR_STATUSES = {
            "passed): retry after the Retry-After header's seconds",
 }
 EXAMPLES = 8  # known categories shown per field
+INT64 = (-(2 ** 63), 2 ** 63 - 1)  # integer ids a CRM's id column can hold
+
+
+def known_fields(params: dict) -> list[str]:
+    """Lead fields the service reads: the model's inputs, the id, the date, personal fields,
+    and the export-day counters it knows to leave out (features.snapshot_columns)."""
+    from leadq.pipelines.io.crm import leads_required_columns
+
+    spec = params["data"]["leads"]
+    extra = [*(spec.get("personal") or []), spec.get("label"), spec.get("converted_at"),
+             *(params["features"].get("snapshot_columns") or [])]
+    return list(dict.fromkeys([*leads_required_columns(params, for_training=False),
+                               *[c for c in extra if c]]))
 
 
 def lead_schema(params: dict, reference: dict | None) -> dict:
     """JSON Schema of one lead: the fields the service reads, by their contract role."""
     from leadq.features.columns import model_inputs
     from leadq.features.rules import settings
-    from leadq.pipelines.service.app import INT64, known_fields
 
     spec = params["data"]["leads"]
     roles = model_inputs(params)
