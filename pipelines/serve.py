@@ -35,6 +35,11 @@ def main(params_path: str | None = None, *, host: str | None = None, port: int |
 
         log.warning("serving on %s without %s: anyone who can reach this address can score "
                     "leads", host, TOKEN_ENV)
+    # The registry is asked at start and every serve.reload_seconds: a store that does not
+    # answer must show in /v1/ready within seconds, not after MLflow's default ~4 minutes of
+    # retries (made for batch jobs riding out rate limits). The user's own settings win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     os.environ["LEADQ_PARAMS"] = str(Path(params["_path"]))
     if model_uri:
         os.environ["LEADQ_MODEL_URI"] = model_uri

@@ -660,6 +660,8 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                 "threshold_version": current.key[1]}
         if holder.last_error:  # still serving this version; the reload that failed says why
             body["reload_error"] = holder.last_error
+        if activity.error:  # still scoring with the activity log's previous version
+            body["activity_error"] = activity.error
         return 200, body
 
     @app.get(f"{API_PREFIX}/live", summary="Liveness: the process answers")

@@ -167,8 +167,9 @@ class ActivityLog:
     The file is checked every `serve.activity_check_seconds` on this object's own thread; a
     new version is read there and swapped in with one assignment, so no request ever waits
     for the file (a request takes `events` once and scores its whole batch with it). A file
-    that is gone or unreadable makes `events` None and `error` say why: the service is then
-    not ready and scoring answers 503, rather than scoring as if the leads had no activity.
+    that is gone makes `events` None and `error` say why: the service is then not ready and
+    scoring answers 503, rather than scoring as if the leads had no activity. A new version
+    that cannot be read (caught half-written) leaves the old one in place, with `error` set.
     `probe` (the service's warm-up) must score with a new version before it is swapped in."""
 
     def __init__(self, params: dict, probe=None) -> None:
@@ -208,9 +209,16 @@ class ActivityLog:
                 if self._probe is not None:
                     self._probe(events)
             except Exception as exc:  # noqa: BLE001 - reported in /v1/ready and the log
-                self._fail(f"activity log {path} not loaded: {type(exc).__name__}: "
-                           f"{exc}"[:500])
-                return False
+                message = f"activity log {path} not loaded: {type(exc).__name__}: {exc}"[:500]
+                if self.events is None:
+                    self._fail(message)
+                    return False
+                # A version caught half-written: the one loaded before still holds; the next
+                # check tries again (the key is not taken).
+                if not (self.error or "").startswith(message):
+                    log.warning("%s; still scoring with the version loaded before", message)
+                self.error = f"{message}; still scoring with the version loaded before"
+                return True
             self.events, self._key = events, key
             if self.error is not None:
                 log.info("activity log %s loaded again (%d events)", path, len(events))

@@ -258,3 +258,27 @@ def test_openapi_request_schema_lists_the_contract_fields_with_their_types(base_
     assert 'src="http' not in text and 'href="http' not in text
     for name in roles["numeric"] + roles["categorical"]:
         assert f"<code>{name}</code>" in text
+
+
+def test_an_unreachable_store_is_named_in_readiness(base_params, tmp_path, monkeypatch):
+    """The registry at a closed port: not ready, and the answer says it is the store (with
+    the retry settings `leadq serve` sets, within seconds)."""
+    from leadq.pipelines.service.app import create_app
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    params = copy.deepcopy(base_params)
+    params["_path"] = str(tmp_path / "params.yaml")
+    params["mlflow"]["tracking_uri"] = f"http://127.0.0.1:{free_port()}"
+    params["serve"].update({"scoring_log": None, "reload_seconds": 0.5})
+    app = create_app(params)
+    with running(app) as port:
+        deadline, body = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            status, _, raw = call(port, "GET", "/v1/ready")
+            body = json.loads(raw)
+            assert status == 503
+            if "127.0.0.1" in body.get("error", ""):
+                break
+            time.sleep(0.2)
+        assert "no model loaded" in body["error"] and "127.0.0.1" in body["error"], body
+        assert call(port, "GET", "/v1/live")[0] == 200
