@@ -122,3 +122,22 @@ def test_mlflow_download_progress_is_off_unless_verbose(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
     assert main(["params", "--params", params]) == 0
     assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True
+
+
+def test_the_demo_hint_names_the_mlflow_beside_this_python(monkeypatch, tmp_path):
+    # The demo prints "browse it  <mlflow> ui ...": a bare `mlflow` fails when .venv/bin is
+    # not on PATH, which is how `make run` leaves a newcomer.
+    from pathlib import Path
+
+    import pytest
+
+    from leadq.pipelines.demo import _mlflow_command
+
+    beside = Path(sys.executable).parent / "mlflow"
+    if not beside.is_file():
+        pytest.skip("no mlflow program beside this interpreter")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(beside.parent.parent.parent)  # the folder that holds .venv
+    command = _mlflow_command()
+    assert not Path(command).is_absolute()
+    assert (Path.cwd() / command).resolve() == beside.resolve()
