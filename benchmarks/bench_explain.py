@@ -27,7 +27,7 @@ def main(leads: int = 100_000, train_leads: int = 50_000) -> dict:
     from leadq.features.tables import canonical_deals, canonical_feedback, coerce_leads
     from leadq.models.explain import explain, explain_leads, unwrap
     from leadq.pipelines.io.crm import CrmTables
-    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.params.loader import agreement_of, load_params
     from leadq.pipelines.synthetic.crm import generate_crm, iter_lead_chunks
     from leadq.pipelines.train import train_models
 
@@ -40,7 +40,8 @@ def main(leads: int = 100_000, train_leads: int = 50_000) -> dict:
     crm = generate_crm(train_leads, seed=21)
     tables = CrmTables(leads=coerce_leads(crm["leads"], params),
                        deals=canonical_deals(crm["deals"], params["data"]["deals"]),
-                       feedback=canonical_feedback(crm["feedback"], params["data"]["feedback"]))
+                       feedback=canonical_feedback(crm["feedback"],
+            params["data"]["feedback"], agreement_of(params).feedback))
     t0 = time.perf_counter()
     model = train_models(tables, params).model
     train_s = time.perf_counter() - t0

@@ -382,6 +382,11 @@ def rules_for(table: str, params: dict, reference: dict | None = None, *,
     order the evaluator runs and lists them."""
     cfg = settings(params)
     spec = params["data"][table]
+    if table == "feedback":
+        # What each status means is the agreement's (agreement.feedback); any other is refused.
+        meaning = params["agreement"]["feedback"]
+        spec = {**spec, "accepted_values": list(meaning["accepted"]),
+                "rejected_values": [*meaning["rejected"], *meaning["not_reached"]]}
     reference = reference or {}
     specs = CONTRACT[table]
     out: list[Rule] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from leadq.features.agreement import FeedbackMeaning, normalise_rating
 from leadq.features.columns import model_inputs
 from leadq.features.labels import (
     label_leads,
@@ -106,20 +107,25 @@ def canonical_deals(deals: pd.DataFrame, spec: dict) -> pd.DataFrame:
     return out
 
 
-def canonical_feedback(feedback: pd.DataFrame, spec: dict) -> pd.DataFrame:
-    """feedback[lead_id, feedback_at, accepted, rejected, rating, reason, first_contact_at]."""
-    status = feedback[spec["status"]].astype("string").str.strip().str.lower()
-    accepted_values = {str(v).lower() for v in spec.get("accepted_values", ["accepted"])}
-    rejected_values = {str(v).lower() for v in spec.get("rejected_values", ["rejected"])}
+def canonical_feedback(feedback: pd.DataFrame, spec: dict,
+                       meaning: FeedbackMeaning | None = None) -> pd.DataFrame:
+    """feedback[lead_id, feedback_at, accepted, rejected, not_reached, rating, reason,
+    first_contact_at, rep]; `meaning` is the agreement's reading of the status values."""
+    meaning = meaning or FeedbackMeaning()
+    flags = meaning.classify(feedback[spec["status"]])
     out = pd.DataFrame({
         "lead_id": feedback[spec["lead_id"]].astype("string").str.strip().astype(object),
         "feedback_at": parse_dates(feedback[spec["feedback_at"]], spec.get("date_format")),
-        "accepted": status.isin(accepted_values).fillna(False).astype(bool),
-        "rejected": status.isin(rejected_values).fillna(False).astype(bool),
+        "accepted": flags["accepted"].to_numpy(bool),
+        "rejected": flags["rejected"].to_numpy(bool),
+        "not_reached": flags["not_reached"].to_numpy(bool),
+        "status": _text(feedback[spec["status"]]).to_numpy(),
     })
-    for key in ("rating",):
-        col = spec.get(key)
-        out[key] = pd.to_numeric(feedback[col], errors="coerce") if col in feedback else np.nan
+    col = spec.get("rating")
+    out["rating"] = (normalise_rating(feedback[col], meaning.rating_values).to_numpy(float)
+                     if col in feedback else np.nan)
+    rep = spec.get("rep")
+    out["rep"] = _text(feedback[rep]).to_numpy() if rep in feedback else np.nan
     reason = spec.get("reason")
     out["reason"] = _text(feedback[reason]) if reason in feedback else np.nan
     first = spec.get("first_contact_at")

@@ -171,10 +171,10 @@ def campaign_quality(
 ) -> pd.DataFrame:
     """Per campaign: leads, MQL share, sales acceptance and rejection reasons, wins, revenue.
 
-    `flag` marks campaigns whose leads sales mostly rejects (report.campaign_flag_rejection of
-    at least report.campaign_min_feedback feedback rows): the campaigns to cut.
+    `flag` marks campaigns whose leads sales mostly rejects (agreement.campaign_flag_rejection
+    of at least agreement.campaign_min_feedback feedback rows): the campaigns to cut.
     """
-    cfg = params.get("report") or {}
+    cfg = params["agreement"]
     id_col = params["data"]["leads"]["id"]
     ids = leads[id_col].astype(str)
     base = pd.DataFrame({
@@ -222,8 +222,8 @@ def campaign_quality(
         won = deals[deals["won"].astype(bool)]
         won = won.assign(campaign=won["lead_id"].astype(str).map(campaign_of))
         out["revenue"] = won.groupby("campaign")["amount"].sum().reindex(out.index).fillna(0.0)
-    min_fb = int(cfg.get("campaign_min_feedback", 20))
-    limit = float(cfg.get("campaign_flag_rejection", 0.7))
+    min_fb = int(cfg["campaign_min_feedback"])
+    limit = float(cfg["campaign_flag_rejection"])
     out["flag"] = (out["feedback"] >= min_fb) & (out["rejected_share"] >= limit)
     out = out.reset_index().rename(columns={"index": "campaign"})
     return out.sort_values(["flag", "rejected_share", "leads"],

@@ -69,6 +69,29 @@ def calibration_table(y: np.ndarray, score: np.ndarray, n_bins: int = 10) -> pd.
     return pd.DataFrame(rows)
 
 
+def calibration_bands(y: np.ndarray, s: np.ndarray, w: np.ndarray, n_bands: int = 10) -> list:
+    """Predicted vs realised conversion per equal-count score band, weighted (recalibration
+    weighs worked leads by 1/propensity); `calibration_table` is the unweighted view."""
+    order = np.argsort(s, kind="stable")
+    rows = []
+    for band, idx in enumerate(np.array_split(order, min(n_bands, max(len(s), 1)))):
+        if len(idx) and w[idx].sum() > 0:
+            rows.append({"band": band + 1, "n": int(len(idx)),
+                         "score_min": float(s[idx].min()), "score_max": float(s[idx].max()),
+                         "predicted": float(np.average(s[idx], weights=w[idx])),
+                         "realised": float(np.average(y[idx], weights=w[idx]))})
+    return rows
+
+
+def weighted_ece(y: np.ndarray, s: np.ndarray, w: np.ndarray, n_bands: int = 10) -> float:
+    """expected_calibration_error with weights per lead (equal-count bands)."""
+    bands = calibration_bands(y, s, w, n_bands)
+    if not bands:
+        return float("nan")
+    n = sum(b["n"] for b in bands)
+    return float(sum(b["n"] * abs(b["realised"] - b["predicted"]) for b in bands) / n)
+
+
 def gains_table(y: np.ndarray, score: np.ndarray, n_groups: int = 10) -> pd.DataFrame:
     """Cumulative gains and lift by score decile, best leads first."""
     y, score = np.asarray(y, float), np.asarray(score, float)

@@ -5,9 +5,9 @@ The first bar is chosen on validation leads when a model is trained:
 - min_precision: the lowest bar at which at least `min_precision` of MQLs convert (most recall);
 - expected_value: call a lead when its calibrated probability × won_value exceeds lead_cost.
 
-`leadq recalibrate` moves the bar later with `resolve_threshold`: combinable constraints
-(capacity per week, min_precision, min_recall) and an objective (max_recall or expected_value),
-resolved in a documented priority order with a fallback when they conflict.
+`leadq recalibrate` moves the bar later with `resolve_threshold`, within the same policy
+(`Policies.from_agreement`): the agreed policy becomes one constraint or the objective, and
+sales capacity per week caps it. The policy is params `agreement.mql` (features/agreement.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-POLICIES = ("top_share", "min_precision", "expected_value")
+from leadq.features.agreement import POLICIES, Agreement, MqlPolicy
 
 
 @dataclass(frozen=True)
@@ -51,21 +51,21 @@ def rates_at(
     return share, precision, recall
 
 
-def choose_threshold(score: np.ndarray, y: np.ndarray, policy: dict) -> ThresholdDecision:
-    """Apply the configured policy to validation scores (calibrated probabilities)."""
-    name = policy.get("policy", "top_share")
+def choose_threshold(score: np.ndarray, y: np.ndarray, agreement: Agreement
+                     ) -> ThresholdDecision:
+    """Apply the agreed MQL policy to validation scores (calibrated probabilities)."""
+    policy: MqlPolicy = agreement.mql
+    name = policy.policy
     score = np.asarray(score, float)
     y = np.asarray(y, float)
     if name == "top_share":
-        share = float(policy.get("top_share", 0.25))
-        if not 0 < share <= 1:
-            raise ValueError("threshold.top_share must be in (0, 1]")
+        share = float(policy.top_share)
         threshold = float(np.quantile(score, 1 - share, method="higher"))
         reason = f"pass the top {share:.0%} of leads"
     elif name == "min_precision":
         from sklearn.metrics import precision_recall_curve
 
-        target = float(policy.get("min_precision", 0.3))
+        target = float(policy.min_precision)
         # precision[i] is the precision of "score ≥ thresholds[i]", for every distinct score.
         precision, _, cuts = precision_recall_curve(y, score)
         ok = cuts[precision[:-1] >= target]
@@ -78,28 +78,20 @@ def choose_threshold(score: np.ndarray, y: np.ndarray, policy: dict) -> Threshol
             reason = (f"no bar reaches precision {target:.0%} (best {best:.1%}); "
                       "fell back to the highest score")
     elif name == "expected_value":
-        value, cost = float(policy.get("won_value", 10000.0)), float(policy.get("lead_cost", 300.0))
-        if value <= 0:
-            raise ValueError("threshold.won_value must be positive")
+        value, cost = float(policy.won_value), float(policy.lead_cost)
         threshold = cost / value
         reason = f"call when p × {value:,.0f} > {cost:,.0f} (break-even p = {threshold:.3f})"
     else:
-        raise ValueError(f"threshold.policy must be one of {POLICIES}, got {name!r}")
+        raise ValueError(f"agreement.mql.policy must be one of {POLICIES}, got {name!r}")
     share, precision, recall = rates_at(score, y, threshold)
     return ThresholdDecision(threshold, name, share, precision, recall, reason,
                              base_rate=float(score.mean()) if len(score) else float("nan"),
-                             cutoffs=tier_cutoffs(score, threshold, **tier_params(policy)))
-
-
-def tier_params(threshold_params: dict) -> dict:
-    tiers = threshold_params.get("tiers") or {}
-    return {"a_share": float(tiers.get("a_share", 1 / 3)),
-            "c_ratio": float(tiers.get("c_ratio", 1.0))}
+                             cutoffs=tier_cutoffs(score, threshold, **agreement.tiers))
 
 
 # --- combinable policies, used by `leadq recalibrate` ---
 
-CONSTRAINTS = ("capacity", "min_precision", "min_recall")
+CONSTRAINTS = ("capacity", "top_share", "min_precision", "min_recall")
 OBJECTIVES = ("max_recall", "expected_value")
 
 
@@ -114,6 +106,7 @@ class Policies:
     """
 
     capacity: float | None = None
+    top_share: float | None = None
     min_precision: float | None = None
     min_recall: float | None = None
     objective: str = "max_recall"
@@ -122,28 +115,18 @@ class Policies:
     priority: tuple[str, ...] = CONSTRAINTS
 
     @classmethod
-    def from_params(cls, threshold_params: dict, capacity: float | None = None) -> Policies:
-        """From params.yaml `threshold`; `capacity` overrides (e.g. a lower measured one)."""
-        t = threshold_params or {}
-        cons = t.get("constraints") or {}
-        priority = tuple(t.get("priority") or CONSTRAINTS)
-        if sorted(priority) != sorted(CONSTRAINTS):
-            raise ValueError(f"threshold.priority must order exactly {CONSTRAINTS}")
-        objective = t.get("objective", "max_recall")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"threshold.objective must be one of {OBJECTIVES}, got {objective!r}")
-
-        def num(v):
-            return None if v is None else float(v)
-
+    def from_agreement(cls, agreement: Agreement, capacity: float | None = None) -> Policies:
+        """The agreed MQL policy as the bar's one constraint (or objective), capped by sales
+        capacity per week: `capacity` overrides the agreed one (e.g. a lower measured one).
+        Capacity comes first: sales cannot work more leads than it has people for."""
+        m = agreement.mql
+        cap = capacity if capacity is not None else agreement.capacity_per_week
         return cls(
-            capacity=num(capacity if capacity is not None else cons.get("capacity")),
-            min_precision=num(cons.get("min_precision")),
-            min_recall=num(cons.get("min_recall")),
-            objective=objective,
-            won_value=float(t.get("won_value", 10000.0)),
-            lead_cost=float(t.get("lead_cost", 300.0)),
-            priority=priority,
+            capacity=None if cap is None else float(cap),
+            top_share=float(m.top_share) if m.policy == "top_share" else None,
+            min_precision=float(m.min_precision) if m.policy == "min_precision" else None,
+            objective="expected_value" if m.policy == "expected_value" else "max_recall",
+            won_value=float(m.won_value), lead_cost=float(m.lead_cost),
         )
 
 
@@ -190,13 +173,16 @@ def _check(curves: dict, name: str, target: float) -> tuple[np.ndarray, np.ndarr
     if name == "capacity":
         gap = np.maximum(curves["mql_per_week"] - target, 0.0)
         return gap <= 0, gap, "MQLs/week over"
+    if name == "top_share":
+        gap = np.maximum(curves["share"] - target, 0.0)
+        return gap <= 1e-12, gap, "points over"
     key = "precision" if name == "min_precision" else "recall"
     gap = np.maximum(target - curves[key], 0.0)
     return gap <= 1e-12, gap, "points short"
 
 
 def _fmt(name: str, value: float) -> str:
-    return f"{value:,.0f}/week" if name == "capacity" else f"{value:.1%}"
+    return f"{value:,.0f}/week" if name == "capacity" else f"{value:.1%}"  # a share otherwise
 
 
 def resolve_threshold(score: np.ndarray, policies: Policies, weeks: float) -> PolicyDecision:
@@ -216,8 +202,7 @@ def resolve_threshold(score: np.ndarray, policies: Policies, weeks: float) -> Po
     active = {n: getattr(policies, n) for n in policies.priority
               if getattr(policies, n) is not None}
     if not active and policies.objective == "max_recall":
-        raise ValueError("configure at least one of threshold.constraints "
-                         f"{CONSTRAINTS} or objective: expected_value")
+        raise ValueError(f"set at least one of {CONSTRAINTS} or objective expected_value")
     c = _curves(p, weeks, policies.won_value, policies.lead_cost)
     keep = np.ones(len(c["threshold"]), bool)
     conflicts: list[str] = []
@@ -230,8 +215,8 @@ def resolve_threshold(score: np.ndarray, policies: Policies, weeks: float) -> Po
             continue
         best = gap[keep].min()
         keep &= gap <= best + 1e-12
-        got = {"capacity": c["mql_per_week"], "min_precision": c["precision"],
-               "min_recall": c["recall"]}[name][keep][0]
+        got = {"capacity": c["mql_per_week"], "top_share": c["share"],
+               "min_precision": c["precision"], "min_recall": c["recall"]}[name][keep][0]
         with_ = f" together with {', '.join(met)}" if met else ""
         short = f"{best:,.1f} {unit}" if name == "capacity" else f"{100 * best:.1f} {unit}"
         conflicts.append(

@@ -78,7 +78,20 @@ def cmd_recalibrate(args: argparse.Namespace) -> dict:
     from leadq.pipelines.recalibrate import main
 
     return main(args.params, as_of=args.as_of, scores=args.scores, model_uri=args.model_uri,
-                dry_run=args.dry_run)
+                dry_run=args.dry_run, change_policy=args.change_policy, changed_by=args.by)
+
+
+def cmd_agreement(args: argparse.Namespace) -> dict:
+    from leadq.pipelines.agreement import main
+
+    return main(args.params, model_uri=args.model_uri)
+
+
+def cmd_review(args: argparse.Namespace) -> dict:
+    from leadq.pipelines.review import main
+
+    return main(args.params, out=args.out, as_of=args.as_of, scores=args.scores,
+                model_uri=args.model_uri)
 
 
 def cmd_thresholds(args: argparse.Namespace) -> dict:
@@ -162,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deals keyed by lead id, when the leads carry no outcome")
     p.add_argument("--activities", default=None, metavar="PATH",
                    help="an activity log (one row per event) for point-in-time features")
-    p.add_argument("--feedback", default=None, metavar="PATH", help=argparse.SUPPRESS)
+    p.add_argument("--feedback", default=None, metavar="PATH",
+                   help="sales feedback (lead status, first contact, rating, reason): init "
+                        "maps its statuses to accepted / rejected / not reached")
     p.add_argument("--lookup", action="append", default=[], metavar="PATH:KEY",
                    help="a lookup table joined on KEY (PATH:KEY=LEADS_COLUMN when the leads "
                         "name it differently); repeat for several")
@@ -250,8 +265,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-uri", default=None,
                    help="registry model URI (default models:/<name>@champion)")
     p.add_argument("--dry-run", action="store_true", help="report, but store no new version")
+    p.add_argument("--change-policy", default=None, metavar="WHY",
+                   help="apply a new agreement.mql policy (edited in params) and record why; "
+                        "without it recalibrate keeps the policy in force and refuses a "
+                        "changed one")
+    p.add_argument("--by", default=None, metavar="WHO",
+                   help="who changes the policy (default: the login name)")
     _params_arg(p)
     p.set_defaults(handler=cmd_recalibrate)
+
+    p = sub.add_parser("agreement", help="the agreement marketing and sales signed, in words: "
+                                         "what counts as an MQL, how many a week, the SLA")
+    p.add_argument("--model-uri", default=None,
+                   help="registry model URI (default models:/<name>@champion; the MQLs a week "
+                        "are shown when it and the scorer's outputs are found)")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_agreement)
+
+    p = sub.add_parser("review", help="the regular marketing-and-sales review on one page: SLA, "
+                                      "acceptance, campaigns to cut, the bar, the goal")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="output HTML file (default params review.out)")
+    p.add_argument("--as-of", default=None, metavar="DATE",
+                   help="YYYY-MM-DD: the end of the review period (default: the latest lead)")
+    p.add_argument("--scores", default=None, metavar="GLOB",
+                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--model-uri", default=None,
+                   help="registry model URI (default models:/<name>@champion)")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_review)
 
     p = sub.add_parser("thresholds", help="threshold history of a model version")
     p.add_argument("--model-version", default=None, help="default: the champion")
@@ -271,8 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="turn a won-deals goal into MQLs for sales and leads "
                                     "for marketing")
-    p.add_argument("--won-deals", type=float, required=True, help="the goal, e.g. 40")
-    p.add_argument("--period", choices=["week", "month", "quarter"], default="month")
+    p.add_argument("--won-deals", type=float, default=None,
+                   help="the goal, e.g. 40 (default: agreement.goal.won_deals)")
+    p.add_argument("--period", choices=["week", "month", "quarter"], default=None,
+                   help="default: agreement.goal.period")
     p.add_argument("--scores", default=None, metavar="GLOB",
                    help="the scorer's outputs (default params recalibration.scores)")
     p.add_argument("--as-of", default=None, metavar="DATE", help="end of the recent window")

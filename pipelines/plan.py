@@ -74,18 +74,25 @@ def plan_goal(recent: pd.DataFrame, *, won_deals: float, period: str, weeks_obse
     return out
 
 
-def main(params_path: str | None = None, *, won_deals: float, period: str = "month",
+def main(params_path: str | None = None, *, won_deals: float | None = None,
+         period: str | None = None,
          scores: str | None = None, as_of: str | None = None,
          model_uri: str | None = None) -> dict:
     import mlflow
 
     from leadq.models.routing import route
-    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.params.loader import agreement_of, load_params
     from leadq.pipelines.recalibrate import load_window
     from leadq.pipelines.scoring.model import load_scoring_model
     from leadq.pipelines.tracking.thresholds import current_entry
 
     params = load_params(params_path)
+    agreement = agreement_of(params)
+    won_deals = agreement.goal_won_deals if won_deals is None else won_deals
+    period = period or agreement.goal_period
+    if won_deals is None:
+        raise BadInputError("no goal: pass --won-deals N, or set agreement.goal.won_deals in "
+                            f"{params['_path']} (the shared goal `leadq review` tracks)")
     with step("load champion and its current threshold"):
         model = load_scoring_model(params, model_uri)
     with step("read recent scored leads"):
@@ -102,8 +109,8 @@ def main(params_path: str | None = None, *, won_deals: float, period: str = "mon
         entry = current_entry(mlflow.MlflowClient(), name, model.version, model.tags)
         capacity = entry.get("capacity_used")
     if capacity is None:
-        capacity = ((params.get("threshold") or {}).get("constraints") or {}).get("capacity")
-    by = (params.get("recalibration") or {}).get("plan_by", "campaign")
+        capacity = agreement.capacity_per_week
+    by = params["recalibration"]["plan_by"] or agreement.campaign_column or "campaign"
     out = plan_goal(recent, won_deals=won_deals, period=period, weeks_observed=data["weeks"],
                     capacity_per_week=None if capacity is None else float(capacity), by=by)
     out["threshold_version"] = model.threshold_version
@@ -120,4 +127,13 @@ def main(params_path: str | None = None, *, won_deals: float, period: str = "mon
              fit)
     log.info("  marketing must bring %.0f leads (%.0f at the current pace)", mkt["leads"],
              mkt["leads_at_current_pace"])
+    rows = out.get("per_group") or []
+    if rows:
+        log.info("  by %s (at each one's current mix and quality; top %d of %d):", by,
+                 min(len(rows), 12), len(rows))
+        for r in rows[:12]:
+            per_won = ("no conversions expected" if r["leads_per_won"] is None
+                       else f"{r['leads_per_won']:,.0f} leads per won deal")
+            log.info("    %-32s %7.0f leads → %6.0f MQLs → %5.1f won (%s)",
+                     str(r[by])[:32], r["leads"], r["mqls"], r["expected_won"], per_won)
     return out

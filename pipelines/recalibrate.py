@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from leadq.errors import BadInputError, ConfigError, LeadqError
+from leadq.features.agreement import Agreement, first_contacts, period_figures, sla_compliance
 from leadq.models.drift import drift_verdict, psi_numeric, psi_table
+from leadq.models.metrics import calibration_bands, weighted_ece
 from leadq.models.prior_shift import Correction, apply_platt, em_prior, fit_platt, label_shift_fit
 from leadq.models.routing import ipw_weights
-from leadq.models.thresholds import Policies, resolve_threshold, tier_cutoffs, tier_params
+from leadq.models.thresholds import Policies, resolve_threshold, tier_cutoffs
 from leadq.pipelines.io.progress import log, step
 
 CORRECTIONS = ("auto", "em", "refit", "none")
@@ -73,27 +75,6 @@ def measure_realised(matured: pd.DataFrame, n_bands: int = 10) -> dict:
     return out
 
 
-def calibration_bands(y: np.ndarray, s: np.ndarray, w: np.ndarray, n_bands: int = 10) -> list:
-    """Predicted vs realised conversion per equal-count score band, IPW-weighted."""
-    order = np.argsort(s, kind="stable")
-    rows = []
-    for band, idx in enumerate(np.array_split(order, min(n_bands, max(len(s), 1)))):
-        if len(idx) and w[idx].sum() > 0:
-            rows.append({"band": band + 1, "n": int(len(idx)),
-                         "score_min": float(s[idx].min()), "score_max": float(s[idx].max()),
-                         "predicted": float(np.average(s[idx], weights=w[idx])),
-                         "realised": float(np.average(y[idx], weights=w[idx]))})
-    return rows
-
-
-def weighted_ece(y: np.ndarray, s: np.ndarray, w: np.ndarray, n_bands: int = 10) -> float:
-    bands = calibration_bands(y, s, w, n_bands)
-    if not bands:
-        return float("nan")
-    n = sum(b["n"] for b in bands)
-    return float(sum(b["n"] * abs(b["realised"] - b["predicted"]) for b in bands) / n)
-
-
 def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -104,28 +85,24 @@ def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> float:
 
 def sla_metrics(mqls: pd.DataFrame, feedback: pd.DataFrame | None, *, as_of: pd.Timestamp,
                 sla_hours: float, weeks: float) -> dict:
-    """Share of MQLs first contacted within the SLA, acceptance rate, MQLs worked per week.
-
-    `mqls`: lead_id, created_at of the window's MQLs. An MQL with no contact counts as missed
-    once the SLA has passed; younger MQLs are left out.
-    """
-    sla = pd.Timedelta(hours=sla_hours)
-    due = mqls[mqls["created_at"] + sla <= as_of]
-    out = {"sla_hours": float(sla_hours), "mqls_due": int(len(due))}
-    if feedback is None or not len(due):
+    """Share of MQLs first contacted within the SLA, acceptance rate, MQLs reached in time per
+    week. `mqls`: lead_id, created_at of the window's MQLs; the SLA rule is
+    features.agreement.sla_compliance (the one the report and `review` use)."""
+    first = first_contacts(feedback)
+    sla = sla_compliance(mqls, first, as_of=as_of, sla_hours=sla_hours)
+    out = {"sla_hours": float(sla_hours), "mqls_due": int(len(sla))}
+    if feedback is None or not len(sla):
         return out
-    fb = feedback[feedback["lead_id"].isin(set(due["lead_id"]))]
-    first = fb.groupby("lead_id")["first_contact_at"].min()
-    contacted = due["lead_id"].map(first)
-    delay = pd.to_datetime(contacted) - due["created_at"].to_numpy()
-    within = (delay <= sla).fillna(False).to_numpy(bool)
-    out["contacted_within_sla"] = int(within.sum())
-    out["within_sla_share"] = float(within.mean())
+    if first is not None:
+        within = sla["within_sla"].to_numpy(bool)
+        out["contacted_within_sla"] = int(within.sum())
+        out["within_sla_share"] = float(within.mean())
+        out["worked_within_sla_per_week"] = float(within.sum() / weeks)
+    fb = feedback[feedback["lead_id"].astype(str).isin(set(sla["lead_id"].astype(str)))]
     decided = fb.groupby("lead_id")[["accepted", "rejected"]].any()
     decided = decided[decided["accepted"] | decided["rejected"]]
     out["acceptance_rate"] = (float(decided["accepted"].mean()) if len(decided)
                               else float("nan"))
-    out["worked_within_sla_per_week"] = float(within.sum() / weeks)
     return out
 
 
@@ -215,29 +192,53 @@ def estimate_correction(recent_raw: np.ndarray, *, train_prior: float | None,
     return correction, note
 
 
+def policy_change(agreed: dict, in_force: dict | None, change_reason: str | None,
+                  changed_by: str | None) -> dict | None:
+    """None when the agreement's MQL policy is the one in force; the recorded change when the
+    user asked for it; otherwise a ConfigError: moving what counts as an MQL is a decision
+    both teams make, never a side effect of a weekly recalibration."""
+    from leadq.features.agreement import describe_policy
+
+    if in_force is None or in_force == agreed:
+        if change_reason:
+            log.warning("--change-policy given, but agreement.mql is the policy already in "
+                        "force (%s): nothing to change", describe_policy(agreed))
+        return None
+    if not change_reason:
+        raise ConfigError(
+            f"agreement.mql in params says an MQL is {describe_policy(agreed)}, but the bar in "
+            f"force follows {describe_policy(in_force)}. Changing the MQL policy is an "
+            "explicit act: rerun with --change-policy \"why\" (recorded in the threshold "
+            "history with who and why), or restore agreement.mql")
+    return {"from": in_force, "to": agreed, "reason": change_reason,
+            "by": changed_by or "unknown"}
+
+
 def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
                      feedback: pd.DataFrame | None, params: dict, *, as_of: pd.Timestamp,
                      train_prior: float | None, weeks: float,
                      ref_scores: np.ndarray | None = None,
-                     previous: dict | None = None) -> dict:
+                     previous: dict | None = None, change_reason: str | None = None,
+                     changed_by: str | None = None) -> dict:
     """The pure recalibration step. `recent`: lead_id, created_at, score, score_raw, is_mql
-    (as scored); `matured`: the same plus label; `previous`: the threshold version in force.
-    Returns the new threshold version entry."""
+    (as scored); `matured`: the same plus label; `previous`: the threshold version in force
+    (its `policy` is the MQL policy the bar follows). Returns the new threshold version entry:
+    the bar moved within the agreed policy (agreement.mql), capped by sales capacity."""
     rc = params.get("recalibration") or {}
-    tp = params.get("threshold") or {}
+    agreement = Agreement.from_params(params)
+    agreed = agreement.mql.key()
+    change = policy_change(agreed, (previous or {}).get("policy"), change_reason, changed_by)
     volume = len(recent) / weeks
     current = {"mql_per_week": float(recent["is_mql"].sum() / weeks),
                "volume_per_week": float(volume)}
     realised = measure_realised(matured) if matured is not None else {"n_matured": 0}
     sla = sla_metrics(recent.loc[recent["is_mql"].to_numpy(bool), ["lead_id", "created_at"]],
-                      feedback, as_of=as_of, sla_hours=float(rc.get("sla_hours", 24)),
-                      weeks=weeks)
-    configured = Policies.from_params(tp)
+                      feedback, as_of=as_of, sla_hours=agreement.sla_hours, weeks=weeks)
     capacity, measured_capacity, capacity_source = choose_capacity(
-        configured.capacity, sla, float(rc.get("sla_target", 0.9)),
+        agreement.capacity_per_week, sla, agreement.sla_target,
         offered_per_week=current["mql_per_week"],
         carried=(previous or {}).get("capacity_measured"))
-    policies = Policies.from_params(tp, capacity=capacity)
+    policies = Policies.from_agreement(agreement, capacity=capacity)
     correction, correction_note = estimate_correction(
         recent["score_raw"].to_numpy(float), train_prior=train_prior, matured=matured,
         method=str(rc.get("correction", "auto")),
@@ -245,9 +246,11 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
     raw = recent["score_raw"].to_numpy(float)
     corrected = correction.apply(raw) if correction is not None else raw
     decision = resolve_threshold(corrected, policies, weeks)
-    cutoffs = tier_cutoffs(corrected, decision.threshold, **tier_params(tp))
-    explore_rate = float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0)
+    cutoffs = tier_cutoffs(corrected, decision.threshold, **agreement.tiers)
+    explore_rate = float(params["scoring"]["explore_rate"] or 0.0)
     reason = decision.reason + f"; capacity {capacity_source}; {correction_note}"
+    if change:
+        reason = (f"MQL policy changed by {change['by']}: {change['reason']}; " + reason)
     return {
         "as_of": str(as_of),
         "window_days": float(weeks * 7),
@@ -256,8 +259,10 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
         "threshold": decision.threshold,
         "cutoffs": list(cutoffs),
         "correction": correction.as_dict() if correction is not None else None,
+        "policy": agreed,
+        "policy_change": change,
         "policies": asdict(policies),
-        "capacity_configured": configured.capacity,
+        "capacity_configured": agreement.capacity_per_week,
         "capacity_used": capacity,
         "capacity_measured": measured_capacity,
         "capacity_source": capacity_source,
@@ -267,6 +272,7 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
         "sla": sla,
         "decision": {k: v for k, v in decision.as_dict().items() if k != "reason"},
         "explore_per_week": float(explore_rate * (volume - decision.mql_per_week)),
+        "period": period_figures(recent, feedback, as_of=as_of, agreement=agreement),
         "conflicts": list(decision.conflicts),
         "reason": reason,
     }
@@ -324,6 +330,8 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     if "sales_propensity" in scored:
         out["sales_propensity"] = pd.to_numeric(scored["sales_propensity"], errors="coerce")
         out["explore"] = _bool(scored["explore"]) if "explore" in scored else False
+    if "tier" in scored:
+        out["tier"] = scored["tier"].astype("string").str.strip().astype(object)
     out["scored_at"] = pd.to_datetime(scored.get("scored_at"), errors="coerce", utc=True)
     bad = out["score"].isna() | out["score_raw"].isna()
     if bad.any():
@@ -341,8 +349,10 @@ def _bool(values: pd.Series) -> pd.Series:
 
 
 def load_window(params: dict, *, scores: str | None, version: str,
-                as_of: str | None) -> dict:
-    """Scored leads of one model version joined to leads, labels and feedback."""
+                as_of: str | None, tables=None) -> dict:
+    """Scored leads of one model version joined to leads, labels and feedback: the review
+    period (agreement.review_days up to as_of), the period before it, and matured leads.
+    `tables`: the CRM tables when the caller has loaded them already."""
     from leadq.features.tables import build_labels
     from leadq.pipelines.io.crm import load_crm
 
@@ -360,7 +370,7 @@ def load_window(params: dict, *, scores: str | None, version: str,
                          "(score leads with it first)")
     if as_of:
         params["label"]["as_of"] = str(pd.Timestamp(as_of).date())
-    tables = load_crm(params)
+    tables = load_crm(params) if tables is None else tables
     spec = params["data"]["leads"]
     leads = tables.leads.rename(columns={spec["id"]: "lead_id"})
     labels, label_as_of = build_labels(tables.leads, tables.deals, tables.feedback, params)
@@ -374,7 +384,7 @@ def load_window(params: dict, *, scores: str | None, version: str,
     end = (pd.Timestamp(as_of) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1) if as_of
            else joined["created_at"].max())
     rc = params.get("recalibration") or {}
-    window = pd.Timedelta(days=float(rc.get("window_days", 28)))
+    window = pd.Timedelta(days=float(params["agreement"]["review_days"]))
     recent = joined[(joined["created_at"] > end - window) & (joined["created_at"] <= end)]
     if recent.empty:
         raise LeadqError(f"no scored leads created in the {window.days} days up to {end}")
@@ -384,7 +394,10 @@ def load_window(params: dict, *, scores: str | None, version: str,
     back = pd.Timedelta(days=float(rc.get("outcome_window_days", 90)))
     matured = joined[(joined["created_at"] <= end - horizon)
                      & (joined["created_at"] > end - horizon - back) & joined["label"].notna()]
+    before = joined[(joined["created_at"] > end - 2 * window)
+                    & (joined["created_at"] <= end - window)]
     return {"recent": recent.reset_index(drop=True), "matured": matured.reset_index(drop=True),
+            "before": before.reset_index(drop=True),
             "weeks": max(span_days, 1.0) / 7.0, "as_of": end, "tables": tables,
             "label_as_of": label_as_of, "files": scored.attrs.get("files", [])}
 
@@ -409,11 +422,12 @@ def training_reference(params: dict, tables, client, run_id: str | None,
 
 def main(params_path: str | None = None, *, as_of: str | None = None,
          scores: str | None = None, model_uri: str | None = None,
-         dry_run: bool = False) -> dict:
+         dry_run: bool = False, change_policy: str | None = None,
+         changed_by: str | None = None) -> dict:
     import mlflow
 
     from leadq.features.columns import raw_input_columns
-    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.params.loader import agreement_of, load_params
     from leadq.pipelines.scoring.model import load_scoring_model
     from leadq.pipelines.tracking.thresholds import current_entry, save, training_entry
 
@@ -425,6 +439,10 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
                          "stores its result on one (use models:/NAME@alias or models:/NAME/N)")
     client = mlflow.MlflowClient()
     name = model.uri[len("models:/"):].split("@")[0].split("/")[0]
+    previous = current_entry(client, name, model.version, model.tags)
+    # Before minutes of reading: a policy change without --change-policy stops here.
+    policy_change(agreement_of(params).mql.key(), previous.get("policy"), change_policy,
+                  changed_by)
     with step("read scored leads, outcomes and feedback"):
         data = load_window(params, scores=scores, version=model.version, as_of=as_of)
     base = training_entry(client, name, model.version, model.tags)
@@ -437,8 +455,9 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
         entry = recalibrate_step(data["recent"], data["matured"], data["tables"].feedback,
                                  params, as_of=data["as_of"], train_prior=train_prior,
                                  weeks=data["weeks"], ref_scores=ref_score,
-                                 previous=current_entry(client, name, model.version,
-                                                        model.tags))
+                                 previous=previous,
+                                 change_reason=change_policy,
+                                 changed_by=changed_by or _user())
         entry["drift"] = drift_report(ref, data["recent"], ref_score,
                                       data["recent"]["score_raw"].to_numpy(float), params,
                                       entry["measured"].get("roc_auc"))
@@ -450,29 +469,58 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
     if not dry_run:
         with step("store threshold version"):
             entry = save(client, params, name, model.version, entry)
+    else:
+        log.info("dry run: nothing stored; the bar in force stays %.4f", model.threshold)
     _log_summary(entry)
     return entry
 
 
 def _log_summary(e: dict) -> None:
-    m, s, d = e["measured"], e["sla"], e["decision"]
-    log.info("current bar: %.1f MQLs/week of %.0f leads/week; realised precision %s, recall %s "
-             "(%s matured leads, ipw %s; below the bar %s explored, %s converted)",
-             e["current"]["mql_per_week"], e["volume_per_week"], _pct(m.get("precision")),
-             _pct(m.get("recall")), m.get("n_matured"), m.get("ipw"), m.get("n_explored", "-"),
-             m.get("explored_conversions", "-"))
-    log.info("SLA: %s of MQLs contacted within %s h; acceptance %s; capacity used %s (%s)",
-             _pct(s.get("within_sla_share")), s.get("sla_hours"), _pct(s.get("acceptance_rate")),
-             "none" if e["capacity_used"] is None else f"{e['capacity_used']:,.1f}/week",
-             e["capacity_source"])
+    m, s, d, p = e["measured"], e["sla"], e["decision"], e.get("period") or {}
+    log.info("current bar: %.1f MQLs/week of %.0f leads/week (MQL share %s of the period's "
+             "leads)", e["current"]["mql_per_week"], e["volume_per_week"],
+             _pct(p.get("mql_share")))
+    if m.get("n_matured"):
+        basis = ("weighted by sales propensity" if m.get("ipw") else
+                 "unweighted: the score files carry no sales_propensity")
+        explored = (f"; below the bar {m['n_explored']} explored, "
+                    f"{m['explored_conversions']} converted" if "n_explored" in m else "")
+        log.info("realised precision %s, recall %s on %d matured leads (%s%s)",
+                 _pct(m.get("precision")), _pct(m.get("recall")), m["n_matured"], basis,
+                 explored)
+    else:
+        log.info("no matured leads yet (older than label.horizon_days): realised precision "
+                 "and recall are not measured")
+    if "within_sla_share" in s:
+        log.info("SLA: %s of %d MQLs due were contacted within %g h; acceptance %s",
+                 _pct(s["within_sla_share"]), s["mqls_due"], s["sla_hours"],
+                 _pct(s.get("acceptance_rate")))
+    else:
+        log.info("SLA: not measured (no first-contact times in data.feedback)")
+    cap = ("no capacity cap (agreement.capacity_per_week is not set)"
+           if e["capacity_used"] is None else
+           f"capacity {e['capacity_used']:,.1f} MQLs/week ({e['capacity_source']})")
+    log.info("%s", cap)
+    if e.get("policy_change"):
+        c = e["policy_change"]
+        log.warning("MQL policy changed by %s: %s", c["by"], c["reason"])
     log.info("new bar %.4f (threshold version %s): %.1f MQLs/week, expected precision %s, "
-             "recall %s; bound by %s", e["threshold"], e.get("threshold_version", "-"),
+             "recall %s; bound by %s", e["threshold"], e.get("threshold_version", "not stored"),
              d["mql_per_week"], _pct(d["expected_precision"]), _pct(d["expected_recall"]),
              d["binding"])
     for c in e["conflicts"]:
         log.warning("conflict: %s", c)
     if "drift" in e:
         log.info("drift: %s — %s", e["drift"]["verdict"], e["drift"]["advice"])
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in a container: say so
+        return "unknown"
 
 
 def _pct(v) -> str:

@@ -9,11 +9,13 @@ page; main does the I/O and MLflow wiring.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from leadq.errors import LeadqError
 from leadq.features.columns import raw_input_columns
 from leadq.features.split import split_leads, test_set_name
 from leadq.features.tables import build_labels
@@ -114,12 +116,57 @@ def baselines_from_tags(tags: dict) -> list[dict]:
     return known if len(known) > 1 else []  # a model trained before baselines existed: none
 
 
+def recorded_test_figures(tags: dict) -> dict:
+    """The training run's test figures (registry version tags): what the report's headline
+    quotes, so it equals the run's MLflow metrics instead of a re-derived test set."""
+    out: dict = {}
+    for key in ("test_roc_auc", "test_pr_auc", "test_ece", "test_log_loss", "test_brier"):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            out[key] = float(tags[key])
+    for key in ("n_labelled", "n_test"):
+        if str(tags.get(key, "")).isdigit():
+            out[key] = int(tags[key])
+    return out
+
+
+def sla_table(leads: pd.DataFrame, feedback: pd.DataFrame | None, *, as_of: pd.Timestamp,
+              sla_hours: float) -> dict | None:
+    """Contact share, median hours to first contact and within-SLA share for MQLs and the
+    rest (features.agreement.sla_compliance: the SLA rule `recalibrate` and `review` use).
+    `leads`: lead_id, created_at, is_mql."""
+    from leadq.features.agreement import first_contacts, sla_compliance
+
+    first = first_contacts(feedback)
+    if first is None:
+        return None
+    out: dict = {"sla_hours": float(sla_hours)}
+    for name, mask in (("mql", leads["is_mql"].to_numpy(bool)),
+                       ("other", ~leads["is_mql"].to_numpy(bool))):
+        due = sla_compliance(leads.loc[mask, ["lead_id", "created_at"]], first, as_of=as_of,
+                             sla_hours=sla_hours)
+        hours = due["hours_to_contact"]
+        out[f"{name}_due"] = int(len(due))
+        out[f"{name}_contacted"] = float(hours.notna().mean()) if len(due) else float("nan")
+        out[f"{name}_median_hours"] = float(hours.median()) if hours.notna().any() \
+            else float("nan")
+        out[f"{name}_within_sla"] = float(due["within_sla"].mean()) if len(due) \
+            else float("nan")
+    return out
+
+
 def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
-                   cutoffs=None, model_info: dict | None = None) -> ReportData:
-    """All figures of the report from the CRM tables and the (calibrated) champion model."""
+                   cutoffs=None, model_info: dict | None = None,
+                   period: dict | None = None, recorded: dict | None = None) -> ReportData:
+    """All figures of the report from the CRM tables and the (calibrated) champion model.
+
+    `period`: the review period's shared figures (features.agreement.period_figures on the
+    scorer's outputs), shown as they are; `recorded`: the training run's test figures
+    (recorded_test_figures), which the headline quotes."""
     from leadq.models.evaluation import tier_table
     from leadq.models.thresholds import tier_cutoffs
+    from leadq.pipelines.params.loader import agreement_of
 
+    agreement = agreement_of(params)
     cfg = params.get("report") or {}
     spec = params["data"]["leads"]
     leads = tables.leads
@@ -160,17 +207,17 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
         min_seg = max(min_rows, int(float(cfg.get("persona_min_share", 0.005)) * len(y)))
         best, worst = insights.persona_segments(attrs, y, min_rows=min_seg,
                                                 top=int(cfg.get("persona_rows", 8)))
-    camp_col = cfg.get("campaign_column")
+    camp_col = agreement.campaign_column
     campaigns = None
     # Campaign quality joins feedback and deals to the leads by id: none without one.
     if camp_col and camp_col in leads and spec.get("id"):
         campaigns = insights.campaign_quality(leads, labels, tables.feedback, tables.deals,
                                               is_mql, params, campaign_col=camp_col,
-                                              source_col=cfg.get("source_column"))
+                                              source_col=agreement.source_column)
 
     metrics = classification_metrics(y_test, s_test, prefix="test_")
     if cutoffs is None:
-        cutoffs = tier_cutoffs(s_test, threshold)
+        cutoffs = tier_cutoffs(s_test, threshold, **agreement.tiers)
     tradeoff = insights.threshold_tradeoff(y_test, s_test)
     passed = s_test >= threshold
     health = {
@@ -181,19 +228,37 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
         "tradeoff": tradeoff,
         "bar": {"threshold": threshold, "leads_share": float(passed.mean()),
                 "conversions_share": float(y_test[passed].sum() / max(y_test.sum(), 1))},
-        "sla": insights.sla_figures(leads[spec["created_at"]], leads[spec["id"]],
-                                    tables.feedback, is_mql, float(cfg.get("sla_hours", 48)))
+        "sla": sla_table(pd.DataFrame({"lead_id": leads[spec["id"]].astype(str).to_numpy(),
+                                       "created_at": leads[spec["created_at"]].to_numpy(),
+                                       "is_mql": is_mql}),
+                         tables.feedback, as_of=_as_of(as_of, leads[spec["created_at"]]),
+                         sla_hours=agreement.sla_hours)
         if spec.get("created_at") and spec.get("id") else None,
+        "period": period,
+        "recorded": bool(recorded),
     }
-    data = {"leads": len(leads), "labelled": int(labelled.sum()),
-            "conversion_rate": float(y.mean()), "test_leads": len(test_idx),
+    if recorded:
+        # The headline quotes the training run; the charts below use the test leads as
+        # rebuilt from today's tables (the same ones unless the export has grown since).
+        metrics = {**metrics, **{k: v for k, v in recorded.items() if k.startswith("test_")}}
+        health["metrics"] = metrics
+    data = {"leads": len(leads),
+            "labelled": (recorded or {}).get("n_labelled", int(labelled.sum())),
+            "conversion_rate": float(y.mean()),
+            "test_leads": (recorded or {}).get("n_test", len(test_idx)),
             "as_of": None if as_of is None else str(as_of.date()),
             "test_set": test_set,
-            "mql_share": float(is_mql.mean())}
+            "mql_share": (period or {}).get("mql_share", float(is_mql.mean())),
+            "mql_share_basis": (f"of the last {agreement.review_days:g} days' scored leads"
+                                if period else "of all leads, scored now")}
     return ReportData(model=dict(model_info or {}, threshold=threshold), data=data,
                       importance=importance, shap_summary=shap_summary, insights=attribute,
                       personas_best=best, personas_worst=worst, campaigns=campaigns,
                       health=health)
+
+
+def _as_of(as_of: pd.Timestamp | None, created: pd.Series) -> pd.Timestamp:
+    return as_of if as_of is not None else pd.to_datetime(created).max()
 
 
 # --- I/O ------------------------------------------------------------------------------------
@@ -213,6 +278,29 @@ def _sklearn_model(scoring) -> object:
         from leadq.pipelines.tracking.store import load_sklearn_model
 
         return load_sklearn_model(scoring.uri)
+
+
+def review_period(params: dict, scoring, tables) -> dict | None:
+    """The review period's scored leads and shared figures, when the scorer's outputs are
+    configured (recalibration.scores) and hold leads of this model version; else None (the
+    report then says its MQL share is of all leads, scored now)."""
+    from leadq.features.agreement import period_figures
+    from leadq.pipelines.params.loader import agreement_of
+    from leadq.pipelines.recalibrate import load_window
+
+    if not params["recalibration"]["scores"] or not (params["data"]["leads"].get("id") and
+                                                     params["data"]["leads"].get("created_at")):
+        return None
+    try:
+        window = load_window(params, scores=None, version=scoring.version, as_of=None,
+                             tables=tables)
+    except LeadqError as exc:
+        log.info("no review-period figures: %s", exc)
+        return None
+    agreement = agreement_of(params)
+    window["figures"] = period_figures(window["recent"], tables.feedback,
+                                       as_of=window["as_of"], agreement=agreement)
+    return window
 
 
 def main(params_path: str | None = None, out: str | None = None,
@@ -235,8 +323,11 @@ def main(params_path: str | None = None, out: str | None = None,
     info = {"name": params["registry"]["model_name"], "version": scoring.version,
             "candidate": scoring.tags.get("candidate", type(model).__name__), "uri": scoring.uri,
             "baselines": baselines_from_tags(scoring.tags)}
+    period = review_period(params, scoring, tables)
     rep = compute_report(model, tables, params, threshold=scoring.threshold,
-                         cutoffs=scoring.cutoffs, model_info=info)
+                         cutoffs=scoring.cutoffs, model_info=info,
+                         period=None if period is None else period["figures"],
+                         recorded=recorded_test_figures(scoring.tags))
     html = render_html(rep)
     path = Path(out) if out else resolve_path(params, cfg.get("out", "report.html"))
     write_text_atomic(html, path)

@@ -38,6 +38,7 @@ from leadq.models.search import (
 from leadq.models.thresholds import ThresholdDecision, choose_threshold, rates_at
 from leadq.pipelines.io.crm import CrmTables, load_crm
 from leadq.pipelines.io.progress import log, step
+from leadq.pipelines.params.loader import agreement_of
 
 
 @dataclass
@@ -237,7 +238,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     val_metrics, fit_rows = fit.selection, fit.fit_rows
     log.info("  calibration %s (cross-fitted log loss %s)", chosen,
              ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-    decision = choose_threshold(fit.bar_scores, fit.bar_y, params.get("threshold") or {})
+    decision = choose_threshold(fit.bar_scores, fit.bar_y, agreement_of(params))
     test_score = model.predict_proba(parts["test"][0])[:, 1]
     ecfg = params.get("evaluation") or {}
     seg_cols = [c for c in ecfg.get("segments") or [] if c in data.columns]

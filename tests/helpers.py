@@ -44,11 +44,13 @@ def crm_labels(crm: dict[str, Path], params: dict) -> tuple[pd.DataFrame, pd.Ser
         canonical_feedback,
         coerce_leads,
     )
+    from leadq.pipelines.params.loader import agreement_of
 
     leads = coerce_leads(pd.read_csv(crm["leads"], dtype=str), params)
     labels, _ = build_labels(
         leads, canonical_deals(pd.read_csv(crm["deals"], dtype=str), params["data"]["deals"]),
-        canonical_feedback(pd.read_csv(crm["feedback"], dtype=str), params["data"]["feedback"]),
+        canonical_feedback(pd.read_csv(crm["feedback"], dtype=str),
+            params["data"]["feedback"], agreement_of(params).feedback),
         params)
     return leads, labels["label"]
 
@@ -101,12 +103,14 @@ def labelled_inputs(params: dict, n_leads: int, seed: int):
         canonical_feedback,
         coerce_leads,
     )
+    from leadq.pipelines.params.loader import agreement_of
     from leadq.pipelines.synthetic.crm import generate_crm
 
     crm = generate_crm(n_leads, seed=seed)
     leads = coerce_leads(crm["leads"], params)
     labels, _ = build_labels(leads, canonical_deals(crm["deals"], params["data"]["deals"]),
-                             canonical_feedback(crm["feedback"], params["data"]["feedback"]),
+                             canonical_feedback(crm["feedback"],
+            params["data"]["feedback"], agreement_of(params).feedback),
                              params)
     known = labels["label"].notna()
     return (leads.loc[known, raw_input_columns(params)],

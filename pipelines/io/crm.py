@@ -227,7 +227,7 @@ def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]
 def _load_outcomes(params: dict, tables: CrmTables, reference: dict | None, *,
                    quarantine: bool, pending: list[QuarantineWriter]) -> None:
     """The deals and feedback tables, held to their contracts against the leads."""
-    for name, canon in (("deals", canonical_deals), ("feedback", canonical_feedback)):
+    for name in ("deals", "feedback"):
         path = _section_path(params, name)
         if path is None:
             if name == "deals":
@@ -237,7 +237,13 @@ def _load_outcomes(params: dict, tables: CrmTables, reference: dict | None, *,
         good, acct, raw = load_checked(params, name, path, for_training=True,
                                        reference=reference, quarantine=quarantine,
                                        pending=pending)
-        setattr(tables, name, canon(good, params["data"][name]))
+        if name == "feedback":
+            from leadq.pipelines.params.loader import agreement_of
+
+            setattr(tables, name, canonical_feedback(good, params["data"][name],
+                                                     agreement_of(params).feedback))
+        else:
+            setattr(tables, name, canonical_deals(good, params["data"][name]))
         tables.paths[name] = path
         tables.accounting[name] = acct
         tables.raw[name] = raw

@@ -23,7 +23,8 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 # Mappings whose keys are the user's (column names, metric names): never checked against the
 # defaults, and a user's mapping replaces the default one whole, so `criteria: {}` means none.
 # A new free-form mapping is declared in defaults.yaml and listed here.
-OPEN_MAPPINGS = frozenset({"contracts.numeric_bounds", "registry.criteria", "data.lookups"})
+OPEN_MAPPINGS = frozenset({"contracts.numeric_bounds", "registry.criteria", "data.lookups",
+                           "agreement.feedback.rating_values"})
 # One entry of data.lookups (its keys are checked like any other section's).
 LOOKUP_DEFAULTS = {"path": None, "key": None, "on": None, "columns": [], "delimiter": ",",
                    "encoding": "auto", "legacy_encoding": "cp1252", "sheet": None}
@@ -32,7 +33,7 @@ NULLABLE_SECTIONS = frozenset({"data.deals", "data.feedback"})
 # Keys whose default is not null but for which null means something (documented in defaults).
 NULLABLE_KEYS = frozenset({
     "data.leads.date_format", "data.deals.date_format", "data.feedback.date_format",
-    "train.n_threads", "threshold.constraints.min_precision", "serve.scoring_log",
+    "train.n_threads", "serve.scoring_log",
 })
 # A table section is read only when it names a file; these columns it must then name.
 TABLE_REQUIRED = {"deals": ("lead_id", "closed_at"),
@@ -73,8 +74,99 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     return params
 
 
+# Keys that moved into the agreement (one home for the MQL policy, the SLA and what feedback
+# means): an old params file is mapped with a warning naming the new place.
+MOVED = {
+    "threshold.policy": "agreement.mql.policy",
+    "threshold.top_share": "agreement.mql.top_share",
+    "threshold.min_precision": "agreement.mql.min_precision",
+    "threshold.won_value": "agreement.mql.won_value",
+    "threshold.lead_cost": "agreement.mql.lead_cost",
+    "threshold.tiers.a_share": "agreement.tiers.a_share",
+    "threshold.tiers.c_ratio": "agreement.tiers.c_ratio",
+    "threshold.constraints.capacity": "agreement.capacity_per_week",
+    "report.sla_hours": "agreement.sla_hours",
+    "recalibration.sla_hours": "agreement.sla_hours",
+    "recalibration.sla_target": "agreement.sla_target",
+    "recalibration.window_days": "agreement.review_days",
+    "report.campaign_column": "agreement.campaign_column",
+    "report.source_column": "agreement.source_column",
+    "report.campaign_min_feedback": "agreement.campaign_min_feedback",
+    "report.campaign_flag_rejection": "agreement.campaign_flag_rejection",
+    "data.feedback.accepted_values": "agreement.feedback.accepted",
+    "data.feedback.rejected_values": "agreement.feedback.rejected",
+}
+# Keys with no new home: recalibration used to combine them with the training policy, which is
+# how the bar's policy changed without anyone deciding it.
+REMOVED = {
+    "threshold.constraints.min_precision": "recalibration keeps the agreed MQL policy; for a "
+    "precision floor set agreement.mql.policy: min_precision and agreement.mql.min_precision",
+    "threshold.constraints.min_recall": "recalibration keeps the agreed MQL policy "
+    "(agreement.mql); a recall floor is no longer a separate setting",
+    "threshold.objective": "the objective follows the agreed policy: agreement.mql.policy "
+    "(expected_value for Σ p·won_value − lead_cost)",
+    "threshold.priority": "capacity (agreement.capacity_per_week) always caps the agreed "
+    "policy: there is nothing left to order",
+}
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value and dotted not in OPEN_MAPPINGS:
+            out.update(_flatten(value, f"{dotted}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _pop_dotted(tree: dict, dotted: str) -> None:
+    parts = dotted.split(".")
+    nodes = [tree]
+    for part in parts[:-1]:
+        nodes.append(nodes[-1][part])
+    nodes[-1].pop(parts[-1], None)
+    for node, part in zip(reversed(nodes[:-1]), reversed(parts[:-1]), strict=True):
+        if isinstance(node.get(part), dict) and not node[part]:
+            node.pop(part)
+
+
+def migrate_old_keys(user: dict, *, source: str = "params") -> dict:
+    """Map keys that moved into `agreement` (with a warning each); a removed key, or an old and
+    a new key that disagree, is a ConfigError naming both."""
+    import logging
+
+    user = copy.deepcopy(user)
+    flat = _flatten(user)
+    for old, why in REMOVED.items():
+        if any(k == old or k.startswith(old + ".") for k in flat):
+            raise ConfigError(f"{source}: {old}: removed in the agreement release: {why}. "
+                              "Delete the key (docs: the agreement)")
+    set_by: dict[str, str] = {}
+    for old, new in MOVED.items():
+        if old not in flat:
+            continue
+        value = flat[old]
+        if new in flat and flat[new] != value:
+            raise ConfigError(f"{source}: {old} ({value!r}) and {new} ({flat[new]!r}) "
+                              f"disagree; {old} moved to {new}: keep only that one")
+        if new in set_by and _flatten(user).get(new) != value:
+            raise ConfigError(
+                f"{source}: {set_by[new]} and {old} both moved to {new} but disagree "
+                f"({_flatten(user).get(new)!r} vs {value!r}): one agreement has one value; "
+                f"set {new} and delete both")
+        _pop_dotted(user, old)
+        set_dotted(user, new, value)
+        set_by[new] = old
+        logging.getLogger("leadq").warning("%s: %s moved to %s (mapped; update the file)",
+                                           source, old, new)
+    return user
+
+
 def effective_params(user: dict, *, source: str = "params") -> dict:
     """`user` deep-merged over the defaults, checked; the dict every command reads."""
+    user = migrate_old_keys(user, source=source)
     try:
         params = _merge(default_params(), user, "")
     except ConfigError as exc:
@@ -222,6 +314,16 @@ def resolve_path(params: dict, path: str | Path | None) -> Path | None:
         return None
     path = Path(path)
     return path if path.is_absolute() else Path(params.get("_base_dir", ".")) / path
+
+
+def agreement_of(params: dict):  # -> leadq.features.agreement.Agreement
+    """The typed agreement every command reads; a value it refuses is a ConfigError."""
+    from leadq.features.agreement import Agreement
+
+    try:
+        return Agreement.from_params(params)
+    except ValueError as exc:
+        raise ConfigError(f"{params.get('_path', 'params')}: {exc}") from None
 
 
 def public_params(params: dict) -> dict:

@@ -235,5 +235,6 @@ def render_html(rep: ReportData) -> str:
     return environment().get_template(TEMPLATE).render(
         model=rep.model, data=rep.data, metrics=h["metrics"], drivers=_drivers(rep),
         insights=_insights(rep), personas=_personas(rep), campaigns=_campaigns(rep),
-        health=_health(rep), tiers=tiers, sla=h.get("sla"),
+        health=_health(rep), tiers=tiers, sla=h.get("sla"), period=h.get("period"),
+        recorded=h.get("recorded"),
         baselines=rep.model.get("baselines") or [])

@@ -13,7 +13,7 @@ import numpy as np
 from leadq.features.privacy import redact_personal
 from leadq.pipelines.io.crm import CrmTables, file_sha256
 from leadq.pipelines.io.progress import log
-from leadq.pipelines.params.loader import public_params
+from leadq.pipelines.params.loader import agreement_of, public_params
 from leadq.pipelines.tracking.store import (
     CHALLENGER,
     CHAMPION,
@@ -34,7 +34,7 @@ def flat_params(params: dict) -> dict[str, str]:
         else:
             flat[prefix] = json.dumps(node) if not isinstance(node, str) else node
 
-    for section in ("label", "split", "train", "calibration", "threshold", "features"):
+    for section in ("label", "split", "train", "calibration", "agreement", "features"):
         walk(section, params.get(section) or {})
     return {k: v[:500] for k, v in flat.items()}
 
@@ -99,9 +99,14 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     tags = {
         "mql_threshold": repr(result.threshold.threshold),
         "threshold_policy": result.threshold.policy,
+        # The whole policy, not only its name: recalibrate compares it with the agreement.
+        "mql_policy": json.dumps(agreement_of(params).mql.key()),
         "threshold_reason": result.threshold.reason,
         "candidate": result.candidate,
         "train_run_id": run_id,
+        # The counts the report and review quote: the one record, so they cannot disagree.
+        "n_labelled": str(int(sum((result.fingerprint.get("split_rows") or {}).values()))),
+        "n_test": str(int((result.fingerprint.get("split_rows") or {}).get("test", 0))),
         **{k: f"{v:.6f}" for k, v in finite.items() if k.startswith(("test_", "baseline_"))},
     }
     for key, value in tags.items():

@@ -48,7 +48,7 @@ def training_entry(client: Any, name: str, version: str, tags: dict | None = Non
         tags = dict(client.get_model_version(name, version).tags)
     entry = {"threshold_version": 0, "threshold": float(tags.get("mql_threshold", 0.5)),
              "cutoffs": None, "correction": None, "source": "train",
-             "policy": tags.get("threshold_policy"), "reason": tags.get("threshold_reason", ""),
+             "policy": _policy_tag(tags), "reason": tags.get("threshold_reason", ""),
              "run_id": tags.get("train_run_id"), "model_name": name, "model_version": str(version)}
     run_id = tags.get("train_run_id")
     if run_id:
@@ -65,6 +65,15 @@ def training_entry(client: Any, name: str, version: str, tags: dict | None = Non
                                    "method": "none", "platt": None}
         entry["created_at"] = None
     return entry
+
+
+def _policy_tag(tags: dict) -> dict | None:
+    """The MQL policy the training bar followed (agreement.mql at training); None for a model
+    trained before the agreement recorded it (recalibration then adopts the agreement's)."""
+    try:
+        return json.loads(tags["mql_policy"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def current_entry(client: Any, name: str, version: str, tags: dict | None = None) -> dict:
@@ -132,7 +141,7 @@ def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dic
     current = {k: entry.get(k) for k in ("threshold_version", "threshold", "cutoffs",
                                          "correction", "run_id", "as_of", "model_name",
                                          "model_version", "capacity_used",
-                                         "capacity_measured")}
+                                         "capacity_measured", "policy")}
     current["reason"] = str(entry.get("reason", ""))[:1000]
     compact = json.loads(tags.get(TAG_HISTORY, "[]"))
     compact.append([number, round(float(entry["threshold"]), 6), str(entry.get("as_of")),

@@ -4,6 +4,7 @@ keys and wrong types refused with the key named, `leadq params` printing the mer
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -41,7 +42,7 @@ def test_defaults_name_no_particular_crm():
     d = default_params()
     assert d["data"]["leads"]["id"] is None and d["data"]["leads"]["created_at"] is None
     assert d["features"]["categorical"] == [] and d["features"]["numeric"] == []
-    assert d["evaluation"]["segments"] == [] and d["report"]["campaign_column"] is None
+    assert d["evaluation"]["segments"] == [] and d["agreement"]["campaign_column"] is None
 
 
 def test_unknown_key_is_exit_2_naming_the_closest_key(tmp_path, capsys):
@@ -65,7 +66,7 @@ def test_unknown_section_names_the_closest_one(tmp_path):
     ("split:\n  train: [0.6]\n", "split.train", "a number"),
     ("calibration:\n  enabled: 'yes please'\n", "calibration.enabled", "true or false"),
     ("features:\n  categorical: source\n", "features.categorical", "a list"),
-    ("threshold:\n  tiers: 3\n", "threshold.tiers", "a mapping"),
+    ("agreement:\n  tiers: 3\n", "agreement.tiers", "a mapping"),
 ])
 def test_wrong_type_names_the_key_and_what_was_expected(tmp_path, text, key, expected):
     with pytest.raises(ConfigError) as exc:
@@ -151,3 +152,50 @@ def test_a_delimiter_of_several_characters_is_refused_naming_the_setting(tmp_pat
                             "    delimiter: ';;'\n")
     with pytest.raises(ConfigError, match=r"data\.leads\.delimiter: ';;' is not one character"):
         load_params(path)
+
+
+def test_old_sla_and_campaign_keys_move_into_the_agreement_with_a_warning(caplog):
+    from leadq.pipelines.params.loader import effective_params
+
+    params = effective_params({"report": {"sla_hours": 8, "campaign_column": "campaign"},
+                               "threshold": {"policy": "min_precision", "min_precision": 0.4,
+                                             "constraints": {"capacity": 120}}})
+    a = params["agreement"]
+    assert (a["sla_hours"], a["campaign_column"], a["capacity_per_week"]) == (8, "campaign", 120)
+    assert (a["mql"]["policy"], a["mql"]["min_precision"]) == ("min_precision", 0.4)
+    assert "report.sla_hours moved to agreement.sla_hours" in caplog.text
+
+
+def test_two_old_slas_that_disagree_are_refused_naming_both():
+    from leadq.pipelines.params.loader import effective_params
+
+    with pytest.raises(ConfigError, match="report.sla_hours.*recalibration.sla_hours|"
+                                          "recalibration.sla_hours.*report.sla_hours"):
+        effective_params({"report": {"sla_hours": 48}, "recalibration": {"sla_hours": 24}})
+
+
+def test_a_removed_recalibration_constraint_is_exit_2_naming_the_agreement():
+    from leadq.pipelines.params.loader import effective_params
+
+    with pytest.raises(ConfigError, match="threshold.constraints.min_precision.*agreement.mql"):
+        effective_params({"threshold": {"constraints": {"min_precision": 0.3}}})
+
+
+def test_the_sla_hours_are_defined_in_exactly_one_place():
+    """An architecture test: the SLA is one setting of the agreement, nowhere else."""
+    from leadq.pipelines.params.loader import default_params
+
+    def keys(node, prefix=""):
+        for k, v in node.items():
+            yield f"{prefix}{k}"
+            if isinstance(v, dict):
+                yield from keys(v, f"{prefix}{k}.")
+
+    sla = [k for k in keys(default_params()) if "sla" in k.rsplit(".", 1)[-1]]
+    assert sla == ["agreement.sla_hours", "agreement.sla_target"]
+    # No code reads an SLA from anywhere but the agreement.
+    offenders = [p for p in [*REPO.glob("pipelines/**/*.py"), *REPO.glob("models/*.py"),
+                             *REPO.glob("features/*.py")]
+                 if re.search(r"""\[["'](report|recalibration)["']\].*sla_hours|"""
+                              r"""get\(["']sla_hours""", p.read_text())]
+    assert offenders == []

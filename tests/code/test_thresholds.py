@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadq.features.agreement import Agreement
 from leadq.models.drift import drift_verdict, psi_categorical, psi_numeric
 from leadq.models.prior_shift import Correction, adjust_prior, em_prior
 from leadq.models.routing import explore_uniform, route
 from leadq.models.thresholds import Policies, choose_threshold, resolve_threshold, tier_cutoffs
 from leadq.models.tiers import assign_tiers
+from leadq.pipelines.params.loader import effective_params
 
 
 @pytest.fixture(scope="module")
@@ -81,21 +83,38 @@ def test_no_policy_is_an_error(scores):
         resolve_threshold(scores, Policies(), weeks=1.0)
 
 
-def test_policies_from_params_and_measured_capacity_override():
-    tp = {"constraints": {"capacity": 500, "min_precision": 0.3, "min_recall": None},
-          "objective": "expected_value", "won_value": 5000, "lead_cost": 100}
-    p = Policies.from_params(tp)
-    assert (p.capacity, p.min_precision, p.min_recall, p.objective) == (
-        500.0, 0.3, None, "expected_value")
-    assert Policies.from_params(tp, capacity=320).capacity == 320.0
-    with pytest.raises(ValueError, match="objective"):
-        Policies.from_params({"objective": "nope"})
+def _agreement(**mql) -> Agreement:
+    params = effective_params({"agreement": {"mql": mql}})
+    return Agreement.from_params(params)
 
 
-def test_training_choose_threshold_is_backward_compatible(scores):
+def test_policies_from_the_agreement_keep_its_one_policy_and_take_a_measured_capacity():
+    ev = Policies.from_agreement(_agreement(policy="expected_value", won_value=5000,
+                                            lead_cost=100))
+    assert (ev.capacity, ev.top_share, ev.min_precision, ev.objective) == (
+        None, None, None, "expected_value")
+    mp = Policies.from_agreement(_agreement(policy="min_precision", min_precision=0.4),
+                                 capacity=320)
+    assert (mp.capacity, mp.top_share, mp.min_precision, mp.objective) == (
+        320.0, None, 0.4, "max_recall")
+    ts = Policies.from_agreement(_agreement(policy="top_share", top_share=0.2))
+    assert (ts.top_share, ts.min_precision) == (0.2, None)
+    with pytest.raises(ValueError, match="agreement.mql.policy"):
+        _agreement(policy="nope")
+
+
+def test_recalibration_under_top_share_keeps_top_share(scores):
+    d = resolve_threshold(scores, Policies.from_agreement(_agreement(policy="top_share",
+                                                                     top_share=0.2)),
+                          weeks=1.0)
+    assert d.binding == "top_share"
+    assert d.mql_share == pytest.approx(0.2, abs=0.002)
+
+
+def test_training_choose_threshold_applies_the_agreed_policy(scores):
     rng = np.random.default_rng(1)
     y = (rng.random(len(scores)) < scores).astype(int)
-    d = choose_threshold(scores, y, {"policy": "top_share", "top_share": 0.2})
+    d = choose_threshold(scores, y, _agreement(policy="top_share", top_share=0.2))
     assert d.mql_share == pytest.approx(0.2, abs=0.01)
     assert d.base_rate == pytest.approx(scores.mean())
     assert d.cutoffs[1] == d.threshold and d.cutoffs[0] >= d.threshold >= d.cutoffs[2]

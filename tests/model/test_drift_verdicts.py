@@ -31,7 +31,7 @@ def scored(tmp_path_factory, base_params, small_crm):
 
     d = tmp_path_factory.mktemp("drift")
     path = recalibration_params(
-        d, base_params, small_crm, recalibration__window_days=182,
+        d, base_params, small_crm, agreement__review_days=182,
         registry__criteria={"min_test_roc_auc": FLOOR, "max_test_ece": 0.05})
     assert train_main(str(path))["champion"]
     honest = d / "scores.parquet"

@@ -63,6 +63,7 @@ def test_missingness_alone_is_caught_and_allow_lets_it_through(tmp_path, small_c
         canonical_feedback,
         coerce_leads,
     )
+    from leadq.pipelines.params.loader import agreement_of
 
     crm = _leads_with(small_crm, tmp_path, first_call_at="first_call_at")
     params = {**base_params, "features": {**base_params["features"],
@@ -71,7 +72,8 @@ def test_missingness_alone_is_caught_and_allow_lets_it_through(tmp_path, small_c
     leads = coerce_leads(pd.read_csv(crm["leads"], dtype=str), params)
     labels, _ = build_labels(
         leads, canonical_deals(pd.read_csv(crm["deals"], dtype=str), params["data"]["deals"]),
-        canonical_feedback(pd.read_csv(crm["feedback"], dtype=str), params["data"]["feedback"]),
+        canonical_feedback(pd.read_csv(crm["feedback"], dtype=str),
+            params["data"]["feedback"], agreement_of(params).feedback),
         params)
     known = labels["label"].notna()
     frame, y = leads.loc[known, ["industry", "first_call_at"]], labels.loc[known, "label"]

@@ -41,7 +41,7 @@ def test_recalibrate_and_report_runs_hold_no_personal_data(tmp_path, small_crm, 
         store, crm, train__candidates=["logreg"], train__search={"enabled": False},
         registry__criteria={},
         threshold__constraints={"capacity": 6.0, "min_precision": 0.3, "min_recall": None},
-        recalibration__scores=str(scored / "scores_*.parquet"), recalibration__window_days=182,
+        recalibration__scores=str(scored / "scores_*.parquet"), agreement__review_days=182,
         report__importance_repeats=1, report__shap_rows=300))
     train = cli_json(capsys, ["train", "--params", params])
     cli_json(capsys, ["score", "--input", str(crm["leads"]), "--output",

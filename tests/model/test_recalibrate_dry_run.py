@@ -28,7 +28,7 @@ def store(tmp_path_factory, base_params, small_crm):
     d = tmp_path_factory.mktemp("dry_run")
     path = recalibration_params(d, base_params, small_crm,
                                 recalibration__scores=str(d / "scores_*.parquet"),
-                                recalibration__window_days=182)
+                                agreement__review_days=182)
     train_main(str(path))
     assert cli(["score", "--input", str(small_crm["leads"]), "--output",
                 str(d / "scores_1.parquet"), "--no-explain", "--params", str(path)]) == 0

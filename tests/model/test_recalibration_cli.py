@@ -26,7 +26,7 @@ def store(tmp_path_factory, base_params, small_crm):
         d, base_params, small_crm,
         threshold__constraints={"capacity": CAPACITY, "min_precision": 0.3, "min_recall": None},
         recalibration__scores=str(d / "scores_*.parquet"),
-        recalibration__window_days=WINDOW_DAYS, scoring__explore_rate=0.02)
+        agreement__review_days=WINDOW_DAYS, scoring__explore_rate=0.02)
     summary = train_main(str(path))
     return {"params": str(path), "dir": d, "summary": summary, "crm": small_crm}
 

@@ -45,13 +45,15 @@ def _week(rng: np.random.Generator, w: int) -> pd.DataFrame:
 
 
 def _params() -> dict:
-    return {
-        "threshold": {"constraints": {"capacity": CAPACITY, "min_precision": MIN_PRECISION,
-                                      "min_recall": None},
-                      "objective": "max_recall"},
-        "recalibration": {"correction": "auto", "sla_hours": 24},
+    from leadq.pipelines.params.loader import effective_params
+
+    # The agreement: MQLs are leads down to a precision floor, capped by sales capacity.
+    return effective_params({
+        "agreement": {"mql": {"policy": "min_precision", "min_precision": MIN_PRECISION},
+                      "capacity_per_week": CAPACITY, "sla_hours": 24},
+        "recalibration": {"correction": "auto"},
         "scoring": {"explore_rate": 0.02},
-    }
+    })
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,274 @@
+"""The agreement between marketing and sales, in one place: what counts as an MQL, the SLA,
+sales capacity, what sales' feedback means, and the review period.
+
+`Agreement.from_params` is the one typed view of params `agreement:` that every command reads.
+The rules that turn it into figures both teams quote live here too, so the report,
+`recalibrate` and `review` cannot disagree about them:
+- `sla_compliance`: which MQLs were reached within the SLA;
+- `period_figures`: MQL share, within-SLA share and acceptance of one review period;
+- `normalise_rating`: a rating in any form (1–5, Hot/Warm/Cold, A–D) on one 1–5 scale.
+The bar itself is set by models/thresholds.py from `Agreement.mql`. It lives in features/ (the
+bottom layer) because the feedback meaning is needed where tables are typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+POLICIES = ("top_share", "min_precision", "expected_value")
+PERIOD_WEEKS = {"week": 1.0, "month": 52.0 / 12.0, "quarter": 13.0}
+
+
+@dataclass(frozen=True)
+class MqlPolicy:
+    """What counts as an MQL. Only the parameter of the chosen policy matters."""
+
+    policy: str = "top_share"
+    top_share: float = 0.25
+    min_precision: float = 0.3
+    won_value: float = 10000.0
+    lead_cost: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"agreement.mql.policy must be one of {POLICIES}, "
+                             f"got {self.policy!r}")
+        if self.policy == "top_share" and not 0 < self.top_share <= 1:
+            raise ValueError("agreement.mql.top_share must be in (0, 1]")
+        if self.policy == "min_precision" and not 0 < self.min_precision < 1:
+            raise ValueError("agreement.mql.min_precision must be in (0, 1)")
+        if self.policy == "expected_value" and self.won_value <= 0:
+            raise ValueError("agreement.mql.won_value must be positive")
+
+    def key(self) -> dict:
+        """The policy and the one value that defines it: what a change of policy compares."""
+        if self.policy == "top_share":
+            return {"policy": "top_share", "top_share": float(self.top_share)}
+        if self.policy == "min_precision":
+            return {"policy": "min_precision", "min_precision": float(self.min_precision)}
+        return {"policy": "expected_value", "won_value": float(self.won_value),
+                "lead_cost": float(self.lead_cost)}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def words(self) -> str:
+        if self.policy == "top_share":
+            return f"the best {self.top_share:.0%} of leads by calibrated score"
+        if self.policy == "min_precision":
+            return (f"every lead down to the lowest bar at which at least "
+                    f"{self.min_precision:.0%} of MQLs convert")
+        return (f"every lead whose chance to convert × {self.won_value:,.0f} (a won deal) "
+                f"exceeds {self.lead_cost:,.0f} (the cost of working it): p ≥ "
+                f"{self.lead_cost / self.won_value:.3f}")
+
+
+def describe_policy(key: dict | None) -> str:
+    """A stored policy key (MqlPolicy.key()) in words; older models stored only a name."""
+    if not key:
+        return "unknown (trained before the agreement recorded its policy)"
+    try:
+        return MqlPolicy(**key).words()
+    except (TypeError, ValueError):
+        return str(key)
+
+
+@dataclass(frozen=True)
+class FeedbackMeaning:
+    """What each value of the feedback table's status column means (compared ignoring case)."""
+
+    accepted: tuple[str, ...] = ("accepted",)
+    rejected: tuple[str, ...] = ("rejected",)
+    not_reached: tuple[str, ...] = ()
+    rating_values: dict = field(default_factory=dict)
+
+    def classify(self, status: pd.Series) -> pd.DataFrame:
+        """accepted / rejected / not_reached flags per feedback row."""
+        text = status.astype("string").str.strip().str.lower()
+
+        def flag(values: tuple[str, ...]) -> np.ndarray:
+            return text.isin({str(v).strip().lower() for v in values}).fillna(False).to_numpy(
+                bool)
+
+        return pd.DataFrame({"accepted": flag(self.accepted), "rejected": flag(self.rejected),
+                             "not_reached": flag(self.not_reached)}, index=status.index)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    mql: MqlPolicy = MqlPolicy()
+    capacity_per_week: float | None = None
+    sla_hours: float = 24.0
+    sla_target: float = 0.9
+    a_share: float = 0.33
+    c_ratio: float = 1.0
+    feedback: FeedbackMeaning = FeedbackMeaning()
+    campaign_column: str | None = None
+    source_column: str | None = None
+    campaign_min_feedback: int = 20
+    campaign_flag_rejection: float = 0.7
+    review_days: float = 28.0
+    goal_won_deals: float | None = None
+    goal_period: str = "month"
+
+    @classmethod
+    def from_params(cls, params: dict) -> Agreement:
+        """The typed agreement from merged params (the loader has filled every default)."""
+        a = params["agreement"]
+        fb = a["feedback"]
+        sla = float(a["sla_hours"])
+        if sla <= 0:
+            raise ValueError("agreement.sla_hours must be positive")
+        if a["goal"]["period"] not in PERIOD_WEEKS:
+            raise ValueError(f"agreement.goal.period must be one of {sorted(PERIOD_WEEKS)}")
+        return cls(
+            mql=MqlPolicy(**{k: (float(v) if k != "policy" else str(v))
+                             for k, v in a["mql"].items()}),
+            capacity_per_week=None if a["capacity_per_week"] is None
+            else float(a["capacity_per_week"]),
+            sla_hours=sla, sla_target=float(a["sla_target"]),
+            a_share=float(a["tiers"]["a_share"]), c_ratio=float(a["tiers"]["c_ratio"]),
+            feedback=FeedbackMeaning(tuple(map(str, fb["accepted"])),
+                                     tuple(map(str, fb["rejected"])),
+                                     tuple(map(str, fb["not_reached"])),
+                                     dict(fb["rating_values"] or {})),
+            campaign_column=a["campaign_column"], source_column=a["source_column"],
+            campaign_min_feedback=int(a["campaign_min_feedback"]),
+            campaign_flag_rejection=float(a["campaign_flag_rejection"]),
+            review_days=float(a["review_days"]),
+            goal_won_deals=None if a["goal"]["won_deals"] is None
+            else float(a["goal"]["won_deals"]),
+            goal_period=str(a["goal"]["period"]),
+        )
+
+    @property
+    def tiers(self) -> dict:
+        return {"a_share": self.a_share, "c_ratio": self.c_ratio}
+
+    def words(self, *, mql_per_week: float | None = None, policy_in_force: dict | None = None,
+              label_rejected_negative: bool = True) -> list[str]:
+        """The agreement as sentences both teams read."""
+        lines = [f"An MQL is {self.mql.words()}."]
+        if policy_in_force and policy_in_force != self.mql.key():
+            lines.append(f"The bar in force still follows the previous policy: "
+                         f"{describe_policy(policy_in_force)}. Run `leadq recalibrate "
+                         "--change-policy \"why\"` to apply the new one.")
+        if mql_per_week is not None:
+            lines.append(f"At the current bar that is about {mql_per_week:,.0f} MQLs a week.")
+        if self.capacity_per_week is not None:
+            lines.append(f"Sales can work at most {self.capacity_per_week:,.0f} MQLs a week; "
+                         "the bar rises when more would pass.")
+        lines.append(f"Sales makes first contact with every MQL within {_hours(self.sla_hours)}"
+                     f" (the promise holds when at least {self.sla_target:.0%} are reached in "
+                     "time).")
+        lines.append(f"The best {self.a_share:.0%} of MQLs are tier A (call first); the next "
+                     f"{self.c_ratio:g}× as many leads below the bar are tier C, marketing's "
+                     "priority nurture.")
+        acc = ", ".join(self.feedback.accepted) or "(none set)"
+        rej = ", ".join(self.feedback.rejected) or "(none set)"
+        lines.append(f"Sales records each MQL's outcome: accepted = {acc}; rejected = {rej}"
+                     + (f"; not reached yet = {', '.join(self.feedback.not_reached)}"
+                        if self.feedback.not_reached else "") + ".")
+        lines.append("A rejected lead goes back to marketing"
+                     + (" and counts as a non-conversion when the model is retrained."
+                        if label_rejected_negative else "."))
+        if self.campaign_column:
+            lines.append(f"Campaigns (column {self.campaign_column}) whose leads sales rejects "
+                         f"at least {self.campaign_flag_rejection:.0%} of the time, over at "
+                         f"least {self.campaign_min_feedback} rated leads, are flagged to cut.")
+        else:
+            lines.append("No campaign column is set: campaign quality is not tracked "
+                         "(agreement.campaign_column).")
+        goal = (f"; the shared goal is {self.goal_won_deals:g} won deals a {self.goal_period}"
+                if self.goal_won_deals else "")
+        lines.append(f"Both teams review the figures every {self.review_days:g} days "
+                     f"(`leadq review`){goal}.")
+        return lines
+
+
+def _hours(h: float) -> str:
+    if h < 1:
+        return f"{h * 60:.0f} minutes"
+    return "1 hour" if h == 1 else f"{h:g} hours"
+
+
+def normalise_rating(values: pd.Series, mapping: dict) -> pd.Series:
+    """A 1–5 rating from numbers, a configured mapping (Hot/Warm/Cold) or letter grades.
+
+    Numbers pass through; mapped words use `mapping` (keys compared ignoring case); anything
+    else is missing. Letter grades A–D need a mapping too, so a typo never becomes a rating.
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    if not mapping:
+        return numbers.astype(float)
+    lookup = {str(k).strip().lower(): float(v) for k, v in mapping.items()}
+    words = values.astype("string").str.strip().str.lower().map(lookup)
+    return numbers.astype(float).fillna(pd.to_numeric(words, errors="coerce"))
+
+
+# --- the shared figures ---------------------------------------------------------------------
+def sla_compliance(mqls: pd.DataFrame, first_contact: pd.Series | None, *,
+                   as_of: pd.Timestamp, sla_hours: float) -> pd.DataFrame:
+    """Per MQL whose SLA has run out by `as_of`: hours to first contact and within-SLA.
+
+    `mqls`: lead_id, created_at; `first_contact`: the first contact time per lead id. An MQL
+    never contacted counts as missed once its SLA has passed; younger ones are left out (they
+    may still be called in time). This is the one definition the report, `recalibrate` and
+    `review` quote.
+    """
+    sla = pd.Timedelta(hours=float(sla_hours))
+    created = pd.to_datetime(mqls["created_at"])
+    due = mqls.loc[(created + sla <= as_of).to_numpy(bool)]
+    contact = (due["lead_id"].astype(str).map(first_contact) if first_contact is not None
+               else pd.Series(pd.NaT, index=due.index))
+    hours = (pd.to_datetime(contact) - pd.to_datetime(due["created_at"])).dt.total_seconds() \
+        / 3600.0
+    return pd.DataFrame({"lead_id": due["lead_id"].to_numpy(),
+                         "hours_to_contact": hours.to_numpy(float),
+                         "within_sla": (hours <= float(sla_hours)).fillna(False).to_numpy(
+                             bool)}, index=due.index)
+
+
+def first_contacts(feedback: pd.DataFrame | None) -> pd.Series | None:
+    """The first contact time per lead id (the earliest first_contact_at), None without any."""
+    if feedback is None or "first_contact_at" not in feedback or \
+            feedback["first_contact_at"].notna().sum() == 0:
+        return None
+    fb = feedback[feedback["first_contact_at"].notna()]
+    return fb.groupby(fb["lead_id"].astype(str))["first_contact_at"].min()
+
+
+def period_figures(leads: pd.DataFrame, feedback: pd.DataFrame | None, *,
+                   as_of: pd.Timestamp, agreement: Agreement) -> dict:
+    """The figures both teams quote for one period: `leads` holds that period's scored leads
+    (lead_id, created_at, is_mql). MQL share, MQLs per week, within-SLA share and median hours
+    to first contact of the MQLs due, and sales acceptance of the MQLs it decided on."""
+    weeks = max(agreement.review_days, 1.0) / 7.0
+    mql = leads["is_mql"].to_numpy(bool)
+    out: dict = {"leads": int(len(leads)), "mqls": int(mql.sum()),
+                 "mql_share": float(mql.mean()) if len(leads) else float("nan"),
+                 "mqls_per_week": float(mql.sum() / weeks), "sla_hours": agreement.sla_hours}
+    first = first_contacts(feedback)
+    sla = sla_compliance(leads.loc[mql, ["lead_id", "created_at"]], first, as_of=as_of,
+                         sla_hours=agreement.sla_hours)
+    out["mqls_due"] = int(len(sla))
+    out["within_sla"] = int(sla["within_sla"].sum())
+    out["within_sla_share"] = (float(sla["within_sla"].mean()) if len(sla) and first is not None
+                               else float("nan"))
+    hours = sla["hours_to_contact"].dropna()
+    out["median_hours_to_contact"] = float(hours.median()) if len(hours) else float("nan")
+    out["accepted"] = out["rejected"] = 0
+    out["acceptance_rate"] = float("nan")
+    if feedback is not None and len(feedback):
+        ids = set(leads.loc[mql, "lead_id"].astype(str))
+        fb = feedback[feedback["lead_id"].astype(str).isin(ids)]
+        decided = fb.groupby(fb["lead_id"].astype(str))[["accepted", "rejected"]].any()
+        decided = decided[decided["accepted"] | decided["rejected"]]
+        out["accepted"] = int(decided["accepted"].sum())
+        out["rejected"] = int((decided["rejected"] & ~decided["accepted"]).sum())
+        out["acceptance_rate"] = (float(decided["accepted"].mean()) if len(decided)
+                                  else float("nan"))
+    return out
