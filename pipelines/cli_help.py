@@ -27,7 +27,8 @@ HELP: dict[str, CommandHelp] = {
         "Profile your CRM export and write a short params file for it: only what differs from "
         "the defaults, each guess with a comment saying why.",
         ("leadq init --leads export.csv --out params.yaml",
-         "leadq init --leads leads.csv --deals deals.csv --lookup accounts.csv:account")),
+         "leadq init --leads leads.csv --deals deals.csv --lookup accounts.csv:account",
+         "leadq init --leads leads.csv --feedback feedback.csv")),
     "train": CommandHelp(
         "Label, split out of time, search, calibrate, evaluate and register a model; the gate "
         "decides whether it becomes the champion.",
@@ -68,7 +69,8 @@ HELP: dict[str, CommandHelp] = {
         "Move the MQL bar and tiers to the recent leads, correct for a base-rate shift, and "
         "report the SLA and drift.",
         ("leadq recalibrate --params params.yaml --as-of 2026-06-30",
-         "leadq recalibrate --params params.yaml --dry-run")),
+         "leadq recalibrate --params params.yaml --dry-run",
+         "leadq recalibrate --params params.yaml --change-policy 'capacity agreed at 400 a week'")),
     "thresholds": CommandHelp(
         "Show the threshold history (MQL bar and tier cut-offs) of a model version.",
         ("leadq thresholds --params params.yaml",
@@ -77,10 +79,20 @@ HELP: dict[str, CommandHelp] = {
         "Serve the champion over HTTP: one lead (or a batch) per call, the batch scorer's "
         "answers.",
         ("leadq serve --params params.yaml --port 8080 --workers 1",)),
+    "agreement": CommandHelp(
+        "Print the agreement marketing and sales signed, in words: what counts as an MQL, how "
+        "many a week, the SLA.",
+        ("leadq agreement --params params.yaml",)),
+    "review": CommandHelp(
+        "Write the regular marketing-and-sales review on one page: SLA, acceptance, campaigns "
+        "to cut, the bar, the goal.",
+        ("leadq review --params params.yaml --out review.html",
+         "leadq review --params params.yaml --as-of 2026-06-30")),
     "plan": CommandHelp(
         "Turn a won-deals goal into the MQLs sales must work and the leads marketing must "
         "bring.",
-        ("leadq plan --params params.yaml --won-deals 40 --period month",)),
+        ("leadq plan --params params.yaml",
+         "leadq plan --params params.yaml --won-deals 40 --period month")),
 }
 
 
