@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -19,6 +21,9 @@ def _collect(*args: str, paths: tuple[str, ...] = ("tests",)) -> set[str]:
     return {line for line in out.stdout.splitlines() if "::" in line}
 
 
+# Two pytest collections in subprocesses (about 15 s on a busy machine): it checks the lane, so
+# it runs with the full suite rather than in it.
+@pytest.mark.slow
 def test_the_fast_lane_leaves_out_training_and_services():
     fast = _collect("-m", "not slow")
     assert len(fast) > 200
