@@ -314,7 +314,8 @@ POSITIVE_INTS = frozenset({
     "serve.workers", "serve.max_batch", "serve.max_body_bytes", "serve.log_flush_rows",
     "serve.max_queue", "agreement.review_days", "recalibration.outcome_window_days",
     "recalibration.min_matured_outcomes", "explain.max_rows", "explain.top",
-    "report.importance_repeats", "report.shap_rows", "report.insight_columns",
+    "report.importance_repeats", "report.importance_rows", "report.shap_rows",
+    "report.insight_columns",
     "report.min_value_rows", "report.persona_rows", "agreement.campaign_min_feedback",
     "demo.leads",
 })

@@ -135,8 +135,10 @@ def _drivers(rep: ReportData) -> list[Chart]:
         Chart("importance", f"Importance per CRM column (permutation, {_test_set(rep)} test)",
               charts.hbar_chart("importance", imp["column"], imp["importance"], imp["spread"],
                                 xlabel="ROC AUC lost when shuffled"),
-              "Each column is shuffled in the test leads and the drop in ROC AUC measured; "
-              "the whisker is ± one standard deviation over the repeats."),
+              "Each column is shuffled in "
+              + (f"{imp.attrs['rows']:,} " if imp.attrs.get("rows") else "the ")
+              + "test leads (drawn keeping the conversion rate) and the drop in ROC AUC "
+              "measured; the whisker is ± one standard deviation over the repeats."),
         Chart("shap-summary", f"SHAP summary ({sh['rows']:,} test leads)",
               charts.strip_chart("shap-summary", cols, sh["values"][cols].to_numpy()[:dots],
                                  sh["colour"][cols].to_numpy()[:dots],

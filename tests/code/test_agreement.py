@@ -194,3 +194,14 @@ def test_a_campaign_reads_the_same_wherever_it_is_shown():
     quality = campaign_quality(leads, pd.DataFrame({"label": y.astype(float)}), None, None,
                                np.ones(6, bool), params, campaign_col="campaign")
     assert "cmp_23_cfo_roundtable" in set(insight["value"]) & set(quality["campaign"])
+
+
+def test_the_importance_sample_is_bounded_and_keeps_the_conversion_rate():
+    from leadq.pipelines.report import stratified_sample
+
+    y = np.r_[np.ones(30), np.zeros(9970)].astype(int)
+    X = pd.DataFrame({"a": np.arange(len(y))})
+    Xs, ys = stratified_sample(X, y, 1000)
+    assert len(ys) == 1000 and ys.sum() == 3 and (Xs["a"].to_numpy()[ys == 1] < 30).all()
+    same = stratified_sample(X.iloc[:500], y[:500], 1000)
+    assert len(same[1]) == 500
