@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from leadq.features.labels import mql_cutoff_days
+
 POLICIES = ("top_share", "min_precision", "expected_value")
 PERIOD_WEEKS = {"week": 1.0, "month": 52.0 / 12.0, "quarter": 13.0}
 
@@ -113,6 +115,8 @@ class Agreement:
     review_days: float = 28.0
     goal_won_deals: float | None = None
     goal_period: str = "month"
+    # The SLA clock starts at the MQL moment (label.cutoff_days after created_at).
+    mql_moment_days: float = 0.0
 
     @classmethod
     def from_params(cls, params: dict) -> Agreement:
@@ -142,6 +146,7 @@ class Agreement:
             goal_won_deals=None if a["goal"]["won_deals"] is None
             else float(a["goal"]["won_deals"]),
             goal_period=str(a["goal"]["period"]),
+            mql_moment_days=mql_cutoff_days(params["label"]),
         )
 
     @property
@@ -215,25 +220,47 @@ def normalise_rating(values: pd.Series, mapping: dict) -> pd.Series:
 
 # --- the shared figures ---------------------------------------------------------------------
 def sla_compliance(mqls: pd.DataFrame, first_contact: pd.Series | None, *,
-                   as_of: pd.Timestamp, sla_hours: float) -> pd.DataFrame:
+                   as_of: pd.Timestamp, sla_hours: float,
+                   mql_moment_days: float = 0.0) -> pd.DataFrame:
     """Per MQL whose SLA has run out by `as_of`: hours to first contact and within-SLA.
 
-    `mqls`: lead_id, created_at; `first_contact`: the first contact time per lead id. An MQL
-    never contacted counts as missed once its SLA has passed; younger ones are left out (they
-    may still be called in time). This is the one definition the report, `recalibrate` and
-    `review` quote.
+    `mqls`: lead_id, created_at; `first_contact`: the first contact time per lead id. The clock
+    starts at the MQL moment (created_at + `mql_moment_days`). An MQL never contacted counts
+    as missed once its SLA has passed; younger ones are left out (they may still be called in
+    time). A contact before the MQL moment (a date-only cell, or two exports on different
+    clocks) counts as 0 hours: sales reached the lead. This is the one definition the report,
+    `recalibrate` and `review` quote.
     """
     sla = pd.Timedelta(hours=float(sla_hours))
-    created = pd.to_datetime(mqls["created_at"])
-    due = mqls.loc[(created + sla <= as_of).to_numpy(bool)]
+    start = pd.to_datetime(mqls["created_at"]) + pd.Timedelta(days=float(mql_moment_days))
+    due_mask = (start + sla <= as_of).to_numpy(bool)
+    due, start = mqls.loc[due_mask], start.loc[due_mask]
     contact = (due["lead_id"].astype(str).map(first_contact) if first_contact is not None
                else pd.Series(pd.NaT, index=due.index))
-    hours = (pd.to_datetime(contact) - pd.to_datetime(due["created_at"])).dt.total_seconds() \
-        / 3600.0
+    hours = ((pd.to_datetime(contact) - start).dt.total_seconds() / 3600.0).clip(lower=0.0)
     return pd.DataFrame({"lead_id": due["lead_id"].to_numpy(),
                          "hours_to_contact": hours.to_numpy(float),
                          "within_sla": (hours <= float(sla_hours)).fillna(False).to_numpy(
                              bool)}, index=due.index)
+
+
+def lead_decisions(feedback: pd.DataFrame | None) -> pd.DataFrame:
+    """Sales' decision per lead id: its latest accepted-or-rejected feedback row (by
+    feedback_at), so a lead worked and then closed as not converted counts as rejected. Leads
+    whose rows are all "not reached" have no decision. Columns: accepted, rejected, reason."""
+    cols = ["accepted", "rejected", "reason"]
+    if feedback is None or not len(feedback):
+        return pd.DataFrame(columns=cols, index=pd.Index([], dtype=object, name="lead_id"))
+    fb = feedback[feedback["accepted"].astype(bool) | feedback["rejected"].astype(bool)]
+    if "feedback_at" in fb:
+        fb = fb.sort_values("feedback_at", kind="stable")
+    # tail(1), not last(): last() takes each column's last non-missing value separately.
+    last = (fb.assign(lead_id=fb["lead_id"].astype(str)).groupby("lead_id", sort=False)
+            .tail(1).set_index("lead_id"))
+    accepted = last["accepted"].astype(bool)
+    return pd.DataFrame({"accepted": accepted,
+                         "rejected": last["rejected"].astype(bool) & ~accepted,
+                         "reason": last.get("reason", pd.Series(np.nan, index=last.index))})
 
 
 def first_contacts(feedback: pd.DataFrame | None) -> pd.Series | None:
@@ -257,7 +284,8 @@ def period_figures(leads: pd.DataFrame, feedback: pd.DataFrame | None, *,
                  "mqls_per_week": float(mql.sum() / weeks), "sla_hours": agreement.sla_hours}
     first = first_contacts(feedback)
     sla = sla_compliance(leads.loc[mql, ["lead_id", "created_at"]], first, as_of=as_of,
-                         sla_hours=agreement.sla_hours)
+                         sla_hours=agreement.sla_hours,
+                         mql_moment_days=agreement.mql_moment_days)
     out["mqls_due"] = int(len(sla))
     out["within_sla"] = int(sla["within_sla"].sum())
     out["within_sla_share"] = (float(sla["within_sla"].mean()) if len(sla) and first is not None
@@ -266,13 +294,10 @@ def period_figures(leads: pd.DataFrame, feedback: pd.DataFrame | None, *,
     out["median_hours_to_contact"] = float(hours.median()) if len(hours) else float("nan")
     out["accepted"] = out["rejected"] = 0
     out["acceptance_rate"] = float("nan")
-    if feedback is not None and len(feedback):
-        ids = set(leads.loc[mql, "lead_id"].astype(str))
-        fb = feedback[feedback["lead_id"].astype(str).isin(ids)]
-        decided = fb.groupby(fb["lead_id"].astype(str))[["accepted", "rejected"]].any()
-        decided = decided[decided["accepted"] | decided["rejected"]]
+    decided = lead_decisions(feedback)
+    decided = decided[decided.index.isin(set(leads.loc[mql, "lead_id"].astype(str)))]
+    if len(decided):
         out["accepted"] = int(decided["accepted"].sum())
-        out["rejected"] = int((decided["rejected"] & ~decided["accepted"]).sum())
-        out["acceptance_rate"] = (float(decided["accepted"].mean()) if len(decided)
-                                  else float("nan"))
+        out["rejected"] = int(decided["rejected"].sum())
+        out["acceptance_rate"] = float(decided["accepted"].mean())
     return out

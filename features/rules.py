@@ -289,6 +289,15 @@ def _columns(role: str, table: str, params: dict, reference: dict,
     return [spec[role]] if spec.get(role) else []
 
 
+def column_date_format(table: str, column: str, spec: dict) -> str | None:
+    """The date format of one column: the table's, except a feedback export's first-contact
+    column when it has its own (CRMs often export it from another field type)."""
+    if table == "feedback" and column and column == spec.get("first_contact_at") \
+            and spec.get("first_contact_format"):
+        return spec["first_contact_format"]
+    return spec.get("date_format")
+
+
 def _allowed(table: str, spec: dict) -> list[str]:
     if table == "activities":
         from leadq.features.activities import type_key
@@ -336,7 +345,7 @@ def _inputs(params: dict) -> tuple[str, ...]:
 
 # name → fn(table, column, spec, cfg, reference) → the rule's parameters (None: rule is void)
 _PARAMS: dict[str, Callable[..., dict | None]] = {
-    "date_format": lambda t, c, s, cfg, ref: {"date_format": s.get("date_format")},
+    "date_format": lambda t, c, s, cfg, ref: {"date_format": column_date_format(t, c, s)},
     "max_future_days": lambda t, c, s, cfg, ref: {
         "max_future_days": float(cfg["max_future_days"])},
     "earliest_year": lambda t, c, s, cfg, ref: {"earliest_year": EARLIEST.year},

@@ -130,7 +130,8 @@ def canonical_feedback(feedback: pd.DataFrame, spec: dict,
     out["reason"] = _text(feedback[reason]) if reason in feedback else np.nan
     first = spec.get("first_contact_at")
     out["first_contact_at"] = (
-        parse_dates(feedback[first], spec.get("date_format")) if first in feedback else pd.NaT
+        parse_dates(feedback[first], spec.get("first_contact_format") or spec.get("date_format"))
+        if first in feedback else pd.NaT
     )
     return out
 

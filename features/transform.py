@@ -122,6 +122,15 @@ def display_category(values: pd.Series) -> pd.Series:
     return key.map(best).astype(object)
 
 
+def display_like(values: pd.Series, reference: pd.Series) -> pd.Series:
+    """display_category of `values` with the spellings chosen over `reference` (the whole
+    leads table), so a period's campaign reads as it does in every other output."""
+    raw = reference.astype("string").str.strip()
+    shown = display_category(reference)
+    mapping = dict(zip(normalise_category(raw).dropna(), shown.dropna(), strict=False))
+    return normalise_category(values.astype("string").str.strip()).map(mapping).astype(object)
+
+
 def email_is_corporate(values: pd.Series) -> pd.Series:
     """1.0 for a company domain, 0.0 for free-mail, NaN when there is no usable address."""
     import pyarrow as pa

@@ -263,26 +263,6 @@ def campaign_quality(
                            ascending=[False, False, False]).reset_index(drop=True)
 
 
-def sla_figures(created_at: pd.Series, lead_ids: pd.Series, feedback: pd.DataFrame | None,
-                is_mql: np.ndarray, sla_hours: float) -> dict[str, float] | None:
-    """Hours from lead to first sales contact, for MQLs and the rest; None without the data."""
-    if feedback is None or "first_contact_at" not in feedback or feedback[
-            "first_contact_at"].notna().sum() == 0:
-        return None
-    first = feedback.groupby("lead_id")["first_contact_at"].min()
-    contact = lead_ids.astype(str).map(first)
-    hours = (pd.to_datetime(contact) - pd.to_datetime(created_at)).dt.total_seconds() / 3600
-    hours = pd.Series(hours.to_numpy(), dtype=float)
-    mql = pd.Series(np.asarray(is_mql, bool))
-    out: dict[str, float] = {"sla_hours": float(sla_hours)}
-    for name, mask in (("mql", mql), ("other", ~mql)):
-        h = hours[mask & hours.notna()]
-        out[f"{name}_contacted"] = float(h.size / max(int(mask.sum()), 1))
-        out[f"{name}_median_hours"] = float(h.median()) if len(h) else float("nan")
-        out[f"{name}_within_sla"] = float((h <= sla_hours).mean()) if len(h) else float("nan")
-    return out
-
-
 def threshold_tradeoff(y: np.ndarray, score: np.ndarray, points: int = 50) -> pd.DataFrame:
     """Share of leads passed vs share of conversions captured, for bars from high to low."""
     y, score = np.asarray(y, float), np.asarray(score, float)

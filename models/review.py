@@ -8,7 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from leadq.features.agreement import Agreement, first_contacts, period_figures, sla_compliance
+from leadq.features.agreement import (
+    Agreement,
+    first_contacts,
+    lead_decisions,
+    period_figures,
+    sla_compliance,
+)
 from leadq.features.transform import display_category
 
 
@@ -30,7 +36,8 @@ def sla_by(leads: pd.DataFrame, feedback: pd.DataFrame | None, *, by: pd.Series,
     first = first_contacts(feedback)
     mql = leads["is_mql"].to_numpy(bool)
     due = sla_compliance(leads.loc[mql, ["lead_id", "created_at"]], first, as_of=as_of,
-                         sla_hours=agreement.sla_hours)
+                         sla_hours=agreement.sla_hours,
+                         mql_moment_days=agreement.mql_moment_days)
     if due.empty or first is None:
         return pd.DataFrame(columns=["group", "due", "within_sla_share",
                                      "median_hours_to_contact"])
@@ -62,16 +69,10 @@ def campaign_review(leads: pd.DataFrame, feedback: pd.DataFrame | None, *,
             "rejected_low", "rejected_high", "reasons", "flag"]
     if base.empty:
         return pd.DataFrame(columns=cols)
-    if feedback is not None and len(feedback):
-        fb = feedback.assign(lead_id=feedback["lead_id"].astype(str))
-        decided = fb.groupby("lead_id")[["accepted", "rejected"]].any()
-        reason = (fb[fb["rejected"] & fb["reason"].notna()].groupby("lead_id")["reason"]
-                  .last())
-    else:
-        decided = pd.DataFrame(columns=["accepted", "rejected"], dtype=bool)
-        reason = pd.Series(dtype=object)
+    decided = lead_decisions(feedback)
     acc = base["lead_id"].map(decided["accepted"]).fillna(False).astype(bool)
-    rej = base["lead_id"].map(decided["rejected"]).fillna(False).astype(bool) & ~acc
+    rej = base["lead_id"].map(decided["rejected"]).fillna(False).astype(bool)
+    reason = decided["reason"].where(decided["rejected"])
     base = base.assign(accepted=acc.to_numpy(), rejected=rej.to_numpy(),
                        reason=base["lead_id"].map(reason).to_numpy())
     rows = []
@@ -98,12 +99,12 @@ def campaign_review(leads: pd.DataFrame, feedback: pd.DataFrame | None, *,
 
 def rejection_reasons(leads: pd.DataFrame, feedback: pd.DataFrame | None) -> pd.DataFrame:
     """Why sales rejected the period's MQLs: reason, leads, share of the rejected."""
-    if feedback is None or not len(feedback):
-        return pd.DataFrame(columns=["reason", "leads", "share"])
+    decided = lead_decisions(feedback)
     ids = set(leads.loc[leads["is_mql"].to_numpy(bool), "lead_id"].astype(str))
-    fb = feedback[feedback["lead_id"].astype(str).isin(ids) & feedback["rejected"]]
-    per = fb.groupby(fb["lead_id"].astype(str))["reason"].last().fillna("(no reason given)")
-    counts = per.value_counts()
+    rejected = decided[decided["rejected"] & decided.index.isin(ids)]
+    if rejected.empty:
+        return pd.DataFrame(columns=["reason", "leads", "share"])
+    counts = rejected["reason"].fillna("(no reason given)").value_counts()
     return pd.DataFrame({"reason": counts.index.astype(str), "leads": counts.to_numpy(int),
                          "share": (counts / max(counts.sum(), 1)).to_numpy(float)})
 

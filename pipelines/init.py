@@ -499,12 +499,14 @@ def _feedback_spec(path: Path, leads: pd.DataFrame, *, today: pd.Timestamp, out_
         tree["date_format"] = guess.date_format
     tree.update({"lead_id": lead_col, "feedback_at": guess.feedback_at,
                  "status": guess.status})
-    for key in ("first_contact_at", "rating", "reason", "rep"):
+    for key in ("first_contact_at", "first_contact_format", "rating", "reason", "rep"):
         if getattr(guess, key):
             tree[key] = getattr(guess, key)
     com = {"data.feedback.path": "; ".join(notes)}
     com.update({f"data.feedback.{k}": v for k, v in guess.why.items() if k in tree})
     com["data.feedback.lead_id"] = f"{share:.0%} of its values are the leads' ids"
+    if guess.first_contact_format:
+        com["data.feedback.first_contact_format"] = "sniffed: not the format of feedback_at"
     if not guess.first_contact_at:
         com["data.feedback.status"] = (com.get("data.feedback.status", "") + "; no first-"
                                        "contact date found: SLA compliance is not measured "
@@ -567,7 +569,8 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
     leads_path = Path(leads)
     # --force replaces an earlier params file, never one of the exports init reads.
     refuse_overwrite([(f"--{flag} file", Path(p)) for flag, p in
-                      (("leads", leads), ("deals", deals), ("activities", activities),
+                      (("leads", leads), ("deals", deals), ("feedback", feedback),
+                       ("activities", activities),
                        *(("lookup", _split_lookup(a)[0]) for a in lookups or ()))
                       if p], [("params file (--out)", out_path)])
     horizon = int(default_params()["label"]["horizon_days"])

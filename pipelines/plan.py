@@ -13,14 +13,16 @@ import numpy as np
 import pandas as pd
 
 from leadq.errors import BadInputError
+from leadq.features.agreement import PERIOD_WEEKS
+from leadq.features.transform import display_category, display_like
 from leadq.pipelines.io.progress import log, step
-
-PERIOD_WEEKS = {"week": 1.0, "month": 52.0 / 12.0, "quarter": 13.0}
 
 
 def plan_goal(recent: pd.DataFrame, *, won_deals: float, period: str, weeks_observed: float,
-              capacity_per_week: float | None, by: str = "campaign") -> dict:
-    """The pure planning step. `recent`: score (calibrated), is_mql and the `by` column."""
+              capacity_per_week: float | None, by: str = "campaign",
+              reference: pd.DataFrame | None = None) -> dict:
+    """The pure planning step. `recent`: score (calibrated), is_mql and the `by` column;
+    `reference`: the whole leads table, whose spellings the groups are shown in."""
     if won_deals <= 0:
         raise BadInputError(f"--won-deals must be positive, got {won_deals}")
     if period not in PERIOD_WEEKS:
@@ -54,10 +56,10 @@ def plan_goal(recent: pd.DataFrame, *, won_deals: float, period: str, weeks_obse
             "precision_needed_within_capacity": won_deals / cap if cap > 0 else float("inf"),
         })
     if by in recent:
-        from leadq.features.transform import display_category
-
+        names = (display_like(recent[by], reference[by]) if reference is not None
+                 and by in reference else display_category(recent[by]))
         groups = recent.assign(_won=np.where(mql, s, 0.0)).groupby(
-            display_category(recent[by]).fillna("(missing)"), sort=False)
+            names.fillna("(missing)"), sort=False)
         rows = []
         for key, g in groups:
             mix = len(g) / len(recent)
@@ -115,7 +117,8 @@ def main(params_path: str | None = None, *, won_deals: float | None = None,
         capacity = agreement.capacity_per_week
     by = params["recalibration"]["plan_by"] or agreement.campaign_column or "campaign"
     out = plan_goal(recent, won_deals=won_deals, period=period, weeks_observed=data["weeks"],
-                    capacity_per_week=None if capacity is None else float(capacity), by=by)
+                    capacity_per_week=None if capacity is None else float(capacity), by=by,
+                    reference=data["tables"].leads)
     out["threshold_version"] = model.threshold_version
     out["threshold"] = model.threshold
     out["model_version"] = model.version

@@ -84,12 +84,13 @@ def _weighted_auc(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> float:
 
 
 def sla_metrics(mqls: pd.DataFrame, feedback: pd.DataFrame | None, *, as_of: pd.Timestamp,
-                sla_hours: float, weeks: float) -> dict:
+                sla_hours: float, weeks: float, mql_moment_days: float = 0.0) -> dict:
     """Share of MQLs first contacted within the SLA, acceptance rate, MQLs reached in time per
     week. `mqls`: lead_id, created_at of the window's MQLs; the SLA rule is
     features.agreement.sla_compliance (the one the report and `review` use)."""
     first = first_contacts(feedback)
-    sla = sla_compliance(mqls, first, as_of=as_of, sla_hours=sla_hours)
+    sla = sla_compliance(mqls, first, as_of=as_of, sla_hours=sla_hours,
+                         mql_moment_days=mql_moment_days)
     out = {"sla_hours": float(sla_hours), "mqls_due": int(len(sla))}
     if feedback is None or not len(sla):
         return out
@@ -98,11 +99,6 @@ def sla_metrics(mqls: pd.DataFrame, feedback: pd.DataFrame | None, *, as_of: pd.
         out["contacted_within_sla"] = int(within.sum())
         out["within_sla_share"] = float(within.mean())
         out["worked_within_sla_per_week"] = float(within.sum() / weeks)
-    fb = feedback[feedback["lead_id"].astype(str).isin(set(sla["lead_id"].astype(str)))]
-    decided = fb.groupby("lead_id")[["accepted", "rejected"]].any()
-    decided = decided[decided["accepted"] | decided["rejected"]]
-    out["acceptance_rate"] = (float(decided["accepted"].mean()) if len(decided)
-                              else float("nan"))
     return out
 
 
@@ -199,6 +195,10 @@ def policy_change(agreed: dict, in_force: dict | None, change_reason: str | None
     both teams make, never a side effect of a weekly recalibration."""
     from leadq.features.agreement import describe_policy
 
+    if in_force is not None and set(in_force) == {"policy"}:
+        # A model trained before the agreement recorded only its policy's name: the same name
+        # adopts the agreed value, another name is a change like any other.
+        in_force = agreed if in_force["policy"] == agreed["policy"] else in_force
     if in_force is None or in_force == agreed:
         if change_reason:
             log.warning("--change-policy given, but agreement.mql is the policy already in "
@@ -233,7 +233,8 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
                "volume_per_week": float(volume)}
     realised = measure_realised(matured) if matured is not None else {"n_matured": 0}
     sla = sla_metrics(recent.loc[recent["is_mql"].to_numpy(bool), ["lead_id", "created_at"]],
-                      feedback, as_of=as_of, sla_hours=agreement.sla_hours, weeks=weeks)
+                      feedback, as_of=as_of, sla_hours=agreement.sla_hours, weeks=weeks,
+                      mql_moment_days=agreement.mql_moment_days)
     capacity, measured_capacity, capacity_source = choose_capacity(
         agreement.capacity_per_week, sla, agreement.sla_target,
         offered_per_week=current["mql_per_week"],
@@ -502,11 +503,13 @@ def _log_summary(e: dict) -> None:
         log.info("no matured leads yet (older than label.horizon_days): realised precision "
                  "and recall are not measured")
     if "within_sla_share" in s:
-        log.info("SLA: %s of %d MQLs due were contacted within %g h; acceptance %s",
-                 _pct(s["within_sla_share"]), s["mqls_due"], s["sla_hours"],
-                 _pct(s.get("acceptance_rate")))
+        log.info("SLA: %s of %d MQLs due were contacted within %g h",
+                 _pct(s["within_sla_share"]), s["mqls_due"], s["sla_hours"])
     else:
         log.info("SLA: not measured (no first-contact times in data.feedback)")
+    if p.get("accepted", 0) + p.get("rejected", 0):
+        log.info("sales accepted %s of the %d MQLs it decided on (%d rejected)",
+                 _pct(p.get("acceptance_rate")), p["accepted"] + p["rejected"], p["rejected"])
     cap = ("no capacity cap (agreement.capacity_per_week is not set)"
            if e["capacity_used"] is None else
            f"capacity {e['capacity_used']:,.1f} MQLs/week ({e['capacity_source']})")

@@ -156,7 +156,7 @@ def recorded_test_figures(tags: dict) -> dict:
 
 
 def sla_table(leads: pd.DataFrame, feedback: pd.DataFrame | None, *, as_of: pd.Timestamp,
-              sla_hours: float) -> dict | None:
+              sla_hours: float, mql_moment_days: float = 0.0) -> dict | None:
     """Contact share, median hours to first contact and within-SLA share for MQLs and the
     rest (features.agreement.sla_compliance: the SLA rule `recalibrate` and `review` use).
     `leads`: lead_id, created_at, is_mql."""
@@ -169,7 +169,7 @@ def sla_table(leads: pd.DataFrame, feedback: pd.DataFrame | None, *, as_of: pd.T
     for name, mask in (("mql", leads["is_mql"].to_numpy(bool)),
                        ("other", ~leads["is_mql"].to_numpy(bool))):
         due = sla_compliance(leads.loc[mask, ["lead_id", "created_at"]], first, as_of=as_of,
-                             sla_hours=sla_hours)
+                             sla_hours=sla_hours, mql_moment_days=mql_moment_days)
         hours = due["hours_to_contact"]
         out[f"{name}_due"] = int(len(due))
         out[f"{name}_contacted"] = float(hours.notna().mean()) if len(due) else float("nan")
@@ -262,7 +262,8 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
                                        "created_at": leads[spec["created_at"]].to_numpy(),
                                        "is_mql": is_mql}),
                          tables.feedback, as_of=_as_of(as_of, leads[spec["created_at"]]),
-                         sla_hours=agreement.sla_hours)
+                         sla_hours=agreement.sla_hours,
+                         mql_moment_days=agreement.mql_moment_days)
         if spec.get("created_at") and spec.get("id") else None,
         "period": period,
         "recorded": bool(recorded),

@@ -46,13 +46,19 @@ def compute_review(window: dict, tables, params: dict, *, history: list[dict],
     camp_col, src_col = agreement.campaign_column, agreement.source_column
     campaigns = campaigns_before = None
     if camp_col and camp_col in recent:
+        from leadq.features.transform import display_like
+
+        # Spelled as over the whole export, so both periods (and the report) agree.
+        def shown(frame: pd.DataFrame, col: str) -> pd.Series:
+            return display_like(frame[col], tables.leads[col])
+
         campaigns = rv.campaign_review(recent, fb, agreement=agreement,
-                                       campaign=recent[camp_col],
-                                       source=recent[src_col] if src_col and src_col in recent
-                                       else None)
+                                       campaign=shown(recent, camp_col),
+                                       source=shown(recent, src_col)
+                                       if src_col and src_col in recent else None)
         if len(before):
             campaigns_before = rv.campaign_review(before, fb, agreement=agreement,
-                                                  campaign=before[camp_col])
+                                                  campaign=shown(before, camp_col))
     reasons = rv.rejection_reasons(recent, fb)
     realised = rv.realised_conversion(matured)
     wins = 0

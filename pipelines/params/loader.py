@@ -12,11 +12,14 @@ import copy
 import difflib
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from leadq.errors import ConfigError
+
+if TYPE_CHECKING:
+    from leadq.features.agreement import Agreement
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 
@@ -140,6 +143,12 @@ def migrate_old_keys(user: dict, *, source: str = "params") -> dict:
     user = copy.deepcopy(user)
     flat = _flatten(user)
     for old, why in REMOVED.items():
+        if flat.get(old, "set") is None:
+            # Switched off in the old file: nothing is lost by dropping it.
+            _pop_dotted(user, old)
+            logging.getLogger("leadq").warning("%s: %s is gone (it was null): %s", source, old,
+                                               why)
+            continue
         if any(k == old or k.startswith(old + ".") for k in flat):
             raise ConfigError(f"{source}: {old}: removed in the agreement release: {why}. "
                               "Delete the key (docs: the agreement)")
@@ -330,6 +339,8 @@ FRACTIONS = frozenset({
     "scoring.explore_rate", "agreement.mql.min_precision", "report.persona_min_share",
     "agreement.campaign_flag_rejection",
 })
+# Money that may be nothing but never negative.
+NON_NEGATIVE_NUMBERS = frozenset({"agreement.mql.lead_cost"})
 # Positive amounts (hours, MQLs a week, money): above 0.
 POSITIVE_NUMBERS = frozenset({"agreement.sla_hours", "agreement.capacity_per_week",
                               "agreement.mql.won_value", "agreement.goal.won_deals"})
@@ -339,7 +350,8 @@ TEXT_KEYS = frozenset({
     *(f"data.{table}.{key}" for table in ("leads", "deals", "feedback", "activities")
       for key in ("path", "id", "created_at", "label", "converted_at", "converted_at_format",
                   "lead_id", "closed_at", "outcome", "amount", "feedback_at", "status",
-                  "rating", "reason", "first_contact_at", "occurred_at", "type", "value")),
+                  "rating", "reason", "first_contact_at", "first_contact_format",
+                  "occurred_at", "type", "value")),
     "features.email_column", "features.job_title_column", "contracts.quarantine_dir",
     "scoring.model_uri", "recalibration.scores", "recalibration.plan_by",
     "agreement.campaign_column", "agreement.source_column", "data.feedback.rep",
@@ -377,6 +389,8 @@ def check_values(params: dict, source: str = "params") -> None:
                 fail(dotted, value, "a share from 0 to 1")
             elif dotted in POSITIVE_NUMBERS and not (_number(value) and value > 0):
                 fail(dotted, value, "a number above 0")
+            elif dotted in NON_NEGATIVE_NUMBERS and not (_number(value) and value >= 0):
+                fail(dotted, value, "a number of at least 0")
             elif dotted in TEXT_KEYS and not isinstance(value, str):
                 fail(dotted, value, "a column name (text)" if "path" not in dotted
                      and "dir" not in dotted else "a path (text)")
@@ -497,7 +511,7 @@ def resolve_path(params: dict, path: str | Path | None) -> Path | None:
     return path if path.is_absolute() else Path(params.get("_base_dir", ".")) / path
 
 
-def agreement_of(params: dict):  # -> leadq.features.agreement.Agreement
+def agreement_of(params: dict) -> Agreement:
     """The typed agreement every command reads; a value it refuses is a ConfigError."""
     from leadq.features.agreement import Agreement
 

@@ -24,18 +24,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from leadq.pipelines.profiling.profile import ColumnFacts, column_facts
-from leadq.pipelines.profiling.sniff import name_tokens
 
 # Phrases, checked in this order: "not contacted" before "contacted", "not converted" before
 # "converted", "unqualified" before "qualified"; bare "new" / "open" only as the whole value
 # ("Open Deal" is accepted).
 _NOT_REACHED = ("not contacted", "attempted", "attempting", "no response", "no answer",
-                "unreachable", "left voicemail", "voicemail")
+                "unreachable", "unable to reach", "left voicemail", "voicemail", "no show",
+                # Marketing's own stage: sales has not decided anything yet.
+                "marketing qualified", "mql")
 _REJECTED = ("not converted", "unqualified", "disqualified", "not qualified", "rejected",
              "bad timing", "bad fit", "not interested", "no longer interested", "junk",
              "spam", "duplicate", "lost", "canceled", "cancelled", "dead", "invalid",
-             "do not contact", "cannot contact", "competitor", "no budget", "nurture",
-             "nurturing", "recycled")
+             "do not contact", "do not call", "cannot contact", "competitor", "no budget",
+             "not a fit", "no fit", "nurture", "nurturing", "recycled")
 _BARE_NOT_REACHED = ("new", "open", "open not contacted", "pending", "assigned")
 _ACCEPTED = ("converted", "qualified", "contacted", "connected", "working", "in progress",
              "open deal", "accepted", "sales accepted", "sql", "sal", "meeting", "opportunity",
@@ -73,6 +74,7 @@ class FeedbackGuess:
     reason: str | None = None
     rep: str | None = None
     date_format: str | None = None
+    first_contact_format: str | None = None
     meaning: dict[str, list[str]] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
     rating_values: dict[str, int] = field(default_factory=dict)
@@ -139,6 +141,7 @@ def profile_feedback(frame: pd.DataFrame, lead_col: str, *, today: pd.Timestamp
     used.add(feedback_at)
     why["feedback_at"] = "the date the status was set"
     fmt = dates[feedback_at].date.format
+    first_fmt = dates[first_contact].date.format if first_contact else None
 
     rating = next(iter(_named(facts, {"rating", "grade", "temperature", "rank", "score"},
                               exclude=used)), None)
@@ -148,8 +151,9 @@ def profile_feedback(frame: pd.DataFrame, lead_col: str, *, today: pd.Timestamp
         cells = frame[rating].dropna().astype(str).str.strip()
         cells = cells[cells != ""]
         lower = set(cells.str.lower())
-        if facts[rating].numeric_share > 0.9:
-            why["rating"] = "numbers (a 1–5 scale is expected: contracts.rating_range)"
+        numbers = pd.to_numeric(cells, errors="coerce")
+        if facts[rating].numeric_share > 0.9 and numbers.between(1, 5).mean() > 0.99:
+            why["rating"] = "numbers from 1 to 5 (contracts.rating_range)"
         elif lower and lower <= set(_RATING_WORDS):
             rating_values = {v: _RATING_WORDS[v.lower()] for v in sorted(set(cells))}
             why["rating"] = "Hot / Warm / Cold: mapped to 5 / 3 / 1"
@@ -169,9 +173,8 @@ def profile_feedback(frame: pd.DataFrame, lead_col: str, *, today: pd.Timestamp
         why["rep"] = "the sales rep (SLA compliance by rep in leadq review)"
     return FeedbackGuess(lead_id=lead_col, feedback_at=feedback_at, status=best,
                          first_contact_at=first_contact, rating=rating, reason=reason,
-                         rep=rep, date_format=fmt, meaning=meaning, unknown=unknown,
+                         rep=rep, date_format=fmt,
+                         first_contact_format=first_fmt if first_fmt != fmt else None,
+                         meaning=meaning, unknown=unknown,
                          rating_values=rating_values, why=why)
 
-
-def name_tokens_of(name: str) -> set[str]:
-    return set(name_tokens(name))

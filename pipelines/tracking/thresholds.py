@@ -83,7 +83,9 @@ def _policy_tag(tags: dict) -> dict | None:
     try:
         return json.loads(tags["mql_policy"])
     except (KeyError, TypeError, ValueError):
-        return None
+        # Trained before the agreement: only the policy's name was recorded.
+        name = tags.get("threshold_policy")
+        return {"policy": name} if name else None
 
 
 def current_entry(client: Any, name: str, version: str, tags: dict | None = None) -> dict:

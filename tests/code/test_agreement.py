@@ -213,3 +213,71 @@ def test_activity_features_read_as_words_in_the_report():
     assert readable_feature("act_web_visit_90d") == "web visits, last 90 days"
     assert readable_feature("act_email_open_days_since") == "days since the last email open"
     assert readable_feature("Monthly_Income") == "Monthly_Income"
+
+
+# --- review fixes: what a fresh-eyes review found ---------------------------------------------
+
+def test_a_lead_worked_then_closed_as_not_converted_counts_as_rejected():
+    leads = pd.DataFrame({"lead_id": ["a", "b"], "is_mql": [True, True],
+                          "created_at": pd.to_datetime(["2026-06-01"] * 2)})
+    fb = pd.DataFrame({"lead_id": ["a", "a", "b"],
+                       "feedback_at": pd.to_datetime(["2026-06-03", "2026-06-02", "2026-06-02"]),
+                       "accepted": [False, True, True], "rejected": [True, False, False],
+                       "reason": ["no budget", None, None]})
+    f = period_figures(leads, fb, as_of=AS_OF, agreement=agreement())
+    assert (f["accepted"], f["rejected"], f["acceptance_rate"]) == (1, 1, 0.5)
+
+
+def test_the_sla_clock_starts_at_the_mql_moment_and_an_early_contact_is_reached():
+    mqls = pd.DataFrame({"lead_id": ["a", "b"],
+                         "created_at": pd.to_datetime(["2026-06-01 13:00", "2026-06-01 13:00"])})
+    first = pd.Series(pd.to_datetime(["2026-06-01 00:00", "2026-06-08 14:00"]),
+                      index=["a", "b"])
+    sla = sla_compliance(mqls, first, as_of=AS_OF, sla_hours=4, mql_moment_days=7)
+    # a: a date-only contact before the lead's hour is 0 h, not -13 h; b: 1 h after the MQL
+    # moment (day 7), not 169 h after created_at.
+    assert sla["hours_to_contact"].tolist() == [0.0, 1.0]
+    assert sla["within_sla"].all()
+
+
+def test_a_campaign_spelled_over_the_whole_export_reads_the_same_in_every_period():
+    from leadq.features.transform import display_like
+
+    everything = pd.Series(["cmp_23_cfo"] * 5 + ["CMP 23 CFO"] * 2)
+    for period in (everything.iloc[5:], everything.iloc[:2]):
+        assert set(display_like(period, everything)) == {"cmp_23_cfo"}
+
+
+@pytest.mark.parametrize(("status", "meaning"), [
+    ("Marketing Qualified Lead", "not_reached"), ("MQL", "not_reached"),
+    ("Meeting No Show", "not_reached"), ("Do not call", "rejected"),
+    ("Not a fit", "rejected"), ("Unable to reach", "not_reached")])
+def test_statuses_a_review_found_misread(status, meaning):
+    from leadq.pipelines.profiling.feedback import status_meaning
+
+    assert status_meaning(status) == meaning
+
+
+def test_first_contact_keeps_its_own_date_format_and_a_0_100_score_is_no_rating():
+    from leadq.pipelines.profiling.feedback import profile_feedback
+
+    n = 40
+    frame = pd.DataFrame({
+        "Id": [f"L{i}" for i in range(n)],
+        "Status": ["Connected", "Unqualified"] * 20,
+        "HubSpot Score": [str(10 + 2 * i) for i in range(n)],
+        "First Contact Date": [f"7/{1 + i % 20}/2024 9:15 AM" for i in range(n)],
+        "Last Modified Date": [f"2024-07-{2 + i % 20:02d}T13:09:00" for i in range(n)],
+    })
+    g = profile_feedback(frame, "Id", today=pd.Timestamp("2026-12-06"))
+    assert g.rating is None
+    assert g.date_format == "ISO8601" and g.first_contact_format == "%m/%d/%Y %I:%M %p"
+
+
+def test_a_model_trained_before_the_agreement_needs_a_change_for_another_policy():
+    params = effective_params({"agreement": {"mql": {"policy": "min_precision"}},
+                               "recalibration": {"correction": "none"}})
+    with pytest.raises(ConfigError, match="--change-policy"):
+        _step(params, {"policy": {"policy": "top_share"}})
+    same = effective_params({"recalibration": {"correction": "none"}})
+    assert _step(same, {"policy": {"policy": "top_share"}})["policy_change"] is None

@@ -213,7 +213,7 @@ def test_every_value_rule_names_a_key_that_exists():
 
     known = set(keys(default_params()))
     for name in ("POSITIVE_INTS", "POSITIVE_INT_LISTS", "SHARES", "FRACTIONS", "TEXT_KEYS",
-                 "POSITIVE_NUMBERS"):
+                 "POSITIVE_NUMBERS", "NON_NEGATIVE_NUMBERS"):
         rules = getattr(loader, name)
         if name == "TEXT_KEYS":  # the column keys are every table × every role, on purpose
             rules = {k for k in rules if not k.startswith("data.")}

@@ -157,6 +157,13 @@ def test_review_page_in_chromium_escapes_planted_markup_and_is_screenshotted(cha
     review["campaigns"][0]["reasons"] = IMG
     review["rejection_reasons"] = [{"reason": IMG, "leads": 3, "share": 0.5},
                                    *review["rejection_reasons"]]
+    # Every other text a CRM user can type: the sentences naming campaigns, a policy change's
+    # reason and who made it, a rep's name.
+    review["changed"] = [f"Newly flagged to cut: {SCRIPT}.", *review["changed"]]
+    review["bars"] = [dict(b) for b in review["bars"]]
+    review["bars"][-1].update(changed_by=IMG, change_reason=SCRIPT)
+    review["sla_by_rep"] = [{"group": IMG, "due": 3, "within_sla_share": 0.5,
+                             "median_hours_to_contact": 2.0}]
     planted = tmp_path / "planted-review.html"
     planted.write_text(render_review(review), encoding="utf-8")
     b = Browser()
