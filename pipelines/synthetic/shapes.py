@@ -85,8 +85,13 @@ def salesforce(tables: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, pd.D
     tried = out_fb.sample(frac=0.05, random_state=seed).assign(**{
         "Lead Status": "Open - Not Contacted", "Rating": "",
         "Disqualification Reason__c": ""})
+    # A lead-history export: rejected leads were first worked, a day before the rejection, so
+    # a lead's decision must be its latest status, not any status it ever had.
+    worked = out_fb[~accepted].assign(**{
+        "Lead Status": "Working - Contacted", "Disqualification Reason__c": "",
+        "Status Changed Date": _us(fb.loc[~accepted, "feedback_at"] - pd.Timedelta(days=1))})
     return {"leads": out_leads, "deals": out_deals,
-            "feedback": pd.concat([out_fb, tried], ignore_index=True)}
+            "feedback": pd.concat([out_fb, tried, worked], ignore_index=True)}
 
 
 def hubspot(tables: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, pd.DataFrame]:
