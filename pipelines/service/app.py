@@ -233,9 +233,11 @@ class Scorer:
         return True
 
     def _take(self) -> Pending | None:
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item  # claimed already, when it did not fit the batch before
         while True:
-            item = self._carry or self._queue.get()
-            self._carry = None
+            item = self._queue.get()
             if item is None or self._live(item):
                 return item  # None: stop; else a request whose caller still waits
 
