@@ -203,6 +203,7 @@ class Scorer:
         self.max_leads = int(self.settings["max_batch"])
         self._queue: queue.Queue = queue.Queue(maxsize=int(self.settings["max_queue"]))
         self._carry: Pending | None = None
+        self._one_thread = False
         self._worker = threading.Thread(target=self._run, name="leadq-score", daemon=True)
         self._worker.start()
 
@@ -233,9 +234,11 @@ class Scorer:
         return True
 
     def _take(self) -> Pending | None:
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item  # claimed already, when it did not fit the batch before
         while True:
-            item = self._carry or self._queue.get()
-            self._carry = None
+            item = self._queue.get()
             if item is None or self._live(item):
                 return item  # None: stop; else a request whose caller still waits
 
@@ -310,6 +313,15 @@ class Scorer:
             for pending in batch:
                 _settle(pending.future, error=exc)
             return
+        if not self._one_thread:
+            self._one_thread = True
+            from threadpoolctl import threadpool_limits
+
+            # OpenMP on this thread only (its limit is per thread), set once a model has loaded
+            # the library: a batch's trees are microseconds of work per lead, and waking a
+            # team of OpenMP threads for each call cost more than that, most of all on a busy
+            # machine. Each row's result is the same on any number of threads.
+            threadpool_limits(limits=1, user_api="openmp")
         parts = []
         for pending in batch:
             try:
@@ -424,7 +436,7 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
     from leadq.pipelines.params.loader import resolve_path
     from leadq.pipelines.service.contract import docs_page, openapi_schema
     from leadq.pipelines.service.scoring_log import ScoringLog
-    from leadq.pipelines.service.state import ActivityLog, ModelHolder
+    from leadq.pipelines.service.state import ActivityLog, ModelHolder, Unavailable
 
     settings = serve_settings(params)
     token = os.environ.get(TOKEN_ENV) or None
@@ -466,7 +478,7 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
         if events is None and activity.needed:
             events = activity.events
             if events is None:
-                raise RuntimeError(activity.error or "activity log not loaded yet")
+                raise Unavailable(activity.error or "activity log not loaded yet")
         part = scorer.read(warm_up_lead(served, events, params))
         result = scorer.score_parts([part], served, events)[0]
         if isinstance(result, RequestError):

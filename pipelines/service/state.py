@@ -18,6 +18,11 @@ import pandas as pd
 from leadq.pipelines.io.progress import log
 
 
+class Unavailable(RuntimeError):
+    """Something a version needs besides itself (the activity log) is missing: the version is
+    not at fault, so it is tried again, not marked as failed."""
+
+
 @dataclass(frozen=True)
 class Served:
     model: Any                  # leadq.pipelines.scoring.model.ScoringModel
@@ -132,6 +137,9 @@ class ModelHolder:
             return False  # this version failed to load already; wait for the registry to move
         try:
             self.load()
+        except Unavailable as exc:
+            self._failed(None, exc, "reload waits")  # the next check tries this version again
+            return False
         except Exception as exc:  # noqa: BLE001 - keep serving the old version
             self._failed(key, exc, "reload failed")
             return False

@@ -282,3 +282,70 @@ def test_an_unreachable_store_is_named_in_readiness(base_params, tmp_path, monke
             time.sleep(0.2)
         assert "no model loaded" in body["error"] and "127.0.0.1" in body["error"], body
         assert call(port, "GET", "/v1/live")[0] == 200
+
+
+def test_large_bodies_are_parsed_a_bounded_number_at_a_time(base_params):
+    """serve.max_parsing: concurrent large bodies wait for a turn instead of all being held
+    and parsed at once (the memory of 16 parsed 5 MB bodies was the audit's 1.7 GB)."""
+    from leadq.pipelines.service import app as app_module
+
+    app, _, _ = make_app(base_params, max_parsing=2)
+    real, lock = app_module._parse, threading.Lock()
+    busy, peak = [0], [0]
+
+    def slow_parse(raw: bytes):
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.2)
+        with lock:
+            busy[0] -= 1
+        return real(raw)
+
+    big = json.dumps([{"lead_id": f"L{i}", "source": "x" * 100} for i in range(800)]).encode()
+    assert len(big) > app_module.INLINE_JSON_BYTES
+    with running(app) as port:
+        app_module._parse = slow_parse
+        try:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda _: call(port, "POST", "/v1/score", big, {
+                    "Content-Type": "application/json"}), range(6)))
+        finally:
+            app_module._parse = real
+        # Two 800-lead bodies do not fit one batch of serve.max_batch (1,000): the second is
+        # carried to the next batch, and the worker must live on.
+        assert app.state.scorer._worker.is_alive()
+    assert peak[0] == 2, peak
+    for status, _, raw in answers:  # parsed, then refused at once: no model in this app
+        assert status == 503 and "no model" in json.loads(raw)["detail"], raw
+
+
+def test_a_request_that_does_not_fit_the_batch_is_scored_in_the_next(base_params):
+    """Two 800-lead requests queued together exceed serve.max_batch (1,000): the second is
+    carried to the next batch and answered, and the scoring worker lives on."""
+    from leadq.pipelines.service.app import RequestError
+
+    app, _, _ = make_app(base_params)
+    scorer = app.state.scorer
+    entered, release = threading.Event(), threading.Event()
+
+    class Held:
+        @property
+        def current(self):
+            entered.set()
+            release.wait(10)
+
+    scorer.holder = Held()
+    far = time.monotonic() + 60
+    first = scorer.submit({"lead_id": "L0"}, far)
+    assert entered.wait(10)  # the worker holds the first request
+    big = [{"lead_id": f"L{i}"} for i in range(800)]
+    rest = [scorer.submit(big, far), scorer.submit(big, far)]
+    release.set()
+    for future in (first, *rest):
+        with pytest.raises(RequestError, match="no model"):
+            future.result(timeout=10)
+    assert scorer._worker.is_alive()
+    scorer.close()
