@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from leadq.errors import ConfigError
+from leadq.features.labels import mql_cutoff_days
 
 PREFIX = "act_"
 MEMORY_LIMIT = "1GB"  # DuckDB's; at 1 million leads, 10 million events peak at 1.4x the RSS of 1
@@ -42,6 +43,24 @@ SALES_WORDS = frozenset({
     "rep", "phone", "appointment", "opportunity", "deal", "proposal", "quote", "contract",
     "negotiation", "followup", "outreach", "sequence", "voicemail",
 })
+
+
+def readable_feature(name: str) -> str:
+    """An activity feature's name as a marketer reads it: act_web_visit_90d → "web visits,
+    last 90 days"; any other column name is returned as it is."""
+    if name == f"{PREFIX}days_since_last":
+        return "days since the last activity"
+    if name == f"{PREFIX}distinct_types":
+        return "kinds of activity"
+    match = _SUFFIX.match(name)
+    if not match:
+        return name
+    what = match["type"].replace("_", " ")
+    if match["window"]:
+        return f"{what}s, last {match['window']} days"
+    if match["vw"]:
+        return f"{what} value (sum), last {match['vw']} days"
+    return f"days since the last {what}"
 
 
 def sales_like(value: object) -> bool:
@@ -114,9 +133,10 @@ def activity_spec(params: dict) -> ActivitySpec | None:
         raise ConfigError(f"features.activity_windows: expected a list of whole days, each at "
                           f"least 1 (e.g. [7, 30, 90]), got {raw_windows!r}")
     windows = sorted(set(raw_windows))
-    cutoff = (params.get("label") or {}).get("cutoff_days", 0) or 0
-    if not isinstance(cutoff, (int, float)) or isinstance(cutoff, bool) or cutoff < 0:
-        raise ConfigError(f"label.cutoff_days: expected a number of days ≥ 0, got {cutoff!r}")
+    try:
+        cutoff = mql_cutoff_days(params.get("label") or {})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     value_types: list[str] = []
     if spec.get("value"):
         listed = spec.get("value_types")

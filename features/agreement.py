@@ -201,12 +201,16 @@ def normalise_rating(values: pd.Series, mapping: dict) -> pd.Series:
     Numbers pass through; mapped words use `mapping` (keys compared ignoring case); anything
     else is missing. Letter grades A–D need a mapping too, so a typo never becomes a rating.
     """
-    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = pd.Series(pd.to_numeric(values, errors="coerce"), index=values.index)
+    numbers = pd.Series(numbers.to_numpy(dtype=float, na_value=np.nan), index=values.index)
     if not mapping:
-        return numbers.astype(float)
+        return numbers
     lookup = {str(k).strip().lower(): float(v) for k, v in mapping.items()}
     words = values.astype("string").str.strip().str.lower().map(lookup)
-    return numbers.astype(float).fillna(pd.to_numeric(words, errors="coerce"))
+    words = pd.Series(pd.to_numeric(words, errors="coerce").to_numpy(dtype=float,
+                                                                    na_value=np.nan),
+                      index=values.index)
+    return numbers.fillna(words)
 
 
 # --- the shared figures ---------------------------------------------------------------------

@@ -22,6 +22,16 @@ WON, NO_WIN, LOST, REJECTED, CENSORED, GIVEN = (
 )
 
 
+def mql_cutoff_days(label_params: dict) -> float:
+    """The MQL moment: a lead becomes an MQL `label.cutoff_days` after its created_at. Only
+    what is known before that moment may be an input (the activity features stop there), and
+    an outcome known before it is no prediction to learn from."""
+    cutoff = label_params.get("cutoff_days", 0) or 0
+    if not isinstance(cutoff, int | float) or isinstance(cutoff, bool) or cutoff < 0:
+        raise ValueError(f"label.cutoff_days: expected a number of days ≥ 0, got {cutoff!r}")
+    return float(cutoff)
+
+
 def resolve_as_of(label_params: dict, *date_series: pd.Series) -> pd.Timestamp:
     """The date outcomes are known up to: configured, or the latest date in the tables."""
     if label_params.get("as_of"):

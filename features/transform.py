@@ -105,6 +105,23 @@ def normalise_category(values: pd.Series) -> pd.Series:
     return per_distinct(values, _normalise_text).astype(object)
 
 
+def display_category(values: pd.Series) -> pd.Series:
+    """The spelling a person reads for each category: spellings the model folds together
+    (normalise_category) show as the most frequent raw one, so a campaign reads the same in the
+    report's insights, campaign quality, `plan` and `review`."""
+    raw = values.astype("string").str.strip()
+    raw = raw.mask(raw == "")
+    key = normalise_category(raw)
+    frame = pd.DataFrame({"key": key, "raw": raw}).dropna()
+    if frame.empty:
+        return pd.Series(np.nan, index=values.index, dtype=object)
+    counts = frame.groupby(["key", "raw"]).size().reset_index(name="n")
+    # Most frequent spelling per key; ties go to the alphabetically first, so it is stable.
+    best = (counts.sort_values(["key", "n", "raw"], ascending=[True, False, True])
+            .drop_duplicates("key").set_index("key")["raw"])
+    return key.map(best).astype(object)
+
+
 def email_is_corporate(values: pd.Series) -> pd.Series:
     """1.0 for a company domain, 0.0 for free-mail, NaN when there is no usable address."""
     import pyarrow as pa

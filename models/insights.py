@@ -11,7 +11,11 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from leadq.features.transform import email_is_corporate, normalise_category, seniority_rank
+from leadq.features.transform import (
+    display_category,
+    email_is_corporate,
+    seniority_rank,
+)
 
 JOB_LEVELS = {5: "C-level / owner", 4: "VP / director / head", 3: "manager / lead",
               2: "specialist / analyst", 1: "intern / assistant", 0: "student"}
@@ -40,6 +44,34 @@ def size_band(employees: pd.Series, bins: list[float]) -> pd.Series:
     return band.astype(object).where(band.notna(), UNKNOWN)
 
 
+def readable_number(v: float) -> str:
+    """4,500 · 38.4 k · 1.2 M: a bin edge as a marketer reads it."""
+    a = abs(v)
+    if a >= 1e9:
+        return f"{v / 1e9:,.1f} bn"
+    if a >= 1e6:
+        return f"{v / 1e6:,.1f} M"
+    if a >= 1e5:
+        return f"{v / 1e3:,.0f} k"
+    if a >= 100 or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:,.2f}".rstrip("0").rstrip(".")
+
+
+def numeric_band(values: pd.Series, bins: int = 5) -> pd.Series:
+    """Numbers cut into quantile bands labelled as readable ranges ("4,500 – 38.4 M"); the
+    same words in the attribute insights and the personas."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    band = pd.qcut(numbers, bins, duplicates="drop")
+    labels = {iv: f"{readable_number(iv.left)} – {readable_number(iv.right)}"
+              for iv in band.cat.categories}
+    if labels:  # the lowest band starts at the smallest value, not just below it
+        first = band.cat.categories[0]
+        labels[first] = (f"{readable_number(float(numbers.min()))} – "
+                         f"{readable_number(first.right)}")
+    return band.map(labels).astype(object).where(band.notna(), UNKNOWN)
+
+
 def job_level(titles: pd.Series) -> pd.Series:
     rank = seniority_rank(titles)
     return rank.map(JOB_LEVELS).astype(object).where(rank.notna(), UNKNOWN)
@@ -63,8 +95,10 @@ def persona_attributes(leads: pd.DataFrame, params: dict) -> pd.DataFrame:
             flag = email_is_corporate(leads[feats["email_column"]])
             out[name] = np.where(flag == 1.0, "corporate", np.where(flag == 0.0, "free-mail",
                                                                     UNKNOWN))
+        elif name in (feats.get("numeric") or []) and name in leads:
+            out[name] = numeric_band(leads[name])
         elif name in leads and name not in (params["data"]["leads"].get("personal") or []):
-            out[name] = normalise_category(leads[name]).fillna(UNKNOWN)
+            out[name] = display_category(leads[name]).fillna(UNKNOWN)
     return pd.DataFrame(out, index=leads.index)
 
 
@@ -88,12 +122,11 @@ def attribute_insights(values: pd.Series, y: pd.Series, min_rows: int = 30,
     as '(other)' so a table never shows a rate from a handful of leads.
     """
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > numeric_bins * 2:
-        band = pd.qcut(values, numeric_bins, duplicates="drop")
-        shown = band.astype(str).where(band.notna(), UNKNOWN)
+        shown = numeric_band(values, numeric_bins)
     elif pd.api.types.is_numeric_dtype(values):
         shown = values.map(lambda v: f"{v:g}", na_action="ignore").fillna(UNKNOWN)
     else:
-        shown = normalise_category(values).fillna(UNKNOWN)
+        shown = display_category(values).fillna(UNKNOWN)
     counts = shown.value_counts()
     rare = shown.isin(counts[counts < min_rows].index)
     shown = shown.where(~rare, "(other)")
@@ -179,8 +212,8 @@ def campaign_quality(
     ids = leads[id_col].astype(str)
     base = pd.DataFrame({
         "lead_id": ids.to_numpy(),
-        "campaign": leads[campaign_col].astype("string").str.strip().fillna(UNKNOWN).to_numpy(),
-        "source": (normalise_category(leads[source_col]).fillna(UNKNOWN).to_numpy()
+        "campaign": display_category(leads[campaign_col]).fillna(UNKNOWN).to_numpy(),
+        "source": (display_category(leads[source_col]).fillna(UNKNOWN).to_numpy()
                    if source_col in leads else UNKNOWN),
         "mql": np.asarray(is_mql, bool),
         "label": labels["label"].to_numpy(),

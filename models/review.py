@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from leadq.features.agreement import Agreement, first_contacts, period_figures, sla_compliance
+from leadq.features.transform import display_category
 
 
 def wilson_interval(successes: float, n: float, z: float = 1.64) -> tuple[float, float]:
@@ -33,7 +34,7 @@ def sla_by(leads: pd.DataFrame, feedback: pd.DataFrame | None, *, by: pd.Series,
     if due.empty or first is None:
         return pd.DataFrame(columns=["group", "due", "within_sla_share",
                                      "median_hours_to_contact"])
-    groups = by.reindex(due.index).fillna("(not recorded)").astype(str)
+    groups = by.reindex(due.index).fillna("(no feedback yet)").astype(str)
     rows = []
     for key, part in due.groupby(groups, sort=True):
         hours = part["hours_to_contact"].dropna()
@@ -53,10 +54,9 @@ def campaign_review(leads: pd.DataFrame, feedback: pd.DataFrame | None, *,
     leads). Flagged campaigns first."""
     mql = leads["is_mql"].to_numpy(bool)
     base = pd.DataFrame({"lead_id": leads["lead_id"].astype(str).to_numpy(),
-                         "campaign": campaign.astype("string").str.strip().fillna("(none)")
-                         .to_numpy(),
-                         "source": (source.astype("string").str.strip().fillna("(none)")
-                                    .to_numpy() if source is not None else "")})
+                         "campaign": display_category(campaign).fillna("(none)").to_numpy(),
+                         "source": (display_category(source).fillna("(none)").to_numpy()
+                                    if source is not None else "")})
     base = base[mql]
     cols = ["campaign", "source", "mqls", "decided", "accepted_share", "rejected_share",
             "rejected_low", "rejected_high", "reasons", "flag"]

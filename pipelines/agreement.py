@@ -31,7 +31,8 @@ def in_force(params: dict, model_uri: str | None = None) -> dict | None:
     return {"model_version": str(mv.version), "threshold": float(entry["threshold"]),
             "threshold_version": int(entry.get("threshold_version") or 0),
             "policy": entry.get("policy"),
-            "mql_per_week": (entry.get("decision") or {}).get("mql_per_week")}
+            "mql_per_week": entry.get("mql_per_week")
+            or (entry.get("decision") or {}).get("mql_per_week")}
 
 
 def main(params_path: str | None = None, *, model_uri: str | None = None) -> dict:

@@ -26,7 +26,7 @@ def cmd_synth(args: argparse.Namespace) -> dict:
     from leadq.pipelines.synth import main
 
     return main(args.out, leads=args.leads, seed=args.seed, fmt=args.format,
-                leads_only=args.leads_only)
+                leads_only=args.leads_only, shape=args.shape)
 
 
 def cmd_init(args: argparse.Namespace) -> dict:
@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--leads-only", action="store_true",
                    help="only the leads table, streamed in chunks (for large scoring files)")
+    p.add_argument("--shape", choices=["leadq", "salesforce", "hubspot"], default="leadq",
+                   help="column names, ids, statuses, ratings and dates as that CRM's report "
+                        "exports write them (the same leads and outcomes underneath)")
     p.set_defaults(handler=cmd_synth)
 
     p = sub.add_parser("init", help="profile an export and write a params file for it "

@@ -318,7 +318,7 @@ def _rel(path: Path, out_dir: Path) -> str:
 def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes: list[str],
           out_dir: Path, deals: dict | None, lookups: dict[str, dict], name: str,
           since: str | None, horizon_days: int, activities: dict | None = None,
-          ) -> tuple[dict, dict[str, str]]:
+          feedback: dict | None = None) -> tuple[dict, dict[str, str]]:
     """The params tree (only what differs from the defaults) and its comments."""
     tree: dict = {"data": {"leads": {}}}
     c: dict[str, str] = {}
@@ -368,6 +368,9 @@ def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes
     if deals:
         tree["data"]["deals"] = deals["tree"]
         c.update(deals["comments"])
+    if feedback:
+        tree["data"]["feedback"] = feedback["tree"]
+        c.update(feedback["comments"])
     if activities:
         tree["data"]["activities"] = activities["tree"]
         c.update(activities["comments"])
@@ -432,12 +435,93 @@ def build(proposal: Proposal, *, leads_path: Path, leads_spec: dict, leads_notes
         tree["train"] = {"since": since}
         c["train.since"] = ("the deals file's first win minus the horizon: older leads could "
                             "not have a recorded win")
+    agreement, acomments = _agreement_proposal(proposal, feedback)
+    if agreement:
+        tree["agreement"] = agreement
+        c.update(acomments)
+    if proposal.id and proposal.created_at:
+        tree["recalibration"] = {"scores": "scores/*.csv"}
+        c["recalibration.scores"] = ("write `leadq score --output scores/<date>.csv` here: "
+                                     "recalibrate, plan, report and review read them")
     tree["registry"] = {"model_name": name, "criteria": {}}
     c["registry.model_name"] = "one registered model per export"
     c["registry.criteria"] = ("no absolute bar on a new export yet: a model is promoted when "
                               "it beats the champion; set e.g. min_test_roc_auc once known")
     tree["mlflow"] = {"experiment": name}
     return tree, c
+
+
+CAMPAIGN_WORDS = frozenset({"campaign", "campaigns", "utm"})
+SOURCE_WORDS = frozenset({"source", "channel", "origin", "medium"})
+
+
+def _agreement_proposal(proposal: Proposal, feedback: dict | None
+                        ) -> tuple[dict, dict[str, str]]:
+    """The agreement's campaign / source columns and feedback meanings init can propose."""
+    from leadq.pipelines.profiling.sniff import name_tokens
+
+    tree: dict = {}
+    c: dict[str, str] = {}
+    cats = [r.column for r in proposal.roles if r.role == "categorical" and r.table == "leads"]
+    campaign = next((col for col in cats if CAMPAIGN_WORDS & set(name_tokens(col))), None)
+    source = next((col for col in cats if col != campaign
+                   and SOURCE_WORDS & set(name_tokens(col))), None)
+    if campaign:
+        tree["campaign_column"] = campaign
+        c["agreement.campaign_column"] = ("named like a campaign: campaign quality, acceptance "
+                                          "and what to cut are reported per value")
+    elif source:
+        tree["campaign_column"] = source
+        c["agreement.campaign_column"] = ("no campaign column; the lead source stands in "
+                                          "(set the campaign column if the export has one)")
+        source = None
+    if source:
+        tree["source_column"] = source
+        c["agreement.source_column"] = "shown beside each campaign"
+    if feedback:
+        tree["feedback"] = feedback["agreement"]
+        c.update(feedback["agreement_comments"])
+    return tree, c
+
+
+def _feedback_spec(path: Path, leads: pd.DataFrame, *, today: pd.Timestamp, out_dir: Path,
+                   lookup_tables: dict[str, str]) -> dict:
+    """data.feedback and the agreement's feedback meanings for a sales-feedback export."""
+    from leadq.pipelines.profiling.feedback import profile_feedback
+
+    frame, spec, notes = _read(path, "feedback")
+    pre = _id_and_date(leads, today, lookup_tables, "--feedback: sales feedback")
+    lead_col, share = _lead_id_column(frame, leads[pre.id],
+                                      "--feedback: no column of the feedback file")
+    guess = profile_feedback(frame, lead_col, today=today)
+    tree: dict = {"path": _rel(path, out_dir), **spec}
+    if guess.date_format and guess.date_format != "ISO8601":
+        tree["date_format"] = guess.date_format
+    tree.update({"lead_id": lead_col, "feedback_at": guess.feedback_at,
+                 "status": guess.status})
+    for key in ("first_contact_at", "rating", "reason", "rep"):
+        if getattr(guess, key):
+            tree[key] = getattr(guess, key)
+    com = {"data.feedback.path": "; ".join(notes)}
+    com.update({f"data.feedback.{k}": v for k, v in guess.why.items() if k in tree})
+    com["data.feedback.lead_id"] = f"{share:.0%} of its values are the leads' ids"
+    if not guess.first_contact_at:
+        com["data.feedback.status"] = (com.get("data.feedback.status", "") + "; no first-"
+                                       "contact date found: SLA compliance is not measured "
+                                       "until data.feedback.first_contact_at is set")
+    agreement = {k: v for k, v in guess.meaning.items() if v}
+    acom = {"agreement.feedback#before": (
+        "What sales' statuses mean (init read them; check each): accepted = sales took the "
+        "lead on; rejected = turned down (a negative when rejected_is_negative); not_reached "
+        "= tried, not reached yet (no label).")}
+    if guess.unknown:
+        acom["agreement.feedback.not_reached"] = (
+            "unrecognised, counted as not reached: " + ", ".join(guess.unknown[:8])
+            + " (move each to accepted or rejected if it means that)")
+    if guess.rating_values:
+        agreement["rating_values"] = guess.rating_values
+    return {"tree": tree, "comments": com, "agreement": agreement,
+            "agreement_comments": acom}
 
 
 def _wrap(text: str, width: int = 94) -> list[str]:
@@ -474,18 +558,19 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
           lookups: list[str] | None, label: str | None, name: str | None, force: bool,
           today: pd.Timestamp | None, activities: str | None = None) -> dict:
     from leadq.features.lookups import duplicate_keys, join_lookup
-    from leadq.pipelines.io.files import atomic_target
+    from leadq.pipelines.io.files import atomic_target, refuse_overwrite
     from leadq.pipelines.params.loader import default_params, effective_params
 
     today = pd.Timestamp.now().normalize() if today is None else today
     out_path = Path(out)
     out_dir = out_path.parent
     leads_path = Path(leads)
+    # --force replaces an earlier params file, never one of the exports init reads.
+    refuse_overwrite([(f"--{flag} file", Path(p)) for flag, p in
+                      (("leads", leads), ("deals", deals), ("activities", activities),
+                       *(("lookup", _split_lookup(a)[0]) for a in lookups or ()))
+                      if p], [("params file (--out)", out_path)])
     horizon = int(default_params()["label"]["horizon_days"])
-    if feedback:
-        raise BadInputError("--feedback: init does not profile feedback tables yet; map "
-                            "data.feedback by hand after init (see pipelines/params/"
-                            "defaults.yaml)")
     frame, leads_spec, leads_notes = _read(leads_path, "leads")
     log.info("init: %s leads × %d columns from %s", f"{len(frame):,}", frame.shape[1],
              leads_path)
@@ -574,6 +659,11 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
             if created.min() < start:
                 since = str(start.date())
 
+    feedback_info = None
+    if feedback:
+        feedback_info = _feedback_spec(Path(feedback), frame, today=today, out_dir=out_dir,
+                                       lookup_tables=lookup_tables)
+
     activities_info = None
     if activities:
         acts_path = Path(activities)
@@ -598,7 +688,7 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
     tree, comments = build(proposal, leads_path=leads_path, leads_spec=leads_spec,
                            leads_notes=leads_notes, out_dir=out_dir, deals=deals_info,
                            lookups=lookup_specs, name=name, since=since, horizon_days=horizon,
-                           activities=activities_info)
+                           activities=activities_info, feedback=feedback_info)
     header = [
         *_wrap(f"leadq parameters for {leads_path.name}, written by `leadq init`. Only what "
                "differs from the packaged defaults; `leadq params --params THIS_FILE` prints "

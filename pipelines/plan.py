@@ -54,8 +54,10 @@ def plan_goal(recent: pd.DataFrame, *, won_deals: float, period: str, weeks_obse
             "precision_needed_within_capacity": won_deals / cap if cap > 0 else float("inf"),
         })
     if by in recent:
+        from leadq.features.transform import display_category
+
         groups = recent.assign(_won=np.where(mql, s, 0.0)).groupby(
-            recent[by].fillna("(missing)"), sort=False)
+            display_category(recent[by]).fillna("(missing)"), sort=False)
         rows = []
         for key, g in groups:
             mix = len(g) / len(recent)
@@ -82,7 +84,7 @@ def main(params_path: str | None = None, *, won_deals: float | None = None,
 
     from leadq.models.routing import route
     from leadq.pipelines.params.loader import agreement_of, load_params
-    from leadq.pipelines.recalibrate import load_window
+    from leadq.pipelines.recalibrate import load_window, scores_pattern
     from leadq.pipelines.scoring.model import load_scoring_model
     from leadq.pipelines.tracking.thresholds import current_entry
 
@@ -93,6 +95,7 @@ def main(params_path: str | None = None, *, won_deals: float | None = None,
     if won_deals is None:
         raise BadInputError("no goal: pass --won-deals N, or set agreement.goal.won_deals in "
                             f"{params['_path']} (the shared goal `leadq review` tracks)")
+    scores_pattern(params, scores)
     with step("load champion and its current threshold"):
         model = load_scoring_model(params, model_uri)
     with step("read recent scored leads"):

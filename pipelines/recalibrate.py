@@ -121,7 +121,7 @@ def choose_capacity(configured: float | None, sla: dict, sla_target: float, *,
     share = sla.get("within_sla_share")
     measured = sla.get("worked_within_sla_per_week")
     if share is None or measured is None or share >= sla_target:
-        return configured, None, "configured" if configured is not None else "none"
+        return configured, None, "agreed" if configured is not None else "not capped"
     loaded = configured is not None and offered_per_week >= 0.95 * configured
     if loaded and measured < configured:
         return measured, measured, (
@@ -132,7 +132,7 @@ def choose_capacity(configured: float | None, sla: dict, sla_target: float, *,
             f"carried: sales still reaches only {share:.0%} of MQLs within "
             f"{sla['sla_hours']:.0f} h, so the capacity measured earlier "
             f"(~{carried:,.0f}/week) stands")
-    return configured, None, ("configured" if configured is not None else "none") + (
+    return configured, None, ("agreed" if configured is not None else "not capped") + (
         f" (SLA met for only {share:.0%} of MQLs, but sales was offered fewer than its "
         "capacity: a process issue, not a capacity one)")
 
@@ -304,12 +304,10 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     from leadq.pipelines.io.files import read_table
     from leadq.pipelines.params.loader import resolve_path
 
-    rc = params.get("recalibration") or {}
-    pattern = pattern or rc.get("scores")
-    if not pattern:
-        raise BadInputError("params.yaml recalibration.scores is not set (or pass --scores)")
-    full = str(resolve_path(params, pattern))
-    files = sorted(glob.glob(full, recursive=True))
+    full = str(resolve_path(params, scores_pattern(params, pattern)))
+    # A scoring run's quarantine sits beside its output: it is not a score file.
+    files = sorted(f for f in glob.glob(full, recursive=True)
+                   if not f.endswith((".rejected.csv", ".rejected.parquet")))
     if not files:
         raise BadInputError(f"no score files match {full} (run `leadq score` first)")
     id_col = params["data"]["leads"]["id"]
@@ -340,6 +338,17 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     out = out.sort_values("scored_at", kind="stable").drop_duplicates("lead_id", keep="last")
     out.attrs["files"] = files
     return out
+
+
+def scores_pattern(params: dict, pattern: str | None) -> str:
+    """The scorer's outputs to read: --scores, else recalibration.scores. Checked before any
+    model is loaded, so a missing setting fails at once."""
+    pattern = pattern or params["recalibration"]["scores"]
+    if not pattern:
+        raise BadInputError(
+            f"{params.get('_path', 'params.yaml')}: recalibration.scores is not set: point it "
+            "at the files `leadq score --output` writes (e.g. scores/*.csv), or pass --scores")
+    return str(pattern)
 
 
 def _bool(values: pd.Series) -> pd.Series:
@@ -432,6 +441,7 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
     from leadq.pipelines.tracking.thresholds import current_entry, save, training_entry
 
     params = load_params(params_path)
+    scores_pattern(params, scores)
     with step("load champion"):
         model = load_scoring_model(params, model_uri)
     if not model.tags:

@@ -46,6 +46,23 @@ def permutation_importance(model, X: pd.DataFrame, y: np.ndarray, *, repeats: in
             .sort_values("importance", ascending=False).reset_index(drop=True))
 
 
+def stratified_sample(X: pd.DataFrame, y: np.ndarray, rows: int,  # noqa: N803
+                      seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """At most `rows` leads with the outcome rate kept (each class sampled in proportion, at
+    least one of each), so a rare conversion is not lost from the importance sample."""
+    y = np.asarray(y)
+    if len(y) <= rows:
+        return X, y
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in np.unique(y):
+        idx = np.flatnonzero(y == cls)
+        n = max(1, round(rows * len(idx) / len(y)))
+        keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    take = np.sort(np.concatenate(keep))
+    return X.iloc[take], y[take]
+
+
 def _insight_values(leads: pd.DataFrame, col: str, params: dict) -> pd.Series:
     """The values a marketer reads for a column: the email's kind only, the lead's month."""
     feats, spec = params["features"], params["data"]["leads"]
@@ -80,14 +97,23 @@ def _shap_summary(model, X: pd.DataFrame, rows: int, seed: int = 0) -> dict:  # 
             "max_additivity_error": exp.additivity_error()}
 
 
-def with_persona_attributes(params: dict) -> dict:
+def with_persona_attributes(params: dict, importance: pd.DataFrame | None = None) -> dict:
     """report.persona_attributes: null means the categorical inputs, plus the job level and the
-    email kind when those columns are set (the generic default for any CRM)."""
+    email kind when those columns are set (the generic default for any CRM), plus each numeric
+    input that drives the model (among the three most important columns and at least half as
+    important as the first): a persona built without the strongest driver misleads."""
     cfg = params.get("report") or {}
     if cfg.get("persona_attributes") is not None:
         return params
     feats = params["features"]
-    names = [*(feats.get("categorical") or []),
+    numeric = set(feats.get("numeric") or [])
+    drivers = []
+    if importance is not None and len(importance):
+        top = float(importance["importance"].iloc[0])
+        drivers = [c for c, v in zip(importance["column"].head(3),
+                                     importance["importance"].head(3), strict=True)
+                   if c in numeric and top > 0 and v >= 0.5 * top]
+    names = [*drivers, *(feats.get("categorical") or []),
              *(["job_level"] if feats.get("job_title_column") else []),
              *(["email_kind"] if feats.get("email_column") else [])]
     return {**params, "report": {**cfg, "persona_attributes": names}}
@@ -188,9 +214,12 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     s_test = pd.Series(score_all, index=leads.index).loc[test_idx].to_numpy()
 
     test_set = test_set_name(created)
-    with step(f"permutation importance on the {test_set} test"):
-        importance = permutation_importance(model, X_test, y_test,
-                                            repeats=int(cfg.get("importance_repeats", 5)))
+    X_imp, y_imp = stratified_sample(X_test, y_test, int(cfg["importance_rows"]))  # noqa: N806
+    with step(f"permutation importance on {len(y_imp):,} of {len(y_test):,} {test_set} test "
+              f"leads × {int(cfg['importance_repeats'])} shuffles"):
+        importance = permutation_importance(model, X_imp, y_imp,
+                                            repeats=int(cfg["importance_repeats"]))
+    importance.attrs["rows"] = len(y_imp)
     with step("SHAP summary"):
         shap_summary = _shap_summary(model, X_test, int(cfg.get("shap_rows", 2000)))
 
@@ -203,7 +232,8 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     # everyone) has nothing to show: no empty section.
     attribute = {col: frame for col, frame in attribute.items() if len(frame)}
     with step("persona search"):
-        attrs = insights.persona_attributes(lab_leads, with_persona_attributes(params))
+        attrs = insights.persona_attributes(lab_leads, with_persona_attributes(params,
+                                                                                importance))
         min_seg = max(min_rows, int(float(cfg.get("persona_min_share", 0.005)) * len(y)))
         best, worst = insights.persona_segments(attrs, y, min_rows=min_seg,
                                                 top=int(cfg.get("persona_rows", 8)))

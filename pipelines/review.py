@@ -123,11 +123,12 @@ def main(params_path: str | None = None, *, out: str | None = None, as_of: str |
     from leadq.pipelines.agreement import in_force
     from leadq.pipelines.io.crm import load_crm
     from leadq.pipelines.params.loader import load_params, resolve_path
-    from leadq.pipelines.recalibrate import load_window
+    from leadq.pipelines.recalibrate import load_window, scores_pattern
     from leadq.pipelines.report import write_text_atomic
     from leadq.pipelines.tracking.thresholds import history
 
     params = load_params(params_path)
+    scores_pattern(params, scores)
     current = in_force(params, model_uri)
     if current is None:
         raise BadInputError(f"no champion model {params['registry']['model_name']!r} in "

@@ -9,8 +9,17 @@ from pathlib import Path
 
 
 def main(out: str | Path, *, leads: int, seed: int = 0, fmt: str = "csv",
-         leads_only: bool = False) -> dict:
+         leads_only: bool = False, shape: str = "leadq") -> dict:
+    from leadq.errors import BadInputError
     from leadq.pipelines.synthetic.crm import write_crm
 
+    if shape != "leadq":
+        from leadq.pipelines.synthetic.shapes import write_shaped
+
+        if fmt != "csv" or leads_only:
+            raise BadInputError(f"--shape {shape}: a vendor's report export is CSV with "
+                                "every table; drop --format parquet / --leads-only")
+        paths = write_shaped(out, shape, n_leads=leads, seed=seed)
+        return {"written": {k: str(v) for k, v in paths.items()}}
     paths = write_crm(out, n_leads=leads, seed=seed, fmt=fmt, leads_only=leads_only)
     return {"written": {k: str(v) for k, v in paths.items()}}

@@ -29,12 +29,23 @@ def main(params_path: str | None = None, *, model_version: str | None = None) ->
                          f"{exc.message.splitlines()[0]}") from exc
     rows = history(client, name, str(mv.version))
     current = int(dict(mv.tags).get(TAG_VERSION, "0"))
+    import textwrap
+
+    from leadq.features.agreement import describe_policy
+
     for e in rows:
         d = e.get("decision") or {}
-        log.info("%s v%s t%-3s %-11s bar %.4f  %s MQLs/week  %s", "*" if
+        week = (f"{d['mql_per_week']:.0f} MQLs/week" if "mql_per_week" in d
+                else "MQLs/week measured from the first recalibration")
+        when = str(e.get("as_of") or "")[:10] or "at training"
+        log.info("%s v%s t%s %s %s: bar %.4f, %s; policy: %s", "*" if
                  int(e["threshold_version"]) == current else " ", mv.version,
-                 e["threshold_version"], e.get("source", ""), float(e["threshold"]),
-                 f"{d['mql_per_week']:.0f}" if "mql_per_week" in d else "  -",
-                 str(e.get("as_of") or "")[:10] + " " + str(e.get("reason", ""))[:90])
+                 e["threshold_version"], e.get("source", ""), when, float(e["threshold"]),
+                 week, describe_policy(e.get("policy")))
+        change = e.get("policy_change")
+        if change:
+            log.info("      policy changed by %s: %s", change.get("by"), change.get("reason"))
+        for line in textwrap.wrap(str(e.get("reason") or ""), 96):
+            log.info("      %s", line)
     return {"model_name": name, "model_version": str(mv.version), "current": current,
             "history": rows}

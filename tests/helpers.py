@@ -69,13 +69,12 @@ def planted_report(rep):
 
 def recalibration_params(directory: Path, base: dict, crm: dict[str, Path], **changes) -> Path:
     """Params for a fast recalibration store: one logreg, no search, a capacity of 6 MQLs a
-    week (the 4,000-lead CRM has about 38 leads a week) and a 0.3 precision floor."""
+    week (the 4,000-lead CRM has about 38 leads a week) under the default top-share policy."""
     from tests.conftest import write_params
 
     settings = {"train__candidates": ["logreg"], "train__search__enabled": False,
                 "registry__criteria": {},
-                "threshold__constraints": {"capacity": 6.0, "min_precision": 0.3,
-                                           "min_recall": None}}
+                "agreement__capacity_per_week": 6.0}
     return write_params(directory, base, crm, **{**settings, **changes})
 
 

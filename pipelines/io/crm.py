@@ -86,7 +86,8 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     if table == "leads":
         raw = enrich(raw, params, quiet=False)  # lookup columns are lead columns from here on
     check_columns(list(raw.columns), table, params, path=path, for_training=for_training)
-    check = evaluate(raw, table, params, reference)
+    checked = _ratings_as_numbers(raw, params) if table == "feedback" else raw
+    check = evaluate(checked, table, params, reference)
     acct = Accounting(table=table, path=str(path))
     acct.add(check)
     acct.add_ragged(ragged)  # rows with the wrong field count: rejected like any other
@@ -105,7 +106,23 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
             pending.append(writer)
             acct.quarantine = str(writer.path) if writer.rows else None
     log.info("%s", acct.summary())
-    return raw.loc[~bad], acct, raw
+    return raw.loc[~bad], acct, checked
+
+
+def _ratings_as_numbers(raw: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """A rating written as words (Hot / Warm / Cold, A–D) read through
+    agreement.feedback.rating_values, so the contract's number and range rules see the 1–5
+    scale; an unmapped word still fails them, naming the setting."""
+    from leadq.features.agreement import normalise_rating
+
+    col = params["data"]["feedback"].get("rating")
+    mapping = params["agreement"]["feedback"]["rating_values"]
+    if not col or col not in raw or not mapping:
+        return raw
+    mapped = normalise_rating(raw[col], mapping)
+    text = raw[col].astype("string")
+    return raw.assign(**{col: mapped.map(lambda v: f"{v:g}", na_action="ignore")
+                         .astype("string").where(mapped.notna(), text)})
 
 
 # The activity log as scoring reads it: one typed copy per file version and settings (a stream

@@ -35,8 +35,12 @@ DATE_FORMATS = (
     "%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%y",
     "%d-%m-%Y", "%m-%d-%Y", "%d-%m-%Y %H:%M", "%d-%m-%y",
     "%d-%b-%Y", "%d-%b-%y", "%d %b %Y",
+    # 12-hour clocks: Salesforce's and HubSpot's US report exports ("7/1/2024 1:09 AM").
+    "%m/%d/%Y %I:%M %p", "%d/%m/%Y %I:%M %p", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%y %I:%M %p",
+    "%Y-%m-%d %I:%M %p",
 )
-_FIELD = {"%Y": r"\d{4}", "%y": r"\d{2}", "%b": r"[A-Za-z]{3}", "%f": r"\d{1,9}"}
+_FIELD = {"%Y": r"\d{4}", "%y": r"\d{2}", "%b": r"[A-Za-z]{3}", "%f": r"\d{1,9}",
+          "%p": r"[AaPp]\.?[Mm]\.?"}
 _INTEGER = re.compile(r"[+-]?\d+(\.0*)?")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 ID_TOKENS = frozenset({"id", "key", "uuid", "guid", "number", "no", "nr", "num", "code", "ref"})
@@ -160,7 +164,7 @@ def _guess(cells: pd.Series, min_share: float) -> DateGuess | None:
     swapped = _swapped(best)
     if swapped is not None and swapped not in counts:
         counts[swapped] = int(_parse(cells, swapped).notna().sum())
-    has_time = "%H" in best or bool(
+    has_time = "%H" in best or "%I" in best or bool(
         best == ISO and cells.str.contains(r"[T ]\d{1,2}:\d{2}", regex=True).any())
     return DateGuess(format=best, parsed_share=share, two_digit_year="%y" in best,
                      ambiguous=swapped is not None and counts[swapped] >= counts[best],
@@ -233,6 +237,11 @@ def binary_values(values: pd.Series) -> tuple[list[str], list[str]] | None:
     for positive, negative in BINARY_PAIRS:
         if set(spellings) == {positive, negative}:
             return sorted(spellings[positive]), sorted(spellings[negative])
+    if len(distinct) == 2:
+        # Two stages, one a win and one a loss: Salesforce's "Closed Won" / "Closed Lost".
+        by = {_outcome(str(raw)): str(raw) for raw in distinct}
+        if set(by) == {"won", "lost"}:
+            return [by["won"]], [by["lost"]]
     return None
 
 

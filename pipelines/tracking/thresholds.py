@@ -41,6 +41,16 @@ def load_json_artifact(uri: str) -> dict:
             os.environ[key] = old
 
 
+def training_tags(decision: Any, agreement: Any) -> dict[str, str]:
+    """Threshold version 0 as model-version tags: written here at registration and read back
+    by training_entry, the one writer and the one reader. `decision`: the training's
+    ThresholdDecision; `agreement`: the Agreement it followed."""
+    return {"mql_threshold": repr(decision.threshold), "threshold_policy": decision.policy,
+            # The whole policy, not only its name: recalibrate compares it with the agreement.
+            "mql_policy": json.dumps(agreement.mql.key()),
+            "threshold_reason": decision.reason}
+
+
 def training_entry(client: Any, name: str, version: str, tags: dict | None = None) -> dict:
     """Threshold version 0: the bar chosen on the model's validation data when it was trained."""
 
@@ -143,6 +153,7 @@ def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dic
                                          "model_version", "capacity_used",
                                          "capacity_measured", "policy")}
     current["reason"] = str(entry.get("reason", ""))[:1000]
+    current["mql_per_week"] = (entry.get("decision") or {}).get("mql_per_week")
     compact = json.loads(tags.get(TAG_HISTORY, "[]"))
     compact.append([number, round(float(entry["threshold"]), 6), str(entry.get("as_of")),
                     entry["run_id"]])

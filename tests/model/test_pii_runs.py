@@ -40,7 +40,7 @@ def test_recalibrate_and_report_runs_hold_no_personal_data(tmp_path, small_crm, 
     params = str(make_params(
         store, crm, train__candidates=["logreg"], train__search={"enabled": False},
         registry__criteria={},
-        threshold__constraints={"capacity": 6.0, "min_precision": 0.3, "min_recall": None},
+        agreement__capacity_per_week=6.0,
         recalibration__scores=str(scored / "scores_*.parquet"), agreement__review_days=182,
         report__importance_repeats=1, report__shap_rows=300))
     train = cli_json(capsys, ["train", "--params", params])

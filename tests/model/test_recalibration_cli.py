@@ -24,7 +24,7 @@ def store(tmp_path_factory, base_params, small_crm):
     d = tmp_path_factory.mktemp("recal")
     path = recalibration_params(
         d, base_params, small_crm,
-        threshold__constraints={"capacity": CAPACITY, "min_precision": 0.3, "min_recall": None},
+        agreement__capacity_per_week=CAPACITY,
         recalibration__scores=str(d / "scores_*.parquet"),
         agreement__review_days=WINDOW_DAYS, scoring__explore_rate=0.02)
     summary = train_main(str(path))
