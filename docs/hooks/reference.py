@@ -82,6 +82,7 @@ class Key:
     default: Any
     comment: list[str] = field(default_factory=list)  # the comment beside the key
     notes: list[str] = field(default_factory=list)  # comment lines just above it
+    indent: int = 0
 
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<name>[A-Za-z_][\w]*):(?P<rest>.*)$")
@@ -104,13 +105,14 @@ def _split_comment(rest: str) -> tuple[str, str | None, int | None]:
 def parse_defaults(text: str) -> list[Key]:
     """Every key of defaults.yaml (sections too), with the comments written around it.
 
-    A comment line aligned with the comment of the key above continues it; any other comment
-    line is a note on the key that follows.
+    A comment line aligned with the comment of the key above continues it. Any other comment
+    line is a note on the key that follows at its indentation; one indented deeper than that
+    key closes the block above it, so it is a note on the section that block belongs to.
     """
     values = yaml.safe_load(text)
     keys: list[Key] = []
     stack: list[tuple[int, str]] = []
-    pending: list[str] = []
+    pending: list[tuple[int, str]] = []
     last: Key | None = None
     last_col: int | None = None
     for line in text.splitlines():
@@ -121,7 +123,7 @@ def parse_defaults(text: str) -> list[Key]:
             if last is not None and last_col is not None and col == last_col:
                 last.comment.append(body)
             else:
-                pending.append(body)
+                pending.append((col, body))
             continue
         match = _KEY.match(line)
         if not match:
@@ -139,7 +141,13 @@ def parse_defaults(text: str) -> list[Key]:
         for _, name in stack:
             node = node[name]
         _, text_comment, offset = _split_comment(match.group("rest"))
-        last = Key(dotted, node, [text_comment] if text_comment else [], pending)
+        for col, body in pending:
+            if col > indent:  # the end of the block above: a note on its section
+                owner = next((k for k in reversed(keys) if k.indent < col), None)
+                if owner is not None:
+                    owner.comment.append(body)
+        notes = [body for col, body in pending if col <= indent]
+        last = Key(dotted, node, [text_comment] if text_comment else [], notes, indent)
         last_col = None if offset is None else indent + len(match.group("name")) + 1 + offset
         pending = []
         keys.append(last)
@@ -209,13 +217,11 @@ def params_markdown(defaults_path: Path | None = None) -> str:
     text = (defaults_path or DEFAULTS_PATH).read_text(encoding="utf-8")
     keys = parse_defaults(text)
     sections = [k for k in keys if "." not in k.dotted]
-    header = [line[1:].strip() for line in text.splitlines()
-              if line.startswith("#")] if text.startswith("#") else []
     intro = []
-    for line in header:  # the file's opening comment, up to its first blank line
-        if not line:
+    for line in text.splitlines():  # the file's opening comment block
+        if not line.startswith("#"):
             break
-        intro.append(line)
+        intro.append(line[1:].strip())
     lines = [
         "# Parameters",
         "",

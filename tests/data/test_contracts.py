@@ -197,6 +197,7 @@ def test_streamed_output_is_identical_to_one_piece(trained_store, tmp_path, caps
         assert small[2]["rejected_by_reason"]["lead_id: duplicate id"] >= 2
 
 
+@pytest.mark.slow  # renders Great Expectations Data Docs: 20-30 s on a busy 2-core machine
 def test_validate_writes_data_docs(params_file, tmp_path, capsys):
     docs = tmp_path / "docs"
     code = cli(["--json", "validate", "--params", str(params_file), "--docs", str(docs)])
@@ -296,6 +297,7 @@ def test_label_rate_warning_when_it_moves_more_than_configured(params):
     assert label_rate_warning({"label_rate": 0.14}, None, params) is None
 
 
+@pytest.mark.slow  # renders Great Expectations Data Docs: 20-30 s on a busy 2-core machine
 def test_data_docs_never_carry_markup_from_a_cell(tmp_path, small_crm, make_params, capsys):
     """A value a web form filled with markup reaches Data Docs (HTML) as inert text."""
     log = pd.read_csv(small_crm["activities"], dtype=str)
