@@ -1,0 +1,118 @@
+"""The MQL holdout (agreement.holdout_rate): a reproducible draw from the lead id, independent of
+exploration, the same in one piece and in chunks, with and without precomputed hashes (the
+pandas engine passes them; Spark and serve reach the same route() through score_leads)."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadq.errors import ConfigError
+from leadq.models.routing import explore_uniform, holdout_uniform, id_hashes, ipw_weights, route
+
+
+def _ids(n: int) -> np.ndarray:
+    return np.array([f"L{i:07d}" for i in range(n)], dtype=object)
+
+
+def test_held_out_mqls_are_never_routed_and_are_marked():
+    ids = _ids(30000)
+    raw = np.random.default_rng(1).random(len(ids))
+    r = route(ids, raw, threshold=0.6, cutoffs=None, correction=None, explore_rate=0.05,
+              holdout_rate=0.1)
+    mql, hold, treat = r["is_mql"], r["holdout"], r["treatment"]
+    assert hold.any() and not (hold & ~mql).any(), "only MQLs are held out"
+    assert (treat[hold] == 0).all(), "a held-out MQL is never routed"
+    assert (treat[mql & ~hold] == 1).all()
+    # Below the bar only explored leads are routed; explore never touches MQLs.
+    np.testing.assert_array_equal(treat[~mql], r["explore"][~mql].astype(np.int8))
+    assert hold[mql].mean() == pytest.approx(0.1, abs=0.01)
+    np.testing.assert_allclose(r["propensity"], np.where(mql, 0.9, 0.05))
+    np.testing.assert_array_equal(r["sales_propensity"], r["propensity"])
+    # IPW: held-out MQLs weigh 0 (nobody called them), routed MQLs 1/0.9.
+    w = ipw_weights(mql, r["explore"], r["propensity"], hold)
+    assert (w[hold] == 0).all() and np.allclose(w[mql & ~hold], 1 / 0.9)
+
+
+def test_holdout_draw_is_per_lead_chunk_invariant_and_independent_of_exploration():
+    ids = _ids(40000)
+    raw = np.random.default_rng(2).random(len(ids))
+    kw = dict(threshold=0.5, cutoffs=None, correction=None, explore_rate=0.02,
+              holdout_rate=0.05)
+    whole = route(ids, raw, **kw)
+    parts = [route(ids[i:i + 7000], raw[i:i + 7000], hashes=id_hashes(ids[i:i + 7000]), **kw)
+             for i in range(0, len(ids), 7000)]
+    for col in ("holdout", "treatment", "propensity", "explore"):
+        np.testing.assert_array_equal(whole[col], np.concatenate([p[col] for p in parts]))
+    # The same ids in another order get the same draw: it depends on the id alone.
+    order = np.random.default_rng(3).permutation(len(ids))
+    shuffled = route(ids[order], raw[order], **kw)
+    np.testing.assert_array_equal(shuffled["holdout"], whole["holdout"][order])
+    # A different hash key from exploration: the two uniforms are unrelated.
+    u_e, u_h = explore_uniform(ids), holdout_uniform(ids)
+    assert abs(np.corrcoef(u_e, u_h)[0, 1]) < 0.02
+    assert not np.array_equal(u_e < 0.05, u_h < 0.05)
+
+
+def test_holdout_off_by_default_changes_nothing():
+    ids = _ids(5000)
+    raw = np.random.default_rng(4).random(len(ids))
+    r = route(ids, raw, threshold=0.5, cutoffs=None, correction=None, explore_rate=0.02)
+    assert not r["holdout"].any()
+    np.testing.assert_array_equal(r["treatment"], (r["is_mql"] | r["explore"]).astype(np.int8))
+    np.testing.assert_array_equal(r["sales_propensity"], np.where(r["is_mql"], 1.0, 0.02))
+
+
+def test_holdout_rate_out_of_range_is_refused(base_params):
+    from leadq.pipelines.params.loader import agreement_of
+
+    with pytest.raises(ValueError, match="holdout_rate"):
+        route(_ids(3), np.zeros(3), threshold=0.5, cutoffs=None, correction=None,
+              explore_rate=0.0, holdout_rate=1.0)
+    params = copy.deepcopy(base_params)
+    params["agreement"]["holdout_rate"] = 1.5
+    with pytest.raises(ConfigError, match="agreement.holdout_rate"):
+        agreement_of(params)
+
+
+class _Stub:
+    """A model whose score is the lead's `employees` column: any row, any chunk, same score."""
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        s = rows["employees"].to_numpy(float)
+        return np.column_stack([1 - s, s])
+
+
+def test_score_leads_writes_the_same_holdout_whole_chunked_and_without_hashes(base_params):
+    from leadq.features.columns import raw_input_columns
+    from leadq.pipelines.scoring.core import score_leads
+    from leadq.pipelines.scoring.model import ScoringModel
+
+    params = copy.deepcopy(base_params)
+    params["agreement"]["holdout_rate"] = 0.2
+    id_col = params["data"]["leads"]["id"]
+    n = 3000
+    leads = pd.DataFrame({c: np.nan for c in raw_input_columns(params)}, index=range(n))
+    leads["employees"] = np.random.default_rng(5).random(n)
+    leads[id_col] = pd.array([f"L{i}" for i in range(n)], dtype="string")
+    model = ScoringModel(pyfunc=SimpleNamespace(), uri="test", version="1", threshold=0.5,
+                         tags={})
+    model._sk = _Stub()
+    at = pd.Timestamp("2026-01-01", tz="UTC")
+    # The pandas engine: chunks with the ids' hashes precomputed (stream.py, serve).
+    chunked = pd.concat([score_leads(leads.iloc[i:i + 700], model, params, scored_at=at,
+                                     id_hashes=id_hashes(leads[id_col].iloc[i:i + 700]))
+                         for i in range(0, n, 700)], ignore_index=True)
+    # Spark calls score_leads on its batches without hashes.
+    whole = score_leads(leads, model, params, scored_at=at)
+    for col in ("is_mql", "explore", "holdout", "treatment", "propensity", "sales_propensity"):
+        np.testing.assert_array_equal(chunked[col].to_numpy(), whole[col].to_numpy(), col)
+    mql = whole["is_mql"].to_numpy(bool)
+    hold = whole["holdout"].to_numpy(bool)
+    assert hold.sum() > 50 and not (hold & ~mql).any()
+    assert (whole.loc[hold, "treatment"] == 0).all()
+    np.testing.assert_allclose(whole.loc[mql, "propensity"], 0.8)
