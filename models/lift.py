@@ -178,3 +178,35 @@ def effect_with_power(outcome, treatment, propensity=None, *, confidence: float 
                                    confidence=confidence),
             "leads_for_power": needed, "more_leads_for_power": max(0, needed - have),
             "treated_share": share}
+
+
+SIDES = {"above_bar": "MQLs: routed vs held out (agreement.holdout_rate)",
+         "below_bar": "below the bar: explored vs not (scoring.explore_rate)"}
+
+
+def effects_by_side(is_mql, treatment, propensity, outcome, *, confidence: float = 0.95,
+                    min_group: int = 100, detect: float = 0.02, power: float = 0.8) -> dict:
+    """The effect of routing above and below the bar, each from its randomised leads only
+    (0 < propensity < 1). A side whose groups are too small carries `refused` (why) and
+    `more_leads` (how many more leads of that side it needs) instead of an estimate."""
+    mql = np.asarray(is_mql, bool)
+    t = np.asarray(treatment, float)
+    p = np.asarray(propensity, float)
+    y = np.asarray(outcome, float)
+    randomised = (p > 0) & (p < 1)
+    out: dict = {}
+    for side, keep in (("above_bar", mql), ("below_bar", ~mql)):
+        keep = keep & randomised
+        entry: dict = {"what": SIDES[side], "n_randomised": int(keep.sum())}
+        if not keep.any():
+            entry.update(refused="no randomised leads on this side (its rate is 0)",
+                         more_leads=None)
+        else:
+            try:
+                entry.update(effect_with_power(y[keep], t[keep], p[keep],
+                                               confidence=confidence, min_group=min_group,
+                                               detect=detect, power=power))
+            except TooFewLeads as exc:
+                entry.update(refused=str(exc), more_leads=exc.needed)
+        out[side] = entry
+    return out
