@@ -1,0 +1,79 @@
+"""`leadq lift` on a real randomised test: ../shared/data/starbucks_promotion/training.csv
+(half of 84,534 customers were sent a promotion at random; `purchase` is the outcome).
+
+    .venv/bin/python benchmarks/bench_lift.py
+
+Checks that leadq's average effect and interval agree with the textbook difference in means
+and Neyman's interval computed here by hand, both through the pure function and through the
+`leadq lift --data` command a user runs; prints the figures for docs/lift.md and writes
+benchmarks/out/lift.json. Skips (exit 0, with a note) when the data is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = (REPO / ".." / "shared" / "data" / "starbucks_promotion" / "training.csv").resolve()
+LEADQ = str(Path(sys.executable).with_name("leadq"))
+Z95 = 1.959963984540054
+
+
+def by_hand(y: np.ndarray, t: np.ndarray) -> dict:
+    y1, y0 = y[t], y[~t]
+    diff = y1.mean() - y0.mean()
+    se = math.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0))
+    return {"effect": diff, "low": diff - Z95 * se, "high": diff + Z95 * se, "se": se,
+            "n_treated": int(len(y1)), "n_control": int(len(y0)),
+            "rate_treated": y1.mean(), "rate_control": y0.mean()}
+
+
+def main() -> int:
+    if not DATA.is_file():
+        print(f"skipped: {DATA} is absent")
+        return 0
+    from leadq.models.lift import average_effect
+
+    frame = pd.read_csv(DATA)
+    t = frame["Promotion"].str.strip().str.lower().eq("yes").to_numpy()
+    y = frame["purchase"].to_numpy(float)
+    hand = by_hand(y, t)
+    pure = average_effect(y, t.astype(int)).as_dict()
+    # The same with every row's known propensity (0.5 by design): IPW must not move it.
+    ipw = average_effect(y, t.astype(int), np.full(len(y), 0.5)).as_dict()
+    run = subprocess.run([LEADQ, "--json", "lift", "--data", str(DATA), "--treatment-column",
+                          "Promotion", "--outcome-column", "purchase"],
+                         capture_output=True, text=True, cwd=REPO / "benchmarks")
+    if run.returncode:
+        print(run.stderr, file=sys.stderr)
+        return 1
+    cli = json.loads(run.stdout[run.stdout.index("{"):])
+    rows = {"by hand (difference in means, Neyman)": hand, "models.lift.average_effect": pure,
+            "average_effect, propensity 0.5 given (IPW)": ipw, "`leadq lift --data`": cli}
+    print(f"Starbucks promotion test: {len(y):,} customers\n")
+    print("| estimate | effect (points) | 95% CI | treated rate (n) | control rate (n) |")
+    print("|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['effect'] * 100:+.4f} | {r['low'] * 100:+.4f} to "
+              f"{r['high'] * 100:+.4f} | {r['rate_treated']:.4%} ({r['n_treated']:,}) | "
+              f"{r['rate_control']:.4%} ({r['n_control']:,}) |")
+    worst = max(abs(r[k] - hand[k]) for r in rows.values() for k in ("effect", "low", "high"))
+    print(f"\nlargest difference from the hand computation: {worst:.2e}")
+    print(f"power to detect +{cli['detect'] * 100:g} points now: {cli['power_now']:.0%}; "
+          f"{cli['power']:.0%} power needs {cli['leads_for_power']:,} customers")
+    out = REPO / "benchmarks" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "lift.json").write_text(json.dumps({"rows": rows, "max_abs_difference": worst},
+                                              indent=2, default=float))
+    return 0 if worst < 1e-9 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
