@@ -116,3 +116,36 @@ def test_score_leads_writes_the_same_holdout_whole_chunked_and_without_hashes(ba
     assert hold.sum() > 50 and not (hold & ~mql).any()
     assert (whole.loc[hold, "treatment"] == 0).all()
     np.testing.assert_allclose(whole.loc[mql, "propensity"], 0.8)
+
+
+def test_check_and_score_holds_out_the_same_leads_in_one_request_or_many(base_params):
+    """check_and_score is what `leadq score` runs per chunk and `leadq serve` per request:
+    the holdout must not depend on the batch a lead arrives in, nor on padding of its id."""
+    from leadq.pipelines.scoring.core import check_and_score
+    from leadq.pipelines.scoring.model import ScoringModel
+    from leadq.pipelines.synthetic.crm import generate_crm
+
+    params = copy.deepcopy(base_params)
+    params["agreement"]["holdout_rate"] = 0.3
+    leads = generate_crm(600, seed=1)["leads"].astype(str)
+
+    class Stub:
+        def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+            s = pd.to_numeric(rows["employees"], errors="coerce").fillna(0).to_numpy() % 100
+            return np.column_stack([1 - s / 100, s / 100])
+
+    model = ScoringModel(pyfunc=SimpleNamespace(), uri="t", version="1", threshold=0.5, tags={})
+    model._sk = Stub()
+    at = pd.Timestamp("2026-07-01", tz="UTC")
+    _, whole = check_and_score(leads, model, params, reference=None, scored_at=at,
+                               explain=False)
+    padded = leads.assign(lead_id=" " + leads["lead_id"] + " ")
+    parts = [check_and_score(padded.iloc[i:i + 1 if i < 5 else i + 150], model, params,
+                             reference=None, scored_at=at, explain=False)[1]
+             for i in [0, 1, 2, 3, 4, *range(5, len(leads), 150)]]
+    many = pd.concat(parts, ignore_index=True)
+    assert len(many) == len(whole) == len(leads)
+    for col in ("holdout", "treatment", "propensity", "explore"):
+        np.testing.assert_array_equal(many[col].to_numpy(), whole[col].to_numpy(), col)
+    assert whole["holdout"].sum() > 10
+    assert (whole.loc[whole["holdout"], "treatment"] == 0).all()
