@@ -149,3 +149,30 @@ def test_check_and_score_holds_out_the_same_leads_in_one_request_or_many(base_pa
         np.testing.assert_array_equal(many[col].to_numpy(), whole[col].to_numpy(), col)
     assert whole["holdout"].sum() > 10
     assert (whole.loc[whole["holdout"], "treatment"] == 0).all()
+
+
+def test_held_out_mqls_weigh_nothing_in_training_and_recalibration(tmp_path, base_params):
+    """Nobody called a held-out MQL: its 'no deal' must not enter the IPW fit (train's
+    routing_scores) nor the realised figures (recalibrate), while older files without a
+    holdout column keep their weights."""
+    from leadq.models.routing import lead_weights
+    from leadq.pipelines.io.crm import load_routing
+    from leadq.pipelines.recalibrate import worked_weights
+
+    scores = pd.DataFrame({"lead_id": ["a", "b", "c", "d"],
+                           "is_mql": [True, True, False, False],
+                           "explore": [False, False, True, False],
+                           "sales_propensity": [0.9, 0.9, 0.05, 0.05],
+                           "holdout": [False, True, False, False]})
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    scores.drop(columns="holdout").to_csv(tmp_path / "old.csv", index=False)
+    params = copy.deepcopy(base_params)
+    params["_base_dir"] = str(tmp_path)
+    params["train"]["routing_scores"] = "scores.csv"
+    routing = load_routing(params)
+    expected = [1 / 0.9, 0.0, 1 / 0.05, 0.0]
+    np.testing.assert_allclose(lead_weights(pd.Series(["a", "b", "c", "d"]), routing), expected)
+    np.testing.assert_allclose(worked_weights(scores)[0], expected)
+    params["train"]["routing_scores"] = "old.csv"
+    old = load_routing(params)
+    np.testing.assert_allclose(lead_weights(pd.Series(["a", "b"]), old), [1 / 0.9, 1 / 0.9])
