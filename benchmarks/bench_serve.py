@@ -7,6 +7,10 @@ The load is open-loop: requests are sent on a fixed schedule whatever the server
 request's latency runs from its scheduled send time to the end of its answer, so a slow server
 is not hidden by a client that waits for it (coordinated omission). Every run is bounded in
 request count and time and talks only to 127.0.0.1. Reasons are on (serve.explain: true).
+Past the sustained rate the service sheds load (serve.max_queue, serve.request_timeout_seconds):
+the overload run sends twice the sustained rate and reports the 503s (each with Retry-After),
+the p99 of the requests that were answered, and the server's RSS before and after. Latency on
+a shared machine is noisy: every figure is printed with the load average of its run.
 Results go to benchmarks/out/bench_serve.json.
 """
 
@@ -89,6 +93,9 @@ class Client:
                 resp = conn.getresponse()
                 resp.read()
                 status = resp.status
+                # A 503 must tell the client when to come back.
+                if status == 503 and not (resp.getheader("Retry-After") or "").isdigit():
+                    status = -503
             except (OSError, http.client.HTTPException):
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -106,6 +113,16 @@ class Client:
             w.join(timeout=60)
 
 
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2 ** 20
+
+
 def run_rate(port: int, bodies: list[bytes], rate: float, seconds: float) -> dict:
     n = int(rate * seconds)
     client = Client(port, threads=min(64, max(4, int(rate // 5))))
@@ -118,10 +135,31 @@ def run_rate(port: int, bodies: list[bytes], rate: float, seconds: float) -> dic
         client.send(scheduled, bodies[i % len(bodies)])
     client.close()
     lat = np.array([(done - sched) * 1000 for sched, done, _ in client.results])
-    ok = sum(1 for *_, s in client.results if s == 200)
-    return {"rate": rate, "requests": n, "ok": ok,
+    answered = np.array([(done - sched) * 1000 for sched, done, s in client.results if s == 200])
+    statuses = [s for *_, s in client.results]
+    ok = statuses.count(200)
+    return {"rate": rate, "requests": n, "ok": ok, "shed_503": statuses.count(503),
+            "errors": n - ok - statuses.count(503),  # 5xx but a 503 with Retry-After, drops
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
+            "answered_p99_ms": float(np.percentile(answered, 99)) if len(answered) else None,
+            "load_average": load_average()}
+
+
+def sequential(port: int, bodies: list[bytes], n: int) -> dict:
+    """One client, one lead at a time: the service's own latency, no queueing."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    lat = []
+    for i in range(n):
+        t = time.perf_counter()
+        conn.request("POST", "/v1/score", body=bodies[i % len(bodies)],
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200, resp.status
+        lat.append((time.perf_counter() - t) * 1000)
+    return {"requests": n, "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)), "load_average": load_average()}
 
 
 def main() -> None:
@@ -161,7 +199,7 @@ def main() -> None:
         while time.monotonic() < deadline:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/v1/health")
+                conn.request("GET", "/v1/ready")
                 if conn.getresponse().status == 200:
                     break
             except OSError:
@@ -170,6 +208,7 @@ def main() -> None:
         else:
             raise SystemExit("leadq serve did not become ready in 120 s")
         run_rate(port, bodies, 20, 3)  # warm-up
+        results["sequential"] = sequential(port, bodies, 300)
         results["fixed"] = [run_rate(port, bodies, r, args.seconds) for r in (50, 200)]
         sustained, rate = None, 50.0
         while rate <= args.max_rate:
@@ -178,6 +217,12 @@ def main() -> None:
                 break
             sustained, rate = r, rate + 50
         results["sustained"] = sustained
+        # Twice what it sustains (or twice the first rate it did not): shed, not queued.
+        double = 2 * (sustained["rate"] if sustained else rate)
+        rss_before = rss_mb(proc.pid)
+        over = run_rate(port, bodies, double, args.seconds)
+        results["overload"] = {**over, "rss_before_mb": rss_before,
+                               "rss_after_mb": rss_mb(proc.pid)}
         times = []
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for _ in range(6):
@@ -198,11 +243,20 @@ def main() -> None:
 
     print(f"\nleadq serve on 127.0.0.1, {args.workers} worker(s), {os.cpu_count()} cores, "
           "reasons on")
-    print("| load | requests | p50 ms | p95 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|")
-    for r in results["fixed"]:
-        print(f"| {r['rate']:.0f} req/s | {r['requests']} | {r['p50_ms']:.1f} | "
-              f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} |")
+    q = results["sequential"]
+    print(f"sequential single leads: p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms "
+          f"(load average {q['load_average']:.2f})")
+    print("| load | requests | 200 | 503 | errors | p50 ms | p95 ms | p99 ms | load avg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in [*results["fixed"], results["overload"]]:
+        print(f"| {r['rate']:.0f} req/s | {r['requests']} | {r['ok']} | {r['shed_503']} | "
+              f"{r['errors']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+              f"{r['load_average']:.2f} |")
+    o = results["overload"]
+    answered = "n/a" if o["answered_p99_ms"] is None else f"{o['answered_p99_ms']:.1f} ms"
+    print(f"overload at {o['rate']:.0f} req/s: {o['shed_503']} shed with 503 + Retry-After, "
+          f"p99 of the answered {answered}, RSS {o['rss_before_mb']:.0f} → "
+          f"{o['rss_after_mb']:.0f} MB")
     s = results["sustained"]
     best = "none" if s is None else f"{s['rate']:.0f} req/s (p99 {s['p99_ms']:.1f} ms)"
     print(f"highest sustained rate with p99 < 100 ms: {best}")

@@ -45,6 +45,24 @@ SALES_WORDS = frozenset({
 })
 
 
+def readable_feature(name: str) -> str:
+    """An activity feature's name as a marketer reads it: act_web_visit_90d → "web visits,
+    last 90 days"; any other column name is returned as it is."""
+    if name == f"{PREFIX}days_since_last":
+        return "days since the last activity"
+    if name == f"{PREFIX}distinct_types":
+        return "kinds of activity"
+    match = _SUFFIX.match(name)
+    if not match:
+        return name
+    what = match["type"].replace("_", " ")
+    if match["window"]:
+        return f"{what}s, last {match['window']} days"
+    if match["vw"]:
+        return f"{what} value (sum), last {match['vw']} days"
+    return f"days since the last {what}"
+
+
 def sales_like(value: object) -> bool:
     """Whether an activity type's name says it is a sales action ('Sales Call', 'meeting')."""
     words = set(type_key(value).split("_"))

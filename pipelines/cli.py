@@ -163,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "register in MLflow, score leads, keep the MQL bar honest.",
         epilog="Exit codes: 0 success, 2 bad input or usage, 1 anything else.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    for flags, text in GLOBAL_FLAGS:
+        parser.add_argument(*flags, action="store_true", help=text)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("synth", help="write a synthetic CRM (leads, deals, feedback, truth)")
@@ -353,7 +353,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="registry model URI (default models:/<name>@champion)")
     _params_arg(p)
     p.set_defaults(handler=cmd_plan)
+    _finish_subcommands(sub)
     return parser
+
+
+GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("-v", "--verbose"), "debug logging, a traceback on error, MLflow's download progress"),
+    (("--json",), "print the result as JSON"),
+)
+
+
+def _finish_subcommands(sub: argparse._SubParsersAction) -> None:
+    """What every subcommand gets, applied here so the add_parser calls above stay short.
+
+    The global flags are accepted after the subcommand too (`leadq params --json`). Their
+    default is SUPPRESS, so a subcommand that is not given one leaves the value parsed before
+    the subcommand in place instead of resetting it to False.
+    """
+    from leadq.pipelines import cli_help
+
+    for subparser in sub.choices.values():
+        group = subparser.add_argument_group("global options (also accepted before COMMAND)")
+        for flags, text in GLOBAL_FLAGS:
+            group.add_argument(*flags, action="store_true", default=argparse.SUPPRESS,
+                               help=text)
+    cli_help.apply(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     from leadq.pipelines.io.progress import setup_logging
 
     setup_logging(args.verbose)
+    if not args.verbose:
+        # MLflow draws a "Downloading artifacts" bar for every model or file it fetches; in a
+        # command's output that is noise, so it shows only with -v (an explicit setting wins).
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         result = args.handler(args)
     except LeadqError as exc:

@@ -88,6 +88,21 @@ def main(params_path: str | None = None, *, leads: int | None = None, seed: int 
     return summary
 
 
+def _mlflow_command() -> str:
+    """`mlflow` as the reader can type it: the program beside this Python (the project's .venv
+    is rarely on PATH), relative to the current folder when it lies inside it."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "mlflow"
+    if not beside.is_file() or shutil.which("mlflow") == str(beside):
+        return "mlflow"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
+
+
 def _print_summary(s: dict) -> None:
     store = s["tracking_uri"]
     print(f"""
@@ -106,6 +121,6 @@ against the true probabilities
 
   scores           {s['scores']}
   MLflow store     {store}
-  browse it        mlflow ui --backend-store-uri {store}
+  browse it        {_mlflow_command()} ui --backend-store-uri {store}
 """)
     log.debug("demo summary: %s", s)

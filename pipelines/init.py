@@ -558,13 +558,18 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
           lookups: list[str] | None, label: str | None, name: str | None, force: bool,
           today: pd.Timestamp | None, activities: str | None = None) -> dict:
     from leadq.features.lookups import duplicate_keys, join_lookup
-    from leadq.pipelines.io.files import atomic_target
+    from leadq.pipelines.io.files import atomic_target, refuse_overwrite
     from leadq.pipelines.params.loader import default_params, effective_params
 
     today = pd.Timestamp.now().normalize() if today is None else today
     out_path = Path(out)
     out_dir = out_path.parent
     leads_path = Path(leads)
+    # --force replaces an earlier params file, never one of the exports init reads.
+    refuse_overwrite([(f"--{flag} file", Path(p)) for flag, p in
+                      (("leads", leads), ("deals", deals), ("activities", activities),
+                       *(("lookup", _split_lookup(a)[0]) for a in lookups or ()))
+                      if p], [("params file (--out)", out_path)])
     horizon = int(default_params()["label"]["horizon_days"])
     frame, leads_spec, leads_notes = _read(leads_path, "leads")
     log.info("init: %s leads × %d columns from %s", f"{len(frame):,}", frame.shape[1],

@@ -46,6 +46,23 @@ def permutation_importance(model, X: pd.DataFrame, y: np.ndarray, *, repeats: in
             .sort_values("importance", ascending=False).reset_index(drop=True))
 
 
+def stratified_sample(X: pd.DataFrame, y: np.ndarray, rows: int,  # noqa: N803
+                      seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """At most `rows` leads with the outcome rate kept (each class sampled in proportion, at
+    least one of each), so a rare conversion is not lost from the importance sample."""
+    y = np.asarray(y)
+    if len(y) <= rows:
+        return X, y
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in np.unique(y):
+        idx = np.flatnonzero(y == cls)
+        n = max(1, round(rows * len(idx) / len(y)))
+        keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    take = np.sort(np.concatenate(keep))
+    return X.iloc[take], y[take]
+
+
 def _insight_values(leads: pd.DataFrame, col: str, params: dict) -> pd.Series:
     """The values a marketer reads for a column: the email's kind only, the lead's month."""
     feats, spec = params["features"], params["data"]["leads"]
@@ -197,9 +214,12 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     s_test = pd.Series(score_all, index=leads.index).loc[test_idx].to_numpy()
 
     test_set = test_set_name(created)
-    with step(f"permutation importance on the {test_set} test"):
-        importance = permutation_importance(model, X_test, y_test,
-                                            repeats=int(cfg.get("importance_repeats", 5)))
+    X_imp, y_imp = stratified_sample(X_test, y_test, int(cfg["importance_rows"]))  # noqa: N806
+    with step(f"permutation importance on {len(y_imp):,} of {len(y_test):,} {test_set} test "
+              f"leads × {int(cfg['importance_repeats'])} shuffles"):
+        importance = permutation_importance(model, X_imp, y_imp,
+                                            repeats=int(cfg["importance_repeats"]))
+    importance.attrs["rows"] = len(y_imp)
     with step("SHAP summary"):
         shap_summary = _shap_summary(model, X_test, int(cfg.get("shap_rows", 2000)))
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leadq.errors import BadInputError
-from leadq.pipelines.io.files import output_format, peek_columns
+from leadq.errors import BadInputError, LeadqError
+from leadq.pipelines.io.files import input_files, output_format, peek_columns, refuse_overwrite
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.scoring.core import check_and_score
 from leadq.pipelines.scoring.model import load_scoring_model
@@ -37,17 +37,27 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     from leadq.pipelines.tracking.contracts import load_reference
 
     params = load_params(params_path)
-    if Path(output_path).resolve() == Path(input_path).resolve():
-        raise BadInputError(f"{output_path}: output would overwrite the input")
+    if chunk_size is not None and chunk_size < 1:
+        raise BadInputError(f"--chunk-size {chunk_size}: expected a whole number of rows of "
+                            "at least 1 (or leave it out: scoring.chunk_size)")
     output_format(output_path)  # fail on a bad extension before any work
+    rejected_path = quarantine_path(output_path, params)
+    refuse_overwrite(_read_paths(input_path, params),
+                     [("scores output", output_path), ("quarantine", rejected_path)])
     # A file that cannot be read or lacks a column is bad input (exit 2), whatever the model.
     columns = peek_columns(input_path, params["data"]["leads"], name="leads")
     if columns is not None:
         from leadq.features.contracts import check_columns
 
         check_columns(columns, "leads", params, path=input_path, for_training=False)
+    require_store(params, model_uri)
     with step("load model"):
-        model = load_scoring_model(params, model_uri)
+        try:
+            model = load_scoring_model(params, model_uri)
+        except LeadqError as exc:
+            if _not_found(exc):  # no champion (or no such version): usage, not a fault
+                raise BadInputError(str(exc)) from exc
+            raise
     log.info("model %s version %s, MQL bar %.4f (threshold version %s)", model.uri,
              model.version, model.threshold, model.threshold_version)
     run_id = model.tags.get("train_run_id") or getattr(model.pyfunc.metadata, "run_id", None)
@@ -82,7 +92,7 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     n_threads = (params.get("scoring") or {}).get("n_threads")
     limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
     with limit:
-        acct = score_file(Path(input_path), Path(output_path), quarantine_path(output_path),
+        acct = score_file(Path(input_path), Path(output_path), rejected_path,
                           params, score_batch, chunk_size=chunk_size)
     print(acct.summary(), file=sys.stderr)
     summary = {"rows": acct.used, "mql": mql[0], "output": str(output_path),
@@ -92,3 +102,50 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     log.info("wrote %s: %d leads, %d MQLs (%.1f%%)", output_path, acct.used, mql[0],
              100 * mql[0] / max(acct.used, 1))
     return summary
+
+
+def _read_paths(input_path: str, params: dict) -> list[tuple[str, Path]]:
+    """Every file a score run reads: the leads, the params file and the tables it names
+    (lookups, the activity log), which its outputs must never replace."""
+    from leadq.pipelines.params.loader import resolve_path
+
+    reads = [("leads input", f) for f in input_files(input_path, "leads")]
+    if params.get("_path"):
+        reads.append(("params file", Path(params["_path"])))
+    data = params["data"]
+    for name, spec in (data.get("lookups") or {}).items():
+        reads.append((f"data.lookups.{name} file", resolve_path(params, spec["path"])))
+    activities = (data.get("activities") or {}).get("path")
+    if activities:
+        reads.append(("data.activities file", resolve_path(params, activities)))
+    return reads
+
+
+def require_store(params: dict, model_uri: str | None) -> None:
+    """Stop (exit 2) before MLflow is touched when a registry model is asked of a local store
+    that does not exist: opening it would create an empty store (mlflow.db, its experiment) and
+    then fail to find a champion."""
+    from leadq.pipelines.scoring.model import default_model_uri
+    from leadq.pipelines.tracking.store import tracking_uri
+
+    uri = tracking_uri(params)
+    if not (model_uri or default_model_uri(params)).startswith("models:/"):
+        return
+    if uri.startswith("sqlite:///"):
+        where = Path(uri[len("sqlite:///"):])
+    elif uri.startswith("file:") or "://" not in uri:
+        where = Path(uri.removeprefix("file://").removeprefix("file:"))
+    else:
+        return
+    if not where.exists():
+        source = params.get("_path", "params.yaml")
+        raise BadInputError(f"no champion in {uri}: that store does not exist yet; run "
+                            f"`leadq train --params {source}` first (or point "
+                            "mlflow.tracking_uri / MLFLOW_TRACKING_URI at your store)")
+
+
+def _not_found(exc: LeadqError) -> bool:
+    """The load failed because the registry has no such model, alias or version (MLflow 3
+    reports a missing alias as an invalid parameter)."""
+    return getattr(exc.__cause__, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST",
+                                                          "INVALID_PARAMETER_VALUE")

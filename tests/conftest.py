@@ -13,6 +13,15 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # An xdist worker's __main__ (execnet's) has neither __file__ nor __spec__, which
+    # pyspark.sql.connect (imported by great_expectations) takes for a doctest run: without
+    # grpc it then calls sys.exit(0) at import. A file name tells it this is a program.
+    import __main__
+
+    if getattr(__main__, "__spec__", None) is None and not hasattr(__main__, "__file__"):
+        __main__.__file__ = "pytest-xdist-worker"
 SMALL_LEADS = 4000
 
 
@@ -38,6 +47,26 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = (f"CI=true: the {'/'.join(marks)} integration test {item.nodeid} "
                            f"would have been skipped ({reason}); CI must install what it needs "
                            "(.ci/run)")
+
+
+# The fast lane (`make test-fast`: -m "not slow") is unit and data tests on small frames. A test
+# is slow, whatever its own marks say, when it trains a model (it or a fixture it depends on,
+# however indirectly, uses one of TRAINING_FIXTURES), lives under a folder whose tests all train
+# or start services (SLOW_FOLDERS), or needs a browser, a JVM or a database (INTEGRATION_MARKERS).
+TRAINING_FIXTURES = frozenset({"trained_store", "report_store"})
+SLOW_FOLDERS = ("model", "integration")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_root = Path(__file__).resolve().parent
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        folder = path.relative_to(tests_root).parts[0] if path.is_relative_to(tests_root) \
+            else ""
+        if (folder in SLOW_FOLDERS
+                or TRAINING_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                or any(item.get_closest_marker(m) for m in INTEGRATION_MARKERS)):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ import gzip
 import io
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -886,6 +887,75 @@ def temp_beside(path: Path) -> Path:
                                dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """True when `a` and `b` name one file: the same inode when both exist (a hard link or a
+    symlink is caught), else the same resolved path."""
+    a, b = Path(a), Path(b)
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def refuse_overwrite(reads: Iterable[tuple[str, str | Path]],
+                     writes: Iterable[tuple[str, str | Path]]) -> None:
+    """Stop before any work when a path the command writes (or replaces, or removes) is one
+    it reads: a user's export must never be replaced by an output or a quarantine. Each item
+    is (what it is, path), named in the message. A target that is a directory is refused too,
+    since it could only fail later, after the work."""
+    reads = list(reads)
+    for what, target in writes:
+        for source_what, source in reads:
+            if same_path(target, source):
+                raise BadInputError(
+                    f"{target}: the {what} would replace {source}, the {source_what} this "
+                    f"command reads; write the {what} to another path (leadq never writes to "
+                    "a path it reads)")
+        if Path(target).is_dir():
+            raise BadInputError(f"{target}: the {what} path is a directory; give a file path "
+                                "(or remove the directory)")
+
+
+def publish_together(moves: list[tuple[Path | None, Path]]) -> None:
+    """Rename each finished temporary file onto its target (None: remove the target), all or
+    none: when one move fails, the targets already replaced get their earlier file back and
+    every temporary file is removed, so a failure publishes nothing.
+
+    The earlier file is kept through a hard link (a copy where links are not allowed) rather
+    than moved aside, so each target is always either the old or the new file."""
+    backups: list[tuple[Path, Path | None]] = []  # (target, its earlier file) in move order
+    try:
+        for tmp, target in moves:
+            backup = None
+            if target.exists() and not target.is_dir():
+                backup = temp_beside(target)
+                backup.unlink()
+                try:
+                    os.link(target, backup)
+                except OSError:
+                    shutil.copy2(target, backup)
+            backups.append((target, backup))
+            if tmp is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(tmp, target)
+    except BaseException:
+        for target, backup in reversed(backups):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, target)
+                elif not target.is_dir():
+                    target.unlink(missing_ok=True)
+        for tmp, _ in moves:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        for _, backup in backups:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from leadq.features.rules import Kind, rules_for
 from leadq.pipelines.io.files import (
     RaggedRow,
     publish_mode,
+    publish_together,
     ragged_frame,
     remove_stale_temps,
     temp_beside,
@@ -228,17 +229,18 @@ class QuarantineWriter:
         if self._tmp is not None:
             publish_mode(self._tmp, private=True)
 
+    def move(self) -> tuple[Path | None, Path]:
+        """(finished temporary file, target) for files.publish_together: None when no row was
+        rejected, which removes a stale quarantine from before."""
+        self.prepare()
+        return self._tmp, self.path
+
     def commit(self) -> Path | None:
         """Move the file into place; with no rejected rows, remove a stale one from before."""
-        if self._tmp is None and self._ragged_tmp is None:
-            self.path.unlink(missing_ok=True)
-            return None
-        self.prepare()
-        tmp = self._tmp
-        assert tmp is not None
-        os.replace(tmp, self.path)
+        tmp, path = self.move()
+        publish_together([(tmp, path)])
         self._tmp = None
-        return self.path
+        return None if tmp is None else path
 
     def abort(self) -> None:
         for attr in ("_tmp", "_ragged_tmp"):

@@ -42,6 +42,9 @@ def guard_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame
     for i in range(frame.shape[1]):
         series = frame.iloc[:, i]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            # A Parquet dictionary column: its cells are text like any other's.
+            series = series.astype(object)
         if not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)):
             continue  # numbers, booleans, timestamps cannot hold a formula
         if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) != "string":

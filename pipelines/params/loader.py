@@ -59,7 +59,7 @@ def load_params(path: str | Path | None = None, overrides: dict[str, Any] | None
     if not path.is_file():
         raise ConfigError(f"{path}: parameters file not found (pass --params FILE)")
     try:
-        user = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        user = read_params_yaml(path) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(user, dict):
@@ -196,6 +196,7 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
                         *((f"data.lookups.{n}", s) for n, s in data["lookups"].items())]:
         if isinstance(spec, dict) and spec.get("delimiter") is not None:
             spec["delimiter"] = _one_delimiter(spec["delimiter"], f"{source}: {where}")
+    check_values(params, source)
     return params
 
 
@@ -295,6 +296,186 @@ def _check_bounds(bounds: Any, source: str) -> None:
         if not ok:
             raise ConfigError(f"{source}: contracts.numeric_bounds.{col}: expected [min, max] "
                               f"(either may be null) or null, got {pair!r}")
+
+
+# --- value checks the defaults' kinds cannot express ------------------------------------------
+# A wrong value here once hung a run (chunk_size 0.5 looped forever), crashed it deep inside
+# (a negative chunk size, a list as a column name: exit 1) or ate memory (an alias bomb); each
+# is refused up front, exit 2 naming the key.
+
+# Counts of rows, folds, items, days: whole numbers of at least 1 (null where NULLABLE_KEYS).
+POSITIVE_INTS = frozenset({
+    "label.horizon_days", "features.min_category_frequency", "features.max_categories",
+    "train.min_positives", "train.n_threads", "train.search.folds", "train.search.trials",
+    "train.search.max_rows", "train.hgb.max_iter", "train.hgb.max_leaf_nodes",
+    "train.hgb.min_samples_leaf", "calibration.folds", "calibration.oof_folds",
+    "evaluation.min_segment_rows", "evaluation.behaviour_rows", "contracts.max_text_length",
+    "contracts.gx_sample_rows", "scoring.chunk_size", "scoring.n_threads", "serve.port",
+    "serve.workers", "serve.max_batch", "serve.max_body_bytes", "serve.log_flush_rows",
+    "serve.max_queue", "agreement.review_days", "recalibration.outcome_window_days",
+    "recalibration.min_matured_outcomes", "explain.max_rows", "explain.top",
+    "report.importance_repeats", "report.importance_rows", "report.shap_rows",
+    "report.insight_columns",
+    "report.min_value_rows", "report.persona_rows", "agreement.campaign_min_feedback",
+    "demo.leads",
+})
+POSITIVE_INT_LISTS = frozenset({"features.activity_windows", "report.size_bins"})
+# Shares of something that must not be empty: in (0, 1].
+SHARES = frozenset({"split.train", "split.validation", "agreement.mql.top_share",
+                    "agreement.tiers.a_share", "agreement.sla_target"})
+# Limits and rates where 0 means "none allowed" / "off": in [0, 1].
+FRACTIONS = frozenset({
+    "contracts.max_duplicate_id_share", "contracts.max_rejected_share",
+    "contracts.max_missing_inputs_share", "contracts.label_rate_max_change",
+    "scoring.explore_rate", "agreement.mql.min_precision", "report.persona_min_share",
+    "agreement.campaign_flag_rejection",
+})
+# Positive amounts (hours, MQLs a week, money): above 0.
+POSITIVE_NUMBERS = frozenset({"agreement.sla_hours", "agreement.capacity_per_week",
+                              "agreement.mql.won_value", "agreement.goal.won_deals"})
+# Keys naming one column (or a path): a string when set; a list or a number here used to
+# fail deep inside a run ("unhashable type").
+TEXT_KEYS = frozenset({
+    *(f"data.{table}.{key}" for table in ("leads", "deals", "feedback", "activities")
+      for key in ("path", "id", "created_at", "label", "converted_at", "converted_at_format",
+                  "lead_id", "closed_at", "outcome", "amount", "feedback_at", "status",
+                  "rating", "reason", "first_contact_at", "occurred_at", "type", "value")),
+    "features.email_column", "features.job_title_column", "contracts.quarantine_dir",
+    "scoring.model_uri", "recalibration.scores", "recalibration.plan_by",
+    "agreement.campaign_column", "agreement.source_column", "data.feedback.rep",
+    "review.out", "report.out",
+})
+# A params file is a few hundred values; aliases that expand beyond this are a YAML bomb.
+MAX_YAML_NODES = 100_000
+
+
+def check_values(params: dict, source: str = "params") -> None:
+    """Refuse values of the right kind but an impossible size or shape (see the sets above),
+    and lists holding lists or mappings, each as a ConfigError naming the key."""
+
+    def fail(key: str, value: Any, expected: str) -> None:
+        shown = repr(value) if len(repr(value)) < 80 else f"{_kind(value)} ({type(value).__name__})"
+        raise ConfigError(f"{source}: {key}: expected {expected}, got {shown}")
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if dotted in OPEN_MAPPINGS or dotted == "data.lookups":
+                continue
+            if isinstance(value, dict):
+                walk(value, f"{dotted}.")
+            elif value is None:
+                continue
+            elif dotted in POSITIVE_INTS and not _positive_int(value):
+                fail(dotted, value, "a whole number of at least 1")
+            elif dotted in POSITIVE_INT_LISTS and not (
+                    isinstance(value, list) and all(_positive_int(v) for v in value)):
+                fail(dotted, value, "a list of whole numbers of at least 1")
+            elif dotted in SHARES and not (_number(value) and 0 < value <= 1):
+                fail(dotted, value, "a share above 0 and at most 1")
+            elif dotted in FRACTIONS and not (_number(value) and 0 <= value <= 1):
+                fail(dotted, value, "a share from 0 to 1")
+            elif dotted in POSITIVE_NUMBERS and not (_number(value) and value > 0):
+                fail(dotted, value, "a number above 0")
+            elif dotted in TEXT_KEYS and not isinstance(value, str):
+                fail(dotted, value, "a column name (text)" if "path" not in dotted
+                     and "dir" not in dotted else "a path (text)")
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, list | dict):
+                        fail(dotted, value, "a list of single values (column names, "
+                             "labels or numbers), not of lists or mappings")
+
+    walk(params, "")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """safe_load that refuses a key written twice in one mapping (YAML keeps the last and
+    silently drops the first: a whole section could vanish)."""
+
+    source = "params"
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                    key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{self.source}: line {line}: {key!r} is written twice in one section "
+                    f"(first on line {seen[key]}); YAML would keep only the last, so merge "
+                    "the two into one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_nodes(root: yaml.Node, source: str) -> int:
+    """How many nodes the document holds once aliases are expanded, counted on the composed
+    graph (each shared node once) so a bomb is measured without being built."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    active: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            active.discard(key)
+            if sizes[key] > MAX_YAML_NODES:
+                return sizes[key]
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise ConfigError(f"{source}: a YAML alias refers to the value that holds it "
+                              "(a recursive structure); write the values out")
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def read_params_yaml(path: Path) -> Any:
+    """A params file as safe_load reads it, minus YAML's traps: a key written twice is an
+    error, and aliases that expand beyond MAX_YAML_NODES values (a "billion laughs" bomb,
+    which took minutes and 1.5 GB) are refused before anything is expanded."""
+    loader = _ParamsLoader(path.read_text(encoding="utf-8"))
+    loader.source = str(path)
+    try:
+        try:
+            root = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deeply to be a params file") from None
+        if root is None:
+            return None
+        size = _expanded_nodes(root, str(path))
+        if size > MAX_YAML_NODES:
+            raise ConfigError(f"{path}: YAML aliases (*name) expand to more than "
+                              f"{MAX_YAML_NODES:,} values, far more than any params file "
+                              "holds; write the values out instead of aliasing them")
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def set_dotted(params: dict, key: str, value: Any) -> None:

@@ -10,15 +10,23 @@ init writes repeats them as comments. The rules, in the order they are applied t
    stage with won and lost values), a conversion date, or a deals table; `--label` settles it;
 3. the MQL moment (`created_at`): the date column named like a creation date, or the only one;
 4. personal fields (e-mail, phone, names, birth dates, addresses): never inputs; an e-mail
-   column feeds only the corporate/free-mail flag;
+   column feeds only the corporate/free-mail flag. A personal word in the name counts only
+   when the values look like it (a pattern, or many distinct values): `zip_code` holding
+   Urban/Suburban/Rural is a category;
 5. leak suspects (LEAK_WORDS in the name, one column or its missingness predicting the label
-   with out-of-fold ROC AUC ≥ SUSPECT_AUC, or filled in exactly where a suspect is): left out;
+   with out-of-fold ROC AUC ≥ SUSPECT_AUC, being filled in, filled with a date after the
+   lead's, or holding a placeholder predicting it as well, or filled in exactly where a
+   suspect is): left out. Presence is judged on every column, the near-empty and constant
+   ones too: under a 0.2% base rate a "converted at" column is 99.8% blank;
 6. left out as useless: constant, near-empty, free text, nearly unique text, other dates;
-7. the rest: numbers (numeric) or categories (high-cardinality ones target-encoded).
+7. the rest: numbers (numeric) or categories (high-cardinality ones target-encoded). Integer
+   codes are categories: named like a code (CODE_WORDS last), or a few values whose rates
+   rank leads better as categories than as a quantity.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,10 +71,42 @@ PERSONAL_WORDS = frozenset({
     "ssn", "passport", "ip", "zip", "postcode", "postal",
 })
 NAME_PAIRS = (("first", "name"), ("last", "name"), ("full", "name"), ("contact", "name"))
+# What the values of a personal-word column look like when they are personal data (the share
+# of sampled cells matching decides): a `zip_code` of Urban/Rural or a `phone_type` of
+# mobile/landline names the topic, not the data.
+POSTAL_WORDS = frozenset({"zip", "postcode", "postal"})
+PHONE_WORDS = frozenset({"phone", "mobile", "telephone", "tel", "fax"})
+BIRTH_WORDS = frozenset({"dob", "birth", "birthday", "birthdate"})
+# Words whose values have no checkable shape (names, streets, encoded IPs): personal when
+# they take many values, as names repeat (a thousand first names in 10,000 leads).
+SHAPELESS_WORDS = frozenset({"firstname", "lastname", "surname", "fullname", "address",
+                             "street", "ssn", "passport", "ip"})
+VALUE_PATTERNS = {
+    "postcodes": re.compile(
+        r"\d{4,6}(\.0)?|\d{5}-\d{4}|\d{5}-\d{3}|\d{3}-\d{4}|\d{2}-\d{3}|\d{4} ?[A-Za-z]{2}"
+        r"|[A-Za-z]{1,2}\d[A-Za-z\d]?( ?\d[A-Za-z]{2})?|[A-Za-z]\d[A-Za-z] ?\d[A-Za-z]\d"),
+    # 7 to 15 digits (E.164), checked apart: pyarrow's regex engine has no lookahead
+    "phone numbers": re.compile(r"\+?[\d\s().\-/]{7,24}((x|ext\.?) ?\d{1,6})?"),
+    "IP addresses": re.compile(r"(\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}"),
+}
+PATTERN_SHARE = 0.8  # sampled cells matching a pattern for the column to be that data
+# Last name words of an integer column holding codes, not quantities (Region_Code,
+# Policy_Sales_Channel, TalkingData's app/device/os/channel).
+CODE_WORDS = frozenset({
+    "code", "codes", "id", "channel", "region", "type", "category", "segment", "app", "device",
+    "os", "platform", "zone", "area", "branch", "campaign", "source", "country", "state",
+    "city", "district", "store", "agent", "dealer", "partner", "product", "brand", "group",
+    "kind", "class", "sector", "industry", "occupation", "profession",
+})
+# Form defaults and zero dates that stand for "not filled in" (lower-cased cells); the
+# contract's placeholder_values plus what CRMs write when nobody picked a value.
+PLACEHOLDERS = frozenset({
+    "select", "--select--", "- select -", "please select", "choose", "0000-00-00",
+    "0000-00-00 00:00:00", "00/00/0000", "unknown", "n/a", "na", "none", "null", "-", "?",
+    "(not set)", "not provided", "not specified",
+})
 # A job title (seniority rank): named so, not a bare "job" (bank exports' occupation categories).
 JOB_WORDS = frozenset({"title", "position", "designation"})
-# Personal words that name contact data only when the values are nearly unique.
-CONTACT_WORDS = frozenset({"email", "mail", "phone", "mobile", "telephone", "tel", "fax"})
 
 SEASON_MIN_DAYS = 730      # season/weekday inputs only with two years of history (below)
 SUSPECT_AUC = 0.85          # one column alone this predictive is set aside (train stops at 0.9)
@@ -76,6 +116,10 @@ TARGET_ENCODE_ABOVE = 30    # distinct values above which a category is target-e
 UNIQUE_TEXT_SHARE = 0.5     # distinct/non-blank above which text is an identifier, not a category
 FREE_TEXT_LENGTH = 40       # median length above which text with spaces is free text
 LEAK_SAMPLE_ROWS = 100_000  # labelled rows the out-of-fold check looks at
+PRESENCE_MIN_CLASS = 10     # positives (and negatives) before presence can be judged: with
+                            # ten, chance alone reaches ROC AUC 0.85 once in millions
+CODE_AUC_GAIN = 0.02        # integer values ranking leads this much better as categories
+                            # than as a quantity (and by two standard errors) are codes
 
 
 @dataclass
@@ -134,6 +178,8 @@ class ColumnFacts:
     email_like: bool
     median_length: float
     spaces_share: float
+    integer_share: float = 0.0   # of the numbers, the share that are whole (codes are)
+    patterns: dict[str, float] = field(default_factory=dict)  # VALUE_PATTERNS share matched
 
 
 def text_cells(values: pd.Series) -> pd.Series:
@@ -159,7 +205,28 @@ def column_facts(values: pd.Series, name: str, *, today: pd.Timestamp) -> Column
         email_like=bool(n) and float(sample.str.contains("@", regex=False).mean()) > 0.8,
         median_length=float(lengths.median()) if n else 0.0,
         spaces_share=float(sample.str.contains(" ", regex=False).mean()) if n else 0.0,
+        integer_share=_integer_share(numbers) if n else 0.0,
+        patterns=_pattern_shares(sample) if n else {},
     )
+
+
+def _integer_share(numbers: pd.Series) -> float:
+    """Of the finite numbers, the share that are whole (0 when there are none): "inf" and
+    NaN cells read as numbers but are no code."""
+    values = pd.to_numeric(numbers, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    return float(np.mean(values % 1 == 0)) if len(values) else 0.0
+
+
+def _pattern_shares(sample: pd.Series) -> dict[str, float]:
+    """Share of the cells matching each VALUE_PATTERNS entry."""
+    shares = {}
+    for kind, rx in VALUE_PATTERNS.items():
+        match = sample.str.fullmatch(rx.pattern).fillna(False).astype(bool)
+        if kind == "phone numbers":
+            match &= sample.str.count(r"\d").between(7, 15).fillna(False).astype(bool)
+        shares[kind] = float(match.mean())
+    return shares
 
 
 def _has_words(tokens: list[str], words: frozenset[str]) -> list[str]:
@@ -180,22 +247,58 @@ def names_conversion_date(tokens: list[str]) -> bool:
     return bool(_has_words(tokens, CONVERSION_DATE_WORDS)) or names_outcome_phrase(tokens)
 
 
+def personal_word(facts: ColumnFacts) -> str | None:
+    """The personal-data word of the name ("zip", "first name"), whatever the values."""
+    hits = _has_words(facts.tokens, PERSONAL_WORDS)
+    if hits:
+        return hits[0]
+    for a, b in NAME_PAIRS:
+        if a in facts.tokens and b in facts.tokens:
+            return f"{a} {b}"
+    return "name" if facts.tokens == ["name"] else None
+
+
+def _values_look_personal(facts: ColumnFacts, word: str) -> str | None:
+    """How the values of a column named with a personal word look like personal data, or
+    None: a postcode/phone/IP pattern, a date of birth, mostly distinct values, or (for
+    names, streets and encoded IPs, which repeat) more than a category's worth of values."""
+    key = word.replace(" ", "")
+    pattern = ("postcodes" if key in POSTAL_WORDS else "phone numbers" if key in PHONE_WORDS
+               else "IP addresses" if key == "ip" else None)
+    if pattern and facts.patterns.get(pattern, 0.0) >= PATTERN_SHARE:
+        return f"values are {pattern}"
+    if key in BIRTH_WORDS and facts.date is not None:
+        return "values are dates"
+    if facts.non_blank and facts.distinct >= UNIQUE_TEXT_SHARE * facts.non_blank:
+        return "values mostly distinct"
+    if (key in SHAPELESS_WORDS or " " in word or key == "name") \
+            and facts.distinct > TARGET_ENCODE_ABOVE:
+        return f"{facts.distinct:,} distinct values"
+    return None
+
+
 def is_personal(facts: ColumnFacts) -> str | None:
-    tokens = facts.tokens
+    """Why the column is personal data, or None. A personal word in the name counts only
+    when the values look like it (_values_look_personal)."""
     if facts.email_like:
         return "holds e-mail addresses"
-    hits = _has_words(tokens, PERSONAL_WORDS)
-    if hits and (facts.binary or (hits[0] in CONTACT_WORDS and facts.distinct
-                                  < UNIQUE_TEXT_SHARE * max(facts.non_blank, 1))):
-        hits = []  # "Do Not Email" (yes/no), "phone_type": about contact, not contact data
-    if hits:
-        return f"name says personal data ({hits[0]!r})"
-    for a, b in NAME_PAIRS:
-        if a in tokens and b in tokens:
-            return f"name says a person's name ({a} {b})"
-    if tokens == ["name"]:
-        return "name says a person's name"
-    return None
+    word = personal_word(facts)
+    if word is None or facts.binary:
+        return None  # "Do Not Email" (yes/no): about contact, not contact data
+    seen = _values_look_personal(facts, word)
+    if seen is None:
+        return None
+    what = "a person's name" if "name" in word else "personal data"
+    return f"name says {what} ({word!r}) and its {seen}"
+
+
+def personal_word_kept(facts: ColumnFacts) -> str | None:
+    """Why a column named with a personal word is an input all the same, or None."""
+    word = personal_word(facts)
+    if word is None or facts.email_like or is_personal(facts):
+        return None
+    return (f"named like personal data ({word!r}), but its {facts.distinct:,} values are "
+            "neither a pattern of it nor mostly distinct: an attribute, not a person")
 
 
 def leak_words(facts: ColumnFacts) -> list[str]:
@@ -289,6 +392,64 @@ def statistical_suspects(inputs: pd.DataFrame, y: pd.Series, *, seed: int = 0
     return found
 
 
+def _indicator_auc(y: np.ndarray, flag: np.ndarray) -> float:
+    """ROC AUC of a 0/1 indicator, either direction: 0.5 + (TPR - FPR)/2 folded."""
+    pos = y == 1
+    if not pos.any() or pos.all():
+        return 0.5
+    gap = float(flag[pos].mean() - flag[~pos].mean())
+    return 0.5 + abs(gap) / 2
+
+
+def presence_suspects(frame: pd.DataFrame, columns: list[str], y: pd.Series, *,
+                      created: pd.Series | None, today: pd.Timestamp,
+                      date_formats: dict[str, str] | None = None, seed: int = 0
+                      ) -> dict[str, str]:
+    """Columns whose being filled in (placeholders count as blank), being filled with a date
+    after (or not after) the lead's created_at, or holding a PLACEHOLDERS value predicts the
+    label with ROC AUC of SUSPECT_AUC or more, whatever the fill rate: a conversion date
+    filled for exactly the 0.2% who converted is near-empty, and a perfect leak.
+
+    Each indicator is fixed before the label is seen (only its direction is chosen), so the
+    in-sample ROC AUC is already an out-of-fold one; PRESENCE_MIN_CLASS keeps chance out."""
+    known = y.notna()
+    idx = np.flatnonzero(known.to_numpy())
+    if len(idx) > LEAK_SAMPLE_ROWS:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, LEAK_SAMPLE_ROWS, replace=False))
+    y_s = y.iloc[idx].to_numpy(int)
+    if min(y_s.sum(), len(y_s) - y_s.sum()) < PRESENCE_MIN_CLASS:
+        return {}
+    lead_date = created.iloc[idx].to_numpy() if created is not None else None
+    date_formats = date_formats or {}
+    found = {}
+    for col in columns:
+        cells = text_cells(frame[col].iloc[idx])
+        lower = cells.str.lower()
+        placeholder = lower.isin(PLACEHOLDERS).fillna(False).to_numpy(bool)
+        filled = cells.notna().to_numpy(bool) & ~placeholder
+        share = filled.mean()
+        tests = [(_indicator_auc(y_s, filled),
+                  f"filled in for {share:.1%} of leads, and whether it is filled in")]
+        for value in lower[placeholder].unique():
+            spelt = cells[(lower == value).fillna(False).to_numpy(bool)].iloc[0]
+            tests.append((_indicator_auc(y_s, (lower == value).fillna(False).to_numpy(bool)),
+                          f"its placeholder {spelt!r}"))
+        fmt = date_formats.get(col)
+        if fmt is None and placeholder.any() and filled.any():
+            guess = sniff.sniff_date_format(cells[filled], today=today)  # 0000-00-00 aside
+            fmt = guess.format if guess else None
+        if lead_date is not None and fmt is not None and filled.any():
+            dates = sniff.parse_dates_as(cells.where(filled), fmt, today=today).to_numpy()
+            for when, flag in (("after", dates > lead_date), ("on or before",
+                                                              dates <= lead_date)):
+                tests.append((_indicator_auc(y_s, flag & filled),  # NaT compares False
+                              f"being filled with a date {when} the lead's created_at"))
+        auc, what = max(tests, key=lambda t: t[0])
+        if auc >= SUSPECT_AUC:
+            found[col] = f"{what} alone predicts the label with ROC AUC {auc:.2f}"
+    return found
+
+
 def filled_together(frame: pd.DataFrame, suspects: list[str], candidates: list[str]
                     ) -> dict[str, str]:
     """Columns blank in exactly the rows a suspect is blank in (at least 5% of rows): filled
@@ -318,6 +479,9 @@ def input_role(f: ColumnFacts) -> Role:
         return Role(f.name, "left_out", "a date other than the MQL moment (only created_at's "
                                         "season and weekday are inputs)")
     if f.numeric_share >= NUMERIC_SHARE:
+        word = code_word(f)
+        if word:
+            return code_role(f, f"integer codes named like a code ({word!r})")
         return Role(f.name, "numeric", f"numbers ({f.distinct:,} distinct)")
     share = f.distinct / max(f.non_blank, 1)
     if f.median_length > FREE_TEXT_LENGTH and f.spaces_share > 0.5:
@@ -329,6 +493,56 @@ def input_role(f: ColumnFacts) -> Role:
         return Role(f.name, "categorical", f"{f.distinct:,} categories: target-encoded",
                     target_encode=True)
     return Role(f.name, "categorical", f"{f.distinct} categories")
+
+
+def code_word(f: ColumnFacts) -> str | None:
+    """The CODE_WORDS word ending the name of an integer column (Region_Code, channel), or
+    None. Only the last word: "region_population" is a quantity about regions."""
+    if f.integer_share < 1.0 or not f.tokens or f.tokens[-1] not in CODE_WORDS:
+        return None
+    return f.tokens[-1]
+
+
+def code_role(f: ColumnFacts, reason: str) -> Role:
+    """An integer column read as categories: a code's numbers are labels, not quantities."""
+    if f.distinct > TARGET_ENCODE_ABOVE:
+        return Role(f.name, "categorical", f"{reason}: {f.distinct:,} categories, "
+                                           "target-encoded", target_encode=True)
+    return Role(f.name, "categorical", f"{reason}: {f.distinct} categories, not a quantity")
+
+
+def non_monotone_codes(frame: pd.DataFrame, roles: list[Role], facts: dict[str, ColumnFacts],
+                       y: pd.Series, *, seed: int = 0) -> dict[str, str]:
+    """Integer columns of a few values (3 to TARGET_ENCODE_ABOVE) that rank leads better as
+    categories (out-of-fold conversion rate per value) than as a quantity (their order), by
+    CODE_AUC_GAIN and two standard errors: the rates do not rise or fall with the value."""
+    from leadq.models.leakage import column_aucs
+
+    cols = [r.column for r in roles if r.role == "numeric"
+            and facts[r.column].integer_share == 1.0
+            and 3 <= facts[r.column].distinct <= TARGET_ENCODE_ABOVE]
+    known = y.notna()
+    labels = y[known].to_numpy(int) if known.any() else np.array([], int)
+    if not cols or min(labels.sum(), len(labels) - labels.sum()) < PRESENCE_MIN_CLASS:
+        return {}
+    idx = np.flatnonzero(known.to_numpy())
+    if len(idx) > LEAK_SAMPLE_ROWS:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, LEAK_SAMPLE_ROWS, replace=False))
+    y_s = y.iloc[idx].to_numpy(int)
+    fewer = min(y_s.sum(), len(y_s) - y_s.sum())
+    out = {}
+    for col in cols:
+        cells = text_cells(frame[col].iloc[idx])
+        both = pd.DataFrame({"number": pd.to_numeric(cells, errors="coerce"),
+                             "category": cells})
+        aucs = {a.column: a.auc for a in column_aucs(both, y_s) if a.kind == "values"}
+        as_cat, as_num = aucs["category"], aucs["number"]
+        # Hanley and McNeil's standard error, bounded by the rarer class
+        se = float(np.sqrt(as_cat * (1 - as_cat) / max(fewer, 1)))
+        if as_cat - as_num >= max(CODE_AUC_GAIN, 2 * se):
+            out[col] = (f"integer codes: rates do not follow the value (ROC AUC "
+                        f"{as_cat:.2f} as categories, {as_num:.2f} as a number)")
+    return out
 
 
 def choose_id(frame: pd.DataFrame, facts: dict[str, ColumnFacts], *, skip: set[str]
@@ -444,7 +658,7 @@ def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = Non
         useless = input_role(f)
         if useless.role == "left_out" and useless.why.startswith(("constant", "near-empty")):
             useless.table = table
-            roles.append(useless)  # constant or empty: no need to suspect it of anything
+            pending.append(useless)  # only its presence can leak (presence_suspects)
             continue
         if c in lookup_keys and f.numeric_share >= NUMERIC_SHARE:
             roles.append(Role(c, "lookup_key", "a numeric lookup key: joins, is no input"))
@@ -467,8 +681,16 @@ def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = Non
             continue
         role = input_role(f)
         role.table = table
+        kept = personal_word_kept(f)
+        if kept and role.role in ("numeric", "categorical"):
+            role.why = f"{role.why}; {kept}"
         pending.append(role)
 
+    codes = non_monotone_codes(frame, pending, facts, y)
+    pending = [code_role(facts[r.column], codes[r.column]) if r.column in codes else r
+               for r in pending]
+    for r in pending:
+        r.table = lookup_tables.get(r.column, "leads")
     inputs = [r for r in pending if r.role in ("numeric", "categorical")]
     evidence = pd.DataFrame(index=frame.index)
     for r in inputs:
@@ -476,6 +698,10 @@ def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = Non
         evidence[r.column] = pd.to_numeric(cells, errors="coerce") if r.role == "numeric" \
             else cells
     suspects = statistical_suspects(evidence, y)
+    for col, why in presence_suspects(
+            frame, [r.column for r in pending], y, created=created, today=today,
+            date_formats={c: f.date.format for c, f in facts.items() if f.date}).items():
+        suspects.setdefault(col, why)
     together = filled_together(frame, named_leaks + list(suspects),
                                [r.column for r in inputs if r.column not in suspects])
     for r in pending:

@@ -18,6 +18,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from leadq.features.activities import readable_feature
 from leadq.pipelines.reporting import charts
 
 
@@ -133,12 +134,16 @@ def _drivers(rep: ReportData) -> list[Chart]:
     dots = min(len(sh["values"]), STRIP_DOTS)  # the sample's order is random already
     return [
         Chart("importance", f"Importance per CRM column (permutation, {_test_set(rep)} test)",
-              charts.hbar_chart("importance", imp["column"], imp["importance"], imp["spread"],
+              charts.hbar_chart("importance", [readable_feature(c) for c in imp["column"]],
+                                imp["importance"], imp["spread"],
                                 xlabel="ROC AUC lost when shuffled"),
-              "Each column is shuffled in the test leads and the drop in ROC AUC measured; "
-              "the whisker is ± one standard deviation over the repeats."),
+              "Each column is shuffled in "
+              + (f"{imp.attrs['rows']:,} " if imp.attrs.get("rows") else "the ")
+              + "test leads (drawn keeping the conversion rate) and the drop in ROC AUC "
+              "measured; the whisker is ± one standard deviation over the repeats."),
         Chart("shap-summary", f"SHAP summary ({sh['rows']:,} test leads)",
-              charts.strip_chart("shap-summary", cols, sh["values"][cols].to_numpy()[:dots],
+              charts.strip_chart("shap-summary", [readable_feature(c) for c in cols],
+                                 sh["values"][cols].to_numpy()[:dots],
                                  sh["colour"][cols].to_numpy()[:dots],
                                  xlabel="contribution to the log-odds of converting"),
               f"Method: {sh['method']}; contributions plus the base value give the model's "
@@ -153,7 +158,7 @@ def _insights(rep: ReportData) -> list[tuple[Chart, Table]]:
     for col, frame in rep.insights.items():
         shown = _with_ci(frame.head(15))
         name = f"insight-{col}"
-        chart = Chart(name, f"{col}: conversion by value", charts.hbar_chart(
+        chart = Chart(name, f"{readable_feature(col)}: conversion by value", charts.hbar_chart(
             name, shown["value"], shown["rate"], reference=rep.data["conversion_rate"],
             xlabel="conversion rate (dashed: overall)", percent=True))
         out.append((chart, table(shown, [Column("value", "value"), *RATE_COLUMNS])))

@@ -85,12 +85,15 @@ def check_and_score(
     explain: bool,
     duplicates: np.ndarray | None = None,
     hashes: np.ndarray | None = None,
+    events: pd.DataFrame | None = None,
 ):
     """The step every scorer runs on a batch of raw rows: the row contract, typing, scoring.
 
     Returns the contract's verdict (leadq.features.contracts.RowCheck) and one output row per
     good row, in order. `duplicates` marks rows whose id an earlier batch had (the streamed
     file's IdTracker); `hashes` are the ids' 64-bit hashes when the caller has them already.
+    `events` is the activity log as scoring_events reads it, when the caller holds it already
+    (`leadq serve` loads it off the request path, so a request never waits for the file).
     """
     from leadq.features.contracts import evaluate, id_column
     from leadq.features.tables import coerce_leads
@@ -112,7 +115,8 @@ def check_and_score(
         from leadq.pipelines.io.crm import scoring_events
 
         # Events up to the lead's cut-off, or up to now for a lead scored before it.
-        leads = add_features(leads, scoring_events(params), params, scored_at=scored_at)
+        leads = add_features(leads, scoring_events(params) if events is None else events,
+                             params, scored_at=scored_at)
     out = score_leads(leads, model, params, scored_at=scored_at, explain=explain,
                       id_hashes=hashes[good])
     return check, out

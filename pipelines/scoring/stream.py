@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import queue
 import sys
 import threading
@@ -28,6 +27,8 @@ from leadq.pipelines.io.files import (
     iter_chunks,
     output_format,
     publish_mode,
+    publish_together,
+    refuse_overwrite,
     table_format,
     temp_beside,
 )
@@ -171,7 +172,9 @@ class ChunkWriter:
             self._header = False
         self.rows += len(frame)
 
-    def commit(self) -> Path:
+    def finish(self) -> tuple[Path, Path]:
+        """Complete the temporary file (footer, mode) and return (it, target) for
+        files.publish_together, so only renames remain."""
         if self.rows == 0 and self._empty is not None:
             self._header = True
             if self.fmt == "parquet":
@@ -180,8 +183,12 @@ class ChunkWriter:
                 self._empty.to_csv(self.tmp, index=False)
         if self._parquet is not None:
             self._parquet.close()
+            self._parquet = None
         publish_mode(self.tmp)
-        os.replace(self.tmp, self.path)
+        return self.tmp, self.path
+
+    def commit(self) -> Path:
+        publish_together([self.finish()])
         return self.path
 
     def abort(self) -> None:
@@ -290,6 +297,8 @@ def score_file(
     acct = Accounting(table="leads", path=str(input_path))
     tracker = IdTracker()
     guard = formula_guard(params)
+    refuse_overwrite([("leads input", f) for f in input_files(input_path, "leads")],
+                     [("scores output", output_path), ("quarantine", quarantine_path)])
     out = ChunkWriter(output_path, formula_guard=guard)
     quarantine = QuarantineWriter(quarantine_path, formula_guard=guard)
     progress = Progress(_row_count(input_path), f"score {input_path.name}")
@@ -338,7 +347,10 @@ def score_file(
                      rejected=dict(acct.rejected), duplicate_ids=acct.duplicate_ids,
                      examples=acct.examples)
         writes.close()
-        quarantine.prepare()  # its merge and mode first: a failure there publishes nothing
+        # Scores and quarantine are published together or not at all: rows refused by this
+        # run must never be missing beside scores that were published.
+        rejected_tmp, _ = quarantine.move()
+        publish_together([(rejected_tmp, quarantine.path), out.finish()])
     except BaseException:
         with contextlib.suppress(BaseException):  # the first error is the one to report
             writes.close()
@@ -347,9 +359,7 @@ def score_file(
         progress.close()
         raise
     progress.close()
-    out.commit()
-    written = quarantine.commit()
-    acct.quarantine = None if written is None else str(written)
+    acct.quarantine = None if rejected_tmp is None else str(quarantine.path)
     log.info("scored %s rows in %.1fs (%s rows/s)", f"{acct.read:,}",
              time.perf_counter() - progress.start, f"{progress.rate():,.0f}")
     return acct

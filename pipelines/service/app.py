@@ -6,8 +6,14 @@ tier and reasons are those the batch job would give. JSON values are turned into
 CSV export would hold for them (numbers in their shortest exact form, true/false, null or ""
 as missing) before the contract sees them, which is what makes the two paths agree.
 
+What a web form can put in a request is untrusted: everything that depends on one request's
+data (decoding, typing, the contract, features, activity aggregates) can fail only that
+request, with a 4xx naming the lead and field. Overload is shed, not queued: a short queue and
+a deadline counted from arrival turn into an immediate 503 with Retry-After.
+
 Request bodies hold personal data: they are never logged, and the scoring log keeps only what
-the batch output keeps.
+the batch output keeps, for answers that reached their client (an answer past its deadline or
+whose client hung up is left out of the log: recalibration reads only delivered scores).
 """
 
 from __future__ import annotations
@@ -26,23 +32,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from leadq.pipelines.io.progress import log
+from leadq.pipelines.service.contract import INT64, known_fields
 
 API_PREFIX = "/v1"
-DEFAULTS = {"max_batch": 1000, "max_body_bytes": 5_000_000, "reload_seconds": 10.0,
-            "explain": True, "scoring_log": None, "log_flush_rows": 1000,
-            "log_flush_seconds": 5.0, "max_queue": 10_000, "request_timeout_seconds": 30.0}
 # Metric labels: known routes by name, anything else (scanners, typos) as one "other" series.
-ROUTES = frozenset({f"{API_PREFIX}/score", f"{API_PREFIX}/health", f"{API_PREFIX}/model",
-                    "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+ROUTES = frozenset({f"{API_PREFIX}/score", f"{API_PREFIX}/health", f"{API_PREFIX}/live",
+                    f"{API_PREFIX}/ready", f"{API_PREFIX}/model", "/metrics", "/openapi.json",
+                    "/docs"})
 TOKEN_ENV = "LEADQ_API_TOKEN"
 INLINE_JSON_BYTES = 64 * 1024  # bodies parsed on the event loop; larger ones in a thread
+ARRIVAL = "leadq.arrival"  # ASGI scope key: monotonic time the request's headers arrived
+SHOWN_CHARS = 80  # an id or field name echoed back is cut here: a 1 MB id is not an answer
+CLIENT_GONE = 499  # the status logged for an answer whose client hung up (nginx's convention)
 
 
 class RequestError(Exception):
-    """A 4xx answer: status code, a message, and per-lead details when there are any."""
+    """A 4xx/5xx answer: status code, a message, and per-lead details when there are any."""
 
     def __init__(self, status: int, message: str, rejected: list | None = None) -> None:
         super().__init__(message)
@@ -50,25 +58,34 @@ class RequestError(Exception):
 
 
 def serve_settings(params: dict) -> dict:
-    return {**DEFAULTS, **(params.get("serve") or {})}
+    return params["serve"]
 
 
-def known_fields(params: dict) -> list[str]:
-    """Lead fields the service reads: the model's inputs, the id, the date, personal fields,
-    and the export-day counters it knows to leave out (features.snapshot_columns)."""
-    from leadq.pipelines.io.crm import leads_required_columns
-
-    spec = params["data"]["leads"]
-    extra = [*(spec.get("personal") or []), spec.get("label"), spec.get("converted_at"),
-             *(params["features"].get("snapshot_columns") or [])]
-    return list(dict.fromkeys([*leads_required_columns(params, for_training=False),
-                               *[c for c in extra if c]]))
+def shown(text: Any, limit: int = SHOWN_CHARS) -> str:
+    """Client-supplied text fit to echo back: cut short, and encodable (a lone surrogate
+    would make the answer itself fail to encode)."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _cell(value: Any, field: str, index: int) -> str | None:
+def _cell(value: Any, field: str, index: int, is_id: bool = False) -> str | None:
     """A JSON value as the text a CSV cell would hold (None = missing)."""
+    where = f"lead {index}: field {shown(field)!r}"
     if value is None:
         return None
+    if is_id:
+        # An id names a lead in the CRM, the scoring log and recalibration: true or 1e309
+        # would silently become the ids "true" and "inf".
+        if isinstance(value, str):
+            pass
+        elif isinstance(value, int) and not isinstance(value, bool) and \
+                INT64[0] <= value <= INT64[1]:
+            return str(value)
+        else:
+            raise RequestError(422, f"{where}: an id must be a string or an integer within "
+                                    f"64 bits, got {_kind(value)}")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -76,16 +93,33 @@ def _cell(value: Any, field: str, index: int) -> str | None:
     if isinstance(value, float):
         if math.isnan(value):
             return None  # as a CSV "NaN" cell reads
-        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+        if not math.isfinite(value):
+            raise RequestError(422, f"{where}: number out of range")
+        return repr(value)
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RequestError(422, f"{where}: not valid Unicode text (a lone surrogate at "
+                                    f"character {exc.start})") from None
         return value
-    kind = "an object" if isinstance(value, dict) else "a list"
-    raise RequestError(422, f"lead {index}: field {field!r}: expected a string, number, boolean "
-                            f"or null, got {kind}")
+    raise RequestError(422, f"{where}: expected a string, number, boolean or null, got "
+                            f"{_kind(value)}")
 
 
-def leads_frame(leads: list[dict], fields: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Raw rows as a CSV reader would have produced them, and the unknown fields ignored."""
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number out of range" if isinstance(value, int) or not math.isfinite(value) \
+            else "a fractional number"
+    return "an object" if isinstance(value, dict) else "a list"
+
+
+def leads_frame(leads: list, fields: list[str], id_col: str | None = None
+                ) -> tuple[pd.DataFrame, list[str]]:
+    """Raw rows as a CSV reader would have produced them, and the unknown fields ignored
+    (shortened for echoing)."""
     from pandas._libs.parsers import STR_NA_VALUES  # pandas' own missing-value spellings
 
     missing_text = set(STR_NA_VALUES) | {""}
@@ -96,10 +130,10 @@ def leads_frame(leads: list[dict], fields: list[str]) -> tuple[pd.DataFrame, lis
             raise RequestError(422, f"lead {i}: expected a JSON object of lead fields, got "
                                     f"{type(lead).__name__}")
         for key in lead:
-            if key not in columns:
-                unknown.setdefault(str(key), None)
+            if key not in columns and len(unknown) < 20:
+                unknown.setdefault(shown(key), None)
         for f in fields:
-            text = _cell(lead.get(f), f, i)
+            text = _cell(lead.get(f), f, i, is_id=f == id_col)
             columns[f].append(None if text is None or text in missing_text else text)
     frame = pd.DataFrame({f: pd.array(v, dtype="str") for f, v in columns.items()})
     return frame, list(unknown)
@@ -131,11 +165,22 @@ def _settle(future: concurrent.futures.Future, result=None, error=None) -> None:
 
 
 class Pending:
-    """One request waiting in the micro-batch queue, and the answer it will get."""
+    """One request waiting in the micro-batch queue, its deadline, and the answer it will get.
+    """
 
-    def __init__(self, body: Any) -> None:
+    def __init__(self, body: Any, deadline: float) -> None:
         self.body = body
+        self.deadline = deadline  # time.monotonic() past which nobody waits for the answer
         self.future: concurrent.futures.Future = concurrent.futures.Future()
+
+
+class Part:
+    """One request's leads, read and typed, ready to be scored with others."""
+
+    def __init__(self, pending: Pending | None, single: bool, raw: pd.DataFrame,
+                 unknown: list[str], duplicates: np.ndarray) -> None:
+        self.pending, self.single, self.raw = pending, single, raw
+        self.unknown, self.duplicates = unknown, duplicates
 
 
 class Scorer:
@@ -144,13 +189,14 @@ class Scorer:
     not depend on which other leads shared its batch (every rule and feature is per row, ids
     are checked for duplicates within their own request, warnings are told per request), so
     batching changes only the cost: the fixed cost of a call is paid once per batch instead of
-    once per lead. If scoring the combined frame fails, each request is scored alone, so one
-    request's data can fail only that request."""
+    once per lead. If scoring the combined frame fails, the batch is split in halves and each
+    half scored on its own, down to the one request whose data failed it, which alone gets a
+    422: one request's data can fail only that request."""
 
-    def __init__(self, params: dict, holder, scoring_log=None) -> None:
+    def __init__(self, params: dict, holder, activity) -> None:
         self.params = params
         self.holder = holder
-        self.log = scoring_log
+        self.activity = activity
         self.settings = serve_settings(params)
         self.fields = known_fields(params)
         self.id_col = params["data"]["leads"]["id"]
@@ -160,8 +206,8 @@ class Scorer:
         self._worker = threading.Thread(target=self._run, name="leadq-score", daemon=True)
         self._worker.start()
 
-    def submit(self, body: Any) -> concurrent.futures.Future:
-        pending = Pending(body)
+    def submit(self, body: Any, deadline: float) -> concurrent.futures.Future:
+        pending = Pending(body, deadline)
         try:
             self._queue.put_nowait(pending)
         except queue.Full:
@@ -174,11 +220,23 @@ class Scorer:
         self._queue.put(None)
         self._worker.join(timeout=timeout)
 
+    def _live(self, item: Pending) -> bool:
+        """Claim a queued request: False for one its caller gave up on or whose deadline has
+        passed while it waited (answered 503 at once: scoring it would only delay the rest)."""
+        if not item.future.set_running_or_notify_cancel():
+            return False
+        if time.monotonic() >= item.deadline:
+            _settle(item.future, error=RequestError(
+                503, "server busy: the request waited past its deadline "
+                     "(serve.request_timeout_seconds)"))
+            return False
+        return True
+
     def _take(self) -> Pending | None:
         while True:
             item = self._carry or self._queue.get()
             self._carry = None
-            if item is None or item.future.set_running_or_notify_cancel():
+            if item is None or self._live(item):
                 return item  # None: stop; else a request whose caller still waits
 
     def _run(self) -> None:
@@ -192,7 +250,7 @@ class Scorer:
                 if nxt is None:
                     stop = True
                     break
-                if not nxt.future.set_running_or_notify_cancel():
+                if not self._live(nxt):
                     continue
                 if size + self._size(nxt) > self.max_leads:
                     self._carry = nxt  # first in the next batch
@@ -202,6 +260,7 @@ class Scorer:
             try:
                 self._score_batch(batch)
             except BaseException as exc:  # noqa: BLE001 - every waiting request learns of it
+                log.error("scoring worker: %s", type(exc).__name__)
                 for pending in batch:
                     _settle(pending.future, error=exc)
             if stop:
@@ -212,8 +271,7 @@ class Scorer:
         body = pending.body
         return len(body) if isinstance(body, list) else 1
 
-    def _leads(self, pending: Pending) -> tuple[list, bool]:
-        body = pending.body
+    def _leads(self, body: Any) -> tuple[list, bool]:
         single = isinstance(body, dict)
         leads = [body] if single else body
         if not isinstance(leads, list) or not leads:
@@ -224,62 +282,101 @@ class Scorer:
                                     f"{self.max_leads}")
         return leads, single
 
+    def read(self, body: Any, pending: Pending | None = None) -> Part:
+        """One request's body as raw rows (RequestError naming the lead and field if not)."""
+        leads, single = self._leads(body)
+        raw, unknown = leads_frame(leads, self.fields, self.id_col)
+        ids = raw[self.id_col].astype("string").str.strip()
+        dup = (ids.duplicated() & ids.notna() & (ids != "")).to_numpy(dtype=bool)
+        return Part(pending, single, raw, unknown, dup)
+
+    def dependencies(self):
+        """The bundle and activity events to score with now, or a 503 naming what is missing.
+        """
+        served = self.holder.current if self.holder is not None else None
+        if served is None:
+            raise RequestError(503, "no model loaded yet (see /v1/ready)")
+        events = self.activity.events
+        if self.activity.needed and events is None:
+            why = self.activity.error or "activity log not loaded yet"
+            raise RequestError(503, f"not ready: {why}")
+        return served, events
+
     def _score_batch(self, batch: list[Pending]) -> None:
-        served = self.holder.current  # one bundle for the whole batch: one version per answer
+        try:
+            # One bundle and one version of the activity log for the whole batch.
+            served, events = self.dependencies()
+        except RequestError as exc:
+            for pending in batch:
+                _settle(pending.future, error=exc)
+            return
         parts = []
         for pending in batch:
             try:
-                if served is None:
-                    raise RequestError(503, "no model loaded yet (see /v1/health)")
-                leads, single = self._leads(pending)
-                raw, unknown = leads_frame(leads, self.fields)
+                parts.append(self.read(pending.body, pending))
             except RequestError as exc:
                 _settle(pending.future, error=exc)
-                continue
-            ids = raw[self.id_col].astype("string").str.strip()
-            dup = (ids.duplicated() & ids.notna() & (ids != "")).to_numpy(dtype=bool)
-            parts.append((pending, single, raw, unknown, dup))
+            except Exception as exc:  # noqa: BLE001 - this request's data: it alone fails
+                log.warning("a request could not be read (%s)", type(exc).__name__)
+                _settle(pending.future, error=RequestError(
+                    422, f"cannot read the lead(s): {type(exc).__name__}"))
+        self._score_isolated(parts, served, events)
+
+    def _score_isolated(self, parts: list[Part], served, events) -> None:
         if not parts:
             return
         try:
-            self._score_parts(parts, served)
-        except ValueError as exc:
-            if len(parts) == 1:  # this request's own data (e.g. mixed time zones): a 4xx
-                _settle(parts[0][0].future, error=RequestError(
-                    422, f"cannot read the lead(s): {exc}".splitlines()[0]))
+            results = self.score_parts(parts, served, events)
+        except Exception as exc:  # noqa: BLE001 - some request's data: find it, fail it alone
+            if len(parts) == 1:
+                # Only the exception's type is logged: its text may quote the lead's data.
+                log.warning("a request's leads could not be scored (%s)", type(exc).__name__)
+                message = (str(exc).splitlines() or [""])[0]
+                _settle(parts[0].pending.future, error=RequestError(
+                    422, f"cannot score the lead(s): {type(exc).__name__}: "
+                         f"{shown(message, 300)}"))
                 return
-            for part in parts:  # the combined frame failed: each request on its own
-                self._score_batch([part[0]])
+            middle = len(parts) // 2
+            self._score_isolated(parts[:middle], served, events)
+            self._score_isolated(parts[middle:], served, events)
+            return
+        for part, result in zip(parts, results, strict=True):
+            if isinstance(result, RequestError):
+                _settle(part.pending.future, error=result)
+            else:
+                _settle(part.pending.future, result)
 
-    def _score_parts(self, parts: list, served) -> None:
+    def score_parts(self, parts: list[Part], served, events) -> list:
+        """Each part's answer (answer, leads, MQLs, output rows) or RequestError, scored as
+        one frame."""
         from leadq.pipelines.scoring.core import check_and_score
 
-        raw = pd.concat([p[2] for p in parts], ignore_index=True)
-        duplicates = np.concatenate([p[4] for p in parts])
+        raw = pd.concat([p.raw for p in parts], ignore_index=True)
+        duplicates = np.concatenate([p.duplicates for p in parts])
         scored_at = pd.Timestamp.now(tz="UTC").floor("s")
         check, out = check_and_score(raw, served.model, self.params, reference=served.reference,
                                      scored_at=scored_at, duplicates=duplicates,
-                                     explain=bool(self.settings["explain"]))
+                                     explain=bool(self.settings["explain"]), events=events)
         bad = check.bad
         # Output row of each good input row (check_and_score scores the good rows, in order).
         out_pos = np.cumsum(~bad) - 1
-        start = 0
-        for pending, single, part, unknown, _ in parts:
-            stop = start + len(part)
+        start, results = 0, []
+        for part in parts:
+            stop = start + len(part.raw)
             if bad[start:stop].any():
                 rejected = [{"index": int(i - start),
-                             "id": _jsonable(raw.at[i, self.id_col]),
-                             "reason": str(check.reasons.iloc[i])}
+                             "id": _shown_id(raw.at[i, self.id_col]),
+                             "reason": shown(check.reasons.iloc[i], 500)}
                             for i in range(start, stop) if bad[i]]
-                what = rejected[0]["reason"] if single else f"{len(rejected)} lead(s) rejected"
-                _settle(pending.future, error=RequestError(422, what, rejected))
+                what = rejected[0]["reason"] if part.single else \
+                    f"{len(rejected)} lead(s) rejected"
+                results.append(RequestError(422, what, rejected))
             else:
                 rows_out = out.iloc[out_pos[start:stop]]
-                if self.log is not None:
-                    self.log.append(rows_out)
-                answer = self._answer(rows_out, check, unknown, start, stop, single)
-                _settle(pending.future, (answer, len(rows_out), int(rows_out["is_mql"].sum())))
+                answer = self._answer(rows_out, check, part.unknown, start, stop, part.single)
+                results.append((answer, len(rows_out), int(rows_out["is_mql"].sum()), rows_out))
             start = stop
+        return results
 
     @staticmethod
     def _answer(rows_out: pd.DataFrame, check, unknown: list[str], start: int, stop: int,
@@ -294,23 +391,57 @@ class Scorer:
         return {"leads": rows, "warnings": warnings}
 
 
+def _shown_id(value: Any) -> Any:
+    value = _jsonable(value)
+    return shown(value) if isinstance(value, str) else value
+
+
+def warm_up_lead(served, events: pd.DataFrame | None, params: dict) -> dict:
+    """A lead to score before taking traffic: the model's own input example as a web form
+    would send it, under the id of a lead the activity log has events for (so the activity
+    aggregation runs on real events)."""
+    example = getattr(served.model.pyfunc, "input_example", None)
+    lead: dict = {}
+    if example is not None and len(example):
+        for key, value in pd.DataFrame(example).iloc[0].items():
+            if value is None or (isinstance(value, float) and math.isnan(value)) or \
+                    value is pd.NaT or value is pd.NA:
+                continue
+            lead[str(key)] = value.isoformat() if isinstance(value, pd.Timestamp) else \
+                _jsonable(value)
+    lead_id = "warm-up-0"
+    if events is not None and len(events):
+        lead_id = str(events["ev_lead"].iloc[len(events) // 2])
+    lead[params["data"]["leads"]["id"]] = lead_id
+    return lead
+
+
 def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> FastAPI:
     """The ASGI app. `holder` (tests) replaces the registry-following model holder."""
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     from leadq.pipelines.params.loader import resolve_path
+    from leadq.pipelines.service.contract import docs_page, openapi_schema
     from leadq.pipelines.service.scoring_log import ScoringLog
-    from leadq.pipelines.service.state import ModelHolder
+    from leadq.pipelines.service.state import ActivityLog, ModelHolder
 
     settings = serve_settings(params)
     token = os.environ.get(TOKEN_ENV) or None
+    # The token as the bytes a client sends: compared as bytes, so any UTF-8 token can match
+    # (surrogateescape: the environment's own bytes, whatever they are).
+    expected = None if token is None else b"Bearer " + token.encode("utf-8", "surrogateescape")
     metrics = CollectorRegistry()
     requests_total = Counter("leadq_requests", "HTTP requests by path and status",
                              ["path", "status"], registry=metrics)
     latency = Histogram("leadq_request_seconds", "request latency", ["path"], registry=metrics,
-                        buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0))
+                        buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+                                 30.0, 60.0))
     leads_total = Counter("leadq_leads_scored", "leads scored", registry=metrics)
+    undelivered = Counter("leadq_answers_undelivered",
+                          "requests whose answer was not delivered (client gone, or past the "
+                          "deadline): none of their leads is in the scoring log", ["why"],
+                          registry=metrics)
     mql_total = Counter("leadq_mql", "leads scored as MQL", registry=metrics)
     mql_rate = Gauge("leadq_mql_rate", "share of scored leads that were MQLs",
                      registry=metrics)
@@ -318,6 +449,8 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                           registry=metrics)
     tally, tally_lock = [0, 0], threading.Lock()  # leads, MQLs: the rate's two counts
     timeout = float(settings["request_timeout_seconds"])
+    retry_after = str(max(1, math.ceil(float(settings["retry_after_seconds"]))))
+    parsing = asyncio.Semaphore(max(1, int(settings["max_parsing"])))
 
     scoring_log = None
     if settings.get("scoring_log"):
@@ -325,26 +458,29 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                                  flush_rows=settings["log_flush_rows"],
                                  flush_seconds=settings["log_flush_seconds"])
 
-    def warm_up(served) -> None:
-        """Score the model's own input example once, so numba kernels and caches are built
-        before the first real lead waits for them."""
-        from leadq.pipelines.scoring.core import score_leads
+    def warm_up(served, events=None) -> None:
+        """Score one lead through the whole path a request takes (typing, contract, activity
+        aggregates, model, reasons) before `served` takes traffic: a version that cannot
+        score it never does, and numba kernels and caches are built before a real lead waits
+        for them. Nothing of it reaches the scoring log."""
+        if events is None and activity.needed:
+            events = activity.events
+            if events is None:
+                raise RuntimeError(activity.error or "activity log not loaded yet")
+        part = scorer.read(warm_up_lead(served, events, params))
+        result = scorer.score_parts([part], served, events)[0]
+        if isinstance(result, RequestError):
+            raise RuntimeError(f"the warm-up lead was refused: {result.message}")
 
-        example = getattr(served.model.pyfunc, "input_example", None)
-        if example is None or not len(example):
-            return
-        rows = pd.DataFrame(example).copy()
-        rows[params["data"]["leads"]["id"]] = [f"warm-up-{i}" for i in range(len(rows))]
-        # A version that cannot score its own example must not take traffic: the error
-        # reaches the holder, which keeps the bundle it has.
-        score_leads(rows, served.model, params, scored_at=pd.Timestamp.now(tz="UTC"),
-                    explain=bool(settings["explain"]))
-
+    activity = ActivityLog(params, probe=lambda events: holder.current is None or
+                           warm_up(holder.current, events))
     holder = holder or ModelHolder(params, model_uri, warm_up=warm_up)
-    scorer = Scorer(params, holder, scoring_log)
+    scorer = Scorer(params, holder, activity)
 
     def first_load() -> None:
         every = float(settings["reload_seconds"])
+        activity.refresh()
+        activity.start(float(settings["activity_check_seconds"]))
         while holder.current is None:
             try:
                 holder.load()
@@ -354,35 +490,38 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                             holder.last_error, every)
                 if holder._stop.wait(every):
                     return
-        holder.start(every)
+        if hasattr(holder, "start"):  # a test's fixed holder follows no registry
+            holder.start(every)
 
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(app):
-        loader = None
-        if holder.current is None:
-            loader = threading.Thread(target=first_load, name="leadq-first-load", daemon=True)
-            loader.start()
+        loader = threading.Thread(target=first_load, name="leadq-first-load", daemon=True)
+        loader.start()
         yield
-        holder.stop()
-        if loader is not None:
-            loader.join(timeout=5)
-        scorer.close()  # what was queued is answered and logged before the log's last write
+        if hasattr(holder, "stop"):
+            holder.stop()
+        activity.stop()
+        loader.join(timeout=5)
+        scorer.close()  # what was queued is answered before the log's last write
         if scoring_log is not None:
             scoring_log.close()
 
     app = FastAPI(title="leadq", version="1",
                   description="Real-time lead scoring: the batch scorer's answers, one lead at "
                               "a time. Same model, MQL bar, tiers and reasons as `leadq score`.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.holder = holder
+    app.state.activity = activity
     app.state.scoring_log = scoring_log
+    app.state.scorer = scorer
 
     class Guard:
-        """The bearer token and the request metrics, as plain ASGI middleware: Starlette's
-        BaseHTTPMiddleware (`@app.middleware`) runs each request through an extra task and
-        memory streams, a fixed cost of every call that this does not have."""
+        """The arrival time, the bearer token and the request metrics, as plain ASGI
+        middleware: Starlette's BaseHTTPMiddleware (`@app.middleware`) runs each request
+        through an extra task and memory streams, a fixed cost of every call that this does
+        not have."""
 
         def __init__(self, app) -> None:
             self.app = app
@@ -392,13 +531,12 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                 await self.app(scope, receive, send)
                 return
             start = time.perf_counter()
+            scope[ARRIVAL] = time.monotonic()
             path = scope["path"] if scope["path"] in ROUTES else "other"
-            if token is not None:
-                # As Starlette's request.headers.get reads it: the first such header, latin-1.
-                given = next((v.decode("latin-1") for k, v in scope["headers"]
-                              if k.lower() == b"authorization"), "")
-                expected = f"Bearer {token}"
-                if not hmac.compare_digest(given.encode(), expected.encode()):
+            if expected is not None:
+                given = next((v for k, v in scope["headers"] if k.lower() == b"authorization"),
+                             b"")
+                if not hmac.compare_digest(given, expected):
                     response = JSONResponse({"detail": "missing or wrong bearer token"}, 401,
                                             headers={"WWW-Authenticate": "Bearer"})
                     requests_total.labels(path, "401").inc()
@@ -415,13 +553,18 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
             await self.app(scope, receive, send_status)
 
     app.add_middleware(Guard)
+    if settings["cors_origins"]:
+        from starlette.middleware.cors import CORSMiddleware
 
-    async def read_body(request: Request) -> bytes:
-        limit = int(settings["max_body_bytes"])
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise RequestError(413, f"request body of {declared} bytes; serve.max_body_bytes "
-                                    f"is {limit}")
+        # Outside the token check: a browser's preflight carries no Authorization header.
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings["cors_origins"]),
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+
+    def busy(message: str) -> RequestError:
+        return RequestError(503, message)
+
+    async def read_body(request: Request, limit: int) -> bytes:
         body = bytearray()
         async for part in request.stream():
             body += part
@@ -429,32 +572,72 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                 raise RequestError(413, f"request body over serve.max_body_bytes ({limit})")
         return bytes(body)
 
-    @app.post(f"{API_PREFIX}/score", summary="Score one lead (an object) or a list of leads",
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": {"oneOf": [
-                      {"type": "object", "additionalProperties": True},
-                      {"type": "array", "items": {"type": "object"}}]}}}}})
-    async def score(request: Request):
+    async def read_json(request: Request, deadline: float) -> Any:
+        """The body, parsed: its size checked against serve.max_body_bytes before anything is
+        read (Content-Length) and while it streams in; a large one read and parsed only with
+        one of serve.max_parsing turns, so concurrent large bodies cannot pile up in memory.
+        """
+        limit = int(settings["max_body_bytes"])
+        declared = request.headers.get("content-length")
+        if declared is not None and not declared.isdigit():
+            raise RequestError(400, "malformed Content-Length")
+        if declared is not None and int(declared) > limit:
+            raise RequestError(413, f"request body of {declared} bytes; serve.max_body_bytes "
+                                    f"is {limit}")
+        if declared is not None and int(declared) < INLINE_JSON_BYTES:
+            # A lead is ~1 KB: parsed in microseconds, less than a hand-off to a thread.
+            raw = await read_body(request, limit)
+            return _parse(raw)
         try:
-            raw = await read_body(request)
+            await asyncio.wait_for(parsing.acquire(), max(deadline - time.monotonic(), 0))
+        except TimeoutError as exc:
+            raise busy(f"server busy: {settings['max_parsing']} large bodies being read "
+                       "(serve.max_parsing)") from exc
+        try:
+            raw = await read_body(request, limit)
+            # Off the event loop, so a large body cannot hold up /v1/live and small requests.
+            return await asyncio.to_thread(_parse, raw)
+        finally:
+            parsing.release()
+
+    def refuse(exc: RequestError) -> JSONResponse:
+        content: dict = {"detail": exc.message}
+        if exc.rejected:
+            content["rejected"] = exc.rejected
+        headers = {"Retry-After": retry_after} if exc.status == 503 else None
+        return JSONResponse(content, exc.status, headers=headers)
+
+    @app.post(f"{API_PREFIX}/score", summary="Score one lead (an object) or a list of leads")
+    async def score(request: Request):
+        deadline = request.scope.get(ARRIVAL, time.monotonic()) + timeout
+        try:
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "application/json":
+                # A browser sends text/plain or a form cross-origin without asking first: only
+                # JSON, which it must ask for (CORS), is scored.
+                raise RequestError(415, "send the lead(s) as Content-Type: application/json")
+            body = await read_json(request, deadline)
+            if time.monotonic() >= deadline:
+                raise busy("server busy: the request's body arrived past its deadline "
+                           "(serve.request_timeout_seconds)")
+            # Reading once more lets the server notice a client that hangs up while it waits.
+            await request.is_disconnected()
+            future = scorer.submit(body, deadline)
             try:
-                # A large body is parsed off the event loop so it cannot hold up /v1/health;
-                # a small one (a lead is ~1 KB) parses in microseconds, less than the hand-off.
-                body = json.loads(raw) if len(raw) < INLINE_JSON_BYTES else \
-                    await asyncio.to_thread(json.loads, raw)
-            except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-                raise RequestError(400, f"malformed JSON: {exc}"[:300]) from exc
-            future = scorer.submit(body)
-            try:
-                answer, n, mql = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+                answer, n, mql, rows = await asyncio.wait_for(
+                    asyncio.wrap_future(future), max(deadline - time.monotonic(), 0))
             except TimeoutError as exc:
-                raise RequestError(503, f"not answered within {timeout:g} s "
-                                        "(serve.request_timeout_seconds)") from exc
+                undelivered.labels("deadline").inc()
+                raise busy(f"server busy: not answered within {timeout:g} s of arrival "
+                           "(serve.request_timeout_seconds)") from exc
         except RequestError as exc:
-            content = {"detail": exc.message}
-            if exc.rejected:
-                content["rejected"] = exc.rejected
-            return JSONResponse(content, exc.status)
+            return refuse(exc)
+        if await request.is_disconnected():
+            # Nobody receives this answer: it is not logged as if sales had been given it.
+            undelivered.labels("client gone").inc()
+            return Response(status_code=CLIENT_GONE)
+        if scoring_log is not None:
+            scoring_log.append(rows)
         leads_total.inc(n)
         mql_total.inc(mql)
         with tally_lock:
@@ -463,20 +646,45 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
             mql_rate.set(tally[1] / tally[0] if tally[0] else 0.0)
         return JSONResponse(answer)
 
-    @app.get(f"{API_PREFIX}/health", summary="Ready once a model is loaded")
-    async def health():
-        current = holder.current
+    def readiness() -> tuple[int, dict]:
+        current, errors = holder.current, []
         if current is None:
-            return JSONResponse({"status": "loading", "error": holder.last_error}, 503)
-        return {"status": "ready", "model_version": current.key[0],
+            errors.append(f"no model loaded: {holder.last_error}" if holder.last_error
+                          else "loading the model and scoring a warm-up lead")
+        if not activity.ok:
+            errors.append(activity.error or "loading the activity log")
+        if errors:
+            return 503, {"status": "loading" if current is None else "not ready",
+                         "error": "; ".join(errors), "errors": errors}
+        body = {"status": "ready", "model_version": current.key[0],
                 "threshold_version": current.key[1]}
+        if holder.last_error:  # still serving this version; the reload that failed says why
+            body["reload_error"] = holder.last_error
+        if activity.error:  # still scoring with the activity log's previous version
+            body["activity_error"] = activity.error
+        return 200, body
+
+    @app.get(f"{API_PREFIX}/live", summary="Liveness: the process answers")
+    async def live():
+        return {"status": "alive"}
+
+    @app.get(f"{API_PREFIX}/ready", summary="Readiness: the champion is loaded, a warm-up lead "
+                                           "was scored, and every input it needs is there")
+    async def ready():
+        status, body = readiness()
+        return JSONResponse(body, status, headers={"Retry-After": retry_after}
+                            if status == 503 else None)
+
+    @app.get(f"{API_PREFIX}/health", summary="As /v1/ready (kept for existing probes)")
+    async def health():
+        return await ready()
 
     @app.get(f"{API_PREFIX}/model", summary="The model being served")
     async def model_info():
         current = holder.current
         if current is None:
             return JSONResponse({"detail": "no model loaded yet", "error": holder.last_error},
-                                503)
+                                503, headers={"Retry-After": retry_after})
         m = current.model
         return {"name": current.name, "version": str(m.version), "alias": current.alias,
                 "uri": m.uri, "threshold": m.threshold,
@@ -484,7 +692,7 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
                 "trained_at": current.info.get("trained_at"),
                 "test_metrics": current.info.get("test_metrics", {}),
                 "loaded_at": current.loaded_at, "last_reload_check": holder.last_check,
-                "reload_error": holder.last_error,
+                "reload_error": holder.last_error, "activity_error": activity.error,
                 "scoring_log": None if scoring_log is None else {
                     "directory": str(scoring_log.directory),
                     "rows_written": scoring_log.rows_written,
@@ -499,7 +707,33 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
         return PlainTextResponse(generate_latest(metrics).decode(),
                                  media_type=CONTENT_TYPE_LATEST)
 
+    def schema() -> dict:
+        current = holder.current
+        key = None if current is None else current.key
+        if app.openapi_schema is None or app.state.schema_key != key:
+            # From the params' roles and the served version's contract reference: rebuilt
+            # when another version comes in.
+            app.openapi_schema = openapi_schema(app, params, None if current is None
+                                                else current.reference)
+            app.state.schema_key = key
+        return app.openapi_schema
+
+    app.state.schema_key = None
+    app.openapi = schema
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        # Self-contained: no script or style from a CDN, so it works on a closed network.
+        return HTMLResponse(docs_page(schema()))
+
     return app
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise RequestError(400, f"malformed JSON: {exc}"[:300]) from exc
 
 
 def app_from_env():

@@ -124,6 +124,9 @@ class ModelHolder:
             self._failed(None, exc, "registry check failed")
             return False
         if self.current is not None and (key is None or key == self.current.key):
+            # The registry answers and points at what is served: an earlier failure (store
+            # unreachable, alias on a broken version since moved back) no longer holds.
+            self.last_error, self._failed_key = None, None
             return False  # nothing moved, or a URI outside the registry: nothing to follow
         if key is not None and key == self._failed_key:
             return False  # this version failed to load already; wait for the registry to move
@@ -150,6 +153,95 @@ class ModelHolder:
                     log.error("reload poller: %s", exc)
 
         self._thread = threading.Thread(target=run, name="leadq-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class ActivityLog:
+    """The activity events a model trained with data.activities needs, held in memory.
+
+    The file is checked every `serve.activity_check_seconds` on this object's own thread; a
+    new version is read there and swapped in with one assignment, so no request ever waits
+    for the file (a request takes `events` once and scores its whole batch with it). A file
+    that is gone makes `events` None and `error` say why: the service is then not ready and
+    scoring answers 503, rather than scoring as if the leads had no activity. A new version
+    that cannot be read (caught half-written) leaves the old one in place, with `error` set.
+    `probe` (the service's warm-up) must score with a new version before it is swapped in."""
+
+    def __init__(self, params: dict, probe=None) -> None:
+        self.params = params
+        self.needed = bool((params["data"].get("activities") or {}).get("path"))
+        self.events: pd.DataFrame | None = None
+        self.error: str | None = None
+        self._probe = probe
+        self._key: tuple | None = None
+        self._lock = threading.Lock()  # one refresh at a time (poller, first load)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.needed or self.events is not None
+
+    def refresh(self) -> bool:
+        """Check the file; load and swap in a new version. False when it is not usable."""
+        if not self.needed:
+            return True
+        from leadq.pipelines.io.crm import scoring_events
+        from leadq.pipelines.params.loader import resolve_path
+
+        path = resolve_path(self.params, self.params["data"]["activities"]["path"])
+        with self._lock:
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                self._fail(f"activity log {path} unavailable: {exc.strerror or exc}")
+                return False
+            key = (stat.st_mtime_ns, stat.st_size)
+            if key == self._key and self.events is not None:
+                return True
+            try:
+                events = scoring_events(self.params)
+                if self._probe is not None:
+                    self._probe(events)
+            except Exception as exc:  # noqa: BLE001 - reported in /v1/ready and the log
+                message = f"activity log {path} not loaded: {type(exc).__name__}: {exc}"[:500]
+                if self.events is None:
+                    self._fail(message)
+                    return False
+                # A version caught half-written: the one loaded before still holds; the next
+                # check tries again (the key is not taken).
+                if not (self.error or "").startswith(message):
+                    log.warning("%s; still scoring with the version loaded before", message)
+                self.error = f"{message}; still scoring with the version loaded before"
+                return True
+            self.events, self._key = events, key
+            if self.error is not None:
+                log.info("activity log %s loaded again (%d events)", path, len(events))
+            self.error = None
+            return True
+
+    def _fail(self, message: str) -> None:
+        if message != self.error:  # once per cause, not once per check
+            log.error("%s; scoring answers 503 until it is back", message)
+        self.events, self._key, self.error = None, None, message
+
+    def start(self, every_seconds: float) -> None:
+        if not self.needed:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(every_seconds):
+                try:
+                    self.refresh()
+                except Exception as exc:  # noqa: BLE001 - the poller must outlive any error
+                    log.error("activity log poller: %s", exc)
+
+        self._thread = threading.Thread(target=run, name="leadq-activities", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -1,16 +1,20 @@
 """The model registry lifecycle: champion/challenger gate, promote, rollback, and alias history.
 
 Every trained model is registered as `challenger`. It becomes `champion` only when, on its own
-out-of-time test set, it is at least as good as the current champion re-scored on the same
-rows (primary metric within a tolerance) and its calibration error is under the limit — or when
-the champion has held the title longer than registry.max_champion_age_days. MLflow keeps no
-history of alias moves, so each move is written as a registered-model tag
-`leadq.alias_history.NNNNNN` (a small JSON record): `leadq models` and `leadq rollback` read it.
+out-of-time test set, its primary metric is above the current champion's (re-scored on the
+same rows) minus registry.tolerance and its calibration error is under the limit — or when
+the champion has held the title longer than registry.max_champion_age_days. A challenger that
+ties the champion on every test metric (retrained on the same data) is never promoted.
+MLflow keeps no history of alias moves, so each move is written as a registered-model tag
+`leadq.alias_history.NNNNNN.<token>` (a small JSON record): `leadq models` and `leadq rollback`
+read it.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -68,14 +72,32 @@ def gate_decision(challenger: dict[str, float], champion: dict[str, float] | Non
         return True, f"no champion to beat; challenger {why}"
     new, old = challenger.get(primary, float("nan")), champion.get(primary, float("nan"))
     max_age = registry.get("max_champion_age_days")
-    if new >= old - tolerance:
-        return True, (f"challenger {primary} {new:.4f} ≥ champion {old:.4f} − tolerance "
+    if ties(challenger, champion):
+        # The tolerance lets a different, fresher model in despite test noise; a model that
+        # scores the test rows exactly as the champion does (retrained on the same data) brings
+        # nothing, and promoting it would only restart the champion's age clock.
+        return False, (f"challenger ties the champion on every test metric ({primary} "
+                       f"{new:.4f}): nothing to gain, the champion stays (a tie never "
+                       "promotes, whatever registry.tolerance or the champion's age)")
+    if new > old - tolerance:
+        return True, (f"challenger {primary} {new:.4f} > champion {old:.4f} − tolerance "
                       f"{tolerance} on the same test rows, and {why}")
     if max_age is not None and champion_age_days is not None and champion_age_days > max_age:
         return True, (f"champion is {champion_age_days:.0f} days old (> {max_age}); challenger "
                       f"{primary} {new:.4f} vs {old:.4f}, and {why}")
-    return False, (f"challenger {primary} {new:.4f} < champion {old:.4f} − tolerance "
+    return False, (f"challenger {primary} {new:.4f} ≤ champion {old:.4f} − tolerance "
                    f"{tolerance} on the same test rows")
+
+
+TIE_ATOL = 1e-9  # metrics are computed alike on the same rows: equal models agree to rounding
+
+
+def ties(challenger: dict[str, float], champion: dict[str, float]) -> bool:
+    """True when the challenger's test metrics are the champion's re-scored ones, every key
+    metric both have (at least one): the same model in effect."""
+    shared = [k for k in KEY_METRICS if k in challenger and k in champion]
+    return bool(shared) and all(
+        abs(challenger[k] - champion[k]) <= TIE_ATOL for k in shared)
 
 
 def champion_stack(history: list[dict], current: str | None) -> list[str]:
@@ -107,19 +129,50 @@ def read_history(client, name: str) -> list[dict]:
     """The alias moves recorded for a registered model, oldest first."""
     tags = client.get_registered_model(name).tags or {}
     events = [json.loads(v) for k, v in tags.items() if k.startswith(HISTORY_PREFIX)]
-    return sorted(events, key=lambda e: e["seq"])
+    return sorted(events, key=lambda e: (e["seq"], e.get("ns", 0)))
 
 
 def record_move(client, name: str, alias: str, version: str, action: str, reason: str,
                 previous: str | None) -> dict:
-    """Move an alias and append the move to the history (tag written after the move)."""
-    client.set_registered_model_alias(name, alias, version)
+    """Move an alias and append the move to the history (tag written after the move).
+
+    Callers hold store.registry_lock, so leadq processes on one local store take turns. A
+    server or database store has no such lock, and two writers may count the same next
+    sequence number: the tag key therefore also carries a random token, so neither write
+    replaces the other (one key per number once overwrote a move, or failed with a raw
+    IntegrityError after the alias had moved); read_history orders equal numbers by time."""
+    _retry_clash(lambda: client.set_registered_model_alias(name, alias, version))
     seq = len(read_history(client, name)) + 1
     event = {"seq": seq, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-             "alias": alias, "version": str(version), "previous": previous,
-             "action": action, "reason": reason[:400]}
-    client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{seq:06d}", json.dumps(event))
+             "ns": time.time_ns(), "alias": alias, "version": str(version),
+             "previous": previous, "action": action, "reason": reason[:400]}
+    key = f"{HISTORY_PREFIX}{seq:06d}.{secrets.token_hex(4)}"
+    client.set_registered_model_tag(name, key, json.dumps(event))
     return event
+
+
+def _retry_clash(call, attempts: int = 5) -> None:
+    """Run an idempotent registry write again when a concurrent writer inserted the same row
+    first (MLflow's SQL store upserts as select-then-insert, so the loser of a race gets a
+    unique-key error); the retry finds the row and updates it."""
+    for attempt in range(attempts):
+        try:
+            call()
+            return
+        except Exception as exc:
+            if attempt == attempts - 1 or not _is_key_clash(exc):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _is_key_clash(exc: BaseException | None) -> bool:
+    """A unique-key violation, raw or wrapped by MLflow."""
+    while exc is not None:
+        text = f"{type(exc).__name__}: {exc}"
+        if "IntegrityError" in text or "UNIQUE constraint" in text or "duplicate key" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def alias_version(client, name: str, alias: str) -> str | None:
@@ -158,7 +211,15 @@ def score_with_version(name: str, version: str, rows: pd.DataFrame) -> np.ndarra
 
 
 def apply_gate(client, result, params: dict, version: str, run_id: str) -> tuple[bool, str]:
-    """Register `version` as challenger, compare it with the champion, promote or not, log why."""
+    """Register `version` as challenger, compare it with the champion, promote or not, log why;
+    under the registry lock, so a concurrent training compares with this one's outcome."""
+    from leadq.pipelines.tracking.store import registry_lock
+
+    with registry_lock(params):
+        return _apply_gate(client, result, params, version, run_id)
+
+
+def _apply_gate(client, result, params: dict, version: str, run_id: str) -> tuple[bool, str]:
     from leadq.models.metrics import classification_metrics
 
     reg = params["registry"]
@@ -226,6 +287,13 @@ def _version_metrics(mv) -> dict[str, float]:
 
 def promote(params: dict, version: str, force: bool = False) -> dict:
     """`leadq promote VERSION [--force]`: make a version champion by hand."""
+    from leadq.pipelines.tracking.store import registry_lock
+
+    with registry_lock(params):
+        return _promote(params, version, force)
+
+
+def _promote(params: dict, version: str, force: bool) -> dict:
     from mlflow.exceptions import MlflowException
 
     from leadq.pipelines.tracking.store import meets_criteria
@@ -244,6 +312,10 @@ def promote(params: dict, version: str, force: bool = False) -> dict:
     behind = baseline_gap(_version_metrics(mv), params["registry"])
     if behind and ok:
         ok, why = False, behind
+    if (mv.tags or {}).get("leadq.abandoned") and ok:
+        # Its training was killed before the gate: whatever metrics got recorded, the version
+        # was never judged (runs.mark_abandoned).
+        ok, why = False, (mv.tags or {}).get("promotion_decision", "its training was killed")
     if not ok and not force:
         raise LeadqError(f"version {version} was not promoted: its recorded test metrics fail "
                          f"the criteria ({why}); pass --force to promote it anyway")
@@ -257,6 +329,13 @@ def promote(params: dict, version: str, force: bool = False) -> dict:
 
 def rollback(params: dict) -> dict:
     """`leadq rollback`: give the champion alias back to the previous champion."""
+    from leadq.pipelines.tracking.store import registry_lock
+
+    with registry_lock(params):
+        return _rollback(params)
+
+
+def _rollback(params: dict) -> dict:
     client = _client(params)
     name = params["registry"]["model_name"]
     current = alias_version(client, name, CHAMPION)

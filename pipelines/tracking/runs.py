@@ -6,6 +6,7 @@ mlflow is imported inside functions: it costs seconds and `leadq --help` must st
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,9 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     from leadq.pipelines.reporting.charts import training_figures
     from leadq.pipelines.tracking.contracts import log_contracts
 
-    configure(params)
+    experiment_id = configure(params)
     name = params["registry"]["model_name"]
+    mark_abandoned(mlflow.MlflowClient(), experiment_id, name)
     finite = {k: float(v) for k, v in result.metrics.items() if np.isfinite(v)}
     fingerprint = dict(result.fingerprint)
     fingerprint["files"] = {
@@ -58,7 +60,9 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     }
     sample = redact_personal(result.sample, params)
     signature = infer_signature(sample, result.model.predict_proba(sample))
-    with mlflow.start_run(run_name=f"train-{result.candidate}") as run:
+    # The owner's process is tagged as the run is created, so a later start can tell a run
+    # (or version) whose process was killed from one still being written (mark_abandoned).
+    with mlflow.start_run(run_name=f"train-{result.candidate}", tags=owner_tags()) as run:
         mlflow.set_tags({"leadq.step": "train", "leadq.candidate": result.candidate})
         mlflow.log_params(flat_params(params))
         mlflow.log_dict(public_params(params), "params.yaml")
@@ -116,3 +120,73 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
              CHAMPION if promoted else CHALLENGER, reason)
     return {"run_id": run_id, "model_name": name, "version": version, "champion": promoted,
             "decision": reason, "tracking_uri": mlflow.get_tracking_uri()}
+
+
+OWNER_PID, OWNER_HOST = "leadq.pid", "leadq.host"
+ABANDONED = "leadq.abandoned"
+
+
+def owner_tags() -> dict[str, str]:
+    """Which process writes a run: checked by mark_abandoned on a later start."""
+    import socket
+
+    return {OWNER_PID: str(os.getpid()), OWNER_HOST: socket.gethostname()}
+
+
+def owner_gone(tags: dict) -> str | None:
+    """Why the process that owns a run is known to be dead (None: alive, or unknown: a run
+    written elsewhere or by an older leadq is never touched)."""
+    import socket
+
+    pid, host = tags.get(OWNER_PID), tags.get(OWNER_HOST)
+    if not (pid and pid.isdigit()) or host != socket.gethostname() or int(pid) == os.getpid():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return f"its process {pid} on {host} is gone (killed?)"
+    except PermissionError:
+        return None  # alive, another user's
+    return None
+
+
+def mark_abandoned(client, experiment_id: str, model_name: str) -> list[str]:
+    """Finish what a killed training left behind: a run still RUNNING is set FAILED, and a
+    version registered without a gate decision gets one saying it is incomplete (no metrics
+    tags, never promoted by the gate; `leadq promote` refuses it without --force). Only the
+    runs of dead processes on this machine are touched. Returns what was marked."""
+    from mlflow.exceptions import MlflowException
+
+    marked: list[str] = []
+    gone: dict[str, str | None] = {}
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                 max_results=1000)
+    for run in running:
+        why = gone[run.info.run_id] = owner_gone(run.data.tags)
+        if why:
+            client.set_tag(run.info.run_id, ABANDONED, f"marked FAILED by a later start: {why}")
+            client.set_terminated(run.info.run_id, status="FAILED")
+            marked.append(f"run {run.info.run_id}")
+    try:
+        versions = client.search_model_versions(f"name='{model_name}'")
+    except MlflowException:
+        versions = []
+    for mv in versions:
+        if "promotion_decision" in (mv.tags or {}) or not mv.run_id:
+            continue
+        if mv.run_id not in gone:
+            try:
+                gone[mv.run_id] = owner_gone(client.get_run(mv.run_id).data.tags)
+            except MlflowException:
+                gone[mv.run_id] = None
+        why = gone[mv.run_id]
+        if why:
+            client.set_model_version_tag(
+                model_name, mv.version, "promotion_decision",
+                f"incomplete: the training stopped before the gate ({why}); not a candidate, "
+                "retrain")
+            client.set_model_version_tag(model_name, mv.version, ABANDONED, "true")
+            marked.append(f"version {mv.version}")
+    if marked:
+        log.warning("left by a killed training and now marked failed: %s", ", ".join(marked))
+    return marked

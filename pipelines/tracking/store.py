@@ -5,7 +5,10 @@ mlflow is imported inside functions: it costs seconds and `leadq --help` must st
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
@@ -72,6 +75,70 @@ def configure(params: dict) -> str:
     exp_id = mlflow.create_experiment(name, artifact_location=artifacts)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+# Registry updates in this process, per lock file: a thread lock (threads of one process share
+# the file lock) and how deep the owning thread holds it (apply_gate calls record_move).
+_REGISTRY_LOCKS: dict[str, threading.RLock] = {}
+_REGISTRY_DEPTH: dict[str, int] = {}
+_REGISTRY_GUARD = threading.Lock()
+
+
+def registry_lock_path(params: dict) -> Path | None:
+    """The file that serialises registry updates on a local store (beside mlflow.db, or in
+    the file store's folder); None for a server or database store, where record_move's retry
+    keeps the history whole instead."""
+    uri = tracking_uri(params)
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        return db.with_name(f".{db.name}.leadq-registry.lock")
+    if uri.startswith("file:") or "://" not in uri:
+        return Path(uri.removeprefix("file://").removeprefix("file:")) / ".leadq-registry.lock"
+    return None
+
+
+@contextlib.contextmanager
+def registry_lock(params: dict) -> Iterator[None]:
+    """Hold the registry of a local store for one decision (register → compare with the
+    champion → move aliases → record the moves), so two trainings on one store take turns:
+    the second compares with the first's outcome, and no alias move goes unrecorded. An
+    operating-system file lock: a killed process (kill -9 included) releases it."""
+    path = registry_lock_path(params)
+    if path is None:
+        yield
+        return
+    key = str(path)
+    with _REGISTRY_GUARD:
+        rlock = _REGISTRY_LOCKS.setdefault(key, threading.RLock())
+    with rlock:
+        depth = _REGISTRY_DEPTH.get(key, 0)
+        handle = None
+        if depth == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+b")  # noqa: SIM115 - held across the yield
+            _flock(handle, path)
+        _REGISTRY_DEPTH[key] = depth + 1
+        try:
+            yield
+        finally:
+            _REGISTRY_DEPTH[key] = depth
+            if handle is not None:
+                handle.close()  # closing the file releases the lock
+
+
+def _flock(handle, path: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: the retry in record_move still applies
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        from leadq.pipelines.io.progress import log
+
+        log.info("waiting for another leadq process to finish updating the registry (%s)",
+                 path)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
 
 
 def trusted_types(model) -> list[str]:

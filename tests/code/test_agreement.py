@@ -194,3 +194,22 @@ def test_a_campaign_reads_the_same_wherever_it_is_shown():
     quality = campaign_quality(leads, pd.DataFrame({"label": y.astype(float)}), None, None,
                                np.ones(6, bool), params, campaign_col="campaign")
     assert "cmp_23_cfo_roundtable" in set(insight["value"]) & set(quality["campaign"])
+
+
+def test_the_importance_sample_is_bounded_and_keeps_the_conversion_rate():
+    from leadq.pipelines.report import stratified_sample
+
+    y = np.r_[np.ones(30), np.zeros(9970)].astype(int)
+    X = pd.DataFrame({"a": np.arange(len(y))})
+    Xs, ys = stratified_sample(X, y, 1000)
+    assert len(ys) == 1000 and ys.sum() == 3 and (Xs["a"].to_numpy()[ys == 1] < 30).all()
+    same = stratified_sample(X.iloc[:500], y[:500], 1000)
+    assert len(same[1]) == 500
+
+
+def test_activity_features_read_as_words_in_the_report():
+    from leadq.features.activities import readable_feature
+
+    assert readable_feature("act_web_visit_90d") == "web visits, last 90 days"
+    assert readable_feature("act_email_open_days_since") == "days since the last email open"
+    assert readable_feature("Monthly_Income") == "Monthly_Income"

@@ -49,3 +49,95 @@ def test_synth_command_writes_the_four_tables_and_truth(tmp_path):
     assert main(["synth", "--out", str(tmp_path), "--leads", "300", "--seed", "5"]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["activities.csv", "deals.csv", "feedback.csv", "leads.csv", "truth.csv"]
+
+
+def _subparsers() -> dict:
+    from leadq.pipelines.cli import build_parser
+
+    parser = build_parser()
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
+def test_every_subcommand_help_has_a_description_and_an_example():
+    # Iterates the parser itself, so a command added later without an entry in
+    # pipelines/cli_help.py fails here by name.
+    from leadq.pipelines.cli_help import EXAMPLES_HEADING
+
+    for name, subparser in _subparsers().items():
+        text = subparser.format_help()
+        description = subparser.description or ""
+        assert description.strip(), f"leadq {name} --help has no description"
+        assert "\n" not in description, f"leadq {name}: the description is one line"
+        assert EXAMPLES_HEADING in text, f"leadq {name} --help has no example"
+        examples = text.split(EXAMPLES_HEADING, 1)[1].strip().splitlines()
+        assert examples and all(e.strip().startswith(f"leadq {name}") for e in examples), \
+            (name, examples)
+
+
+def test_global_flags_before_or_after_the_subcommand():
+    from leadq.pipelines.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["--json", "-v", "params"], ["params", "--json", "-v"],
+                 ["-v", "params", "--json"], ["models", "--params", "p.yaml", "--verbose",
+                                              "--json"]):
+        args = parser.parse_args(argv)
+        assert args.json is True and args.verbose is True, argv
+    # Given on neither side, they stay off (the subcommand's copy must not reset them).
+    args = parser.parse_args(["params"])
+    assert args.json is False and args.verbose is False
+    args = parser.parse_args(["--json", "params"])
+    assert args.json is True and args.verbose is False
+
+
+def test_params_json_after_the_subcommand_prints_json(capsys, monkeypatch):
+    # README's own line: `leadq params --params params.yaml --json`.
+    import json
+    from pathlib import Path
+
+    from leadq.pipelines.cli import main
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    repo = Path(__file__).resolve().parents[2]
+    assert main(["params", "--params", str(repo / "params.yaml"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["label"]["horizon_days"] == 90 and "data" in printed
+
+
+def test_mlflow_download_progress_is_off_unless_verbose(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    from leadq.pipelines.cli import main
+
+    params = str(Path(__file__).resolve().parents[2] / "params.yaml")
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True  # MLflow's own default
+    assert main(["-v", "params", "--params", params]) == 0
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True
+    assert main(["params", "--params", params]) == 0
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False  # what MLflow's bars read
+    # A setting the user made is kept.
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")
+    assert main(["params", "--params", params]) == 0
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is True
+
+
+def test_the_demo_hint_names_the_mlflow_beside_this_python(monkeypatch, tmp_path):
+    # The demo prints "browse it  <mlflow> ui ...": a bare `mlflow` fails when .venv/bin is
+    # not on PATH, which is how `make run` leaves a newcomer.
+    from pathlib import Path
+
+    import pytest
+
+    from leadq.pipelines.demo import _mlflow_command
+
+    beside = Path(sys.executable).parent / "mlflow"
+    if not beside.is_file():
+        pytest.skip("no mlflow program beside this interpreter")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(beside.parent.parent.parent)  # the folder that holds .venv
+    command = _mlflow_command()
+    assert not Path(command).is_absolute()
+    assert (Path.cwd() / command).resolve() == beside.resolve()

@@ -27,7 +27,8 @@ def _pins(lock: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("lock, extras", [("run.lock", ()),
-                                          ("ci.lock", ("dev", "spark", "postgres"))])
+                                          ("ci.lock", ("dev", "spark", "postgres", "docs")),
+                                          ("notebooks.lock", ("notebooks",))])
 def test_lock_pins_every_dependency_within_its_range(lock, extras):
     pins = _pins(lock)
     wanted = list(PROJECT["dependencies"])
@@ -42,3 +43,12 @@ def test_lock_pins_every_dependency_within_its_range(lock, extras):
         elif not req.specifier.contains(pinned, prereleases=True):
             problems.append(f"{req.name}=={pinned} in requirements/{lock} is outside {spec}")
     assert problems == [], "run `make lock`: " + "; ".join(problems)
+
+
+def test_locks_installed_into_one_venv_agree():
+    # `make notebooks` installs notebooks.lock over run.lock (and `make test` over ci.lock) in
+    # the same .venv: a package pinned differently would be swapped under the other's feet.
+    run, ci, notebooks = _pins("run.lock"), _pins("ci.lock"), _pins("notebooks.lock")
+    for name, other in (("run.lock", run), ("ci.lock", ci)):
+        clash = {p: (v, other[p]) for p, v in notebooks.items() if p in other and other[p] != v}
+        assert clash == {}, f"notebooks.lock and {name} pin differently: {clash}"

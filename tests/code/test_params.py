@@ -199,3 +199,29 @@ def test_the_sla_hours_are_defined_in_exactly_one_place():
                  if re.search(r"""\[["'](report|recalibration)["']\].*sla_hours|"""
                               r"""get\(["']sla_hours""", p.read_text())]
     assert offenders == []
+
+
+def test_every_value_rule_names_a_key_that_exists():
+    """A renamed key must not leave its value rule behind (the rule would silently stop)."""
+    from leadq.pipelines.params import loader
+
+    def keys(node, prefix=""):
+        for k, v in node.items():
+            yield f"{prefix}{k}"
+            if isinstance(v, dict):
+                yield from keys(v, f"{prefix}{k}.")
+
+    known = set(keys(default_params()))
+    for name in ("POSITIVE_INTS", "POSITIVE_INT_LISTS", "SHARES", "FRACTIONS", "TEXT_KEYS",
+                 "POSITIVE_NUMBERS"):
+        rules = getattr(loader, name)
+        if name == "TEXT_KEYS":  # the column keys are every table × every role, on purpose
+            rules = {k for k in rules if not k.startswith("data.")}
+        assert rules <= known, (name, rules - known)
+
+
+def test_an_impossible_sla_is_exit_2_naming_the_key():
+    from leadq.pipelines.params.loader import effective_params
+
+    with pytest.raises(ConfigError, match="agreement.sla_hours: expected a number above 0"):
+        effective_params({"agreement": {"sla_hours": 0}})

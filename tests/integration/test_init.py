@@ -372,7 +372,11 @@ def test_crm_export_with_stage_dates_personal_fields_leaks_and_a_lookup(tmp_path
     lookup = tree["data"]["lookups"]["products"]
     assert lookup["key"] == "product" and "sales_price" in lookup["columns"]
     assert Path(lookup["path"]).name == "products.csv"
-    assert "sales_price" in feats["numeric"] and summary["roles"]["sales_price"] == "numeric"
+    # Four prices, one per product, whose conversion rates do not rise or fall with the price:
+    # categories (issue 28), their reason in the file.
+    assert "sales_price" in feats["categorical"] and summary["roles"]["sales_price"] == \
+        "categorical"
+    assert "rates do not follow the value" in params.read_text(encoding="utf-8")
     assert "2,500 of 2,500 leads match" in params.read_text(encoding="utf-8")
 
     effective = cli_json(capsys, ["params", "--params", str(params)])

@@ -46,24 +46,43 @@ def drop_missing(argv: list[str], folder: Path) -> list[str]:
 
 
 def run_all(folder: Path, monkeypatch) -> list[str]:
+    """The walk-through, then `thresholds` and `plan`; returns what recalibrate, thresholds
+    and plan logged (their human output)."""
+    import logging
+
     from leadq.pipelines.cli import main as cli
+    from leadq.pipelines.io.progress import log
 
     monkeypatch.chdir(folder)
-    ran = []
-    for argv in walkthrough():
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    extra = [["thresholds"], ["plan", "--won-deals", "10"]]
+    for argv in [*walkthrough(), *extra]:
         argv = drop_missing(argv, folder)
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = cli(argv)
+        listen = argv[0] in ("recalibrate", "thresholds", "plan")
+        if listen:
+            log.addHandler(handler)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = cli(argv)
+        finally:
+            log.removeHandler(handler)
         assert code == 0, f"leadq {' '.join(argv)} exited {code}"
-        ran.append(argv[0])
-    return ran
+    return said
+
+
+def assert_no_placeholders(said: list[str]) -> None:
+    """Human output says what is missing instead of printing None / none / nan."""
+    bad = [line for line in said if re.search(r"\b(None|none|nan)\b", line)]
+    assert said and not bad, bad
 
 
 def test_walkthrough_runs_as_written_on_a_synthetic_export(tmp_path, monkeypatch):
     from leadq.pipelines.synthetic.crm import write_crm
 
     write_crm(tmp_path, n_leads=3000, seed=11)  # writes leads.csv, deals.csv, feedback.csv
-    run_all(tmp_path, monkeypatch)
+    assert_no_placeholders(run_all(tmp_path, monkeypatch))
     assert (tmp_path / "review.html").exists() and (tmp_path / "report.html").exists()
     assert "agreement:" in (tmp_path / "params.yaml").read_text()
 
@@ -73,5 +92,5 @@ def test_walkthrough_runs_as_written_on_a_synthetic_export(tmp_path, monkeypatch
 def test_walkthrough_runs_as_written_on_a_real_export(tmp_path, monkeypatch):
     (tmp_path / "leads.csv").symlink_to(OLIST / "olist_marketing_qualified_leads_dataset.csv")
     (tmp_path / "deals.csv").symlink_to(OLIST / "olist_marketing_closed_deals_dataset.csv")
-    run_all(tmp_path, monkeypatch)
+    assert_no_placeholders(run_all(tmp_path, monkeypatch))
     assert (tmp_path / "review.html").exists() and (tmp_path / "report.html").exists()

@@ -387,3 +387,9 @@ def test_a_version_that_cannot_load_leaves_the_old_one_serving(server):
         assert "reload failed" in server["log"].read_text()
     finally:
         client.set_registered_model_alias("leadq", "champion", serving)
+    # The alias is back on the version served: the error is over, and says so.
+    deadline = time.monotonic() + RELOAD_SECONDS + 20
+    while time.monotonic() < deadline and _get(f"{base}/v1/model")[1]["reload_error"]:
+        time.sleep(0.2)
+    assert _get(f"{base}/v1/model")[1]["reload_error"] is None
+    assert _get(f"{base}/v1/ready")[0] == 200

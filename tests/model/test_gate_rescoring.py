@@ -113,7 +113,7 @@ def test_a_better_challenger_is_promoted_by_the_gate(gate, rescored):
     gate_json = gate["gate_json"]
     assert gate_json["decision"] == "promote"
     assert gate_json["challenger"]["test_pr_auc"] > rescored["test_pr_auc"] + 0.05
-    assert "≥ champion" in gate_json["reason"] and "same test rows" in gate_json["reason"]
+    assert "> champion" in gate_json["reason"] and "same test rows" in gate_json["reason"]
     assert f"{rescored['test_pr_auc']:.4f}" in gate_json["reason"]
     champion_moves = [(e["version"], e["previous"], e["action"]) for e in gate["history"]
                       if e["alias"] == "champion"]

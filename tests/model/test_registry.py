@@ -19,12 +19,28 @@ def metrics(pr_auc: float, ece: float = 0.02, roc_auc: float = 0.8) -> dict[str,
 
 def test_worse_challenger_is_kept_out():
     promoted, reason = gate_decision(metrics(0.40), metrics(0.45), 10, REGISTRY)
-    assert not promoted and "< champion" in reason
+    assert not promoted and "≤ champion" in reason
 
 
 def test_challenger_within_tolerance_is_promoted():
     promoted, reason = gate_decision(metrics(0.445), metrics(0.45), 10, REGISTRY)
-    assert promoted and "≥ champion" in reason
+    assert promoted and "> champion" in reason
+
+
+def test_a_challenger_that_ties_the_champion_is_not_promoted():
+    """Retraining on identical data gives identical test metrics: the champion stays, even
+    though a tie is within the tolerance and even when the champion is old."""
+    for age in (10, 120):
+        promoted, reason = gate_decision(metrics(0.45), metrics(0.45), age, REGISTRY)
+        assert not promoted and "ties the champion" in reason
+
+
+def test_with_no_tolerance_an_equal_primary_metric_is_not_enough():
+    """The comparison is strict: with tolerance 0, a challenger must be better."""
+    strict = {**REGISTRY, "tolerance": 0.0}
+    promoted, reason = gate_decision(metrics(0.45, ece=0.01), metrics(0.45), 10, strict)
+    assert not promoted and "≤ champion 0.4500 − tolerance 0.0" in reason
+    assert gate_decision(metrics(0.4501), metrics(0.45), 10, strict)[0]
 
 
 def test_badly_calibrated_challenger_is_kept_out_even_when_sharper():
@@ -91,7 +107,7 @@ def test_worse_challenger_not_promoted_then_promote_and_rollback(
         registry__criteria={"min_test_roc_auc": 0.4, "max_test_ece": 0.2})
     second = train_main(str(worse))
     assert second["version"] == "2" and not second["champion"]
-    assert "< champion" in second["decision"]
+    assert "≤ champion" in second["decision"]
     aliases, client = _aliases(worse)
     assert aliases == {"champion": "1", "challenger": "2"}
     path = client.download_artifacts(second["run_id"], "gate.json", str(tmp_path))
@@ -171,3 +187,21 @@ def test_training_run_logs_search_evaluation_and_gate(trained_store):
     assert set(search) == {"logreg", "hgb"}
     # Trial 0 is the hand-set configuration from params.yaml.
     assert search["logreg"]["trials"][0]["params"]["C"] == 1.0
+
+
+@pytest.mark.slow
+def test_retraining_on_identical_data_keeps_the_champion(tmp_path, make_params, small_crm):
+    """Issue 30: a second training on the same data and params registered v2 with the same
+    test metrics and promoted it; a tie keeps the champion."""
+    from leadq.pipelines.train import main as train_main
+
+    path = make_params(tmp_path, small_crm, train__candidates=["logreg"],
+                       train__search__enabled=False)
+    first = train_main(str(path))
+    second = train_main(str(path))
+    assert first["champion"] and second["version"] == "2"
+    assert not second["champion"] and "ties the champion" in second["decision"]
+    aliases, client = _aliases(path)
+    assert aliases == {"champion": "1", "challenger": "2"}
+    # The run names its process, so a later start can tell a killed run from a live one.
+    assert client.get_run(second["run_id"]).data.tags["leadq.pid"].isdigit()
