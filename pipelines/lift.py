@@ -9,7 +9,9 @@ Two ways in:
 
 The estimates (models/lift.py) refuse with exit 2 when the randomised groups are too small,
 saying how many more leads they need; each estimate states its power to detect
-lift.detect and the leads that power needs.
+lift.detect and the leads that power needs. Where the feedback has first-contact times, the
+conversion of routed MQLs reached within the SLA is compared with those reached later: marked
+observational (sales chose whom to call first), never mixed with the randomised estimates.
 """
 
 from __future__ import annotations
@@ -95,16 +97,51 @@ def read_decisions(params: dict, pattern: str | None) -> pd.DataFrame:
     return both.drop_duplicates("lead_id", keep="first").reset_index(drop=True)
 
 
-def matured_outcomes(params: dict) -> pd.DataFrame:
-    """lead_id, label for the leads whose outcome has matured (labelling rules as training)."""
+def matured_outcomes(params: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """lead_id, label (and created_at when configured) for the leads whose outcome has
+    matured (labelling rules as training), and the canonical feedback table (or None)."""
     from leadq.features.tables import build_labels
     from leadq.pipelines.io.crm import load_crm
 
     tables = load_crm(params, quarantine=False)
     labels, _ = build_labels(tables.leads, tables.deals, tables.feedback, params)
-    ids = tables.leads[params["data"]["leads"]["id"]].astype("string").str.strip()
+    spec = params["data"]["leads"]
+    ids = tables.leads[spec["id"]].astype("string").str.strip()
     out = pd.DataFrame({"lead_id": ids.to_numpy(), "label": labels["label"].to_numpy()})
-    return out[out["label"].notna()].drop_duplicates("lead_id")
+    if spec.get("created_at"):
+        out["created_at"] = pd.to_datetime(tables.leads[spec["created_at"]]).to_numpy()
+    return out[out["label"].notna()].drop_duplicates("lead_id"), tables.feedback
+
+
+def sla_effect(joined: pd.DataFrame, feedback: pd.DataFrame | None, *, sla_hours: float,
+               confidence: float, min_group: int) -> dict | None:
+    """Conversion of routed MQLs first reached within the SLA against those reached later (or
+    never), when the feedback has first-contact times. Observational: sales chose whom to
+    call first, so this difference is an association, not the effect of speed."""
+    from leadq.features.agreement import first_contacts, sla_compliance
+    from leadq.models.lift import TooFewLeads, average_effect
+
+    first = first_contacts(feedback)
+    if first is None or "created_at" not in joined:
+        return None
+    routed = joined[(joined["treatment"] == 1) & (joined["is_mql"] == 1)]
+    if routed.empty:
+        return None
+    # Matured leads are far older than the SLA: every one of them is due.
+    as_of = pd.Timestamp(routed["created_at"].max()) + pd.Timedelta(hours=float(sla_hours))
+    sla = sla_compliance(routed[["lead_id", "created_at"]], first, as_of=as_of,
+                         sla_hours=sla_hours)
+    out: dict = {"what": f"routed MQLs reached within {sla_hours:g} h vs later or never",
+                 "observational": True,
+                 "caution": "not randomised: sales decides whom it calls first, so this is an "
+                            "association, not the effect of calling fast"}
+    try:
+        est = average_effect(routed.loc[sla.index, "label"].to_numpy(float),
+                             sla["within_sla"].to_numpy(int), confidence=confidence,
+                             min_group=min_group)
+    except TooFewLeads as exc:
+        return {**out, "refused": str(exc), "more_leads": exc.needed}
+    return {**out, **est.as_dict()}
 
 
 def _settings(params: dict) -> dict:
@@ -130,6 +167,7 @@ def main(params_path: str | None = None, *, scores: str | None = None,
          data: str | None = None, treatment_column: str | None = None,
          outcome_column: str | None = None, propensity_column: str | None = None) -> dict:
     from leadq.models.lift import TooFewLeads, effect_with_power, effects_by_side
+    from leadq.pipelines.params.loader import agreement_of
 
     generic = data is not None
     if generic and not (treatment_column and outcome_column):
@@ -166,7 +204,7 @@ def main(params_path: str | None = None, *, scores: str | None = None,
         return result
 
     decisions = read_decisions(params, scores)
-    outcomes = matured_outcomes(params)
+    outcomes, feedback = matured_outcomes(params)
     joined = decisions.merge(outcomes, on="lead_id", how="inner")
     log.info("lift: %d scored leads, %d with a matured outcome", len(decisions), len(joined))
     sides = effects_by_side(joined["is_mql"], joined["treatment"], joined["propensity"],
@@ -183,7 +221,18 @@ def main(params_path: str | None = None, *, scores: str | None = None,
                           f"{cfg['min_group']})", min(needed) if needed else 0)
     for name, s in sides.items():
         _print_effect(name.replace("_", " "), s, verb="routing to sales changes conversion")
-    return {"matured_scored_leads": int(len(joined)), **sides}
+    result = {"matured_scored_leads": int(len(joined)), **sides}
+    sla = sla_effect(joined, feedback, sla_hours=agreement_of(params).sla_hours,
+                     confidence=cfg["confidence"], min_group=cfg["min_group"])
+    if sla is not None:
+        result["within_sla"] = sla
+        if "refused" in sla:
+            print(f"within the SLA (observational): not estimated: {sla['refused']}")
+        else:
+            print(f"within the SLA (OBSERVATIONAL, not randomised): {sla['what']}: "
+                  f"{sla['effect'] * 100:+.2f} points ({sla['confidence']:.0%} CI "
+                  f"{sla['low'] * 100:+.2f} to {sla['high'] * 100:+.2f}); {sla['caution']}.")
+    return result
 
 
 def _print_effect(name: str, s: dict, *, verb: str) -> None:
