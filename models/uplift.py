@@ -137,3 +137,39 @@ def top_share_effect(uplift, treatment, outcome, share: float = 0.2) -> dict:
 
     return {"share": share, "top": irr(top), "random": irr(np.ones(len(u), bool)),
             "n_top": int(top.sum()), "predicted_top": float(u[top].mean())}
+
+
+def linear_factories(X, max_levels: int = 12) -> tuple[Factory, Factory]:  # noqa: N803
+    """(classifier, regressor) factories for a table of any columns, for T-/X-learners on a
+    randomised test outside leadq's own leads: numbers with more than `max_levels` distinct
+    values are scaled (missing = median), everything else is one-hot coded (rare codes
+    pooled). A regularised logistic model and a ridge regression on those codes."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric, coded = [], []
+    for col in X.columns:
+        values = pd.to_numeric(X[col], errors="coerce")
+        if values.notna().all() and values.nunique() > max_levels:
+            numeric.append(col)
+        else:
+            coded.append(col)
+
+    def encode() -> ColumnTransformer:
+        return ColumnTransformer([
+            ("coded", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=10),
+             coded),
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+             numeric)])
+
+    def classifier():
+        return make_pipeline(encode(), LogisticRegression(C=0.1, max_iter=2000))
+
+    def regressor():
+        return make_pipeline(encode(), Ridge(alpha=10.0))
+
+    return classifier, regressor

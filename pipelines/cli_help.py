@@ -98,7 +98,9 @@ HELP: dict[str, CommandHelp] = {
         "(routed vs held-out MQLs) and below it (explored vs not), from the randomised groups "
         "only, with intervals and the leads still needed; or any randomised test in a table.",
         ("leadq lift --params params.yaml",
-         "leadq lift --data test.csv --treatment-column Promotion --outcome-column purchase")),
+         "leadq lift --data test.csv --treatment-column Promotion --outcome-column purchase",
+         "leadq lift --data test.csv --treatment-column Promotion --outcome-column purchase "
+         "--uplift-features V1,V2,V3")),
 }
 
 

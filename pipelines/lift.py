@@ -165,23 +165,26 @@ def _params(params_path: str | None, *, need_file: bool) -> dict:
 
 def main(params_path: str | None = None, *, scores: str | None = None,
          data: str | None = None, treatment_column: str | None = None,
-         outcome_column: str | None = None, propensity_column: str | None = None) -> dict:
+         outcome_column: str | None = None, propensity_column: str | None = None,
+         uplift_features: list[str] | None = None) -> dict:
     from leadq.models.lift import TooFewLeads, effect_with_power, effects_by_side
     from leadq.pipelines.params.loader import agreement_of
 
     generic = data is not None
     if generic and not (treatment_column and outcome_column):
         raise BadInputError("--data needs --treatment-column and --outcome-column")
-    if not generic and (treatment_column or outcome_column or propensity_column):
-        raise BadInputError("--treatment-column/--outcome-column/--propensity-column go "
-                            "with --data FILE")
+    if not generic and (treatment_column or outcome_column or propensity_column
+                        or uplift_features):
+        raise BadInputError("--treatment-column/--outcome-column/--propensity-column/"
+                            "--uplift-features go with --data FILE")
     params = _params(params_path, need_file=not generic)
     cfg = _settings(params)
     if generic:
         from leadq.pipelines.io.files import read_table
 
         frame = read_table(data, name="lift data")
-        for col in (treatment_column, outcome_column, propensity_column):
+        for col in (treatment_column, outcome_column, propensity_column,
+                    *(uplift_features or [])):
             if col is not None and col not in frame:
                 raise BadInputError(f"{data}: no column {col!r} (columns: "
                                     f"{', '.join(map(str, frame.columns[:20]))})")
@@ -201,6 +204,10 @@ def main(params_path: str | None = None, *, scores: str | None = None,
         result = {"source": str(data), "treatment": treatment_column,
                   "outcome": outcome_column, **result}
         _print_effect(f"{treatment_column} on {outcome_column}", result, verb="changes")
+        if uplift_features:
+            result["uplift"] = uplift_report(frame, uplift_features, t, y, where=str(data),
+                                             min_group=cfg["min_group"])
+            _print_uplift(result["uplift"])
         return result
 
     decisions = read_decisions(params, scores)
@@ -233,6 +240,55 @@ def main(params_path: str | None = None, *, scores: str | None = None,
                   f"{sla['effect'] * 100:+.2f} points ({sla['confidence']:.0%} CI "
                   f"{sla['low'] * 100:+.2f} to {sla['high'] * 100:+.2f}); {sla['caution']}.")
     return result
+
+
+def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np.ndarray, *,
+                  where: str, min_group: int, held_out: float = 0.3, seed: int = 0) -> dict:
+    """T- and X-learners on `features`, fitted on 70% of the rows and judged on the other 30%
+    (a seeded random split): Qini coefficient (against the ranking by chance), the Qini
+    curve by decile, and the incremental response rate of the top 20% against all."""
+    from leadq.models.lift import TooFewLeads, sizes_needed
+    from leadq.models.uplift import (
+        TLearner,
+        XLearner,
+        linear_factories,
+        qini_coefficient,
+        qini_curve,
+        top_share_effect,
+    )
+
+    test = np.random.default_rng(seed).random(len(frame)) < held_out
+    treated_share = float(np.mean(t))
+    for name, part, share in (("held-out", test, held_out), ("fitting", ~test, 1 - held_out)):
+        n1, n0 = int(t[part].sum()), int((1 - t[part]).sum())
+        if min(n1, n0) < min_group:
+            more = int(np.ceil(sizes_needed(n1, n0, treated_share, min_group) / share))
+            raise TooFewLeads(f"{where}: the {name} split has {n1:,} treated and {n0:,} control "
+                              f"rows; the uplift models need at least {min_group:,} each "
+                              f"(lift.min_group_leads): about {more:,} more rows", more)
+    x = frame[features].reset_index(drop=True)
+    classifier, regressor = linear_factories(x)
+    out: dict = {"features": list(features), "n_fit": int((~test).sum()),
+                 "n_held_out": int(test.sum())}
+    for name, learner in (("t_learner", TLearner(classifier)),
+                          ("x_learner", XLearner(classifier, regressor))):
+        pred = learner.fit(x[~test], t[~test], y[~test]).predict(x[test])
+        share, q = qini_curve(pred, t[test], y[test])
+        marks = [int(round(k * len(q) / 10)) - 1 for k in range(1, 11)]
+        out[name] = {"qini": qini_coefficient(pred, t[test], y[test]),
+                     "qini_curve": {f"{share[i]:.0%}": float(q[i]) for i in marks},
+                     "top_20": top_share_effect(pred, t[test], y[test], 0.2)}
+    return out
+
+
+def _print_uplift(u: dict) -> None:
+    print(f"uplift models on {', '.join(u['features'])} (fitted on {u['n_fit']:,} rows, judged "
+          f"on {u['n_held_out']:,} held out):")
+    for name in ("t_learner", "x_learner"):
+        r = u[name]
+        print(f"  {name.replace('_', '-')}: Qini {r['qini']:.5f}; the top 20% it would target "
+              f"respond {r['top_20']['top'] * 100:+.2f} points to the treatment, all rows "
+              f"{r['top_20']['random'] * 100:+.2f}")
 
 
 def _print_effect(name: str, s: dict, *, verb: str) -> None:

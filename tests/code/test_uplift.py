@@ -58,3 +58,31 @@ def test_t_and_x_learners_find_a_planted_effect():
         assert qini_coefficient(pred, tt, yt) >= 0.8 * qini_coefficient(ut, tt, yt)
     with pytest.raises(ValueError, match="both treated and control"):
         TLearner(LinearRegression).fit(x, np.ones(len(x)), y)
+
+
+@pytest.mark.slow
+def test_lift_data_fits_uplift_models_and_refuses_too_few_rows(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from leadq.pipelines.cli import main as cli
+
+    x, t, y, _ = _planted(6000, 6)
+    table = tmp_path / "test.csv"
+    pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "treated": t.astype(int), "bought": y}).to_csv(
+        table, index=False)
+    argv = ["lift", "--data", str(table), "--treatment-column", "treated", "--outcome-column",
+            "bought", "--uplift-features", "x1,x2"]
+    assert cli(["--json", *argv]) == 0
+    out = capsys.readouterr().out
+    up = json.loads(out[out.index("{"):])["uplift"]
+    assert up["n_held_out"] + up["n_fit"] == 6000
+    for name in ("t_learner", "x_learner"):
+        assert up[name]["qini"] > 0.005, name
+        assert up[name]["top_20"]["top"] > up[name]["top_20"]["random"] + 0.05, name
+    pd.DataFrame({"x1": x[:500, 0], "x2": x[:500, 1], "treated": t[:500].astype(int),
+                  "bought": y[:500]}).to_csv(table, index=False)
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert "held-out split" in err and "more rows" in err
