@@ -203,10 +203,12 @@ def main(params_path: str | None = None, *, scores: str | None = None,
                               exc.needed) from None
         result = {"source": str(data), "treatment": treatment_column,
                   "outcome": outcome_column, **result}
-        _print_effect(f"{treatment_column} on {outcome_column}", result, verb="changes")
+        # Fitted before anything is printed: a refusal leaves no half answer behind.
         if uplift_features:
             result["uplift"] = uplift_report(frame, uplift_features, t, y, where=str(data),
                                              min_group=cfg["min_group"])
+        _print_effect(f"{treatment_column} on {outcome_column}", result, verb="changes")
+        if uplift_features:
             _print_uplift(result["uplift"])
         return result
 

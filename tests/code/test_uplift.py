@@ -84,5 +84,6 @@ def test_lift_data_fits_uplift_models_and_refuses_too_few_rows(tmp_path, capsys)
     pd.DataFrame({"x1": x[:500, 0], "x2": x[:500, 1], "treated": t[:500].astype(int),
                   "bought": y[:500]}).to_csv(table, index=False)
     assert cli(argv) == 2
-    err = capsys.readouterr().err
-    assert "held-out split" in err and "more rows" in err
+    captured = capsys.readouterr()
+    assert "held-out split" in captured.err and "more rows" in captured.err
+    assert captured.out == ""  # no half answer before the refusal
