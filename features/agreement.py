@@ -117,6 +117,7 @@ class Agreement:
     goal_period: str = "month"
     # The SLA clock starts at the MQL moment (label.cutoff_days after created_at).
     mql_moment_days: float = 0.0
+    holdout_rate: float = 0.0
 
     @classmethod
     def from_params(cls, params: dict) -> Agreement:
@@ -126,6 +127,9 @@ class Agreement:
         sla = float(a["sla_hours"])
         if sla <= 0:
             raise ValueError("agreement.sla_hours must be positive")
+        holdout = float(a["holdout_rate"])
+        if not 0 <= holdout < 1:
+            raise ValueError(f"agreement.holdout_rate must be in [0, 1), got {holdout}")
         if a["goal"]["period"] not in PERIOD_WEEKS:
             raise ValueError(f"agreement.goal.period must be one of {sorted(PERIOD_WEEKS)}")
         return cls(
@@ -147,6 +151,7 @@ class Agreement:
             else float(a["goal"]["won_deals"]),
             goal_period=str(a["goal"]["period"]),
             mql_moment_days=mql_cutoff_days(params["label"]),
+            holdout_rate=holdout,
         )
 
     @property
@@ -169,6 +174,10 @@ class Agreement:
         lines.append(f"Sales makes first contact with every MQL within {_hours(self.sla_hours)}"
                      f" (the promise holds when at least {self.sla_target:.0%} are reached in "
                      "time).")
+        if self.holdout_rate > 0:
+            lines.append(f"A random {self.holdout_rate:.0%} of MQLs is held out (not routed, "
+                         "marked holdout in the scores) so `leadq lift` can measure what the "
+                         "call changes.")
         lines.append(f"The best {self.a_share:.0%} of MQLs are tier A (call first); the next "
                      f"{self.c_ratio:g}× as many leads below the bar are tier C, marketing's "
                      "priority nurture.")

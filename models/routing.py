@@ -1,4 +1,5 @@
-"""Who reaches sales: the MQL bar, the A–D tier, and a small random exploration share.
+"""Who reaches sales: the MQL bar, the A–D tier, a small random exploration share and an
+optional random holdout of MQLs.
 
 Exploration fights feedback bias: if only MQLs are worked, leads below the bar never get an
 outcome and every later model learns from a censored sample. A random `explore_rate` share of
@@ -6,6 +7,14 @@ below-bar leads is routed to sales as well; each lead's `sales_propensity` (1 fo
 explore_rate below the bar) lets recalibration and training weight outcomes by 1/propensity.
 The draw is a hash of the lead id, so a lead gets the same decision however the file is
 chunked and however often it is rescored.
+
+The holdout (agreement.holdout_rate, default 0) is the mirror image above the bar: a random
+share of MQLs is *not* routed, so the effect of the call can be measured on both sides of the
+bar (models/lift.py). It is drawn from a second keyed hash of the id, so it is independent of
+exploration and equally reproducible. Every output row says what happened and how likely it was:
+`treatment` (routed to sales, 1/0) and `propensity` (the probability of being routed: 1 −
+holdout_rate for an MQL, explore_rate below the bar); `sales_propensity` carries the same number
+under its older name.
 """
 
 from __future__ import annotations
@@ -19,67 +28,102 @@ from leadq.models.prior_shift import Correction
 from leadq.models.tiers import assign_tiers
 
 _HASH_KEY = "leadq-explore-01"  # 16 bytes; changing it reshuffles who is explored
+# A different key, so who is held out does not depend on who is explored (both 16 bytes).
+_HOLDOUT_KEY = "leadq-holdout-01"
 
 
-def id_hashes(ids: Sequence | pd.Series) -> np.ndarray:
+def id_hashes(ids: Sequence | pd.Series, *, key: str = _HASH_KEY) -> np.ndarray:
     """A keyed 64-bit hash per lead id (missing = ""): the explore draw, and the streaming
-    scorer's memory of ids already seen, so each id is hashed once per run."""
+    scorer's memory of ids already seen, so each id is hashed once per run. `key`: another
+    16-byte key gives an independent draw (the holdout's)."""
     if not isinstance(ids, pd.Series):
         ids = pd.Series(ids if isinstance(ids, pd.api.extensions.ExtensionArray)
                         else np.asarray(ids, dtype=object))
     # Ids are (nearly) all distinct: pandas' categorize shortcut would only add a hash table.
     return pd.util.hash_pandas_object(ids.astype("string").fillna(""), index=False,
-                                      hash_key=_HASH_KEY, categorize=False).to_numpy(np.uint64)
+                                      hash_key=key, categorize=False).to_numpy(np.uint64)
+
+
+def _uniform(h: np.ndarray) -> np.ndarray:
+    return (np.asarray(h, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def explore_uniform(ids: Sequence | None = None, *,
                     hashes: np.ndarray | None = None) -> np.ndarray:
     """A uniform [0, 1) number per lead id, stable across runs, chunks and machines.
     Pass `hashes` (from id_hashes) when the ids were hashed already."""
-    h = id_hashes(ids) if hashes is None else np.asarray(hashes, dtype=np.uint64)
-    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return _uniform(id_hashes(ids) if hashes is None else hashes)
+
+
+def holdout_uniform(ids: Sequence) -> np.ndarray:
+    """The holdout's uniform [0, 1) number per lead id: the same id always gets the same one,
+    independent of explore_uniform (another hash key)."""
+    return _uniform(id_hashes(ids, key=_HOLDOUT_KEY))
 
 
 def route(ids: Sequence, raw: np.ndarray, *, threshold: float,
           cutoffs: Sequence[float] | None, correction: Correction | None,
-          explore_rate: float, hashes: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Corrected score, MQL flag, tier, explore flag and propensity for raw model scores.
-    `hashes`: id_hashes(ids), if the caller has them."""
+          explore_rate: float, hashes: np.ndarray | None = None,
+          holdout_rate: float = 0.0) -> dict[str, np.ndarray]:
+    """Corrected score, MQL flag, tier, explore and holdout flags, treatment and propensity
+    for raw model scores. `hashes`: id_hashes(ids), if the caller has them.
+
+    `is_mql` keeps its meaning (the score passes the agreed bar); `treatment` is what sales
+    must act on: MQLs not held out, plus explored leads. Held-out MQLs are never routed.
+    """
     if not 0 <= explore_rate < 1:
         raise ValueError(f"scoring.explore_rate must be in [0, 1), got {explore_rate}")
+    if not 0 <= holdout_rate < 1:
+        raise ValueError(f"agreement.holdout_rate must be in [0, 1), got {holdout_rate}")
     raw = np.asarray(raw, float)
     score = correction.apply(raw) if correction is not None else raw
     is_mql = score >= threshold
     explore = ~is_mql & (explore_uniform(ids, hashes=hashes) < explore_rate)
+    # Off by default: no second hash pass over the ids unless a holdout is agreed.
+    holdout = (is_mql & (holdout_uniform(ids) < holdout_rate) if holdout_rate > 0
+               else np.zeros(len(raw), bool))
     cut = cutoffs if cutoffs is not None else (threshold, threshold, threshold)
+    propensity = np.where(is_mql, 1.0 - holdout_rate, explore_rate)
     return {
         "score": score,
         "is_mql": is_mql,
         "tier": assign_tiers(score, cut),
         "explore": explore,
-        "sales_propensity": np.where(is_mql, 1.0, explore_rate),
+        "sales_propensity": propensity,
         "score_raw": raw,
+        "holdout": holdout,
+        "treatment": ((is_mql & ~holdout) | explore).astype(np.int8),
+        "propensity": propensity,
     }
 
 
-def ipw_weights(is_mql: np.ndarray, explore: np.ndarray, propensity: np.ndarray) -> np.ndarray:
+def ipw_weights(is_mql: np.ndarray, explore: np.ndarray, propensity: np.ndarray,
+                holdout: np.ndarray | None = None) -> np.ndarray:
     """Inverse-propensity weights for outcomes: 1/propensity for leads that reached sales
-    (MQL or explored), 0 for leads nobody worked (their 'no deal' says nothing about them).
+    (MQL not held out, or explored), 0 for leads nobody worked (their 'no deal' says nothing
+    about them).
 
     Weighted means over worked leads are unbiased for all leads: each explored lead stands in
-    for 1/explore_rate below-bar leads. Use as sample_weight when fitting on scored history.
+    for 1/explore_rate below-bar leads, each routed MQL for 1/(1 − holdout_rate) MQLs. Use as
+    sample_weight when fitting on scored history. `holdout`: None for files written before the
+    holdout existed (no MQL was held out).
     """
     prop = np.asarray(propensity, float)
-    worked = (np.asarray(is_mql, bool) | np.asarray(explore, bool)) & (prop > 0)
+    mql = np.asarray(is_mql, bool)
+    if holdout is not None:
+        mql = mql & ~np.asarray(holdout, bool)
+    worked = (mql | np.asarray(explore, bool)) & (prop > 0)
     return np.where(worked, 1.0 / np.where(prop > 0, prop, 1.0), 0.0)
 
 
 def lead_weights(lead_ids: pd.Series, scored: pd.DataFrame) -> np.ndarray:
     """IPW training weight per lead from the scorer's outputs (lead_id, is_mql, explore,
-    sales_propensity). Leads leadq never routed weigh 1 (their outcomes came from the old
-    process); leads it routed weigh 1/propensity if sales worked them and 0 if nobody did.
-    Drop the zero-weight rows and pass the rest as sample_weight."""
-    w = pd.Series(ipw_weights(scored["is_mql"], scored["explore"], scored["sales_propensity"]),
+    sales_propensity, optional holdout). Leads leadq never routed weigh 1 (their outcomes came
+    from the old process); leads it routed weigh 1/propensity if sales worked them and 0 if
+    nobody did (held-out MQLs included). Drop the zero-weight rows and pass the rest as
+    sample_weight."""
+    w = pd.Series(ipw_weights(scored["is_mql"], scored["explore"], scored["sales_propensity"],
+                              scored.get("holdout")),
                   index=scored["lead_id"].astype(str).to_numpy())
     w = w[~w.index.duplicated(keep="last")]
     return pd.Series(lead_ids).astype(str).map(w).fillna(1.0).to_numpy(float)

@@ -94,6 +94,16 @@ def cmd_review(args: argparse.Namespace) -> dict:
                 model_uri=args.model_uri)
 
 
+def cmd_lift(args: argparse.Namespace) -> dict:
+    from leadq.pipelines.lift import main
+
+    return main(args.params, scores=args.scores, data=args.data,
+                treatment_column=args.treatment_column, outcome_column=args.outcome_column,
+                propensity_column=args.propensity_column,
+                uplift_features=[c.strip() for c in args.uplift_features.split(",") if c.strip()]
+                if args.uplift_features else None)
+
+
 def cmd_thresholds(args: argparse.Namespace) -> dict:
     from leadq.pipelines.thresholds import main
 
@@ -297,6 +307,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="registry model URI (default models:/<name>@champion)")
     _params_arg(p)
     p.set_defaults(handler=cmd_review)
+
+    p = sub.add_parser("lift", help="what a sales call changes: the effect of routing on "
+                                    "conversion above and below the bar, from the randomised "
+                                    "holdout and exploration")
+    p.add_argument("--scores", default=None, metavar="GLOB",
+                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="any randomised test in one table instead (with --treatment-column "
+                        "and --outcome-column)")
+    p.add_argument("--treatment-column", default=None, metavar="COLUMN",
+                   help="with --data: who got the action (1/0, true/false, yes/no)")
+    p.add_argument("--outcome-column", default=None, metavar="COLUMN",
+                   help="with --data: who converted (1/0, true/false, yes/no)")
+    p.add_argument("--propensity-column", default=None, metavar="COLUMN",
+                   help="with --data: each row's probability of the action (default: one "
+                        "coin for all)")
+    p.add_argument("--uplift-features", default=None, metavar="COL,COL",
+                   help="with --data: fit T- and X-learners on these columns (known before "
+                        "the action) and report their Qini and top-20%% uplift on a held-out "
+                        "30%%")
+    _params_arg(p)
+    p.set_defaults(handler=cmd_lift)
 
     p = sub.add_parser("thresholds", help="threshold history of a model version")
     p.add_argument("--model-version", default=None, help="default: the champion")

@@ -93,6 +93,14 @@ HELP: dict[str, CommandHelp] = {
         "bring.",
         ("leadq plan --params params.yaml",
          "leadq plan --params params.yaml --won-deals 40 --period month")),
+    "lift": CommandHelp(
+        "Measure what routing a lead to sales changes: the effect on conversion above the bar "
+        "(routed vs held-out MQLs) and below it (explored vs not), from the randomised groups "
+        "only, with intervals and the leads still needed; or any randomised test in a table.",
+        ("leadq lift --params params.yaml",
+         "leadq lift --data test.csv --treatment-column Promotion --outcome-column purchase",
+         "leadq lift --data test.csv --treatment-column Promotion --outcome-column purchase "
+         "--uplift-features V1,V2,V3")),
 }
 
 

@@ -40,7 +40,8 @@ def worked_weights(frame: pd.DataFrame) -> tuple[np.ndarray, bool]:
     if "sales_propensity" not in frame:
         return np.ones(len(frame)), False
     explore = frame["explore"] if "explore" in frame else np.zeros(len(frame), bool)
-    return ipw_weights(frame["is_mql"], explore, frame["sales_propensity"]), True
+    return ipw_weights(frame["is_mql"], explore, frame["sales_propensity"],
+                       frame.get("holdout")), True
 
 
 def measure_realised(matured: pd.DataFrame, n_bands: int = 10) -> dict:
@@ -329,6 +330,8 @@ def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
     if "sales_propensity" in scored:
         out["sales_propensity"] = pd.to_numeric(scored["sales_propensity"], errors="coerce")
         out["explore"] = _bool(scored["explore"]) if "explore" in scored else False
+    if "holdout" in scored:  # held-out MQLs were never worked (agreement.holdout_rate)
+        out["holdout"] = _bool(scored["holdout"])
     if "tier" in scored:
         out["tier"] = scored["tier"].astype("string").str.strip().astype(object)
     out["scored_at"] = pd.to_datetime(scored.get("scored_at"), errors="coerce", utc=True)

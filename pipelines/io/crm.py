@@ -285,9 +285,11 @@ def load_routing(params: dict) -> pd.DataFrame | None:
         frame = read_table(path, {}, name="routing")
         require_columns(frame, [id_col, "is_mql", "explore", "sales_propensity"], path=path,
                         name="scored leads (train.routing_scores)")
-        frames.append(frame[[id_col, "is_mql", "explore", "sales_propensity"]])
+        # holdout: files written before agreement.holdout_rate existed held nobody out.
+        frames.append(frame[[id_col, "is_mql", "explore", "sales_propensity"]].assign(
+            holdout=frame.get("holdout", False)))
     out = pd.concat(frames, ignore_index=True).rename(columns={id_col: "lead_id"})
-    for col in ("is_mql", "explore"):
+    for col in ("is_mql", "explore", "holdout"):
         out[col] = out[col].astype("string").str.strip().str.lower().isin(["true", "1"])
     out["sales_propensity"] = pd.to_numeric(out["sales_propensity"], errors="coerce")
     return out

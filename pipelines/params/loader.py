@@ -326,24 +326,26 @@ POSITIVE_INTS = frozenset({
     "report.importance_repeats", "report.importance_rows", "report.shap_rows",
     "report.insight_columns",
     "report.min_value_rows", "report.persona_rows", "agreement.campaign_min_feedback",
-    "demo.leads",
+    "demo.leads", "lift.min_group_leads",
 })
 POSITIVE_INT_LISTS = frozenset({"features.activity_windows", "report.size_bins"})
 # Shares of something that must not be empty: in (0, 1].
 SHARES = frozenset({"split.train", "split.validation", "agreement.mql.top_share",
-                    "agreement.tiers.a_share", "agreement.sla_target"})
+                    "agreement.tiers.a_share", "agreement.sla_target", "lift.power",
+                    "lift.confidence"})
 # Limits and rates where 0 means "none allowed" / "off": in [0, 1].
 FRACTIONS = frozenset({
     "contracts.max_duplicate_id_share", "contracts.max_rejected_share",
     "contracts.max_missing_inputs_share", "contracts.label_rate_max_change",
     "scoring.explore_rate", "agreement.mql.min_precision", "report.persona_min_share",
-    "agreement.campaign_flag_rejection",
+    "agreement.campaign_flag_rejection", "agreement.holdout_rate",
 })
 # Money that may be nothing but never negative.
 NON_NEGATIVE_NUMBERS = frozenset({"agreement.mql.lead_cost"})
 # Positive amounts (hours, MQLs a week, money): above 0.
 POSITIVE_NUMBERS = frozenset({"agreement.sla_hours", "agreement.capacity_per_week",
-                              "agreement.mql.won_value", "agreement.goal.won_deals"})
+                              "agreement.mql.won_value", "agreement.goal.won_deals",
+                              "lift.detect"})
 # Keys naming one column (or a path): a string when set; a list or a number here used to
 # fail deep inside a run ("unhashable type").
 TEXT_KEYS = frozenset({

@@ -1,8 +1,8 @@
 """The one scoring core: typed leads and a loaded model in, output rows out.
 
-`leadq score` (pandas, streamed), the Spark engine and any other caller build their output
-columns here, so the MQL flag, tiers, exploration and prior-shift correction cannot differ
-between engines.
+`leadq score` (pandas, streamed), the Spark engine, the serve API and any other caller build
+their output columns here, so the MQL flag, tiers, exploration, the holdout (treatment,
+propensity) and prior-shift correction cannot differ between engines.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def score_leads(
     `id_hashes` (leadq.models.routing.id_hashes of the ids) saves hashing them again.
     """
     from leadq.models.routing import route
+    from leadq.pipelines.params.loader import agreement_of
 
     id_col = params["data"]["leads"]["id"]
     rows = leads[raw_input_columns(params)]
@@ -42,7 +43,7 @@ def score_leads(
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
               explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0),
-              hashes=id_hashes)
+              hashes=id_hashes, holdout_rate=agreement_of(params).holdout_rate)
     out = pd.DataFrame({
         id_col: ids,
         "score": r["score"],
@@ -54,6 +55,11 @@ def score_leads(
         "explore": r["explore"],
         "sales_propensity": r["sales_propensity"],
         "score_raw": r["score_raw"],
+        # What sales acts on, and what `leadq lift` compares: routed (1/0), how likely that was,
+        # and which MQLs the agreed holdout kept from sales.
+        "treatment": r["treatment"],
+        "propensity": r["propensity"],
+        "holdout": r["holdout"],
     })
     if explain:
         from leadq.pipelines.scoring.reasons import reason_columns

@@ -121,6 +121,12 @@ def answer_schema(params: dict) -> dict:
                     "description": "Sent to sales by the exploration share, not the bar"},
         "sales_propensity": {"type": "number"},
         "score_raw": {"type": "number"},
+        "treatment": {"type": "integer", "enum": [0, 1],
+                      "description": "1: route to sales (an MQL not held out, or explored)"},
+        "propensity": {"type": "number", "minimum": 0, "maximum": 1,
+                       "description": "The probability of treatment = 1 (leadq lift)"},
+        "holdout": {"type": "boolean",
+                    "description": "An MQL kept from sales by agreement.holdout_rate"},
     }
     if explain:
         props["reasons_positive"] = {"type": ["string", "null"]}

@@ -9,6 +9,13 @@ converters keep engaging, so the counters leak the outcome unless rebuilt from t
 dated before ``created_at``. Everything is generated in fixed-size blocks with
 their own random streams: the output depends only on ``(n_leads, seed, start, end)``, never on
 chunk sizes, and 10M-row lead tables can be streamed in constant memory.
+
+What a sales call changes is known too (``truth.p_called`` / ``p_not_called``,
+:func:`probability_without_call`): the recorded history is one in which sales works the leads,
+so ``true_probability`` is the chance *with* a call; without one each persona keeps a different
+share of it (persuadables lose most, sure things almost nothing, lost causes have nothing to
+lose). The observed tables are unchanged by it: an experiment that withholds calls draws its
+outcomes from these two columns.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ import pandas as pd
 __all__ = [
     "ACTIVITY_TYPES",
     "AS_OF",
+    "CALL_RESPONSE",
     "CAMPAIGNS",
     "JUNK_CAMPAIGN",
     "PERSONAS",
     "SOURCES",
     "generate_crm",
     "iter_lead_chunks",
+    "probability_without_call",
     "seniority_level",
     "true_probability",
     "write_crm",
@@ -46,6 +55,15 @@ PERSONAS: tuple[str, ...] = (
     "student",
 )
 _STUDENT = PERSONAS.index("student")
+
+# --- what a sales call changes, per persona (issue 29) -------------------------------------
+# The logit of P(won) drops by this much when nobody calls: finance directors and small-business
+# owners buy when someone walks them through it (persuadables), enterprise IT buys through its
+# own procurement either way (sure things), students never buy (lost causes).
+_CALL_LOGIT = np.array([1.6, 0.1, 0.6, 1.1, 0.0])
+CALL_RESPONSE: tuple[str, ...] = (
+    "persuadable", "sure_thing", "persuadable", "persuadable", "lost_cause",
+)
 
 SOURCES: tuple[str, ...] = (
     "Paid Search", "Organic Search", "Social", "Email", "Referral", "Events", "Direct",
@@ -426,6 +444,13 @@ def true_probability(leads: pd.DataFrame) -> np.ndarray:
     return _sigmoid(logit)
 
 
+def probability_without_call(p_called: np.ndarray, persona: np.ndarray) -> np.ndarray:
+    """P(won within the horizon) if sales never calls the lead, from its probability with a
+    call and its persona index (PERSONAS order): the persona's call effect off the logit."""
+    p = np.clip(np.asarray(p_called, float), 1e-12, 1 - 1e-12)
+    return _sigmoid(np.log(p) - np.log1p(-p) - _CALL_LOGIT[np.asarray(persona)])
+
+
 # --- calendar ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Calendar:
@@ -803,6 +828,10 @@ def _generate(n_leads: int, seed: int, start: str, end: str, horizon_days: int,
             "lead_id": leads["lead_id"],
             "true_probability": p,
             "persona": _str_array(np.array(PERSONAS, dtype=object)[persona]),
+            # The history is the called world (above); without a call, per persona.
+            "p_called": p,
+            "p_not_called": probability_without_call(p, persona),
+            "call_response": _str_array(np.array(CALL_RESPONSE, dtype=object)[persona]),
         }))
         deal_parts.append(deals)
         fb_parts.append(feedback)
@@ -858,7 +887,9 @@ def generate_crm(n_leads: int, seed: int = 0, *, start: str = "2024-07-01",
 
     Data ends at the last second of ``end`` (``AS_OF`` by default): later deals, feedback and
     activities are censored. ``truth.true_probability`` is P(won deal within ``horizon_days``)
-    from the lead as of its MQL moment (``created_at``).
+    from the lead as of its MQL moment (``created_at``); ``p_called`` is the same number (the
+    history is one where sales works the leads), ``p_not_called`` the chance without a call
+    and ``call_response`` the persona's kind (persuadable, sure_thing, lost_cause).
 
     ``activities`` is the event log (activity_id, lead_id, occurred_at, activity_type, value),
     sorted by time: marketing events (web_visit with ``value`` = pages viewed, content_download,

@@ -82,7 +82,8 @@ def test_columns(crm):
     assert list(crm["deals"].columns) == ["deal_id", "lead_id", "closed_at", "outcome", "amount"]
     assert list(crm["feedback"].columns) == [
         "lead_id", "feedback_at", "status", "rating", "reason", "first_contact_at"]
-    assert list(crm["truth"].columns) == ["lead_id", "true_probability", "persona"]
+    assert list(crm["truth"].columns) == ["lead_id", "true_probability", "persona", "p_called",
+                                          "p_not_called", "call_response"]
     leads = crm["leads"]
     assert pd.api.types.is_datetime64_any_dtype(leads["created_at"])
     assert (leads["created_at"].dt.microsecond == 0).all()  # whole seconds

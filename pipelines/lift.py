@@ -1,0 +1,306 @@
+"""`leadq lift`: what routing a lead to sales changes, measured on the randomised groups only.
+
+Two ways in:
+- the scorer's outputs (--scores, else recalibration.scores) joined by lead id to the matured
+  outcomes of the CRM tables: the effect of routing above the bar (routed vs held-out MQLs,
+  agreement.holdout_rate) and below it (explored vs not, scoring.explore_rate);
+- any randomised test in one table (--data FILE --treatment-column C --outcome-column C
+  [--propensity-column C]): a promotion test, a call campaign, an e-mail experiment.
+
+The estimates (models/lift.py) refuse with exit 2 when the randomised groups are too small,
+saying how many more leads they need; each estimate states its power to detect
+lift.detect and the leads that power needs. Where the feedback has first-contact times, the
+conversion of routed MQLs reached within the SLA is compared with those reached later: marked
+observational (sales chose whom to call first), never mixed with the randomised estimates.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadq.errors import BadInputError, ConfigError
+from leadq.pipelines.io.progress import log
+
+_YES = {"1", "1.0", "true", "yes", "y", "t"}
+_NO = {"0", "0.0", "false", "no", "n", "f"}
+
+
+# --- pure steps ----------------------------------------------------------------------------
+def binary(values: pd.Series, *, where: str) -> np.ndarray:
+    """A 1/0 column from 1/0, true/false or yes/no (any case); anything else is refused with
+    the values found, so a typo never silently becomes a 0."""
+    text = values.astype("string").str.strip().str.lower()
+    bad = text.isna() | ~text.isin(_YES | _NO)
+    if bad.any():
+        found = sorted(set(text[bad].fillna("<empty>").tolist()))[:5]
+        raise BadInputError(f"{where}: {int(bad.sum())} value(s) are not 1/0, true/false or "
+                            f"yes/no, e.g. {found}")
+    return text.isin(_YES).to_numpy(float)
+
+
+def routing_decisions(scored: pd.DataFrame, *, where: str) -> pd.DataFrame:
+    """lead_id, is_mql, treatment, propensity per lead from the scorer's outputs, the first
+    decision per lead (a lead is called when it is first scored; a rescore does not undo that).
+
+    Files from before the holdout existed carry explore and sales_propensity: their routing
+    was is_mql or explore, with that propensity (no MQL was held out)."""
+    frame = pd.DataFrame({"lead_id": scored["lead_id"].astype("string").str.strip(),
+                          "is_mql": binary(scored["is_mql"], where=f"{where}: is_mql")})
+    if "treatment" in scored and "propensity" in scored:
+        frame["treatment"] = binary(scored["treatment"], where=f"{where}: treatment")
+        frame["propensity"] = pd.to_numeric(scored["propensity"], errors="coerce")
+    elif "explore" in scored and "sales_propensity" in scored:
+        explore = binary(scored["explore"], where=f"{where}: explore")
+        frame["treatment"] = np.maximum(frame["is_mql"].to_numpy(float), explore)
+        frame["propensity"] = pd.to_numeric(scored["sales_propensity"], errors="coerce")
+    else:
+        raise BadInputError(f"{where}: no treatment/propensity (or explore/sales_propensity) "
+                            "columns: these scores carry no randomised routing; rescore with "
+                            "a leadq that writes them")
+    if frame["propensity"].isna().any():
+        raise BadInputError(f"{where}: {int(frame['propensity'].isna().sum())} rows without a "
+                            "numeric propensity")
+    if "scored_at" in scored:
+        at = pd.to_datetime(scored["scored_at"], errors="coerce", utc=True)
+        frame = frame.iloc[np.argsort(at.to_numpy(), kind="stable")]
+    return frame.drop_duplicates("lead_id", keep="first").reset_index(drop=True)
+
+
+# --- I/O -----------------------------------------------------------------------------------
+def read_decisions(params: dict, pattern: str | None) -> pd.DataFrame:
+    """The routing decisions of every score file matching --scores / recalibration.scores."""
+    from leadq.pipelines.io.files import read_table
+    from leadq.pipelines.params.loader import resolve_path
+    from leadq.pipelines.recalibrate import scores_pattern
+
+    full = str(resolve_path(params, scores_pattern(params, pattern)))
+    files = sorted(f for f in glob.glob(full, recursive=True)
+                   if not f.endswith((".rejected.csv", ".rejected.parquet")))
+    if not files:
+        raise BadInputError(f"no score files match {full} (run `leadq score` first, or set "
+                            "recalibration.scores / --scores)")
+    id_col = params["data"]["leads"]["id"]
+    if not id_col:
+        raise ConfigError("data.leads.id is null: lift joins scored leads to their outcomes "
+                          "by lead id; set it")
+    parts = []
+    for f in files:
+        frame = read_table(f, name="scores")
+        if id_col not in frame or "is_mql" not in frame:
+            raise BadInputError(f"{f}: scores file is missing column(s) {id_col} / is_mql")
+        parts.append(routing_decisions(frame.rename(columns={id_col: "lead_id"}), where=f))
+    both = pd.concat(parts, ignore_index=True)
+    return both.drop_duplicates("lead_id", keep="first").reset_index(drop=True)
+
+
+def matured_outcomes(params: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """lead_id, label (and created_at when configured) for the leads whose outcome has
+    matured (labelling rules as training), and the canonical feedback table (or None)."""
+    from leadq.features.tables import build_labels
+    from leadq.pipelines.io.crm import load_crm
+
+    tables = load_crm(params, quarantine=False)
+    labels, _ = build_labels(tables.leads, tables.deals, tables.feedback, params)
+    spec = params["data"]["leads"]
+    ids = tables.leads[spec["id"]].astype("string").str.strip()
+    out = pd.DataFrame({"lead_id": ids.to_numpy(), "label": labels["label"].to_numpy()})
+    if spec.get("created_at"):
+        out["created_at"] = pd.to_datetime(tables.leads[spec["created_at"]]).to_numpy()
+    return out[out["label"].notna()].drop_duplicates("lead_id"), tables.feedback
+
+
+def sla_effect(joined: pd.DataFrame, feedback: pd.DataFrame | None, *, sla_hours: float,
+               confidence: float, min_group: int) -> dict | None:
+    """Conversion of routed MQLs first reached within the SLA against those reached later (or
+    never), when the feedback has first-contact times. Observational: sales chose whom to
+    call first, so this difference is an association, not the effect of speed."""
+    from leadq.features.agreement import first_contacts, sla_compliance
+    from leadq.models.lift import TooFewLeads, average_effect
+
+    first = first_contacts(feedback)
+    if first is None or "created_at" not in joined:
+        return None
+    routed = joined[(joined["treatment"] == 1) & (joined["is_mql"] == 1)]
+    if routed.empty:
+        return None
+    # Matured leads are far older than the SLA: every one of them is due.
+    as_of = pd.Timestamp(routed["created_at"].max()) + pd.Timedelta(hours=float(sla_hours))
+    sla = sla_compliance(routed[["lead_id", "created_at"]], first, as_of=as_of,
+                         sla_hours=sla_hours)
+    out: dict = {"what": f"routed MQLs reached within {sla_hours:g} h vs later or never",
+                 "observational": True,
+                 "caution": "not randomised: sales decides whom it calls first, so this is an "
+                            "association, not the effect of calling fast"}
+    try:
+        est = average_effect(routed.loc[sla.index, "label"].to_numpy(float),
+                             sla["within_sla"].to_numpy(int), confidence=confidence,
+                             min_group=min_group)
+    except TooFewLeads as exc:
+        return {**out, "refused": str(exc), "more_leads": exc.needed}
+    return {**out, **est.as_dict()}
+
+
+def _settings(params: dict) -> dict:
+    s = params["lift"]
+    out = {"confidence": float(s["confidence"]), "min_group": int(s["min_group_leads"]),
+           "detect": float(s["detect"]), "power": float(s["power"])}
+    if not 0 < out["confidence"] < 1 or not 0 < out["power"] < 1:
+        raise ConfigError("lift.confidence and lift.power must be in (0, 1)")
+    if out["detect"] == 0 or out["min_group"] < 2:
+        raise ConfigError("lift.detect must not be 0 and lift.min_group_leads must be ≥ 2")
+    return out
+
+
+def _params(params_path: str | None, *, need_file: bool) -> dict:
+    from leadq.pipelines.params.loader import effective_params, load_params
+
+    if params_path is None and not need_file and not Path("params.yaml").is_file():
+        return effective_params({}, source="defaults")  # a table alone needs no CRM config
+    return load_params(params_path)
+
+
+def main(params_path: str | None = None, *, scores: str | None = None,
+         data: str | None = None, treatment_column: str | None = None,
+         outcome_column: str | None = None, propensity_column: str | None = None,
+         uplift_features: list[str] | None = None) -> dict:
+    from leadq.models.lift import TooFewLeads, effect_with_power, effects_by_side
+    from leadq.pipelines.params.loader import agreement_of
+
+    generic = data is not None
+    if generic and not (treatment_column and outcome_column):
+        raise BadInputError("--data needs --treatment-column and --outcome-column")
+    if not generic and (treatment_column or outcome_column or propensity_column
+                        or uplift_features):
+        raise BadInputError("--treatment-column/--outcome-column/--propensity-column/"
+                            "--uplift-features go with --data FILE")
+    params = _params(params_path, need_file=not generic)
+    cfg = _settings(params)
+    if generic:
+        from leadq.pipelines.io.files import read_table
+
+        frame = read_table(data, name="lift data")
+        for col in (treatment_column, outcome_column, propensity_column,
+                    *(uplift_features or [])):
+            if col is not None and col not in frame:
+                raise BadInputError(f"{data}: no column {col!r} (columns: "
+                                    f"{', '.join(map(str, frame.columns[:20]))})")
+        t = binary(frame[treatment_column], where=f"{data}: {treatment_column}")
+        y = binary(frame[outcome_column], where=f"{data}: {outcome_column}")
+        p = None
+        if propensity_column:
+            p = pd.to_numeric(frame[propensity_column], errors="coerce").to_numpy(float)
+            if np.isnan(p).any() or ((p <= 0) | (p >= 1)).any():
+                raise BadInputError(f"{data}: {propensity_column}: every propensity must be a "
+                                    "number strictly between 0 and 1")
+        try:
+            result = effect_with_power(y, t, p, **cfg)
+        except TooFewLeads as exc:
+            raise TooFewLeads(f"{data}: {exc} (lift.min_group_leads = {cfg['min_group']})",
+                              exc.needed) from None
+        result = {"source": str(data), "treatment": treatment_column,
+                  "outcome": outcome_column, **result}
+        # Fitted before anything is printed: a refusal leaves no half answer behind.
+        if uplift_features:
+            result["uplift"] = uplift_report(frame, uplift_features, t, y, where=str(data),
+                                             min_group=cfg["min_group"])
+        _print_effect(f"{treatment_column} on {outcome_column}", result, verb="changes")
+        if uplift_features:
+            _print_uplift(result["uplift"])
+        return result
+
+    decisions = read_decisions(params, scores)
+    outcomes, feedback = matured_outcomes(params)
+    joined = decisions.merge(outcomes, on="lead_id", how="inner")
+    log.info("lift: %d scored leads, %d with a matured outcome", len(decisions), len(joined))
+    sides = effects_by_side(joined["is_mql"], joined["treatment"], joined["propensity"],
+                            joined["label"], **cfg)
+    if all("refused" in s for s in sides.values()):
+        more = [f"{name.replace('_', ' ')}: {s['refused']}" for name, s in sides.items()]
+        needed = [s["more_leads"] for s in sides.values() if s.get("more_leads") is not None]
+        raise TooFewLeads(f"no side has randomised groups large enough for an estimate from "
+                          f"{len(joined):,} matured scored leads (the leads needed are "
+                          "leads of that side: MQLs above the bar, the rest below); "
+                          + "; ".join(more)
+                          + ". Raise agreement.holdout_rate / scoring.explore_rate, or wait "
+                          "for more outcomes to mature (lift.min_group_leads = "
+                          f"{cfg['min_group']})", min(needed) if needed else 0)
+    for name, s in sides.items():
+        _print_effect(name.replace("_", " "), s, verb="routing to sales changes conversion")
+    result = {"matured_scored_leads": int(len(joined)), **sides}
+    sla = sla_effect(joined, feedback, sla_hours=agreement_of(params).sla_hours,
+                     confidence=cfg["confidence"], min_group=cfg["min_group"])
+    if sla is not None:
+        result["within_sla"] = sla
+        if "refused" in sla:
+            print(f"within the SLA (observational): not estimated: {sla['refused']}")
+        else:
+            print(f"within the SLA (OBSERVATIONAL, not randomised): {sla['what']}: "
+                  f"{sla['effect'] * 100:+.2f} points ({sla['confidence']:.0%} CI "
+                  f"{sla['low'] * 100:+.2f} to {sla['high'] * 100:+.2f}); {sla['caution']}.")
+    return result
+
+
+def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np.ndarray, *,
+                  where: str, min_group: int, held_out: float = 0.3, seed: int = 0) -> dict:
+    """T- and X-learners on `features`, fitted on 70% of the rows and judged on the other 30%
+    (a seeded random split): Qini coefficient (against the ranking by chance), the Qini
+    curve by decile, and the incremental response rate of the top 20% against all."""
+    from leadq.models.lift import TooFewLeads, sizes_needed
+    from leadq.models.uplift import (
+        TLearner,
+        XLearner,
+        linear_factories,
+        qini_coefficient,
+        qini_curve,
+        top_share_effect,
+    )
+
+    test = np.random.default_rng(seed).random(len(frame)) < held_out
+    treated_share = float(np.mean(t))
+    for name, part, share in (("held-out", test, held_out), ("fitting", ~test, 1 - held_out)):
+        n1, n0 = int(t[part].sum()), int((1 - t[part]).sum())
+        if min(n1, n0) < min_group:
+            more = int(np.ceil(sizes_needed(n1, n0, treated_share, min_group) / share))
+            raise TooFewLeads(f"{where}: the {name} split has {n1:,} treated and {n0:,} control "
+                              f"rows; the uplift models need at least {min_group:,} each "
+                              f"(lift.min_group_leads): about {more:,} more rows", more)
+    x = frame[features].reset_index(drop=True)
+    classifier, regressor = linear_factories(x)
+    out: dict = {"features": list(features), "n_fit": int((~test).sum()),
+                 "n_held_out": int(test.sum())}
+    for name, learner in (("t_learner", TLearner(classifier)),
+                          ("x_learner", XLearner(classifier, regressor))):
+        pred = learner.fit(x[~test], t[~test], y[~test]).predict(x[test])
+        share, q = qini_curve(pred, t[test], y[test])
+        marks = [int(round(k * len(q) / 10)) - 1 for k in range(1, 11)]
+        out[name] = {"qini": qini_coefficient(pred, t[test], y[test]),
+                     "qini_curve": {f"{share[i]:.0%}": float(q[i]) for i in marks},
+                     "top_20": top_share_effect(pred, t[test], y[test], 0.2)}
+    return out
+
+
+def _print_uplift(u: dict) -> None:
+    print(f"uplift models on {', '.join(u['features'])} (fitted on {u['n_fit']:,} rows, judged "
+          f"on {u['n_held_out']:,} held out):")
+    for name in ("t_learner", "x_learner"):
+        r = u[name]
+        print(f"  {name.replace('_', '-')}: Qini {r['qini']:.5f}; the top 20% it would target "
+              f"respond {r['top_20']['top'] * 100:+.2f} points to the treatment, all rows "
+              f"{r['top_20']['random'] * 100:+.2f}")
+
+
+def _print_effect(name: str, s: dict, *, verb: str) -> None:
+    if "refused" in s:
+        print(f"{name}: not estimated: {s['refused']}")
+        return
+    pts = 100
+    print(f"{name}: {verb} by {s['effect'] * pts:+.2f} points "
+          f"({s['confidence']:.0%} CI {s['low'] * pts:+.2f} to {s['high'] * pts:+.2f}); "
+          f"{s['rate_treated']:.2%} of {s['n_treated']:,} treated vs {s['rate_control']:.2%} "
+          f"of {s['n_control']:,} control{' (IPW)' if s['ipw'] else ''}. Power to detect "
+          f"{s['detect'] * pts:+.1f} points: {s['power_now']:.0%} now; {s['power']:.0%} needs "
+          f"{s['leads_for_power']:,} leads ({s['more_leads_for_power']:,} more).")
