@@ -403,6 +403,17 @@ def check_values(params: dict, source: str = "params") -> None:
                              "labels or numbers), not of lists or mappings")
 
     walk(params, "")
+    for name, spec in ((params.get("data") or {}).get("lookups") or {}).items():
+        for key in ("path", "key", "on"):
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                fail(f"data.lookups.{name}.{key}", spec[key], "a path or column name (text)")
+        if not all(isinstance(c, str) for c in spec.get("columns") or []):
+            fail(f"data.lookups.{name}.columns", spec["columns"], "a list of column names")
+    for key, bound in ((params.get("registry") or {}).get("criteria") or {}).items():
+        if not str(key).startswith(("min_", "max_")):
+            fail(f"registry.criteria.{key}", key, "a min_<metric> or max_<metric> name")
+        if not _number(bound):
+            fail(f"registry.criteria.{key}", bound, "a number")
 
 
 def _number(value: Any) -> bool:

@@ -65,16 +65,20 @@ def configure(params: dict) -> str:
         else:
             os.environ[key] = value
     name = params["mlflow"].get("experiment", "leadq")
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        mlflow.set_experiment(experiment_id=experiment.experiment_id)
-        return experiment.experiment_id
-    artifacts = None
-    if is_local_store(uri) and params["mlflow"].get("artifact_location"):
-        artifacts = resolve_path(params, params["mlflow"]["artifact_location"]).resolve().as_uri()
-    exp_id = mlflow.create_experiment(name, artifact_location=artifacts)
-    mlflow.set_experiment(experiment_id=exp_id)
-    return exp_id
+    # Under the registry lock: two first runs on a new sqlite store both ran its schema
+    # migration (one failed in alembic_version) and both created the experiment.
+    with registry_lock(params):
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            mlflow.set_experiment(experiment_id=experiment.experiment_id)
+            return experiment.experiment_id
+        artifacts = None
+        if is_local_store(uri) and params["mlflow"].get("artifact_location"):
+            artifacts = resolve_path(params, params["mlflow"]["artifact_location"]).resolve(
+            ).as_uri()
+        exp_id = mlflow.create_experiment(name, artifact_location=artifacts)
+        mlflow.set_experiment(experiment_id=exp_id)
+        return exp_id
 
 
 # Registry updates in this process, per lock file: a thread lock (threads of one process share
@@ -114,9 +118,13 @@ def registry_lock(params: dict) -> Iterator[None]:
         depth = _REGISTRY_DEPTH.get(key, 0)
         handle = None
         if depth == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path, "a+b")  # noqa: SIM115 - held across the yield
-            _flock(handle, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(path, "a+b")  # noqa: SIM115 - held across the yield
+            except OSError:
+                handle = None  # a read-only store: nothing of ours is written to it anyway
+            if handle is not None:
+                _flock(handle, path)
         _REGISTRY_DEPTH[key] = depth + 1
         try:
             yield

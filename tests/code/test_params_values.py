@@ -40,6 +40,12 @@ CASES = {
                       "scoring:\n  n_threads: 1\n", "'scoring' is written twice"),
     "key-twice": ("scoring:\n  chunk_size: 10\n  chunk_size: 20\n",
                   "'chunk_size' is written twice"),
+    "lookup-key-list": ("data:\n  lookups:\n    firms: {path: f.csv, key: [a, b], columns: [x]}\n",
+                        "data.lookups.firms.key"),
+    "criterion-list": ("registry:\n  criteria: {min_test_roc_auc: [0.7]}\n",
+                       "registry.criteria.min_test_roc_auc"),
+    "criterion-name": ("registry:\n  criteria: {test_roc_auc: 0.7}\n",
+                       "registry.criteria.test_roc_auc"),
     "alias-bomb": (BOMB, "aliases"),
     "recursive-alias": ("features:\n  categorical: &a [*a]\n", "alias"),
 }

@@ -281,7 +281,7 @@ def test_score_puts_the_quarantine_in_contracts_quarantine_dir(tmp_path, monkeyp
     model = types.SimpleNamespace(uri="models:/fake@champion", version="1", threshold=0.5,
                                   threshold_version="0", tags={"train_run_id": "r"})
     monkeypatch.setattr(score, "load_scoring_model", lambda params, uri=None: model)
-    monkeypatch.setattr(score, "require_store", lambda params, uri=None: None)
+    monkeypatch.setattr(score, "require_store", lambda params, uri=None: None, raising=False)
     monkeypatch.setattr(contracts, "load_reference", lambda run_id: None)
 
     def check_and_score(raw, model, params, **kw):

@@ -87,3 +87,43 @@ def test_promote_refuses_a_version_left_by_a_killed_training(tmp_path):
     with pytest.raises(LeadqError, match="incomplete"):
         promote(params, "1")
     assert promote(params, "1", force=True)["champion"] == "1"
+
+
+@pytest.mark.slow
+def test_a_training_killed_mid_run_is_marked_failed_by_the_next(tmp_path, base_params,
+                                                                small_crm):
+    """The audit's case end to end: `leadq train` killed -9 while its MLflow run is open (the
+    contracts' validation runs there) left the run RUNNING for good."""
+    import signal
+    import time
+
+    import mlflow
+
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.runs import mark_abandoned
+    from leadq.pipelines.tracking.store import configure
+    from tests.conftest import write_params
+
+    path = write_params(tmp_path, base_params, small_crm, train__candidates=["logreg"],
+                        train__search__enabled=False, train__compare_defaults=False)
+    proc = subprocess.Popen([sys.executable, "-m", "leadq.pipelines.cli", "train", "--params",
+                             str(path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    db = tmp_path / "mlflow.db"
+    running, deadline = [], time.monotonic() + 600
+    try:
+        while not running and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            if db.exists():
+                experiment = configure(load_params(path))
+                client = mlflow.MlflowClient()
+                running = client.search_runs([experiment], "attributes.status = 'RUNNING'")
+        assert running, "the training finished before its run could be caught open"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    run_id = running[0].info.run_id
+    assert client.get_run(run_id).info.status == "RUNNING"  # what a kill -9 leaves
+    assert f"run {run_id}" in mark_abandoned(client, experiment, "leadq")
+    assert client.get_run(run_id).info.status == "FAILED"

@@ -113,3 +113,40 @@ def test_two_processes_promoting_on_one_store_take_turns(store):
     # Taking turns: each recorded move names the champion the one before it left.
     for before, after in zip(moved, moved[1:], strict=False):
         assert after["previous"] == before["version"]
+
+
+@pytest.mark.slow
+def test_two_trainings_on_one_store_both_finish_with_the_history_whole(
+        tmp_path, base_params, small_crm):
+    """The audit's case: two `leadq train` at once on one store. One used to exit 1 with a raw
+    IntegrityError after moving the champion. Now both finish, the second gate judges against
+    the first's outcome (same data: a tie, so the first stays champion), and every move is in
+    the history."""
+    import mlflow
+
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.registry import CHAMPION, alias_version, read_history
+    from leadq.pipelines.tracking.store import configure
+    from tests.conftest import write_params
+
+    path = write_params(tmp_path, base_params, small_crm, train__candidates=["logreg"],
+                        train__search__enabled=False, train__compare_defaults=False)
+    cmd = [sys.executable, "-m", "leadq.pipelines.cli", "train", "--params", str(path)]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=900)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-4000:] for e in errors]
+    configure(load_params(path))
+    client = mlflow.MlflowClient()
+    versions = {str(v.version): v.tags for v in client.search_model_versions("name='leadq'")}
+    assert sorted(versions) == ["1", "2"]
+    decisions = sorted(tags["promotion_decision"] for tags in versions.values())
+    assert decisions[0].startswith("challenger ties the champion"), decisions
+    assert decisions[1].startswith("no champion to beat"), decisions
+    history = read_history(client, "leadq")
+    assert [e["seq"] for e in history] == [1, 2, 3]  # two registrations, one promotion
+    moves = [(e["alias"], e["action"]) for e in history]
+    assert moves.count(("challenger", "register")) == 2
+    assert moves.count(("champion", "gate")) == 1
+    champion = [e for e in history if e["alias"] == CHAMPION][0]["version"]
+    assert alias_version(client, "leadq", CHAMPION) == champion
