@@ -181,17 +181,19 @@ def test_a_removed_recalibration_constraint_is_exit_2_naming_the_agreement():
         effective_params({"threshold": {"constraints": {"min_precision": 0.3}}})
 
 
+def dotted_keys(node: dict, prefix: str = ""):
+    """Every key of a params tree, dotted (sections too)."""
+    for k, v in node.items():
+        yield f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from dotted_keys(v, f"{prefix}{k}.")
+
+
 def test_the_sla_hours_are_defined_in_exactly_one_place():
     """An architecture test: the SLA is one setting of the agreement, nowhere else."""
     from leadq.pipelines.params.loader import default_params
 
-    def keys(node, prefix=""):
-        for k, v in node.items():
-            yield f"{prefix}{k}"
-            if isinstance(v, dict):
-                yield from keys(v, f"{prefix}{k}.")
-
-    sla = [k for k in keys(default_params()) if "sla" in k.rsplit(".", 1)[-1]]
+    sla = [k for k in dotted_keys(default_params()) if "sla" in k.rsplit(".", 1)[-1]]
     assert sla == ["agreement.sla_hours", "agreement.sla_target"]
     # No code reads an SLA from anywhere but the agreement.
     offenders = [p for p in [*REPO.glob("pipelines/**/*.py"), *REPO.glob("models/*.py"),
@@ -205,13 +207,7 @@ def test_every_value_rule_names_a_key_that_exists():
     """A renamed key must not leave its value rule behind (the rule would silently stop)."""
     from leadq.pipelines.params import loader
 
-    def keys(node, prefix=""):
-        for k, v in node.items():
-            yield f"{prefix}{k}"
-            if isinstance(v, dict):
-                yield from keys(v, f"{prefix}{k}.")
-
-    known = set(keys(default_params()))
+    known = set(dotted_keys(default_params()))
     for name in ("POSITIVE_INTS", "POSITIVE_INT_LISTS", "SHARES", "FRACTIONS", "TEXT_KEYS",
                  "POSITIVE_NUMBERS", "NON_NEGATIVE_NUMBERS"):
         rules = getattr(loader, name)
