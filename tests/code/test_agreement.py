@@ -281,3 +281,24 @@ def test_a_model_trained_before_the_agreement_needs_a_change_for_another_policy(
         _step(params, {"policy": {"policy": "top_share"}})
     same = effective_params({"recalibration": {"correction": "none"}})
     assert _step(same, {"policy": {"policy": "top_share"}})["policy_change"] is None
+
+
+def test_the_review_page_renders_before_any_lead_has_matured_or_been_decided():
+    """The first review after go-live: no matured leads, no previous period, no goal, no
+    campaign column, no feedback yet. Every section says what is missing."""
+    from leadq.pipelines.review import render_review
+
+    leads = pd.DataFrame({"lead_id": ["a", "b"], "is_mql": [True, False],
+                          "created_at": pd.to_datetime(["2026-06-29"] * 2)})
+    now = period_figures(leads, None, as_of=AS_OF, agreement=agreement())
+    html = render_review({
+        "period": {"start": "2026-06-02", "end": "2026-06-30", "days": 28},
+        "model_version": "1", "agreement": agreement().words(), "now": now, "before": None,
+        "sla_by_tier": [], "sla_by_rep": None, "campaigns": None, "campaign_column": None,
+        "flagged": [], "rejection_reasons": [], "realised": {"n_matured": 0}, "goal": None,
+        "bars": [{"version": 0, "as_of": "training", "threshold": 0.1, "policy": "x",
+                  "reason": "", "changed_by": None, "change_reason": None,
+                  "mql_per_week": None}],
+        "drift": None, "changed": ["This is the first period with scored leads."]})
+    assert "No matured MQLs yet" in html and "No shared goal set" in html
+    assert "not measured" in html and ">nan<" not in html.lower()
