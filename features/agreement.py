@@ -192,7 +192,8 @@ class Agreement:
         if self.campaign_column:
             lines.append(f"Campaigns (column {self.campaign_column}) whose leads sales rejects "
                          f"at least {self.campaign_flag_rejection:.0%} of the time, over at "
-                         f"least {self.campaign_min_feedback} rated leads, are flagged to cut.")
+                         f"least {self.campaign_min_feedback} leads it decided on, are flagged "
+                         "to cut.")
         else:
             lines.append("No campaign column is set: campaign quality is not tracked "
                          "(agreement.campaign_column).")

@@ -11,6 +11,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from leadq.features.agreement import lead_decisions
 from leadq.features.transform import (
     display_category,
     email_is_corporate,
@@ -205,7 +206,7 @@ def campaign_quality(
     """Per campaign: leads, MQL share, sales acceptance and rejection reasons, wins, revenue.
 
     `flag` marks campaigns whose leads sales mostly rejects (agreement.campaign_flag_rejection
-    of at least agreement.campaign_min_feedback feedback rows): the campaigns to cut.
+    of at least agreement.campaign_min_feedback leads sales decided on): the campaigns to cut.
     """
     cfg = params["agreement"]
     id_col = params["data"]["leads"]["id"]
@@ -233,7 +234,10 @@ def campaign_quality(
     out["rejected_share"] = np.nan
     out["rejection_reasons"] = ""
     if feedback is not None and len(feedback):
-        fb = feedback.assign(campaign=feedback["lead_id"].astype(str).map(campaign_of))
+        # Per lead, sales' latest decision (features.agreement.lead_decisions): the rule
+        # `leadq review` flags campaigns by, so the two pages cut the same campaigns.
+        fb = lead_decisions(feedback).reset_index()
+        fb = fb.assign(campaign=fb["lead_id"].map(campaign_of))
         fb = fb[fb["campaign"].notna()]
         per = fb.groupby("campaign")
         out["feedback"] = per.size().reindex(out.index).fillna(0).astype(int)
