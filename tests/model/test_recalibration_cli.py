@@ -187,3 +187,21 @@ def test_history_survives_a_new_champion(recalibrated, capsys):
     assert [e["threshold_version"] for e in old["history"]] == [0, 1]
     assert old["history"][1]["reason"]
     assert old["current"] == 1
+
+
+def test_a_second_recalibration_keeps_the_agreed_policy(recalibrated, capsys):
+    """Through the real store: the policy training recorded, the first recalibration's stored
+    entry, and a second recalibration all follow agreement.mql (top_share by default), never a
+    policy nobody chose."""
+    params = recalibrated["params"]
+    tags = _client(params).get_model_version("leadq", "1").tags
+    assert json.loads(tags["mql_policy"]) == {"policy": "top_share", "top_share": 0.25}
+    entry = cli_json(capsys, ["recalibrate", "--as-of", AS_OF, "--model-uri",
+                              "models:/leadq/1", "--params", params])
+    assert entry["threshold_version"] == 2 and entry["policy_change"] is None
+    assert entry["policy"] == {"policy": "top_share", "top_share": 0.25}
+    # The bar is the top share of the window, unless sales' capacity caps it lower.
+    assert entry["decision"]["binding"] in ("top_share", "capacity")
+    assert entry["decision"]["mql_share"] <= 0.25 + 1e-9
+    history = cli_json(capsys, ["thresholds", "--model-version", "1", "--params", params])
+    assert [e.get("policy") for e in history["history"][1:]] == [entry["policy"]] * 2
