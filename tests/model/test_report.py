@@ -75,6 +75,25 @@ def test_junk_campaign_is_flagged_and_good_ones_are_not(report_data, report_stor
     assert report_store["report"]["flagged_campaigns"][0] == "cmp_99_social_giveaway"
 
 
+def test_flagged_campaigns_are_in_the_campaign_insight_by_name(report_data, report_store):
+    # The campaign column is among the insight columns here; the campaigns cut under Campaign
+    # quality rank at the bottom by lift (beyond the rows shown) and are listed all the same.
+    from leadq.pipelines.reporting.html import INSIGHT_ROWS
+
+    cut = report_data.campaigns.loc[report_data.campaigns["flag"], "campaign"].tolist()
+    assert "cmp_99_social_giveaway" in cut
+    table = report_data.insights["campaign"].set_index("value")
+    assert set(cut) <= set(table.index) and table.loc[cut, "kept"].all()
+    assert len(table) > INSIGHT_ROWS and table.index.get_loc("cmp_99_social_giveaway") >= \
+        INSIGHT_ROWS
+    html = report_store["html"].read_text(encoding="utf-8")
+    section = re.search(r'<figure class="chart" data-chart="insight-campaign">.*?</table>',
+                        html, flags=re.S).group(0)
+    for name in cut:
+        assert f">{name}</text>" in section, name  # a label of the chart
+        assert f'<td class="t">{name}</td>' in section, name  # and its row of the table
+
+
 def test_importance_and_insights_match_the_generator(report_data):
     imp = report_data.importance.set_index("column")["importance"]
     # The oracle's strongest effects are the job title and the industry; country has none.
@@ -150,7 +169,7 @@ def test_chart_labels_with_markup_stay_inert_text_in_the_svg():
     from leadq.pipelines.reporting.charts import hbar_chart, line_chart, strip_chart
 
     labels = [SCRIPT, IMG, DOLLARS]
-    svgs = [hbar_chart("x", labels, [0.1, np.nan, 0.3], percent=True, label_chars=80),
+    svgs = [hbar_chart("x", labels, [0.1, np.nan, 0.3], percent=True),
             strip_chart("y", labels, np.array([[0.1, -0.2, 0.3]] * 4),
                         np.array([[0.0, np.nan, 1.0]] * 4)),
             line_chart("z", [(SCRIPT, [0, 1], [0, 1])], marker=(0.5, 0.5, IMG))]
