@@ -108,6 +108,7 @@ def to_svg(fig: Figure, name: str) -> Markup:
 def _fmt(v: float, percent: bool) -> str:
     if not np.isfinite(v):
         return "–"
+    v = v if round(v, 3) else 0.0  # no "-0.000" (or "-0.0%") for what rounds to nothing
     # Shares read as percentages; other values (ROC AUC lost) to the metric's own 3 decimals.
     return f"{100 * v:.1f}%" if percent else f"{v:.3f}"
 
@@ -150,6 +151,10 @@ def hbar_chart(name: str, labels: Sequence[object], values: Sequence[float],
         ax.bar_label(bars, labels=[_fmt(v, percent) for v in values], padding=3,
                      fontsize=7.5, color="#334155")
         ax.set_yticks(pos, labels)
+        if colors is not None:  # a label in its bar's colour: marked even where the bar is 0
+            for tick, colour in zip(ax.get_yticklabels(), colors, strict=True):
+                if colour != PALETTE[0]:
+                    tick.set_color(colour)
         ax.invert_yaxis()  # read top-down in the order given
         ax.axvline(0, color="#999", lw=0.8)
         if reference is not None:

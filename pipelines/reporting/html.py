@@ -163,11 +163,14 @@ def _insights(rep: ReportData) -> list[tuple[Chart, Table]]:
         shown = _with_ci(frame[(np.arange(len(frame)) < INSIGHT_ROWS) | kept])
         flagged = shown["kept"].to_numpy(bool)
         name = f"insight-{col}"
+        hidden = len(frame) - len(shown)
+        caption = " ".join(filter(None, [
+            "Red: campaigns marked cut under Campaign quality." if flagged.any() else "",
+            f"{hidden:,} more values are not shown." if hidden else ""]))
         chart = Chart(name, f"{readable_feature(col)}: conversion by value", charts.hbar_chart(
             name, shown["value"], shown["rate"], reference=rep.data["conversion_rate"],
             colors=[charts.PALETTE[1] if f else charts.PALETTE[0] for f in flagged],
-            xlabel="conversion rate (dashed: overall)", percent=True),
-            "Red: campaigns marked cut under Campaign quality." if flagged.any() else "")
+            xlabel="conversion rate (dashed: overall)", percent=True), caption)
         out.append((chart, table(shown, [Column("value", "value"), *RATE_COLUMNS],
                                  flag="kept")))
     return out

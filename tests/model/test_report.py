@@ -139,6 +139,21 @@ def test_report_page_is_self_contained_logged_and_free_of_personal_data(report_s
     assert logged == html
 
 
+def test_data_science_detail_is_one_section_at_the_end(report_store):
+    html = report_store["html"].read_text(encoding="utf-8")
+    start = html.index('<section class="ds" data-section="data-scientists">')
+    ds, rest = html[start:html.index("</section>", start)], html[:start]
+    assert "for data scientists" in ds
+    # Test metrics, calibration, gains, the threshold trade-off and tiers are in it, ...
+    for part in ("test ROC AUC<b>", "calibration error (ECE)", 'data-chart="calibration"',
+                 'data-chart="gains"', 'data-chart="threshold-tradeoff"', "<h3>Tiers</h3>"):
+        assert part in ds and part not in rest, part
+    # ... after everything a marketer reads.
+    for section in ("What drives conversion", "Attribute insights", "Personas",
+                    "Campaign quality", "Sales follow-up"):
+        assert section in rest and section not in ds, section
+
+
 # --- the page is a template; data is escaped; charts are matplotlib SVG ----------------------
 def test_template_ships_as_package_data_and_autoescapes():
     from importlib.resources import files
