@@ -115,8 +115,12 @@ def _fmt(v: float, percent: bool) -> str:
 
 def _wrap(text: object, chars: int) -> str:
     """A label on lines of at most `chars` characters, broken at spaces where it can be (a
-    single long word is split): all of it shows, and one long name cannot squeeze the plot."""
-    return "\n".join(textwrap.wrap(str(text), chars, break_on_hyphens=False)) or str(text)
+    single long word is split): all of it shows, and one long name cannot squeeze the plot.
+    A label that fits is left exactly as it is."""
+    text = str(text)
+    if len(text) <= chars:
+        return text
+    return "\n".join(textwrap.wrap(text, chars, break_on_hyphens=False)) or text
 
 
 def _row_height(labels: Sequence[str]) -> float:

@@ -197,6 +197,21 @@ def test_chart_labels_with_markup_stay_inert_text_in_the_svg():
     assert "&lt;script&gt;window.__pwned=1" in svgs[0]
 
 
+def test_long_labels_wrap_whole_and_are_never_cut():
+    from leadq.pipelines.reporting.charts import WRAP_CHARS, hbar_chart, strip_chart
+
+    spaced = "partner webinar for finance directors " * 4  # 152 characters, wraps at spaces
+    solid = "x" * (2 * WRAP_CHARS + 7)  # no space: split, still whole
+    for svg in (hbar_chart("w", [spaced, solid, "short"], [0.1, 0.2, 0.3]),
+                strip_chart("s", [spaced, solid], np.zeros((3, 2)), np.zeros((3, 2)))):
+        texts = _svg_texts(svg)
+        assert not any("…" in t for t in texts)
+        assert " ".join(t for t in texts if "partner" in t or "director" in t).split() == \
+            spaced.split()
+        assert "".join(t for t in texts if set(t) == {"x"}) == solid
+        assert max(len(t) for t in texts) <= WRAP_CHARS
+
+
 def test_planted_names_are_escaped_in_the_page(report_data):
     from leadq.pipelines.report import render_html
 
