@@ -6,6 +6,7 @@ on 30 leads is not read like one seen on 3,000.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from itertools import combinations
 
 import numpy as np
@@ -116,11 +117,13 @@ def _rate_table(groups: pd.DataFrame, y: pd.Series, keys: list[str]) -> pd.DataF
 
 
 def attribute_insights(values: pd.Series, y: pd.Series, min_rows: int = 30,
-                       numeric_bins: int = 5) -> pd.DataFrame:
+                       numeric_bins: int = 5, keep: Collection[str] = ()) -> pd.DataFrame:
     """Conversion per value of one attribute against the overall rate, sorted by lift.
 
     Numbers are cut into quantile bands. Values seen on fewer than `min_rows` leads are pooled
-    as '(other)' so a table never shows a rate from a handful of leads.
+    as '(other)' so a table never shows a rate from a handful of leads, except those in `keep`
+    (as displayed, e.g. the campaigns flagged for cutting): a reader looks for them by name, and
+    their wide interval says how little they rest on. Column `kept` marks them.
     """
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > numeric_bins * 2:
         shown = numeric_band(values, numeric_bins)
@@ -129,9 +132,10 @@ def attribute_insights(values: pd.Series, y: pd.Series, min_rows: int = 30,
     else:
         shown = display_category(values).fillna(UNKNOWN)
     counts = shown.value_counts()
-    rare = shown.isin(counts[counts < min_rows].index)
+    rare = shown.isin(counts[counts < min_rows].index) & ~shown.isin(list(keep))
     shown = shown.where(~rare, "(other)")
     table = _rate_table(pd.DataFrame({"value": shown}), y, ["value"])
+    table["kept"] = table["value"].isin(list(keep))
     return table.sort_values(["lift", "leads"], ascending=[False, False]).reset_index(drop=True)
 
 

@@ -223,11 +223,23 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     with step("SHAP summary"):
         shap_summary = _shap_summary(model, X_test, int(cfg.get("shap_rows", 2000)))
 
+    camp_col = agreement.campaign_column
+    campaigns = None
+    # Campaign quality joins feedback and deals to the leads by id: none without one.
+    if camp_col and camp_col in leads and spec.get("id"):
+        campaigns = insights.campaign_quality(leads, labels, tables.feedback, tables.deals,
+                                              is_mql, params, campaign_col=camp_col,
+                                              source_col=agreement.source_column)
+    # The campaigns to cut stay by name in the campaign column's insight, however few leads.
+    cut = [] if campaigns is None else campaigns.loc[campaigns["flag"], "campaign"].tolist()
+
     min_rows = int(cfg.get("min_value_rows", 30))
     top_cols = list(importance["column"].head(int(cfg.get("insight_columns", 6))))
     lab_leads = leads.loc[labelled]
     attribute = {col: insights.attribute_insights(_insight_values(lab_leads, col, params), y,
-                                                  min_rows=min_rows) for col in top_cols}
+                                                  min_rows=min_rows,
+                                                  keep=cut if col == camp_col else ())
+                 for col in top_cols}
     # A column none of whose values has min_value_rows leads (a count that is 0 for nearly
     # everyone) has nothing to show: no empty section.
     attribute = {col: frame for col, frame in attribute.items() if len(frame)}
@@ -237,13 +249,6 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
         min_seg = max(min_rows, int(float(cfg.get("persona_min_share", 0.005)) * len(y)))
         best, worst = insights.persona_segments(attrs, y, min_rows=min_seg,
                                                 top=int(cfg.get("persona_rows", 8)))
-    camp_col = agreement.campaign_column
-    campaigns = None
-    # Campaign quality joins feedback and deals to the leads by id: none without one.
-    if camp_col and camp_col in leads and spec.get("id"):
-        campaigns = insights.campaign_quality(leads, labels, tables.feedback, tables.deals,
-                                              is_mql, params, campaign_col=camp_col,
-                                              source_col=agreement.source_column)
 
     metrics = classification_metrics(y_test, s_test, prefix="test_")
     if cutoffs is None:

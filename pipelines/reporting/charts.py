@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -48,6 +49,13 @@ STYLE = {
 # No Creator/Date/RDF block: the page stays deterministic and names no URL.
 _NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 RASTER_DPI = 100  # ≈ one image pixel per CSS pixel at the chart's size
+# Chart widths in inches, sized for the report's page: a browser draws an SVG inch as 96 CSS px,
+# and the main column holds 1100 − 2 × 24 px of content, less a chart frame's 2 × 11 px. Drawn
+# this wide, a chart shows at its own size in the column (text at its point size), and the page
+# scales it down, never up, on a narrower screen.
+PAGE_WIDTH = 10.7  # one chart across the column
+THIRD_WIDTH = 3.3  # three side by side (a 16 px gap between them)
+WRAP_CHARS = 60  # longer labels wrap onto further lines: names are never cut
 # Only real tags can match: matplotlib escapes "<" and ">" in text and attribute values alike.
 _UNSAFE_SVG = re.compile(r"<\s*(script|foreignobject|iframe|object|embed)\b"
                          r"|<[^>]*\s(on[a-z]+\s*=|(xlink:)?href\s*=\s*[\"']?\s*javascript:)",
@@ -100,31 +108,44 @@ def to_svg(fig: Figure, name: str) -> Markup:
 def _fmt(v: float, percent: bool) -> str:
     if not np.isfinite(v):
         return "–"
+    v = v if round(v, 3) else 0.0  # no "-0.000" (or "-0.0%") for what rounds to nothing
     # Shares read as percentages; other values (ROC AUC lost) to the metric's own 3 decimals.
     return f"{100 * v:.1f}%" if percent else f"{v:.3f}"
 
 
-def _shorten(text: str, chars: int) -> str:
-    return text if len(text) <= chars else text[: chars - 1] + "…"
+def _wrap(text: object, chars: int) -> str:
+    """A label on lines of at most `chars` characters, broken at spaces where it can be (a
+    single long word is split): all of it shows, and one long name cannot squeeze the plot.
+    A label that fits is left exactly as it is."""
+    text = str(text)
+    if len(text) <= chars:
+        return text
+    return "\n".join(textwrap.wrap(text, chars, break_on_hyphens=False)) or text
+
+
+def _row_height(labels: Sequence[str]) -> float:
+    """Inches per row: one line of label, plus the extra lines of the longest wrapped one."""
+    lines = max((s.count("\n") + 1 for s in labels), default=1)
+    return 0.23 + 0.14 * (lines - 1)
 
 
 # --- report charts (SVG) --------------------------------------------------------------------
 def hbar_chart(name: str, labels: Sequence[object], values: Sequence[float],
                errors: Sequence[float] | None = None, *, xlabel: str = "",
                reference: float | None = None, colors: Sequence[str] | None = None,
-               label_chars: int = 34, percent: bool = False) -> Markup:
-    """Horizontal bars, first label on top, each with its value at the end; optional ± error
-    whiskers and a dashed reference line (e.g. the overall conversion rate). Missing values
-    draw as an empty grey bar marked "–"."""
-    labels = [_shorten(str(v), label_chars) for v in labels]
+               wrap_chars: int = WRAP_CHARS, percent: bool = False) -> Markup:
+    """Horizontal bars across the page, first label on top, each with its value at the end;
+    optional ± error whiskers and a dashed reference line (e.g. the overall conversion rate).
+    Missing values draw as an empty grey bar marked "–". Labels longer than `wrap_chars`
+    wrap; the plot takes the width they leave."""
+    labels = [_wrap(v, wrap_chars) for v in labels]
     values = np.asarray(values, float)
     err = None if errors is None else np.nan_to_num(np.asarray(errors, float))
     finite = np.isfinite(values)
     fill = [(colors[i] if colors is not None else PALETTE[0]) if finite[i] else GREY
             for i in range(len(values))]
-    longest = max((len(s) for s in labels), default=10)
     with _style():
-        fig = _figure(4.4 + 0.068 * longest, 0.62 + 0.23 * max(len(labels), 1))
+        fig = _figure(PAGE_WIDTH, 0.62 + _row_height(labels) * max(len(labels), 1))
         ax = fig.add_subplot()
         pos = np.arange(len(labels))
         bars = ax.barh(pos, np.where(finite, values, 0.0), xerr=err, color=fill, height=0.7,
@@ -134,6 +155,10 @@ def hbar_chart(name: str, labels: Sequence[object], values: Sequence[float],
         ax.bar_label(bars, labels=[_fmt(v, percent) for v in values], padding=3,
                      fontsize=7.5, color="#334155")
         ax.set_yticks(pos, labels)
+        if colors is not None:  # a label in its bar's colour: marked even where the bar is 0
+            for tick, colour in zip(ax.get_yticklabels(), colors, strict=True):
+                if colour != PALETTE[0]:
+                    tick.set_color(colour)
         ax.invert_yaxis()  # read top-down in the order given
         ax.axvline(0, color="#999", lw=0.8)
         if reference is not None:
@@ -171,8 +196,13 @@ def _lines(ax, series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *
         (ring,) = ax.plot([mx], [my], ls="", marker="o", ms=11, mfc="none", mec=PALETTE[1],
                           mew=2)
         _mark(ring, name, len(series))
-        ax.annotate(text, (mx, my), xytext=(9, -12), textcoords="offset points",
-                    color=PALETTE[1])
+        # Written on the side of the point with more room. Out of the layout: a note on a
+        # point should not shrink the axes (a long one would collapse a third-width chart).
+        right = mx <= 0.6 * hx
+        note = ax.annotate(text, (mx, my), xytext=(9 if right else -9, -12),
+                           textcoords="offset points", ha="left" if right else "right",
+                           color=PALETTE[1])
+        note.set_in_layout(False)
     ax.set_xlim(0, hx * 1.02)
     ax.set_ylim(0, hy * 1.02)
     ax.grid(color="#eee", lw=0.6)
@@ -182,11 +212,11 @@ def _lines(ax, series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *
 def line_chart(name: str, series: Sequence[tuple[str, Sequence[float], Sequence[float]]], *,
                xlabel: str = "", ylabel: str = "", diagonal: bool = False,
                marker: tuple[float, float, str] | None = None, xmax: float | None = None,
-               ymax: float | None = None) -> Markup:
+               ymax: float | None = None, width: float = THIRD_WIDTH) -> Markup:
     """Lines of (label, x, y) series; optional dashed y = x diagonal and one ringed point (e.g.
-    the current MQL bar on the threshold trade-off)."""
+    the current MQL bar on the threshold trade-off). Sized by default for three in a row."""
     with _style():
-        fig = _figure(4.4, 3.3)
+        fig = _figure(width, 0.82 * width)
         ax = fig.add_subplot()
         _lines(ax, series, name=name, diagonal=diagonal, marker=marker, xmax=xmax, ymax=ymax)
         ax.set(xlabel=xlabel, ylabel=ylabel)
@@ -205,8 +235,10 @@ def strip_chart(name: str, columns: Sequence[str], values: np.ndarray,
     lim = (lim if np.isfinite(lim) else 0.0) or 1.0
     cmap = mpl.colormaps["coolwarm"].with_extremes(bad=GREY)
     rng = np.random.default_rng(0)  # the jitter is layout, not data: fixed
+    labels = [_wrap(c, WRAP_CHARS) for c in columns]
     with _style():
-        fig = _figure(6.9, 0.75 + 0.3 * max(len(columns), 1))
+        fig = _figure(PAGE_WIDTH,
+                      0.75 + (0.07 + _row_height(labels)) * max(len(columns), 1))
         ax = fig.add_subplot()
         ax.axvline(0, color="#999", lw=0.8)
         for i in range(len(columns)):
@@ -215,7 +247,7 @@ def strip_chart(name: str, columns: Sequence[str], values: np.ndarray,
                               vmin=0, vmax=1, s=5, alpha=0.6, linewidths=0,
                               plotnonfinite=True, rasterized=True)
             _mark(dots, name, i)
-        ax.set_yticks(np.arange(len(columns)), [str(c) for c in columns])
+        ax.set_yticks(np.arange(len(columns)), labels)
         ax.set_ylim(len(columns) - 0.5, -0.5)
         ax.set_xlim(-lim * 1.04, lim * 1.04)
         ax.spines["left"].set_visible(False)

@@ -39,6 +39,7 @@ class ReportData:
 
 TEMPLATE = "report.html.j2"
 STRIP_DOTS = 500  # leads drawn per row of the SHAP summary: the page stays light
+INSIGHT_ROWS = 15  # values per attribute insight, by lift; kept values (flagged campaigns) too
 
 
 @cache
@@ -156,12 +157,22 @@ def _drivers(rep: ReportData) -> list[Chart]:
 def _insights(rep: ReportData) -> list[tuple[Chart, Table]]:
     out = []
     for col, frame in rep.insights.items():
-        shown = _with_ci(frame.head(15))
+        # The top values by lift, and every kept one wherever it ranks: a campaign flagged
+        # for cutting is read beside the others even when it converts worst of all.
+        kept = frame["kept"].to_numpy(bool)
+        shown = _with_ci(frame[(np.arange(len(frame)) < INSIGHT_ROWS) | kept])
+        flagged = shown["kept"].to_numpy(bool)
         name = f"insight-{col}"
+        hidden = len(frame) - len(shown)
+        caption = " ".join(filter(None, [
+            "Red: campaigns marked cut under Campaign quality." if flagged.any() else "",
+            f"{hidden:,} more values are not shown." if hidden else ""]))
         chart = Chart(name, f"{readable_feature(col)}: conversion by value", charts.hbar_chart(
             name, shown["value"], shown["rate"], reference=rep.data["conversion_rate"],
-            xlabel="conversion rate (dashed: overall)", percent=True))
-        out.append((chart, table(shown, [Column("value", "value"), *RATE_COLUMNS])))
+            colors=[charts.PALETTE[1] if f else charts.PALETTE[0] for f in flagged],
+            xlabel="conversion rate (dashed: overall)", percent=True), caption)
+        out.append((chart, table(shown, [Column("value", "value"), *RATE_COLUMNS],
+                                 flag="kept")))
     return out
 
 
@@ -176,7 +187,7 @@ def _personas(rep: ReportData) -> list[dict]:
         shown["share_txt"] = shown["share"].map(pct)
         labels = [" · ".join(map(str, v)) for v in frame["values"]]
         chart = Chart(name, f"{title}: conversion", charts.hbar_chart(
-            name, labels, shown["rate"], reference=rep.data["conversion_rate"], label_chars=70,
+            name, labels, shown["rate"], reference=rep.data["conversion_rate"],
             xlabel="conversion rate (dashed: overall)", percent=True))
         out.append({"title": title, "name": name, "chart": chart, "table": table(
             shown, [Column("segment", "segment"), Column("share_txt", "share of leads"),

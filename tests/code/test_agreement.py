@@ -196,6 +196,20 @@ def test_a_campaign_reads_the_same_wherever_it_is_shown():
     assert "cmp_23_cfo_roundtable" in set(insight["value"]) & set(quality["campaign"])
 
 
+def test_kept_values_are_never_pooled_however_few_their_leads():
+    from leadq.models.insights import attribute_insights
+
+    names = pd.Series(["webinar"] * 40 + ["giveaway"] * 3 + ["fair"] * 2 + ["Giveaway"])
+    y = pd.Series([1, 0] * 20 + [0, 0, 0, 1, 0, 0])
+    pooled = attribute_insights(names, y, min_rows=30)
+    assert set(pooled["value"]) == {"webinar", "(other)"} and not pooled["kept"].any()
+    kept = attribute_insights(names, y, min_rows=30, keep=["giveaway"]).set_index("value")
+    # Compared as displayed: "Giveaway" is the same campaign; only "fair" is pooled.
+    assert set(kept.index) == {"webinar", "giveaway", "(other)"}
+    assert kept.loc["giveaway", "leads"] == 4 and kept.loc["giveaway", "kept"]
+    assert kept.loc["(other)", "leads"] == 2 and not kept.loc["(other)", "kept"]
+
+
 def test_the_importance_sample_is_bounded_and_keeps_the_conversion_rate():
     from leadq.pipelines.report import stratified_sample
 

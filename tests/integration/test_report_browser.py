@@ -58,6 +58,36 @@ CHART_PROBE = """JSON.stringify({
     const b = s.getBoundingClientRect(); return b.width > 0 && b.height > 0; }).length,
 })"""
 
+# Per chart, each label that does not lie wholly inside its SVG (the SVG clips what overflows)
+# or that overflows the page; and per row of charts (same top), how much of the main column's
+# content width it spans.
+OVERFLOW_PROBE = """JSON.stringify((() => {
+  const main = document.querySelector('main'), style = getComputedStyle(main);
+  const m = main.getBoundingClientRect();
+  const left = m.left + parseFloat(style.paddingLeft);
+  const right = m.right - parseFloat(style.paddingRight);
+  const eps = 0.5;
+  const figures = [...document.querySelectorAll('figure.chart')];
+  const charts = figures.map(f => {
+    const svg = f.querySelector('svg'), s = svg.getBoundingClientRect();
+    const texts = [...svg.querySelectorAll('text')];
+    const out = texts.filter(t => { const b = t.getBoundingClientRect();
+      return b.left < s.left - eps || b.right > s.right + eps || b.top < s.top - eps
+             || b.bottom > s.bottom + eps; });
+    const f0 = f.getBoundingClientRect();
+    return {name: f.dataset.chart, texts: texts.length, top: Math.round(f0.top),
+            left: f0.left, right: f0.right, svgLeft: s.left, svgRight: s.right,
+            clipped: out.map(t => t.textContent)};
+  });
+  const rows = {};
+  for (const c of charts) (rows[c.top] = rows[c.top] || []).push(c);
+  return {column: right - left, columnLeft: left, columnRight: right,
+          pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
+          charts,
+          rows: Object.values(rows).map(r => ({names: r.map(c => c.name),
+            span: Math.max(...r.map(c => c.right)) - Math.min(...r.map(c => c.left))}))};
+})())"""
+
 # What a planted name could have done had it been markup: run, add elements or handlers.
 PLANT_PROBE = """JSON.stringify({
   pwned: window.__pwned === undefined ? null : window.__pwned, title: document.title,
@@ -184,11 +214,13 @@ def report_data(report_store):
 def rendered(browser, report_store):
     browser.open(report_store["html"])
     probe = browser.evaluate(CHART_PROBE)
+    overflow = browser.evaluate(OVERFLOW_PROBE)
     metrics = browser.call("Page.getLayoutMetrics")["cssContentSize"]
     shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                         clip={"x": 0, "y": 0, "width": metrics["width"],
                               "height": min(metrics["height"], 12000), "scale": 1})
-    return {**probe, "errors": browser.errors(), "png": base64.b64decode(shot["data"]),
+    return {**probe, "overflow": overflow, "errors": browser.errors(),
+            "png": base64.b64decode(shot["data"]),
             "requests": browser.requests()}
 
 
@@ -225,6 +257,49 @@ def test_every_chart_is_drawn(rendered, report_data):
         assert chart["drawn"] > 0 and chart["drawn"] == chart["marks"], chart
 
 
+def test_no_chart_label_is_clipped_and_charts_use_the_column(rendered):
+    # At the default width (1280 px): every label of every chart lies inside its SVG, which
+    # would clip it otherwise, and nothing widens the page beyond the window.
+    probe = rendered["overflow"]
+    assert probe["pageWidth"] <= probe["viewport"], probe["pageWidth"]
+    for chart in probe["charts"]:
+        assert chart["texts"] > 0, chart["name"]
+        assert chart["clipped"] == [], (chart["name"], chart["clipped"])
+        assert probe["columnLeft"] - 0.5 <= chart["left"] and \
+            chart["right"] <= probe["columnRight"] + 0.5, chart
+    # Charts use the page: one across the column, or a row of them, spans 80% of it or more.
+    for row in probe["rows"]:
+        assert row["span"] >= 0.8 * probe["column"], (row, probe["column"])
+    # And the ones a marketer reads are one across the column each.
+    alone = [r["names"] for r in probe["rows"] if len(r["names"]) == 1]
+    assert {"importance", "shap-summary", "campaign-rejection"} <= {n for (n,) in alone}
+
+
+def test_long_names_are_shown_whole_and_inside_the_chart(browser, report_data, tmp_path):
+    # A campaign name longer than any label width wraps, never cut: every word of it is
+    # in the chart's labels, and none of those spill out of the SVG.
+    import dataclasses
+
+    from leadq.pipelines.report import render_html
+
+    long_name = ("spring 2026 partner co-marketing webinar series for finance directors in "
+                 "small and medium enterprises, EMEA and North America, with retargeting")
+    campaigns = report_data.campaigns.sort_values("rejected_share", ascending=False).copy()
+    campaigns.iloc[0, campaigns.columns.get_loc("campaign")] = long_name
+    page = tmp_path / "long.html"
+    page.write_text(render_html(dataclasses.replace(report_data, campaigns=campaigns)),
+                    encoding="utf-8")
+    browser.open(page)
+    probe = browser.evaluate(OVERFLOW_PROBE)
+    texts = browser.evaluate(
+        "JSON.stringify([...document.querySelectorAll('figure[data-chart=\"campaign-rejection\"] "
+        "svg text')].map(t => t.textContent))")
+    words = " ".join(texts).split()
+    assert all(w in words for w in long_name.split()), texts
+    assert all(c["clipped"] == [] for c in probe["charts"]), [
+        (c["name"], c["clipped"]) for c in probe["charts"] if c["clipped"]]
+
+
 def test_planted_markup_in_names_never_runs(browser, report_data, tmp_path):
     from leadq.pipelines.report import render_html
 
@@ -239,8 +314,8 @@ def test_planted_markup_in_names_never_runs(browser, report_data, tmp_path):
     # The names show as the text they are, in the tables and in the charts' labels.
     assert SCRIPT in seen["text"] and IMG in seen["text"] and DOLLARS in seen["text"]
     assert DOLLARS in seen["svgText"]
-    assert any(t.startswith(SCRIPT[:24]) for t in seen["svgText"])
-    assert any(t.startswith(IMG[:24]) for t in seen["svgText"])
+    # Whole: labels wrap, never cut (these two have no space to wrap at within the width).
+    assert SCRIPT in seen["svgText"] and IMG in seen["svgText"]
 
 
 def test_screenshot_is_saved(rendered, tmp_path):

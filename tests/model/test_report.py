@@ -75,6 +75,25 @@ def test_junk_campaign_is_flagged_and_good_ones_are_not(report_data, report_stor
     assert report_store["report"]["flagged_campaigns"][0] == "cmp_99_social_giveaway"
 
 
+def test_flagged_campaigns_are_in_the_campaign_insight_by_name(report_data, report_store):
+    # The campaign column is among the insight columns here; the campaigns cut under Campaign
+    # quality rank at the bottom by lift (beyond the rows shown) and are listed all the same.
+    from leadq.pipelines.reporting.html import INSIGHT_ROWS
+
+    cut = report_data.campaigns.loc[report_data.campaigns["flag"], "campaign"].tolist()
+    assert "cmp_99_social_giveaway" in cut
+    table = report_data.insights["campaign"].set_index("value")
+    assert set(cut) <= set(table.index) and table.loc[cut, "kept"].all()
+    assert len(table) > INSIGHT_ROWS and table.index.get_loc("cmp_99_social_giveaway") >= \
+        INSIGHT_ROWS
+    html = report_store["html"].read_text(encoding="utf-8")
+    section = re.search(r'<figure class="chart" data-chart="insight-campaign">.*?</table>',
+                        html, flags=re.S).group(0)
+    for name in cut:
+        assert f">{name}</text>" in section, name  # a label of the chart
+        assert f'<td class="t">{name}</td>' in section, name  # and its row of the table
+
+
 def test_importance_and_insights_match_the_generator(report_data):
     imp = report_data.importance.set_index("column")["importance"]
     # The oracle's strongest effects are the job title and the industry; country has none.
@@ -120,6 +139,21 @@ def test_report_page_is_self_contained_logged_and_free_of_personal_data(report_s
     assert logged == html
 
 
+def test_data_science_detail_is_one_section_at_the_end(report_store):
+    html = report_store["html"].read_text(encoding="utf-8")
+    start = html.index('<section class="ds" data-section="data-scientists">')
+    ds, rest = html[start:html.index("</section>", start)], html[:start]
+    assert "for data scientists" in ds
+    # Test metrics, calibration, gains, the threshold trade-off and tiers are in it, ...
+    for part in ("test ROC AUC<b>", "calibration error (ECE)", 'data-chart="calibration"',
+                 'data-chart="gains"', 'data-chart="threshold-tradeoff"', "<h3>Tiers</h3>"):
+        assert part in ds and part not in rest, part
+    # ... after everything a marketer reads.
+    for section in ("What drives conversion", "Attribute insights", "Personas",
+                    "Campaign quality", "Sales follow-up"):
+        assert section in rest and section not in ds, section
+
+
 # --- the page is a template; data is escaped; charts are matplotlib SVG ----------------------
 def test_template_ships_as_package_data_and_autoescapes():
     from importlib.resources import files
@@ -150,7 +184,7 @@ def test_chart_labels_with_markup_stay_inert_text_in_the_svg():
     from leadq.pipelines.reporting.charts import hbar_chart, line_chart, strip_chart
 
     labels = [SCRIPT, IMG, DOLLARS]
-    svgs = [hbar_chart("x", labels, [0.1, np.nan, 0.3], percent=True, label_chars=80),
+    svgs = [hbar_chart("x", labels, [0.1, np.nan, 0.3], percent=True),
             strip_chart("y", labels, np.array([[0.1, -0.2, 0.3]] * 4),
                         np.array([[0.0, np.nan, 1.0]] * 4)),
             line_chart("z", [(SCRIPT, [0, 1], [0, 1])], marker=(0.5, 0.5, IMG))]
@@ -161,6 +195,21 @@ def test_chart_labels_with_markup_stay_inert_text_in_the_svg():
     assert IMG in _svg_texts(svgs[0]) and IMG in _svg_texts(svgs[2])
     assert DOLLARS in _svg_texts(svgs[0])
     assert "&lt;script&gt;window.__pwned=1" in svgs[0]
+
+
+def test_long_labels_wrap_whole_and_are_never_cut():
+    from leadq.pipelines.reporting.charts import WRAP_CHARS, hbar_chart, strip_chart
+
+    spaced = "partner webinar for finance directors " * 4  # 152 characters, wraps at spaces
+    solid = "x" * (2 * WRAP_CHARS + 7)  # no space: split, still whole
+    for svg in (hbar_chart("w", [spaced, solid, "short"], [0.1, 0.2, 0.3]),
+                strip_chart("s", [spaced, solid], np.zeros((3, 2)), np.zeros((3, 2)))):
+        texts = _svg_texts(svg)
+        assert not any("…" in t for t in texts)
+        assert " ".join(t for t in texts if "partner" in t or "director" in t).split() == \
+            spaced.split()
+        assert "".join(t for t in texts if set(t) == {"x"}) == solid
+        assert max(len(t) for t in texts) <= WRAP_CHARS
 
 
 def test_planted_names_are_escaped_in_the_page(report_data):
