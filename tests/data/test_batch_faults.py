@@ -55,7 +55,7 @@ def fake_scorer(params: dict):
 
 
 def run(params: dict, source: Path, output: Path, quarantine: Path | None = None):
-    return score_file(source, output, quarantine or quarantine_path(output), params,
+    return score_file(source, output, quarantine or quarantine_path(params, output=output), params,
                       fake_scorer(params), chunk_size=None)
 
 
