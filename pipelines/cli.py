@@ -429,20 +429,31 @@ def main(argv: list[str] | None = None) -> int:
         if written is not None and isinstance(result, dict):
             result = {**result, "manifest_path": str(written[0]), "manifest": written[1]}
     except LeadqError as exc:
-        print(f"leadq {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, f"leadq {args.command}: error: {exc}", exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("leadq: interrupted", file=sys.stderr)
+        _error(args, "leadq: interrupted", EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if args.verbose or os.environ.get("LEADQ_DEBUG"):
             raise
-        print(f"leadq {args.command}: unexpected error: {type(exc).__name__}: {exc} "
-              "(rerun with -v for the traceback)", file=sys.stderr)
+        _error(args, f"leadq {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+               "(rerun with -v for the traceback)", EXIT_FAILURE)
         return EXIT_FAILURE
     if args.json and result is not None:
         print(json.dumps(result, indent=2, default=str))
     return EXIT_OK
+
+
+def _error(args: argparse.Namespace, message: str, code: int) -> None:
+    """The last line of a failed run: plain text, or with --log-format json one more JSON log
+    line (with the exit code) so a log collector sees why the job failed."""
+    if args.log_format == "json":
+        from leadq.pipelines.io.progress import log
+
+        log.error(message, extra={"exit_code": code})
+    else:
+        print(message, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def manifest(run: Run, result: object) -> dict:
         "status": "ok",
         "exit_code": 0,
         "params_file": (run.params or {}).get("_path"),
-        "model_version": found.get("model_version"),
+        # train reports the version it registered as `version`
+        "model_version": found.get("model_version") or (
+            found.get("version") if run.command == "train" else None),
         "threshold_version": found.get("threshold_version"),
         "inputs": run.tables,
         "outputs": outputs,

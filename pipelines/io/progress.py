@@ -28,6 +28,8 @@ class JsonFormatter(logging.Formatter):
         run = current()
         if run is not None:
             entry.update(command=run.command, run_id=run.run_id)
+        if hasattr(record, "exit_code"):
+            entry["exit_code"] = record.exit_code
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -240,7 +240,13 @@ def test_personal_data_never_reaches_the_model_store(tmp_path, small_crm, make_p
     # The training quarantine is in the output folder beside the params, never the input's.
     assert bad in quarantine_file(store, "leads").read_text()
     assert not list(crm_dir.glob("*.rejected.csv"))
-    files = [p for p in store.rglob("*") if p.is_file()]
+    # The quarantine (leadq-out/, owner-only) holds rows as they were, personal data included;
+    # the model store and the run manifests (counts, paths, checksums) must not.
+    outputs = store / "leadq-out"
+    manifests = sorted(outputs.glob("*.manifest.json"))
+    assert len(manifests) == 1  # train's; score's is beside its output
+    files = [p for p in store.rglob("*") if p.is_file() and outputs not in p.parents]
+    files += manifests + [out.with_name("scores.csv.manifest.json")]
     assert any(p.name == "index.html" for p in files)  # Data Docs were logged
     assert any(p.name == "leads.suite.json" for p in files)
     assert any(p.name == "reference.json" for p in files)

@@ -132,6 +132,7 @@ def test_every_quarantine_file_is_in_the_output_location_and_its_manifest(job, r
             assert len(pd.read_csv(q)) == entry["rejected"]
             assert "reason" in pd.read_csv(q).columns
             assert entry["files"][0]["sha256"] == sha256(job["crm"][table])
+    assert runs["train"][1]["manifest"]["model_version"] == runs["train"][1]["version"]
     # score: the quarantine and the manifest beside the scores
     code, result, _ = runs["score"]
     scores = job["scores"] / "night1.parquet"
@@ -217,3 +218,11 @@ def test_a_writable_export_folder_gets_nothing_written_either(tmp_path, base_par
     assert listing(inputs) == before
     leads = next(t for t in result["manifest"]["inputs"] if t["table"] == "leads")
     assert Path(leads["quarantine"]).parent == tmp_path / "work" / "leadq-out"
+
+
+def test_a_failure_is_a_json_log_line_with_its_exit_code(job, runs, tmp_path):
+    code, _, err = _cli(["--log-format", "json", "score", "--input", str(tmp_path / "no.csv"),
+                         "--output", str(tmp_path / "f.csv"), "--params", job["params"]])
+    assert code == 2
+    last = json.loads(err.strip().splitlines()[-1])
+    assert last["level"] == "error" and last["exit_code"] == 2 and "no.csv" in last["message"]
