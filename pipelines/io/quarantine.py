@@ -5,9 +5,9 @@ rejected rows counted per reason (the first rule each row broke, so the counts a
 quarantine file's `reason` column lists every rule). Rejected rows are written, with their
 original columns plus `reason`, to a `.rejected.csv` file in the run's output location
 (`quarantine_path`) through a temporary file that is renamed into place only when the run
-succeeds. A ragged CSV row (more or fewer fields than the
-header) is rejected like any other row: its fields go into the columns by position, as far as
-they go, and two more columns say where it was and what it said (`source_line`, `raw_line`).
+succeeds. A ragged CSV row (more or fewer fields than the header) is rejected like any other
+row: its fields go into the columns by position, as far as they go, and two more columns say
+where it was and what it said (`source_line`, `raw_line`).
 The quarantine holds personal data: it is written owner-only (0600), whatever the umask.
 """
 
