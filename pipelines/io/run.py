@@ -4,7 +4,7 @@ warnings and the timings, written as a manifest when the run succeeds (pipelines
 The CLI opens a run around every command (`started`); the I/O helpers record into it: each
 checked table (manifest.record_table, with its row accounting) and each file published through
 pipelines.io.files (`record_output`). A command called as a library function outside a run
-records nothing and its quarantine files are named after a run id made on first use.
+records nothing, and each of its quarantine files is named after a run id of its own.
 
 Where files go (docs/reference/outputs.md): `leadq score` writes beside its --output
 (`<output>.manifest.json`); every other command writes under params `outputs.dir` (default
@@ -49,23 +49,15 @@ class Run:
 
 
 _current: ContextVar[Run | None] = ContextVar("leadq_run", default=None)
-_detached: Run | None = None  # the run of a command called outside the CLI (naming only)
-
-
 def current() -> Run | None:
     return _current.get()
 
 
 def naming_run() -> Run:
-    """The run whose command and id name this process's files: the CLI's, or one made on
-    first use for a command called as a library function."""
-    global _detached
-    run = current()
-    if run is not None:
-        return run
-    if _detached is None:
-        _detached = Run(command="run")
-    return _detached
+    """The run whose command and id name a file: the CLI's, or, for a command called as a
+    library function, a new one per file (one process may train twice: a shared id would let
+    the second training's quarantine replace the first's)."""
+    return current() or Run(command="run")
 
 
 class _WarningLog(logging.Handler):
