@@ -186,3 +186,16 @@ def test_json_log_lines_carry_the_run(capsys):
     assert line["level"] == "warning" and line["message"] == "a warning"
     assert (line["command"], line["run_id"]) == ("score", run.run_id)
     assert run.warnings == ["a warning"]  # and the manifest lists it
+
+
+def test_a_share_outside_0_to_1_is_exit_2_before_any_work(tmp_path, capsys):
+    from pathlib import Path
+
+    from leadq.pipelines.cli import main
+
+    repo_params = Path(__file__).resolve().parents[2] / "params.yaml"
+    code = main(["score", "--input", str(tmp_path / "leads.csv"), "--output",
+                 str(tmp_path / "o.csv"), "--max-rejected-share", "1.5",
+                 "--params", str(repo_params)])
+    assert code == 2 and "--max-rejected-share 1.5" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
