@@ -12,7 +12,14 @@ import os
 import sys
 from collections.abc import Callable
 
-from leadq.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, LeadqError
+from leadq.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    LeadqError,
+)
 
 Handler = Callable[[argparse.Namespace], object]
 
@@ -53,7 +60,8 @@ def cmd_score(args: argparse.Namespace) -> dict:
     from leadq.pipelines.score import main
 
     return main(args.input, args.output, model_uri=args.model_uri, params_path=args.params,
-                chunk_size=args.chunk_size, explain=args.explain)
+                chunk_size=args.chunk_size, explain=args.explain,
+                max_rejected_share=args.max_rejected_share)
 
 
 def cmd_validate(args: argparse.Namespace) -> dict:
@@ -163,10 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="leadq",
         description="Predictive lead quality: train on closed deals and sales feedback, "
                     "register in MLflow, score leads, keep the MQL bar honest.",
-        epilog="Exit codes: 0 success, 2 bad input or usage, 1 anything else.",
+        epilog="Exit codes (for schedulers): "
+               + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+               + ". Every command that reads tables writes a run manifest (inputs with "
+                 "checksums and row counts, outputs, warnings, timings): beside the scores "
+                 "for score, else in params outputs.dir.",
     )
     for flags, text in GLOBAL_FLAGS:
         parser.add_argument(*flags, action="store_true", help=text)
+    parser.add_argument(*LOG_FORMAT_FLAG, choices=["text", "json"], default="text",
+                        help=LOG_FORMAT_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("synth", help="write a synthetic CRM (leads, deals, feedback, truth)")
@@ -222,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action=argparse.BooleanOptionalAction, default=None,
                    help="add reasons_positive / reasons_negative per lead (default: on for "
                         "files up to params explain.max_rows leads; off with --engine spark)")
+    p.add_argument("--max-rejected-share", type=float, default=None, metavar="SHARE",
+                   help="exit 3 and publish nothing when more than this share of rows is "
+                        "refused (default params scoring.max_rejected_share: off)")
     _params_arg(p)
     p.set_defaults(handler=cmd_score)
 
@@ -365,8 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("-v", "--verbose"), "debug logging, a traceback on error, MLflow's download progress"),
-    (("--json",), "print the result as JSON"),
+    (("--json",), "print the result as JSON (with the run manifest)"),
 )
+LOG_FORMAT_FLAG = ("--log-format",)
+LOG_FORMAT_HELP = "text (default) or json: one JSON object per log line on stderr"
 
 
 def _finish_subcommands(sub: argparse._SubParsersAction) -> None:
@@ -383,36 +402,58 @@ def _finish_subcommands(sub: argparse._SubParsersAction) -> None:
         for flags, text in GLOBAL_FLAGS:
             group.add_argument(*flags, action="store_true", default=argparse.SUPPRESS,
                                help=text)
+        group.add_argument(*LOG_FORMAT_FLAG, choices=["text", "json"],
+                           default=argparse.SUPPRESS, help=LOG_FORMAT_HELP)
     cli_help.apply(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from leadq.pipelines.io.progress import setup_logging
+    from leadq.pipelines.io.progress import log, setup_logging
 
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, fmt=args.log_format)
     if not args.verbose:
         # MLflow draws a "Downloading artifacts" bar for every model or file it fetches; in a
         # command's output that is noise, so it shows only with -v (an explicit setting wins).
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from leadq.pipelines.io import run
+    from leadq.pipelines.io.manifest import write_manifest
+
     try:
-        result = args.handler(args)
+        with run.started(args.command) as this_run:
+            result = args.handler(args)
+            written = write_manifest(this_run, result)
+            if written is not None:
+                log.info("run manifest: %s", written[0])
+        if written is not None and isinstance(result, dict):
+            result = {**result, "manifest_path": str(written[0]), "manifest": written[1]}
     except LeadqError as exc:
-        print(f"leadq {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, f"leadq {args.command}: error: {exc}", exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("leadq: interrupted", file=sys.stderr)
-        return 130
+        _error(args, "leadq: interrupted", EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if args.verbose or os.environ.get("LEADQ_DEBUG"):
             raise
-        print(f"leadq {args.command}: unexpected error: {type(exc).__name__}: {exc} "
-              "(rerun with -v for the traceback)", file=sys.stderr)
+        _error(args, f"leadq {args.command}: unexpected error: {type(exc).__name__}: {exc} "
+               "(rerun with -v for the traceback)", EXIT_FAILURE)
         return EXIT_FAILURE
     if args.json and result is not None:
         print(json.dumps(result, indent=2, default=str))
     return EXIT_OK
+
+
+def _error(args: argparse.Namespace, message: str, code: int) -> None:
+    """The last line of a failed run: plain text, or with --log-format json one more JSON log
+    line (with the exit code) so a log collector sees why the job failed."""
+    if args.log_format == "json":
+        from leadq.pipelines.io.progress import log
+
+        log.error(message, extra={"exit_code": code})
+    else:
+        print(message, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,22 @@ import pandas as pd
 
 from leadq.errors import BadInputError, LeadqError
 from leadq.pipelines.io.files import input_files, output_format, peek_columns, refuse_overwrite
+from leadq.pipelines.io.manifest import record_table
 from leadq.pipelines.io.progress import log, step
+from leadq.pipelines.io.run import record_output
 from leadq.pipelines.scoring.core import check_and_score
 from leadq.pipelines.scoring.model import load_scoring_model
 
 
 def main(input_path: str, output_path: str, model_uri: str | None = None,
          params_path: str | None = None, chunk_size: int | None = None,
-         explain: bool | None = None) -> dict:
+         explain: bool | None = None, max_rejected_share: float | None = None) -> dict:
     """Stream the leads file through its contract and the model (pipelines/scoring/stream.py):
-    good rows are scored, bad rows quarantined beside the output as `<stem>.rejected.csv`,
-    and the accounting (read = scored + rejected, per reason) printed and logged."""
+    good rows are scored, bad rows quarantined beside the output as `<stem>.rejected.csv`
+    (or in contracts.quarantine_dir), and the accounting (read = scored + rejected, per
+    reason) printed and logged. With `max_rejected_share` (default
+    scoring.max_rejected_share) a run that refused a larger share of its rows publishes
+    nothing and exits 3."""
     from leadq.pipelines.io.quarantine import quarantine_path
     from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.scoring.stream import DEFAULT_CHUNK_SIZE, row_params, score_file
@@ -41,7 +46,12 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         raise BadInputError(f"--chunk-size {chunk_size}: expected a whole number of rows of "
                             "at least 1 (or leave it out: scoring.chunk_size)")
     output_format(output_path)  # fail on a bad extension before any work
-    rejected_path = quarantine_path(output_path, params)
+    if max_rejected_share is None:
+        max_rejected_share = (params.get("scoring") or {}).get("max_rejected_share")
+    elif not 0 <= max_rejected_share <= 1:
+        raise BadInputError(f"--max-rejected-share {max_rejected_share}: expected a share "
+                            "from 0 to 1 (or leave it out: scoring.max_rejected_share)")
+    rejected_path = quarantine_path(params, output=output_path)
     refuse_overwrite(_read_paths(input_path, params),
                      [("scores output", output_path), ("quarantine", rejected_path)])
     # A file that cannot be read or lacks a column is bad input (exit 2), whatever the model.
@@ -93,7 +103,10 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
     with limit:
         acct = score_file(Path(input_path), Path(output_path), rejected_path,
-                          params, score_batch, chunk_size=chunk_size)
+                          params, score_batch, chunk_size=chunk_size,
+                          max_rejected_share=max_rejected_share)
+    record_table(acct, params)
+    record_output(output_path, "scores", rows=acct.used)
     print(acct.summary(), file=sys.stderr)
     summary = {"rows": acct.used, "mql": mql[0], "output": str(output_path),
                "model_version": model.version, "threshold": model.threshold,

@@ -26,6 +26,15 @@ def cli_json(capsys, argv: list[str]) -> dict:
     return json.loads(text if text.startswith("{") else text[text.index("\n{") + 1:])
 
 
+def quarantine_file(params_dir: Path, table: str, stem: str | None = None) -> Path:
+    """The one quarantine file of `table` a run wrote in the default output location
+    (outputs.dir: leadq-out/ beside the params file; named <command>-<run id>-<table>-<stem>)."""
+    found = sorted((Path(params_dir) / "leadq-out").glob(
+        f"*-{table}-{stem or table}.rejected.csv"))
+    assert len(found) == 1, (table, found)
+    return found[0]
+
+
 def copy_crm(crm: dict[str, Path], directory: Path) -> dict[str, Path]:
     """A writable copy of a CRM's leads, deals and feedback files in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)

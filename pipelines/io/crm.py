@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from leadq.features.tables import (
 from leadq.pipelines.io.activities import activities_path, add_features
 from leadq.pipelines.io.files import read_table, read_table_ragged, require_columns
 from leadq.pipelines.io.lookups import enrich
+from leadq.pipelines.io.manifest import record_table
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.io.quarantine import (
     Accounting,
@@ -47,14 +47,6 @@ class CrmTables:
     activities: pd.DataFrame | None = None  # typed marketing events (features.activities)
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def leads_required_columns(params: dict, *, for_training: bool) -> list[str]:
     """The columns a leads file must have (lookup-supplied ones are joined in later)."""
     return required_columns("leads", params, for_training=for_training)
@@ -75,7 +67,8 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
 
     Returns the good raw rows, the accounting and the raw rows as read (for the GX
     validation). A table-level failure raises before anything is written; otherwise the
-    rejected rows go to `<stem>.rejected.csv` beside the input (not to MLflow). With
+    rejected rows go to the run's quarantine file in the output location, never beside the
+    input (io.quarantine.quarantine_path; not to MLflow). With
     `pending`, the quarantine is written but not yet moved into place: the caller commits it
     once every table has passed (a later table's failure must leave nothing behind either).
     """
@@ -95,7 +88,7 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
                  duplicate_ids=acct.duplicate_ids, examples=acct.examples)
     bad = check.bad
     if quarantine:
-        writer = QuarantineWriter(quarantine_path(path, params),
+        writer = QuarantineWriter(quarantine_path(params, source=path, table=table),
                                   formula_guard=formula_guard(params))
         writer.write(raw.loc[bad], check.reasons)
         writer.write_ragged(ragged, list(raw.columns))
@@ -106,6 +99,7 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
             pending.append(writer)
             acct.quarantine = str(writer.path) if writer.rows else None
     log.info("%s", acct.summary())
+    record_table(acct, params)
     return raw.loc[~bad], acct, checked
 
 
@@ -190,7 +184,7 @@ def _checked_leads(params: dict, path: str | Path | None, *, for_training: bool,
 
 def load_leads(params: dict, path: str | Path | None = None, *, for_training: bool,
                quarantine: bool = True) -> pd.DataFrame:
-    """Read, check and type a leads file; bad rows are quarantined beside it."""
+    """Read, check and type a leads file; bad rows are quarantined in the output location."""
     return _checked_leads(params, path, for_training=for_training, quarantine=quarantine)[0]
 
 
@@ -204,7 +198,7 @@ def load_crm(params: dict, *, quarantine: bool = True) -> CrmTables:
     try:
         tables = _load_crm(params, quarantine=quarantine, pending=pending)
     except BaseException:
-        for writer in pending:
+        for writer in reversed(pending):  # the last first: the first made the folder
             writer.abort()
         raise
     for writer in pending:

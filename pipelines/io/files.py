@@ -31,6 +31,7 @@ import pandas as pd
 
 from leadq.errors import BadInputError
 from leadq.pipelines.io.progress import log
+from leadq.pipelines.io.run import record_output
 from leadq.pipelines.io.spreadsheet import guard_formulas
 
 BOM = "\ufeff"
@@ -956,6 +957,9 @@ def publish_together(moves: list[tuple[Path | None, Path]]) -> None:
         for _, backup in backups:
             if backup is not None:
                 backup.unlink(missing_ok=True)
+    for tmp, target in moves:  # listed in the run's manifest
+        if tmp is not None:
+            record_output(target)
 
 
 @contextlib.contextmanager
@@ -969,6 +973,7 @@ def atomic_target(path: str | Path, *, private: bool = False) -> Iterator[Path]:
         yield tmp
         publish_mode(tmp, private=private)
         os.replace(tmp, path)
+        record_output(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -3,10 +3,11 @@
 Every run that reads a table keeps an `Accounting`: rows read = rows used + rows rejected, the
 rejected rows counted per reason (the first rule each row broke, so the counts add up; the
 quarantine file's `reason` column lists every rule). Rejected rows are written, with their
-original columns plus `reason`, to `<stem>.rejected.csv` through a temporary file that is
-renamed into place only when the run succeeds. A ragged CSV row (more or fewer fields than the
-header) is rejected like any other row: its fields go into the columns by position, as far as
-they go, and two more columns say where it was and what it said (`source_line`, `raw_line`).
+original columns plus `reason`, to a `.rejected.csv` file in the run's output location
+(`quarantine_path`) through a temporary file that is renamed into place only when the run
+succeeds. A ragged CSV row (more or fewer fields than the header) is rejected like any other
+row: its fields go into the columns by position, as far as they go, and two more columns say
+where it was and what it said (`source_line`, `raw_line`).
 The quarantine holds personal data: it is written owner-only (0600), whatever the umask.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,31 +33,36 @@ from leadq.pipelines.io.files import (
     remove_stale_temps,
     temp_beside,
 )
-from leadq.pipelines.io.progress import log
+from leadq.pipelines.io.run import naming_run, outputs_dir
 from leadq.pipelines.io.spreadsheet import guard_formulas
 from leadq.pipelines.params.loader import resolve_path
 
 
-def quarantine_path(beside: str | Path, params: dict | None = None) -> Path:
-    """`<stem>.rejected.csv` beside `beside`, or in contracts.quarantine_dir when it is set or
-    when the directory is read-only (a published export often is)."""
-    beside = Path(beside)
-    name = f"{beside.stem}.rejected.csv"
-    configured = settings(params or {}).get("quarantine_dir") if params else None
-    if configured:
-        return Path(resolve_path(params, configured)) / name
-    if _writable(beside.parent):
-        return beside.parent / name
-    fallback = Path(resolve_path(params or {}, "quarantine")) / name
-    log.warning("%s is read-only: quarantine goes to %s", beside.parent, fallback)
-    return fallback
+def quarantine_path(params: dict | None, *, output: str | Path | None = None,
+                    source: str | Path | None = None, table: str = "table") -> Path:
+    """Where a run's rejected rows go: never beside an input (an export folder is often
+    read-only or shared, and a quarantine holds personal data).
 
-
-def _writable(directory: Path) -> bool:
-    """Writable, and not marked read-only: root may write anywhere, but a directory without
-    write bits (a published export) is not ours to add files to."""
-    directory = directory if directory.exists() else Path(".")
-    return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & 0o222)
+    - `score` (`output` given): `<output stem>.rejected.csv` beside the scores, or in
+      contracts.quarantine_dir when set;
+    - every other command (`source`: the input table): `<command>-<run id>-<table>-<input
+      stem>.rejected.csv` in contracts.quarantine_dir when set, else in outputs.dir
+      (default `leadq-out/` beside the params file), named after the run so one run never
+      replaces another's quarantine.
+    """
+    params = params or {}
+    configured = settings(params).get("quarantine_dir")
+    if output is not None:
+        output = Path(output)
+        name = f"{output.stem}.rejected.csv"
+        return Path(resolve_path(params, configured)) / name if configured else (
+            output.parent / name)
+    if source is None:
+        raise ValueError("quarantine_path: give the scores output or the input table")
+    run = naming_run()
+    name = f"{run.command}-{run.run_id}-{table}-{Path(source).stem}.rejected.csv"
+    folder = Path(resolve_path(params, configured)) if configured else outputs_dir(params)
+    return folder / name
 
 
 @dataclass
@@ -164,6 +169,8 @@ class QuarantineWriter:
         self.formula_guard = formula_guard
         self._tmp: Path | None = None
         self._ragged_tmp: Path | None = None
+        # A failed run removes the output folder it made (a run that fails leaves nothing).
+        self._made_folder = not self.path.parent.exists()
         remove_stale_temps(self.path)
 
     def _append(self, out: pd.DataFrame, attr: str) -> None:
@@ -248,6 +255,9 @@ class QuarantineWriter:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
                 setattr(self, attr, None)
+        if self._made_folder:
+            with contextlib.suppress(OSError):  # not empty: another writer's files
+                self.path.parent.rmdir()
 
 
 class IdTracker:

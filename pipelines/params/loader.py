@@ -337,7 +337,8 @@ SHARES = frozenset({"split.train", "split.validation", "agreement.mql.top_share"
 FRACTIONS = frozenset({
     "contracts.max_duplicate_id_share", "contracts.max_rejected_share",
     "contracts.max_missing_inputs_share", "contracts.label_rate_max_change",
-    "scoring.explore_rate", "agreement.mql.min_precision", "report.persona_min_share",
+    "scoring.explore_rate", "scoring.max_rejected_share", "agreement.mql.min_precision",
+    "report.persona_min_share",
     "agreement.campaign_flag_rejection", "agreement.holdout_rate",
 })
 # Money that may be nothing but never negative.
@@ -357,7 +358,7 @@ TEXT_KEYS = frozenset({
     "features.email_column", "features.job_title_column", "contracts.quarantine_dir",
     "scoring.model_uri", "recalibration.scores", "recalibration.plan_by",
     "agreement.campaign_column", "agreement.source_column", "data.feedback.rep",
-    "review.out", "report.out",
+    "review.out", "report.out", "outputs.dir",
 })
 # A params file is a few hundred values; aliases that expand beyond this are a YAML bomb.
 MAX_YAML_NODES = 100_000

@@ -274,6 +274,7 @@ def score_file(
     score_batch: Callable[[pd.DataFrame, np.ndarray, np.ndarray], tuple],
     *,
     chunk_size: int | None,
+    max_rejected_share: float | None = None,
 ) -> Accounting:
     """Stream `input_path` through `score_batch` into `output_path`.
 
@@ -282,7 +283,9 @@ def score_file(
     contract's verdict and the output rows of the good rows. `duplicates` marks ids seen in an
     earlier chunk, so a streamed file is judged like one piece. Rejected rows go to
     `quarantine_path`, ragged CSV rows (wrong field count) too, counted like the others.
-    Both files appear only if the whole run succeeds.
+    Both files appear only if the whole run succeeds: a run that refused more than
+    `max_rejected_share` of its rows (the scheduler's policy) publishes neither
+    (TooManyRejectedError, exit 3).
 
     An export without an id (`data.leads.id: null`) is scored by row: each chunk gets a
     ROW_COLUMN of running row numbers that stands in for the id (`score_batch` must read
@@ -346,6 +349,7 @@ def score_file(
         check_totals("leads", checked, path=input_path, rows=acct.read,
                      rejected=dict(acct.rejected), duplicate_ids=acct.duplicate_ids,
                      examples=acct.examples)
+        _check_rejected_share(acct, max_rejected_share, input_path)
         writes.close()
         # Scores and quarantine are published together or not at all: rows refused by this
         # run must never be missing beside scores that were published.
@@ -363,6 +367,21 @@ def score_file(
     log.info("scored %s rows in %.1fs (%s rows/s)", f"{acct.read:,}",
              time.perf_counter() - progress.start, f"{progress.rate():,.0f}")
     return acct
+
+
+def _check_rejected_share(acct: Accounting, limit: float | None, input_path: Path) -> None:
+    """Stop before publishing when more rows were refused than the scheduler allows."""
+    if limit is None or not acct.read:
+        return
+    share = acct.n_rejected / acct.read
+    if share > limit:
+        from leadq.errors import TooManyRejectedError
+
+        raise TooManyRejectedError(
+            f"{input_path}: {acct.n_rejected:,} of {acct.read:,} rows ({share:.1%}) were "
+            f"refused, more than the allowed {limit:.1%} (--max-rejected-share / "
+            f"scoring.max_rejected_share); nothing was published. Reasons: "
+            f"{dict(acct.rejected.most_common(5))}")
 
 
 def raise_empty(path: Path) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from leadq.features.privacy import redact_personal
-from leadq.pipelines.io.crm import CrmTables, file_sha256
+from leadq.pipelines.io.crm import CrmTables
+from leadq.pipelines.io.manifest import file_sha256
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.params.loader import agreement_of, public_params
 from leadq.pipelines.tracking.store import (

@@ -141,3 +141,61 @@ def test_the_demo_hint_names_the_mlflow_beside_this_python(monkeypatch, tmp_path
     command = _mlflow_command()
     assert not Path(command).is_absolute()
     assert (Path.cwd() / command).resolve() == beside.resolve()
+
+
+def test_the_exit_code_table_is_in_the_help_and_matches_the_errors(capsys):
+    """A scheduler maps these codes to retries and alerts: the documented table and the codes
+    the errors carry must agree."""
+    from leadq.errors import (
+        EXIT_CODES,
+        BadInputError,
+        LeadqError,
+        TooManyRejectedError,
+    )
+    from leadq.pipelines.cli import build_parser
+
+    assert (LeadqError.exit_code, BadInputError.exit_code, TooManyRejectedError.exit_code) == (
+        1, 2, 3)
+    assert sorted(EXIT_CODES) == [0, 1, 2, 3]
+    epilog = " ".join(build_parser().format_help().split())
+    for code, text in EXIT_CODES.items():
+        assert f"{code} {text}" in epilog
+    score_help = " ".join(build_parser()._subparsers._group_actions[0].choices["score"]
+                          .format_help().split())
+    assert "--max-rejected-share" in score_help and "--log-format" in score_help
+
+
+def test_json_log_lines_carry_the_run(capsys):
+    import io
+    import json
+    import logging
+
+    from leadq.pipelines.io.progress import JsonFormatter, log
+    from leadq.pipelines.io.run import started
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log.addHandler(handler)
+    try:
+        with started("score") as run:
+            log.warning("a %s", "warning")
+    finally:
+        log.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert line["level"] == "warning" and line["message"] == "a warning"
+    assert (line["command"], line["run_id"]) == ("score", run.run_id)
+    assert run.warnings == ["a warning"]  # and the manifest lists it
+
+
+def test_a_share_outside_0_to_1_is_exit_2_before_any_work(tmp_path, capsys):
+    from pathlib import Path
+
+    from leadq.pipelines.cli import main
+
+    repo_params = Path(__file__).resolve().parents[2] / "params.yaml"
+    code = main(["score", "--input", str(tmp_path / "leads.csv"), "--output",
+                 str(tmp_path / "o.csv"), "--max-rejected-share", "1.5",
+                 "--params", str(repo_params)])
+    assert code == 2 and "--max-rejected-share 1.5" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

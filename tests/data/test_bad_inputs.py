@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from leadq.pipelines.cli import main as cli
+from tests.helpers import quarantine_file
 
 N = 200  # rows per corpus leads file
 
@@ -480,7 +481,7 @@ def test_deal_before_lead_orphan_and_bad_outcome_are_quarantined(make_params, tm
     assert dict(acct.rejected) == {
         "closed_at: before the lead's created_at": 1, "lead_id: unknown lead": 1,
         "outcome: not one of ['lost', 'won']": 1, "amount: below 0": 1}
-    q = pd.read_csv(tmp_path / "deals.rejected.csv", dtype=str)
+    q = pd.read_csv(quarantine_file(tmp_path, "deals"), dtype=str)
     assert list(q["deal_id"]) == list(deals.loc[:3, "deal_id"])
     assert list(q["reason"]) == ["closed_at: before the lead's created_at",
                                  "lead_id: unknown lead", "outcome: not one of ['lost', 'won']",
@@ -502,7 +503,7 @@ def test_feedback_bad_rating_status_and_orphan_are_quarantined(make_params, tmp_
         "rating: above 5 (contracts.rating_range)": 1,
         "status: not one of ['accepted', 'rejected']": 1,
         "lead_id: unknown lead": 1, BAD_FEEDBACK_DATE: 1}
-    q = pd.read_csv(tmp_path / "feedback.rejected.csv", dtype=str, keep_default_na=False)
+    q = pd.read_csv(quarantine_file(tmp_path, "feedback"), dtype=str, keep_default_na=False)
     # Feedback has its own `reason` column (why sales rejected): kept, the contract's beside it.
     pd.testing.assert_frame_equal(q.drop(columns="quarantine_reason"),
                                   fb.loc[:3].fillna(""), check_dtype=False)
@@ -512,8 +513,8 @@ def test_feedback_bad_rating_status_and_orphan_are_quarantined(make_params, tmp_
     assert len(tables.feedback) == len(fb) - 4
 
 
-def test_bad_leads_rows_in_training_are_quarantined_beside_the_input(make_params, tmp_path,
-                                                                     crm_copy):
+def test_bad_leads_rows_in_training_are_quarantined_in_the_output_folder(make_params,
+                                                                         tmp_path, crm_copy):
     leads = pd.read_csv(crm_copy["leads"], dtype=str)
     deals = pd.read_csv(crm_copy["deals"], dtype=str)
     fb = pd.read_csv(crm_copy["feedback"], dtype=str)
@@ -526,7 +527,7 @@ def test_bad_leads_rows_in_training_are_quarantined_beside_the_input(make_params
     tables = _load(make_params, tmp_path, crm_copy)
     assert dict(tables.accounting["leads"].rejected) == {
         BAD_DATE: 1}
-    q = pd.read_csv(tmp_path / "leads.rejected.csv", dtype=str)
+    q = pd.read_csv(quarantine_file(tmp_path, "leads"), dtype=str)
     assert q["lead_id"].tolist() == [lead]
     assert lead not in set(tables.leads["lead_id"])
     # The lead's deals and feedback now refer to an unknown lead: quarantined, not lost.
@@ -535,7 +536,7 @@ def test_bad_leads_rows_in_training_are_quarantined_beside_the_input(make_params
         acct = tables.accounting[table]
         assert dict(acct.rejected) == {"lead_id: unknown lead": len(theirs)}, table
         assert (acct.read, acct.used) == (len(frame), len(frame) - len(theirs)), table
-        q = pd.read_csv(tmp_path / f"{table}.rejected.csv", dtype=str)
+        q = pd.read_csv(quarantine_file(tmp_path, table), dtype=str)
         assert q["lead_id"].tolist() == [lead] * len(theirs)
         assert set(q[why]) == {"lead_id: unknown lead"}
         used = getattr(tables, table)

@@ -55,7 +55,7 @@ def fake_scorer(params: dict):
 
 
 def run(params: dict, source: Path, output: Path, quarantine: Path | None = None):
-    return score_file(source, output, quarantine or quarantine_path(output), params,
+    return score_file(source, output, quarantine or quarantine_path(params, output=output), params,
                       fake_scorer(params), chunk_size=None)
 
 
@@ -319,3 +319,28 @@ def test_score_against_a_store_without_a_champion_is_exit_2(tmp_path, capsys):
     assert code == 2, err
     assert "champion" in err and "leadq train" in err
     assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("limit, code", [(0.4, 3), (0.5, 0)])
+def test_a_rejected_share_over_the_schedulers_limit_publishes_nothing(tmp_path, params, limit,
+                                                                      code):
+    """5 of 10 rows refused: over a 40% policy the run stops with exit 3 before anything is
+    published (and an old output stays as it was); at 50% it publishes both files."""
+    from leadq.errors import EXIT_TOO_MANY_REJECTED, TooManyRejectedError
+
+    source = tmp_path / "in" / "leads.csv"
+    source.parent.mkdir()
+    leads(5, 5).to_csv(source, index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x.csv").write_text("last night\n")
+    if code:
+        with pytest.raises(TooManyRejectedError, match="5 of 10 rows") as raised:
+            score_file(source, out / "x.csv", quarantine_path(params, output=out / "x.csv"),
+                       params, fake_scorer(params), chunk_size=3, max_rejected_share=limit)
+        assert raised.value.exit_code == EXIT_TOO_MANY_REJECTED == 3
+        assert files_in(out) == ["x.csv"] and (out / "x.csv").read_text() == "last night\n"
+    else:
+        score_file(source, out / "x.csv", quarantine_path(params, output=out / "x.csv"),
+                   params, fake_scorer(params), chunk_size=3, max_rejected_share=limit)
+        assert files_in(out) == ["x.csv", "x.rejected.csv"]

@@ -15,7 +15,7 @@ from leadq.features.contracts import check_rows, merge_reasons, suite_expectatio
 from leadq.models.routing import id_hashes
 from leadq.pipelines.cli import main as cli
 from leadq.pipelines.io.quarantine import IdTracker
-from tests.helpers import copy_crm
+from tests.helpers import copy_crm, quarantine_file
 
 # The contract's messages name the setting that changes them.
 BAD_DATE = "created_at: unparseable date (expected ISO8601, data.leads.date_format)"
@@ -237,9 +237,16 @@ def test_personal_data_never_reaches_the_model_store(tmp_path, small_crm, make_p
     out = tmp_path / "scored" / "scores.csv"
     assert cli(["score", "--input", str(crm["leads"]), "--output", str(out),
                 "--params", str(params_path)]) == 0, capsys.readouterr().err
-    assert (crm_dir / "leads.rejected.csv").is_file()  # training quarantine beside the input
-    assert bad in (crm_dir / "leads.rejected.csv").read_text()
-    files = [p for p in store.rglob("*") if p.is_file()]
+    # The training quarantine is in the output folder beside the params, never the input's.
+    assert bad in quarantine_file(store, "leads").read_text()
+    assert not list(crm_dir.glob("*.rejected.csv"))
+    # The quarantine (leadq-out/, owner-only) holds rows as they were, personal data included;
+    # the model store and the run manifests (counts, paths, checksums) must not.
+    outputs = store / "leadq-out"
+    manifests = sorted(outputs.glob("*.manifest.json"))
+    assert len(manifests) == 1  # train's; score's is beside its output
+    files = [p for p in store.rglob("*") if p.is_file() and outputs not in p.parents]
+    files += manifests + [out.with_name("scores.csv.manifest.json")]
     assert any(p.name == "index.html" for p in files)  # Data Docs were logged
     assert any(p.name == "leads.suite.json" for p in files)
     assert any(p.name == "reference.json" for p in files)
@@ -262,20 +269,28 @@ def test_personal_data_never_reaches_the_model_store(tmp_path, small_crm, make_p
     assert "email" not in reference["categories"]
 
 
-def test_quarantine_never_written_into_a_read_only_export(tmp_path):
+def test_quarantine_goes_to_the_output_location_never_beside_the_input(tmp_path):
+    """Training-side quarantine: in outputs.dir beside the params file (or
+    contracts.quarantine_dir), named after the run and the input, whether or not the input's
+    folder is writable; scoring's: beside the scores."""
     from leadq.pipelines.io.quarantine import quarantine_path
+    from leadq.pipelines.io.run import started
 
     export = tmp_path / "export"
-    export.mkdir()
-    export.chmod(0o555)
-    try:
-        params = {"_base_dir": str(tmp_path / "project")}
-        path = quarantine_path(export / "deals.csv", params)
-        assert path == tmp_path / "project" / "quarantine" / "deals.rejected.csv"
-        writable = quarantine_path(tmp_path / "deals.csv", params)
-        assert writable == tmp_path / "deals.rejected.csv"
-    finally:
-        export.chmod(0o755)
+    params = {"_base_dir": str(tmp_path / "project"), "outputs": {"dir": "leadq-out"}}
+    with started("train") as run:
+        path = quarantine_path(params, source=export / "deals.csv", table="deals")
+    assert path == (tmp_path / "project" / "leadq-out"
+                    / f"train-{run.run_id}-deals-deals.rejected.csv")
+    params["contracts"] = {"quarantine_dir": "held"}
+    with started("report") as run:
+        path = quarantine_path(params, source=export / "deals.csv", table="deals")
+    assert path == tmp_path / "project" / "held" / f"report-{run.run_id}-deals-deals.rejected.csv"
+    assert quarantine_path(params, output=tmp_path / "o" / "s.csv") == (
+        tmp_path / "project" / "held" / "s.rejected.csv")
+    del params["contracts"]
+    assert quarantine_path(params, output=tmp_path / "o" / "s.csv") == (
+        tmp_path / "o" / "s.rejected.csv")
 
 
 def test_label_rate_baseline_is_the_champion_not_the_newest_version():

@@ -310,7 +310,7 @@ def test_too_many_ragged_rows_exit_2(trained_store, leads, tmp_path, capsys):
 def test_ragged_rows_in_training_are_accounted(make_params, small_crm, tmp_path):
     from leadq.pipelines.io.crm import load_crm
     from leadq.pipelines.params.loader import load_params
-    from tests.helpers import copy_crm
+    from tests.helpers import copy_crm, quarantine_file
 
     crm = copy_crm(small_crm, tmp_path / "crm")
     lines = crm["deals"].read_text().splitlines(keepends=True)
@@ -323,9 +323,9 @@ def test_ragged_rows_in_training_are_accounted(make_params, small_crm, tmp_path)
     n = len(lines[0].split(","))
     assert acct.rejected[f"ragged row: {n + 1} fields, header has {n}"] == 1
     assert acct.rejected[f"ragged row: 2 fields, header has {n}"] == 1
-    q = pd.read_csv(tmp_path / "crm" / "deals.rejected.csv", dtype=str, keep_default_na=False)
+    q = pd.read_csv(quarantine_file(tmp_path, "deals"), dtype=str, keep_default_na=False)
     assert set(q["source_line"]) >= {"11", "12"} and len(q) == acct.n_rejected
-    assert stat.S_IMODE((tmp_path / "crm" / "deals.rejected.csv").stat().st_mode) == 0o600
+    assert stat.S_IMODE(quarantine_file(tmp_path, "deals").stat().st_mode) == 0o600
 
 
 def test_excel_row_wider_than_the_header_is_quarantined(trained_store, leads, ids, tmp_path,
@@ -431,6 +431,7 @@ def test_unnamed_column_the_params_need_is_named(make_params, small_crm, tmp_pat
     with pytest.raises(BadInputError, match="no name for column.*closed_at"):
         load_crm(load_params(make_params(tmp_path, crm)))
     assert not (tmp_path / "crm" / "leads.rejected.csv").exists()
+    assert not (tmp_path / "leadq-out").exists()  # a failed run leaves no output folder
 
 
 @pytest.mark.parametrize("case", ["empty directory", "missing"])

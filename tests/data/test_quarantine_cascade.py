@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import quarantine_file
+
 UNKNOWN = "lead_id: unknown lead"
 
 # The contract's messages name the setting that changes them.
@@ -51,7 +53,7 @@ def spoilt_crm(small_crm, tmp_path) -> dict:
 
 
 def _quarantine(directory: Path, table: str) -> pd.DataFrame:
-    return pd.read_csv(directory / f"{table}.rejected.csv", dtype=str, keep_default_na=False)
+    return pd.read_csv(quarantine_file(directory, table), dtype=str, keep_default_na=False)
 
 
 def test_spoilt_leads_take_their_deals_and_feedback_into_quarantine(spoilt_crm, make_params):
@@ -76,7 +78,7 @@ def test_spoilt_leads_take_their_deals_and_feedback_into_quarantine(spoilt_crm, 
             (rows["dup"], "lead_id: duplicate id")])]
     acct = tables.accounting["leads"]
     assert (acct.read, acct.used, acct.quarantine) == (
-        len(leads_in), len(leads_in) - 3, str(s["dir"] / "leads.rejected.csv"))
+        len(leads_in), len(leads_in) - 3, str(quarantine_file(s["dir"], "leads")))
 
     # Feedback has a `reason` column of its own (why sales rejected the lead): it is kept as
     # it was, and the contract's reason is added beside it as `quarantine_reason`.
@@ -105,7 +107,7 @@ def test_spoilt_leads_take_their_deals_and_feedback_into_quarantine(spoilt_crm, 
         acct = tables.accounting[table]
         assert acct.read == len(raw_in) and acct.used == len(used) == len(raw_in) - len(theirs)
         assert dict(acct.rejected) == {UNKNOWN: len(theirs)}, table
-        assert acct.quarantine == str(s["dir"] / f"{table}.rejected.csv")
+        assert acct.quarantine == str(quarantine_file(s["dir"], table))
 
 
 def test_a_later_table_failing_leaves_no_quarantine_behind(spoilt_crm, make_params):

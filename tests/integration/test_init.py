@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from leadq.pipelines.cli import main as cli
-from tests.helpers import cli_json
+from tests.helpers import cli_json, quarantine_file
 
 pytestmark = pytest.mark.slow
 
@@ -180,8 +180,9 @@ def test_telemarketing_export_without_id_or_date(tmp_path, capsys):
     ran = _train_score_report(capsys, params, export, tmp_path)
     assert "held-out (random split: no date column) test" in ran["train"]
     assert "out-of-time" not in ran["train"]
-    # No row lost to a "below 0" rule (the training quarantine sits beside the export).
-    assert not list(export.parent.glob("*.rejected.csv"))
+    # No row lost to a "below 0" rule (the training quarantine is in leadq-out/ beside the
+    # params file, never beside the export).
+    assert not list(tmp_path.rglob("*.rejected.csv"))
 
     scored = ran["scores"]
     assert len(scored) == len(original)
@@ -222,7 +223,7 @@ def test_a_report_footer_is_profiled_around_and_quarantined_by_training(tmp_path
     assert "2 line(s) with another field count than the header" in params.read_text()
     code, _, err = _run(capsys, ["train", "--params", str(params)])
     assert code == 0, err
-    rejected = pd.read_csv(export.parent / "bank.rejected.csv", dtype=str)
+    rejected = pd.read_csv(quarantine_file(tmp_path, "leads", "bank"), dtype=str)
     assert len(rejected) == 2 and rejected["reason"].str.startswith("ragged row").all()
     assert len(original) == 2000
 
@@ -334,7 +335,7 @@ def test_null_numeric_bounds_train_and_override_numeric_min(tmp_path, capsys, bo
     assert check_rows(original, "leads", load_params(path)).eq("").all()
     code, _, err = _run(capsys, ["train", "--params", str(path)])
     assert code == 0, err
-    assert not list(export.parent.glob("*.rejected.csv"))
+    assert not list(tmp_path.rglob("*.rejected.csv"))
 
 
 # ------------------------------------------------------------------------------ b: a CRM export

@@ -16,6 +16,7 @@ import yaml
 
 from leadq.errors import ConfigError
 from leadq.pipelines.cli import main as cli
+from tests.helpers import quarantine_file
 
 pytestmark = pytest.mark.slow
 
@@ -143,9 +144,7 @@ def test_null_bounds_train_with_gx_and_score(export, tmp_path, capsys, bounds, r
     assert code == 0, err
     if rejected:
         # The quarantine, not the log: another test's logging set-up may own stderr.
-        q = pd.read_csv(export["dir"] / "quarantine" / "export.rejected.csv", dtype=str) if (
-            export["dir"] / "quarantine" / "export.rejected.csv").exists() else pd.read_csv(
-            export["path"].with_name("export.rejected.csv"), dtype=str)
+        q = pd.read_csv(quarantine_file(path.parent, "leads", "export"), dtype=str)
         assert (q["web_visits"].astype(int) > 5).all()
         assert q["reason"].str.contains(rejected, regex=False).all()
     else:

@@ -69,7 +69,11 @@ def test_recalibrate_and_report_runs_hold_no_personal_data(tmp_path, small_crm, 
     recal_run = mlflow.MlflowClient().get_run(recal["run_id"])
     assert recal_run.data.tags["leadq.step"] == "recalibrate"
 
-    files = [p for p in store.rglob("*") if p.is_file()]
+    # The quarantine files (leadq-out/, owner-only) hold refused rows as they were, personal
+    # data included: that is their job. Everything else, run manifests included, must not.
+    files = [p for p in store.rglob("*")
+             if p.is_file() and not p.name.endswith(".rejected.csv")]
+    assert any(p.name.endswith(".manifest.json") for p in files)
     logged_reports = [p for p in files if p.name == "report.html"]
     assert logged_reports, "the report was not logged to the store"
     assert any(p.name == "threshold.json" and recal["run_id"] in str(p) for p in files)

@@ -62,4 +62,6 @@ def test_dry_run_stores_nothing_and_gives_the_same_answer(store, capsys):
     assert json.loads(tags_after["threshold_history"])[-1][0] == 1
     for key in STORED_BY_SAVE:
         real.pop(key)
+    for result in (dry, real):  # each run's own record (run id, timings, outputs)
+        assert result.pop("manifest_path") and result.pop("manifest")["command"] == "recalibrate"
     assert json.dumps(dry, sort_keys=True) == json.dumps(real, sort_keys=True)

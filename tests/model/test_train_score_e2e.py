@@ -81,7 +81,8 @@ def test_score_csv_output_and_no_temp_files_left(trained_store, tmp_path):
                 "--params", str(trained_store["params_path"])])
     assert code == 0
     assert pd.read_csv(out)["score"].between(0, 1).all()
-    assert [p.name for p in out.parent.iterdir()] == ["scores.csv"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv",
+                                                            "scores.csv.manifest.json"]
 
 
 def test_score_with_missing_column_exits_2_and_writes_nothing(trained_store, tmp_path, capsys):
