@@ -517,7 +517,9 @@ def test_output_modes_stale_temps_and_missing_directory(trained_store, leads, tm
     assert code == 0, err
     assert stat.S_IMODE(out.stat().st_mode) == 0o640  # the umask decides
     assert stat.S_IMODE(_quarantine(out).stat().st_mode) == 0o600  # personal data
-    assert sorted(p.name for p in out_dir.iterdir()) == ["scores.csv", "scores.rejected.csv"]
+    # The run's manifest sits beside its scores (pipelines/io/manifest.py); no temp is left.
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "scores.csv", "scores.csv.manifest.json", "scores.rejected.csv"]
     # An output directory that does not exist yet is created.
     code, summary, err, out = _score(trained_store, path, tmp_path / "brand" / "new", capsys)
     assert code == 0, err
