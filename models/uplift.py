@@ -173,3 +173,22 @@ def linear_factories(X, max_levels: int = 12) -> tuple[Factory, Factory]:  # noq
         return make_pipeline(encode(), Ridge(alpha=10.0))
 
     return classifier, regressor
+
+
+def held_out_learners(x, t, y, held: np.ndarray, classifier: Factory,
+                      regressor: Factory) -> dict:
+    """T- and X-learners fitted on the rows not `held`, judged on the held ones: Qini
+    coefficient, the Qini curve at each tenth of the leads, and the top-20% effect against
+    random targeting. One evaluation for `leadq lift --uplift-features` and the benchmark."""
+    held = np.asarray(held, bool)
+    t, y = np.asarray(t), np.asarray(y)
+    out: dict = {}
+    for name, learner in (("t_learner", TLearner(classifier)),
+                          ("x_learner", XLearner(classifier, regressor))):
+        pred = learner.fit(_rows(x, ~held), t[~held], y[~held]).predict(_rows(x, held))
+        share, q = qini_curve(pred, t[held], y[held])
+        marks = [int(round(k * len(q) / 10)) - 1 for k in range(1, 11)]
+        out[name] = {"qini": qini_coefficient(pred, t[held], y[held]),
+                     "qini_curve": {f"{share[i]:.0%}": float(q[i]) for i in marks},
+                     "top_20": top_share_effect(pred, t[held], y[held], 0.2)}
+    return out

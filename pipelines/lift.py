@@ -250,14 +250,7 @@ def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np
     (a seeded random split): Qini coefficient (against the ranking by chance), the Qini
     curve by decile, and the incremental response rate of the top 20% against all."""
     from leadq.models.lift import TooFewLeads, sizes_needed
-    from leadq.models.uplift import (
-        TLearner,
-        XLearner,
-        linear_factories,
-        qini_coefficient,
-        qini_curve,
-        top_share_effect,
-    )
+    from leadq.models.uplift import held_out_learners, linear_factories
 
     test = np.random.default_rng(seed).random(len(frame)) < held_out
     treated_share = float(np.mean(t))
@@ -270,17 +263,9 @@ def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np
                               f"(lift.min_group_leads): about {more:,} more rows", more)
     x = frame[features].reset_index(drop=True)
     classifier, regressor = linear_factories(x)
-    out: dict = {"features": list(features), "n_fit": int((~test).sum()),
-                 "n_held_out": int(test.sum())}
-    for name, learner in (("t_learner", TLearner(classifier)),
-                          ("x_learner", XLearner(classifier, regressor))):
-        pred = learner.fit(x[~test], t[~test], y[~test]).predict(x[test])
-        share, q = qini_curve(pred, t[test], y[test])
-        marks = [int(round(k * len(q) / 10)) - 1 for k in range(1, 11)]
-        out[name] = {"qini": qini_coefficient(pred, t[test], y[test]),
-                     "qini_curve": {f"{share[i]:.0%}": float(q[i]) for i in marks},
-                     "top_20": top_share_effect(pred, t[test], y[test], 0.2)}
-    return out
+    return {"features": list(features), "n_fit": int((~test).sum()),
+            "n_held_out": int(test.sum()),
+            **held_out_learners(x, t, y, test, classifier, regressor)}
 
 
 def _print_uplift(u: dict) -> None:
