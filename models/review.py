@@ -12,7 +12,6 @@ from leadq.features.agreement import (
     Agreement,
     first_contacts,
     lead_decisions,
-    period_figures,
     sla_compliance,
 )
 from leadq.features.transform import display_category
@@ -185,5 +184,5 @@ def what_changed(now: dict, before: dict | None, *, flagged_now: list[str],
     return out
 
 
-__all__ = ["period_figures", "sla_by", "campaign_review", "rejection_reasons",
+__all__ = ["sla_by", "campaign_review", "rejection_reasons",
            "realised_conversion", "goal_progress", "what_changed", "wilson_interval"]

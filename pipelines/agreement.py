@@ -12,9 +12,15 @@ def in_force(params: dict, model_uri: str | None = None) -> dict | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from leadq.errors import BadInputError
+    from leadq.pipelines.score import require_store
     from leadq.pipelines.tracking.store import CHAMPION, configure
     from leadq.pipelines.tracking.thresholds import current_entry
 
+    try:
+        require_store(params, model_uri)  # a local store that does not exist stays uncreated
+    except BadInputError:
+        return None
     configure(params)
     client = mlflow.MlflowClient()
     name = params["registry"]["model_name"]
