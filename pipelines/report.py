@@ -33,18 +33,13 @@ ARTIFACT_PATH = "report/report.html"
 # --- the step -------------------------------------------------------------------------------
 def permutation_importance(model, X: pd.DataFrame, y: np.ndarray, *, repeats: int = 5,  # noqa: N803
                            seed: int = 0) -> pd.DataFrame:
-    """ROC AUC lost when one raw column is shuffled, mean and spread over `repeats` shuffles
-    (scikit-learn's permutation_importance on the registered model, which takes raw rows:
-    shuffling a raw column moves everything derived from it together, the email's corporate
-    flag, the job title's seniority, the date's season)."""
-    from sklearn.inspection import permutation_importance as shuffled_importance
+    """ROC AUC lost when one raw column is shuffled, mean and spread over `repeats` shuffles.
+    Shuffling a raw column moves everything derived from it together (the email's corporate
+    flag, the job title's seniority, the date's season); models/importance.py computes it on
+    rows encoded once, so a large export's report stays a small fraction of its training."""
+    from leadq.models.importance import permutation_importance as grouped
 
-    X = X.loc[:, ~X.columns.duplicated()]  # noqa: N806
-    result = shuffled_importance(model, X, np.asarray(y, int), scoring="roc_auc",
-                                 n_repeats=repeats, random_state=seed, n_jobs=1)
-    return (pd.DataFrame({"column": list(X.columns), "importance": result.importances_mean,
-                          "spread": result.importances_std})
-            .sort_values("importance", ascending=False).reset_index(drop=True))
+    return grouped(model, X, y, repeats=repeats, seed=seed)
 
 
 def stratified_sample(X: pd.DataFrame, y: np.ndarray, rows: int,  # noqa: N803
