@@ -155,6 +155,20 @@ def _settings(params: dict) -> dict:
     return out
 
 
+def _routing(params: dict) -> dict:
+    """Capacity, deal value and call cost of the routing comparison: lift.capacity_share
+    (else the agreed top share of leads) and agreement.call_value."""
+    from leadq.pipelines.params.loader import agreement_of
+
+    agreement = agreement_of(params)
+    share = params["lift"].get("capacity_share")
+    capacity = float(share) if share is not None else float(agreement.mql.top_share)
+    if not 0 < capacity <= 1:
+        raise ConfigError(f"lift.capacity_share must be in (0, 1], got {capacity}")
+    return {"capacity": capacity, "deal_value": agreement.deal_value,
+            "call_cost": agreement.call_cost}
+
+
 def _params(params_path: str | None, *, need_file: bool) -> dict:
     from leadq.pipelines.params.loader import effective_params, load_params
 
@@ -166,7 +180,7 @@ def _params(params_path: str | None, *, need_file: bool) -> dict:
 def main(params_path: str | None = None, *, scores: str | None = None,
          data: str | None = None, treatment_column: str | None = None,
          outcome_column: str | None = None, propensity_column: str | None = None,
-         uplift_features: list[str] | None = None) -> dict:
+         uplift_features: list[str] | None = None, score_column: str | None = None) -> dict:
     from leadq.models.lift import TooFewLeads, effect_with_power, effects_by_side
     from leadq.pipelines.params.loader import agreement_of
 
@@ -174,16 +188,19 @@ def main(params_path: str | None = None, *, scores: str | None = None,
     if generic and not (treatment_column and outcome_column):
         raise BadInputError("--data needs --treatment-column and --outcome-column")
     if not generic and (treatment_column or outcome_column or propensity_column
-                        or uplift_features):
+                        or uplift_features or score_column):
         raise BadInputError("--treatment-column/--outcome-column/--propensity-column/"
-                            "--uplift-features go with --data FILE")
+                            "--uplift-features/--score-column go with --data FILE")
+    if score_column and not uplift_features:
+        raise BadInputError("--score-column ranks the routing comparison, which needs "
+                            "--uplift-features")
     params = _params(params_path, need_file=not generic)
     cfg = _settings(params)
     if generic:
         from leadq.pipelines.io.files import read_table
 
         frame = read_table(data, name="lift data")
-        for col in (treatment_column, outcome_column, propensity_column,
+        for col in (treatment_column, outcome_column, propensity_column, score_column,
                     *(uplift_features or [])):
             if col is not None and col not in frame:
                 raise BadInputError(f"{data}: no column {col!r} (columns: "
@@ -205,11 +222,22 @@ def main(params_path: str | None = None, *, scores: str | None = None,
                   "outcome": outcome_column, **result}
         # Fitted before anything is printed: a refusal leaves no half answer behind.
         if uplift_features:
+            score_values = None
+            if score_column:
+                score_values = pd.to_numeric(frame[score_column], errors="coerce").to_numpy(
+                    float)
+                if np.isnan(score_values).any():
+                    raise BadInputError(f"{data}: {score_column}: "
+                                        f"{int(np.isnan(score_values).sum())} row(s) without "
+                                        "a numeric score")
             result["uplift"] = uplift_report(frame, uplift_features, t, y, where=str(data),
-                                             min_group=cfg["min_group"])
+                                             min_group=cfg["min_group"],
+                                             routing=_routing(params), score_values=score_values,
+                                             propensity=p)
         _print_effect(f"{treatment_column} on {outcome_column}", result, verb="changes")
         if uplift_features:
             _print_uplift(result["uplift"])
+            _print_routing(result["uplift"]["routing"])
         return result
 
     decisions = read_decisions(params, scores)
@@ -245,10 +273,14 @@ def main(params_path: str | None = None, *, scores: str | None = None,
 
 
 def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np.ndarray, *,
-                  where: str, min_group: int, held_out: float = 0.3, seed: int = 0) -> dict:
+                  where: str, min_group: int, held_out: float = 0.3, seed: int = 0,
+                  routing: dict | None = None, score_values=None, propensity=None) -> dict:
     """T- and X-learners on `features`, fitted on 70% of the rows and judged on the other 30%
     (a seeded random split): Qini coefficient (against the ranking by chance), the Qini
-    curve by decile, and the incremental response rate of the top 20% against all."""
+    curve by decile, and the incremental response rate of the top 20% against all. With
+    `routing` (capacity, deal_value, call_cost), both routing policies compared on the held-out
+    rows (models/uplift.compare_routing), ranking by `score_values` (else the T-learner's
+    chance to convert when treated) or by the T-learner's call gain."""
     from leadq.models.lift import TooFewLeads, sizes_needed
     from leadq.models.uplift import held_out_learners, linear_factories
 
@@ -263,9 +295,40 @@ def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np
                               f"(lift.min_group_leads): about {more:,} more rows", more)
     x = frame[features].reset_index(drop=True)
     classifier, regressor = linear_factories(x)
-    return {"features": list(features), "n_fit": int((~test).sum()),
-            "n_held_out": int(test.sum()),
-            **held_out_learners(x, t, y, test, classifier, regressor)}
+    predicted: dict = {}
+    out = {"features": list(features), "n_fit": int((~test).sum()),
+           "n_held_out": int(test.sum()),
+           **held_out_learners(x, t, y, test, classifier, regressor, predictions=predicted)}
+    if routing is not None:
+        from leadq.models.uplift import compare_routing
+
+        score = predicted["score"] if score_values is None else np.asarray(score_values)[test]
+        out["routing"] = {
+            "score": "the T-learner's chance to convert when treated" if score_values is None
+            else "the data's score column", "uplift": "the T-learner's",
+            **compare_routing(score, predicted["t_learner"], t[test], y[test],
+                              None if propensity is None else np.asarray(propensity)[test],
+                              min_group=min_group, **routing)}
+    return out
+
+
+def _print_routing(r: dict) -> None:
+    gain = ("uplift × " + f"{r['deal_value']:,.0f} − {r['call_cost']:,.0f}"
+            if r["deal_value"] is not None else "uplift")
+    print(f"routing {r['capacity']:.0%} of the {r['n_leads']:,} held-out rows (the same "
+          f"capacity; {r['overlap']:.0%} of the calls go to the same rows either way):")
+    for name, label in (("probability", f"by probability ({r['score']})"),
+                        ("call_value", f"by call value ({gain}; {r['uplift']} uplift)")):
+        s = r[name]
+        if "refused" in s:
+            print(f"  {label}: not estimated: {s['refused']}")
+            continue
+        line = (f"  {label}: {s['wins_per_100_calls']:+.2f} incremental conversions per 100 "
+                f"calls (CI {s['low']:+.2f} to {s['high']:+.2f})")
+        if "value_per_100_calls" in s:
+            line += (f", value {s['value_per_100_calls']:+,.0f} per 100 calls (CI "
+                     f"{s['value_low']:+,.0f} to {s['value_high']:+,.0f})")
+        print(line)
 
 
 def _print_uplift(u: dict) -> None:

@@ -31,6 +31,15 @@ def score_leads(
     from leadq.models.routing import route
     from leadq.pipelines.params.loader import agreement_of
 
+    agreement = agreement_of(params)
+    if agreement.route_by != "probability":
+        from leadq.errors import ConfigError
+
+        # Refused rather than quietly routing by score: the agreement promised something else.
+        raise ConfigError("agreement.route_by: call_value needs an uplift model registered "
+                          "beside the champion, which this version cannot score with yet; "
+                          "set agreement.route_by: probability to score (`leadq lift` "
+                          "compares both policies)")
     id_col = params["data"]["leads"]["id"]
     rows = leads[raw_input_columns(params)]
     # With reasons, the model's feature steps run once for both the scores and the reasons
@@ -43,7 +52,7 @@ def score_leads(
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
               explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0),
-              hashes=id_hashes, holdout_rate=agreement_of(params).holdout_rate)
+              hashes=id_hashes, holdout_rate=agreement.holdout_rate)
     out = pd.DataFrame({
         id_col: ids,
         "score": r["score"],
