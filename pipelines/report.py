@@ -336,6 +336,10 @@ def review_period(params: dict, scoring, tables) -> dict | None:
     agreement = agreement_of(params)
     window["figures"] = period_figures(window["recent"], tables.feedback,
                                        as_of=window["as_of"], agreement=agreement)
+    from leadq.pipelines.review import call_gain_of
+
+    # Who gains from a call (issue 29): the review's rows, shown under the period's figures.
+    window["figures"]["call_gain"] = call_gain_of(window["matured"], params)
     return window
 
 
