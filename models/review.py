@@ -245,3 +245,14 @@ def call_gain_by(matured: pd.DataFrame, by: pd.Series, *, min_group: int = 100,
                      "effect": est.effect, "low": est.low, "high": est.high,
                      "n_called": est.n_treated, "n_not_called": est.n_control})
     return rows
+
+
+def call_gain_by_tier(matured: pd.DataFrame, *, min_group: int = 100,
+                      confidence: float = 0.95) -> list[dict]:
+    """:func:`call_gain_by` per tier of the matured scored leads (MQL / below the bar for
+    scores without tiers): the rows the review and the report both show."""
+    if matured.empty:
+        return []
+    tier = matured["tier"] if "tier" in matured else pd.Series(
+        np.where(matured["is_mql"], "MQL", "below the bar"), index=matured.index)
+    return call_gain_by(matured, tier, min_group=min_group, confidence=confidence)

@@ -61,7 +61,8 @@ def compute_review(window: dict, tables, params: dict, *, history: list[dict],
                                                   campaign=shown(before, camp_col))
     reasons = rv.rejection_reasons(recent, fb)
     realised = rv.realised_conversion(matured)
-    call_gain = call_gain_of(matured, params)
+    call_gain = rv.call_gain_by_tier(matured, min_group=int(params["lift"]["min_group_leads"]),
+                                     confidence=float(params["lift"]["confidence"]))
     wins = 0
     if tables.deals is not None and len(tables.deals):
         d = tables.deals
@@ -112,18 +113,6 @@ def compute_review(window: dict, tables, params: dict, *, history: list[dict],
         "drift": drift,
         "changed": changed,
     }
-
-
-def call_gain_of(matured: pd.DataFrame, params: dict) -> list[dict]:
-    """Who gains from a call and who converts anyway, per tier of the matured scored leads
-    (MQL / below the bar without tiers), from the randomised leads only; the review and the
-    report show the same rows."""
-    if matured.empty:
-        return []
-    tier = matured["tier"] if "tier" in matured else pd.Series(
-        np.where(matured["is_mql"], "MQL", "below the bar"), index=matured.index)
-    return rv.call_gain_by(matured, tier, min_group=int(params["lift"]["min_group_leads"]),
-                           confidence=float(params["lift"]["confidence"]))
 
 
 def render_review(review: dict) -> str:

@@ -66,3 +66,11 @@ def test_the_review_page_shows_the_verdicts_escaped():
     assert "converts about as often without a call (sure things)" in html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert ">nan<" not in html.lower()
+
+
+def test_scores_without_tiers_are_judged_as_mqls_and_below_the_bar():
+    from leadq.models.review import call_gain_by_tier
+
+    matured = _matured().drop(columns=["tier"])
+    groups = {r["group"] for r in call_gain_by_tier(matured, min_group=100)}
+    assert groups == {"MQL", "below the bar"}
