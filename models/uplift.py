@@ -58,6 +58,23 @@ class TLearner:
         return (self.treated_model.predict_proba(X)[:, 1]
                 - self.control_model.predict_proba(X)[:, 1])
 
+    def fitted(self) -> CallUplift:
+        """The two fitted models alone, to register and score."""
+        return CallUplift(self.treated_model, self.control_model)
+
+
+class CallUplift:
+    """A fitted T-learner reduced to its two fitted classifiers: what is registered beside the
+    conversion model and scored per lead. Holds no factory, so skops can save it."""
+
+    def __init__(self, treated_model: Any, control_model: Any) -> None:
+        self.treated_model = treated_model
+        self.control_model = control_model
+
+    def predict(self, X) -> np.ndarray:  # noqa: N803
+        return (self.treated_model.predict_proba(X)[:, 1]
+                - self.control_model.predict_proba(X)[:, 1])
+
 
 @dataclass
 class XLearner:

@@ -37,9 +37,10 @@ def score_leads(
 
         # Refused rather than quietly routing by score: the agreement promised something else.
         raise ConfigError("agreement.route_by: call_value needs an uplift model registered "
-                          "beside the champion, which this version cannot score with yet; "
-                          "set agreement.route_by: probability to score (`leadq lift` "
-                          "compares both policies)")
+                          "beside the champion and a bar on the call's value, which scoring "
+                          "cannot apply yet (it writes the per-lead uplift column only); set "
+                          "agreement.route_by: probability to score (`leadq lift` compares "
+                          "both policies)")
     id_col = params["data"]["leads"]["id"]
     rows = leads[raw_input_columns(params)]
     # With reasons, the model's feature steps run once for both the scores and the reasons
@@ -70,6 +71,9 @@ def score_leads(
         "propensity": r["propensity"],
         "holdout": r["holdout"],
     })
+    if getattr(model, "uplift", None) is not None:
+        # What a call adds to this lead's chance (the registered uplift model, issue 29).
+        out["uplift"] = model.uplift.predict(rows)
     if explain:
         from leadq.pipelines.scoring.reasons import reason_columns
 
