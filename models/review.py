@@ -250,9 +250,19 @@ def call_gain_by(matured: pd.DataFrame, by: pd.Series, *, min_group: int = 100,
 def call_gain_by_tier(matured: pd.DataFrame, *, min_group: int = 100,
                       confidence: float = 0.95) -> list[dict]:
     """:func:`call_gain_by` per tier of the matured scored leads (MQL / below the bar for
-    scores without tiers): the rows the review and the report both show."""
+    scores without tiers): the rows the review and the report both show. Scores carrying the
+    registered uplift model's `uplift` column add two rows: its top 20% (the leads it calls
+    persuadables) and the rest, measured the same way, which checks the model on leads
+    scored after it was fitted."""
     if matured.empty:
         return []
     tier = matured["tier"] if "tier" in matured else pd.Series(
         np.where(matured["is_mql"], "MQL", "below the bar"), index=matured.index)
-    return call_gain_by(matured, tier, min_group=min_group, confidence=confidence)
+    rows = call_gain_by(matured, tier, min_group=min_group, confidence=confidence)
+    uplift = pd.to_numeric(matured["uplift"], errors="coerce") if "uplift" in matured else None
+    if uplift is not None and uplift.notna().any():
+        top = uplift >= uplift.quantile(0.8)
+        band = pd.Series(np.where(top, "uplift model: top 20%", "uplift model: other 80%"),
+                         index=matured.index).where(uplift.notna())
+        rows += call_gain_by(matured, band, min_group=min_group, confidence=confidence)
+    return rows

@@ -74,3 +74,17 @@ def test_scores_without_tiers_are_judged_as_mqls_and_below_the_bar():
     matured = _matured().drop(columns=["tier"])
     groups = {r["group"] for r in call_gain_by_tier(matured, min_group=100)}
     assert groups == {"MQL", "below the bar"}
+
+
+def test_scores_with_the_uplift_models_column_add_its_top_fifth_against_the_rest():
+    from leadq.models.review import call_gain_by_tier
+
+    matured = _matured()
+    rng = np.random.default_rng(3)
+    # The model's uplift is high for tier B (gains from a call) and low elsewhere.
+    matured["uplift"] = np.where(matured["tier"] == "B", 0.2, 0.0) + rng.normal(0, 0.01,
+                                                                                 len(matured))
+    rows = {r["group"]: r for r in call_gain_by_tier(matured, min_group=100)}
+    top, rest = rows["uplift model: top 20%"], rows["uplift model: other 80%"]
+    assert top["verdict"] == "gains" and top["low"] > rest["high"]
+    assert top["n_randomised"] + rest["n_randomised"] == len(matured)
