@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from leadq.errors import ConfigError
+from leadq.settings import setting
 
 # Derived inputs computed inside the model pipeline from raw lead columns.
 DERIVED_FROM_EMAIL = "email_corporate"
@@ -25,7 +26,7 @@ def model_inputs(params: dict) -> dict[str, list[str] | str | None]:
         "activity": spec.feature_names() if spec else [],
         "email": feats.get("email_column"),
         "job_title": feats.get("job_title_column"),
-        "created_at": leads.get("created_at") if feats.get("date_parts", True) else None,
+        "created_at": leads.get("created_at") if setting(feats, "date_parts") else None,
     }
 
 

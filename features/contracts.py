@@ -68,6 +68,7 @@ from leadq.features.rules import (
 )
 from leadq.features.tables import parse_date_cells
 from leadq.features.transform import SMALL_FRAME_ROWS, normalise_category
+from leadq.settings import setting
 
 __all__ = ["DEFAULTS", "EARLIEST", "TABLES", "EXAMPLES_PER_REASON", "RowCheck", "check_columns",
            "check_rows", "check_totals", "evaluate", "id_column", "merge_reasons",
@@ -602,7 +603,7 @@ def check_columns(columns: list[str], table: str, params: dict, *, path, for_tra
         return
     shown = ", ".join(repr(c) for c in list(columns)[:12])
     hint = ""
-    delim = spec.get("delimiter", ",")
+    delim = setting(spec, "delimiter")
     if len(columns) == 1:
         other = [d for d in (",", ";", "\t", "|") if d != delim and d in str(columns[0])]
         if other:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from leadq.settings import setting
+
 WON, NO_WIN, LOST, REJECTED, CENSORED, GIVEN = (
     "won", "no_win", "lost", "rejected", "censored", "given",
 )
@@ -26,7 +28,7 @@ def mql_cutoff_days(label_params: dict) -> float:
     """The MQL moment: a lead becomes an MQL `label.cutoff_days` after its created_at. Only
     what is known before that moment may be an input (the activity features stop there), and
     an outcome known before it is no prediction to learn from."""
-    cutoff = label_params.get("cutoff_days", 0) or 0
+    cutoff = setting(label_params, "cutoff_days") or 0
     if not isinstance(cutoff, int | float) or isinstance(cutoff, bool) or cutoff < 0:
         raise ValueError(f"label.cutoff_days: expected a number of days ≥ 0, got {cutoff!r}")
     return float(cutoff)

@@ -13,6 +13,7 @@ from leadq.features.labels import (
     labels_from_conversion_date,
     resolve_as_of,
 )
+from leadq.settings import setting
 
 
 def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:
@@ -92,7 +93,7 @@ def canonical_deals(deals: pd.DataFrame, spec: dict) -> pd.DataFrame:
     })
     if spec.get("outcome"):
         outcome = deals[spec["outcome"]].astype("string").str.strip().str.lower()
-        won_values = {str(v).lower() for v in spec.get("won_values", ["won"])}
+        won_values = {str(v).lower() for v in setting(spec, "won_values")}
         out["won"] = outcome.isin(won_values).fillna(False).astype(bool)
         # A deal still being worked is neither: it leaves the table, its lead undecided.
         open_values = {str(v).lower() for v in spec.get("open_values") or []}
@@ -164,8 +165,8 @@ def build_labels(
         created = leads[created_col] if created_col else None
         as_of = resolve_as_of(label_params, converted, created)
         return labels_from_conversion_date(
-            created, converted, horizon_days=int(label_params.get("horizon_days", 90)),
-            as_of=as_of, matured_only=bool(label_params.get("matured_only", True))), as_of
+            created, converted, horizon_days=setting(label_params, "horizon_days", int),
+            as_of=as_of, matured_only=setting(label_params, "matured_only", bool)), as_of
     if not created_col or not spec.get("id"):
         raise ValueError("data.leads.id and data.leads.created_at are required to label leads "
                          "from deals (or set data.leads.label)")
@@ -180,10 +181,10 @@ def build_labels(
         canon,
         deals,
         feedback,
-        horizon_days=int(label_params.get("horizon_days", 90)),
+        horizon_days=setting(label_params, "horizon_days", int),
         as_of=as_of,
-        rejected_is_negative=bool(label_params.get("rejected_is_negative", True)),
-        lost_is_negative=bool(label_params.get("lost_is_negative", True)),
-        matured_only=bool(label_params.get("matured_only", True)),
+        rejected_is_negative=setting(label_params, "rejected_is_negative", bool),
+        lost_is_negative=setting(label_params, "lost_is_negative", bool),
+        matured_only=setting(label_params, "matured_only", bool),
     )
     return labels, as_of

@@ -125,7 +125,7 @@ def paired_auc_interval(y: np.ndarray, a: np.ndarray, b: np.ndarray, *, rounds: 
     return float(lo), float(hi)
 
 
-def below_baseline(metrics: dict[str, float], tolerance: float = 0.005) -> tuple[str, float] | None:
+def below_baseline(metrics: dict[str, float], tolerance: float) -> tuple[str, float] | None:
     """(the best baseline, its test ROC AUC) when leadq's test ROC AUC is lower by more than
     `tolerance`; None when leadq holds its own."""
     best = max(BASELINES, key=lambda n: metrics.get(f"baseline_{n}_test_roc_auc", -1.0))

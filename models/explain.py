@@ -172,6 +172,12 @@ def _group_matrix(pipeline) -> tuple[np.ndarray, list[str]]:
     return mat, list(raw)
 
 
+def group_matrix(pipeline) -> tuple[np.ndarray, list[str]]:
+    """(a read-only 0/1 matrix of encoded × raw columns, the raw columns): which encoded
+    model inputs each raw lead column becomes."""
+    return _group_matrix(pipeline)
+
+
 # --- Tree SHAP for HistGradientBoosting -----------------------------------------------------
 def _pack_hgb(hgb) -> dict:
     """Every tree of a binary HGB as flat arrays with global node / bitset indices."""

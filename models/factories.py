@@ -21,6 +21,7 @@ from sklearn.preprocessing import (
 
 from leadq.features.columns import model_inputs
 from leadq.features.transform import LeadFeatures
+from leadq.settings import setting
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -46,13 +47,13 @@ def target_encoded(params: dict, categorical: list[str]) -> tuple[list[str], lis
     noisy columns; a cross-fitted target encoding turns each into one smoothed conversion rate
     without memory blow-up or in-sample overfitting.
     """
-    wanted = set(params["features"].get("target_encode") or [])
+    wanted = set(setting(params, "features.target_encode") or [])
     return [c for c in categorical if c not in wanted], [c for c in categorical if c in wanted]
 
 
 def target_encoder(params: dict) -> TargetEncoder:
     # Cross-fitting inside fit_transform: each training row is encoded by folds that exclude it.
-    seed = int(params["train"].get("random_state", 0))
+    seed = setting(params, "train.random_state", int)
     return TargetEncoder(target_type="binary",
                          cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=seed))
 
@@ -60,21 +61,22 @@ def target_encoder(params: dict) -> TargetEncoder:
 def make_logreg(params: dict) -> Pipeline:
     """Logistic regression: one-hot categories (rare ones pooled), scaled log counts."""
     feats = lead_features(params)
-    cfg = params["train"].get("logreg") or {}
-    fcfg = params["features"]
+    cfg = setting(params, "train.logreg")
     onehot, encoded = target_encoded(params, feats.categorical_out())
-    if cfg.get("high_cardinality", "target") == "onehot":
+    if cfg["high_cardinality"] == "onehot":
         onehot, encoded = onehot + encoded, []  # searched: one-hot can beat the encoding
     # pool_rare false: every category its own column, as the library-default baseline has it.
-    pool = cfg.get("pool_rare", True)
+    pool = cfg["pool_rare"]
     encode = ColumnTransformer(
         [
             (
                 "cat",
                 OneHotEncoder(
                     handle_unknown="infrequent_if_exist" if pool else "ignore",
-                    min_frequency=int(fcfg.get("min_category_frequency", 10)) if pool else None,
-                    max_categories=int(fcfg.get("max_categories", 200)) if pool else None,
+                    min_frequency=setting(params, "features.min_category_frequency", int)
+                    if pool else None,
+                    max_categories=setting(params, "features.max_categories", int)
+                    if pool else None,
                     sparse_output=False,
                 ),
                 onehot,
@@ -86,12 +88,12 @@ def make_logreg(params: dict) -> Pipeline:
                 "num",
                 Pipeline([
                     ("impute", SimpleImputer(strategy="median",
-                                             add_indicator=cfg.get("missing_indicator", True),
+                                             add_indicator=cfg["missing_indicator"],
                                              keep_empty_features=True)),
                     # Counts are heavy-tailed (log); balances and rates may be linear as they
                     # are: searched (train.logreg.numeric_scale), log by default.
                     *([("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one"))]
-                      if cfg.get("numeric_scale", "log") == "log" else []),
+                      if cfg["numeric_scale"] == "log" else []),
                     ("scale", StandardScaler()),
                 ]),
                 feats.numeric_out(),
@@ -99,9 +101,9 @@ def make_logreg(params: dict) -> Pipeline:
         ]
     )
     model = LogisticRegression(
-        C=float(cfg.get("C", 1.0)),
-        max_iter=int(cfg.get("max_iter", 2000)),
-        class_weight=cfg.get("class_weight"),
+        C=float(cfg["C"]),
+        max_iter=int(cfg["max_iter"]),
+        class_weight=cfg["class_weight"],
     )
     return Pipeline([("features", feats), ("encode", encode), ("model", model)])
 
@@ -109,12 +111,11 @@ def make_logreg(params: dict) -> Pipeline:
 def make_hgb(params: dict) -> Pipeline:
     """HistGradientBoosting with native categorical splits and monotone constraints."""
     feats = lead_features(params)
-    cfg = dict(params["train"].get("hgb") or {})
-    fcfg = params["features"]
+    cfg = dict(setting(params, "train.hgb"))
     cats, encoded = target_encoded(params, feats.categorical_out())
-    if cfg.pop("high_cardinality", "target") == "native":
+    if cfg.pop("high_cardinality") == "native":
         cats, encoded = cats + encoded, []  # searched: native splits over the pooled codes
-    pool = cfg.pop("pool_rare", True)
+    pool = cfg.pop("pool_rare")
     nums = feats.numeric_out()
     encode = ColumnTransformer(
         [
@@ -124,9 +125,11 @@ def make_hgb(params: dict) -> Pipeline:
                     handle_unknown="use_encoded_value",
                     unknown_value=np.nan,
                     encoded_missing_value=np.nan,
-                    min_frequency=int(fcfg.get("min_category_frequency", 10)) if pool else None,
+                    min_frequency=setting(params, "features.min_category_frequency", int)
+                    if pool else None,
                     # HGB bins categories into at most 255 bins, one of them for missing.
-                    max_categories=min(int(fcfg.get("max_categories", 200)), 250) if pool else 250,
+                    max_categories=min(setting(params, "features.max_categories", int), 250)
+                    if pool else 250,
                 ),
                 cats,
             ),
@@ -134,12 +137,12 @@ def make_hgb(params: dict) -> Pipeline:
             ("num", "passthrough", nums),
         ]
     )
-    increasing = set(fcfg.get("monotonic_increasing") or [])
+    increasing = set(setting(params, "features.monotonic_increasing") or [])
     monotonic = [0] * (len(cats) + len(encoded)) + [1 if c in increasing else 0 for c in nums]
     model = HistGradientBoostingClassifier(
         categorical_features=[True] * len(cats) + [False] * (len(encoded) + len(nums)),
         monotonic_cst=monotonic if any(monotonic) else None,
-        random_state=int(params["train"].get("random_state", 0)),
+        random_state=setting(params, "train.random_state", int),
         **cfg,
     )
     return Pipeline([("features", feats), ("encode", encode), ("model", model)])

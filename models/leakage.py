@@ -20,8 +20,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from leadq.errors import GateError
-
-DEFAULT_MAX_AUC = 0.9
+from leadq.settings import setting
 
 
 @dataclass(frozen=True)
@@ -91,9 +90,8 @@ def column_aucs(frame: pd.DataFrame, y: pd.Series | np.ndarray) -> list[ColumnLe
 
 def find_leaks(frame: pd.DataFrame, y: pd.Series | np.ndarray, params: dict) -> list[ColumnLeak]:
     """Columns over params leakage.max_single_column_auc, except those in leakage.allow."""
-    cfg = params.get("leakage") or {}
-    limit = float(cfg.get("max_single_column_auc", DEFAULT_MAX_AUC))
-    allowed = set(cfg.get("allow") or [])
+    limit = setting(params, "leakage.max_single_column_auc", float)
+    allowed = set(setting(params, "leakage.allow") or [])
     cols = [c for c in frame.columns if c not in allowed]
     leaks = [leak for leak in column_aucs(frame[cols], y) if leak.auc > limit]
     return sorted(leaks, key=lambda leak: -leak.auc)
@@ -101,12 +99,11 @@ def find_leaks(frame: pd.DataFrame, y: pd.Series | np.ndarray, params: dict) -> 
 
 def check_leakage(frame: pd.DataFrame, y: pd.Series | np.ndarray, params: dict) -> None:
     """Stop training (GateError, exit 2) when a model input column leaks the label."""
-    cfg = params.get("leakage") or {}
-    if not cfg.get("enabled", True):
+    if not setting(params, "leakage.enabled"):
         return
     leaks = find_leaks(frame, y, params)
     if leaks:
-        limit = float(cfg.get("max_single_column_auc", DEFAULT_MAX_AUC))
+        limit = setting(params, "leakage.max_single_column_auc", float)
         detail = "; ".join(leak.describe() for leak in leaks)
         raise GateError(
             f"leakage detector: {detail} (limit {limit}, params leakage.max_single_column_auc). "

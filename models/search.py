@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 from leadq.models.behaviour import clamp_monotone_logreg
 from leadq.models.explain import set_explain_reference
 from leadq.models.factories import make_candidate
+from leadq.settings import setting
 
 # Search spaces. class_weight is searched too: "balanced" up-weights the rare converters, which
 # can sharpen ranking; calibration afterwards restores honest probabilities.
@@ -141,21 +142,20 @@ def search_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # 
     """Tune one candidate within train.search's budget; the configured values are trial 0."""
     import optuna
 
-    cfg = params["train"].get("search") or {}
-    metric = cfg.get("metric", "roc_auc")
+    metric = setting(params, "train.search.metric")
     order = np.argsort(created_at.to_numpy(), kind="stable") if created_at is not None else (
         np.arange(len(y)))
-    max_rows = int(cfg.get("max_rows", 60000))
+    max_rows = setting(params, "train.search.max_rows", int)
     order = order[-max_rows:]  # the most recent rows: closest to the leads the model will score
     ys = y.iloc[order]
     # LeadFeatures is stateless: derive once, reuse for every fold of every trial.
     Xs = make_candidate(name, params).named_steps["features"].fit_transform(X.iloc[order])  # noqa: N806
-    folds = [(f, h) for f, h in time_folds(len(ys), int(cfg.get("folds", 3)))
+    folds = [(f, h) for f, h in time_folds(len(ys), setting(params, "train.search.folds", int))
              if 0 < ys.iloc[h].sum() < len(h) and 0 < ys.iloc[f].sum() < len(f)]
     space = dict(SPACES[name])
-    if not params["features"].get("target_encode"):
+    if not setting(params, "features.target_encode"):
         space.pop("high_cardinality")  # nothing is target-encoded: the choice changes nothing
-    base = params["train"].get(name) or {}
+    base = setting(params, f"train.{name}")
     started = time.perf_counter()
     trials: list[dict] = []
 
@@ -173,14 +173,14 @@ def search_candidate(name: str, params: dict, X: pd.DataFrame, y: pd.Series,  # 
         return value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=int(params["train"].get("random_state", 0)))
+    sampler = optuna.samplers.TPESampler(seed=setting(params, "train.random_state", int))
     study = optuna.create_study(direction="maximize", sampler=sampler)
     # Start from the hand-set values in params.yaml so the search can only improve on them.
     study.enqueue_trial({k: base.get(k, _default(space[k])) for k in space})
     study.enqueue_trial({k: v for k, v in LIBRARY_DEFAULTS[name].items() if k in space})
     if folds:
-        study.optimize(objective, n_trials=int(cfg.get("trials", 10)),
-                       timeout=float(cfg.get("timeout_seconds", 60)))
+        study.optimize(objective, n_trials=setting(params, "train.search.trials", int),
+                       timeout=setting(params, "train.search.timeout_seconds", float))
     if not study.trials or not folds:
         return SearchResult(name, {k: base.get(k) for k in space if k in base}, float("nan"),
                             trials, time.perf_counter() - started)

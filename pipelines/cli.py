@@ -425,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         # MLflow draws a "Downloading artifacts" bar for every model or file it fetches; in a
         # command's output that is noise, so it shows only with -v (an explicit setting wins).
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # MLflow's own INFO lines (creating the database tables, alembic migrations) repeat
+        # what leadq says in its words; warnings and errors still show.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from leadq.pipelines.io import run
     from leadq.pipelines.io.manifest import write_manifest
 

@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 from leadq.models.metrics import expected_calibration_error
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.params.loader import load_params
+from leadq.settings import setting
 
 
 def main(params_path: str | None = None, *, leads: int | None = None, seed: int | None = None,
@@ -24,9 +25,9 @@ def main(params_path: str | None = None, *, leads: int | None = None, seed: int 
     started = time.perf_counter()
     params = load_params(params_path)
     demo = params.get("demo") or {}
-    n = int(leads or demo.get("leads", 20000))
-    seed = int(seed if seed is not None else demo.get("seed", 7))
-    out_dir = Path(out or demo.get("out", "demo_output"))
+    n = int(leads or setting(demo, "leads"))
+    seed = int(seed if seed is not None else setting(demo, "seed"))
+    out_dir = Path(out or setting(demo, "out"))
     if not out_dir.is_absolute():
         out_dir = Path(params["_base_dir"]) / out_dir
     crm = out_dir / "crm"

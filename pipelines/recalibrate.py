@@ -26,6 +26,7 @@ from leadq.models.prior_shift import Correction, apply_platt, em_prior, fit_plat
 from leadq.models.routing import ipw_weights
 from leadq.models.thresholds import Policies, resolve_threshold, tier_cutoffs
 from leadq.pipelines.io.progress import log, step
+from leadq.settings import setting
 
 CORRECTIONS = ("auto", "em", "refit", "none")
 
@@ -243,8 +244,8 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
     policies = Policies.from_agreement(agreement, capacity=capacity)
     correction, correction_note = estimate_correction(
         recent["score_raw"].to_numpy(float), train_prior=train_prior, matured=matured,
-        method=str(rc.get("correction", "auto")),
-        min_matured=int(rc.get("min_matured_outcomes", 1000)), ref_scores=ref_scores)
+        method=setting(rc, "correction", str),
+        min_matured=setting(rc, "min_matured_outcomes", int), ref_scores=ref_scores)
     raw = recent["score_raw"].to_numpy(float)
     corrected = correction.apply(raw) if correction is not None else raw
     decision = resolve_threshold(corrected, policies, weeks)
@@ -288,9 +289,9 @@ def drift_report(reference: pd.DataFrame, recent: pd.DataFrame, ref_score: np.nd
     per_feature = psi_table(reference, recent, list(feats.get("numeric") or []),
                             list(feats.get("categorical") or []))
     score_psi = psi_numeric(ref_score, recent_score)
-    verdict, why = drift_verdict(per_feature, score_psi, warn=float(rc.get("psi_warn", 0.10)),
-                                 retrain=float(rc.get("psi_retrain", 0.25)))
-    floor = (params.get("registry") or {}).get("criteria", {}).get("min_test_roc_auc")
+    verdict, why = drift_verdict(per_feature, score_psi, warn=setting(rc, "psi_warn", float),
+                                 retrain=setting(rc, "psi_retrain", float))
+    floor = setting(params, "registry.criteria").get("min_test_roc_auc")
     if realised_auc is not None and floor is not None and np.isfinite(realised_auc) \
             and realised_auc < float(floor):
         verdict = "retrain"
@@ -403,8 +404,8 @@ def load_window(params: dict, *, scores: str | None, version: str,
         raise LeadqError(f"no scored leads created in the {window.days} days up to {end}")
     span_days = min(window / pd.Timedelta(days=1),
                     (end - recent["created_at"].min()) / pd.Timedelta(days=1) + 1)
-    horizon = pd.Timedelta(days=int(params["label"].get("horizon_days", 90)))
-    back = pd.Timedelta(days=float(rc.get("outcome_window_days", 90)))
+    horizon = pd.Timedelta(days=setting(params["label"], "horizon_days", int))
+    back = pd.Timedelta(days=setting(rc, "outcome_window_days", float))
     matured = joined[(joined["created_at"] <= end - horizon)
                      & (joined["created_at"] > end - horizon - back) & joined["label"].notna()]
     before = joined[(joined["created_at"] > end - 2 * window)

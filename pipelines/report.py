@@ -25,6 +25,7 @@ from leadq.models.metrics import calibration_table, classification_metrics, gain
 from leadq.pipelines.io.crm import CrmTables
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.reporting.html import ReportData, render_html
+from leadq.settings import setting
 
 ARTIFACT_PATH = "report/report.html"
 
@@ -32,18 +33,13 @@ ARTIFACT_PATH = "report/report.html"
 # --- the step -------------------------------------------------------------------------------
 def permutation_importance(model, X: pd.DataFrame, y: np.ndarray, *, repeats: int = 5,  # noqa: N803
                            seed: int = 0) -> pd.DataFrame:
-    """ROC AUC lost when one raw column is shuffled, mean and spread over `repeats` shuffles
-    (scikit-learn's permutation_importance on the registered model, which takes raw rows:
-    shuffling a raw column moves everything derived from it together, the email's corporate
-    flag, the job title's seniority, the date's season)."""
-    from sklearn.inspection import permutation_importance as shuffled_importance
+    """ROC AUC lost when one raw column is shuffled, mean and spread over `repeats` shuffles.
+    Shuffling a raw column moves everything derived from it together (the email's corporate
+    flag, the job title's seniority, the date's season); models/importance.py computes it on
+    rows encoded once, so a large export's report stays a small fraction of its training."""
+    from leadq.models.importance import permutation_importance as grouped
 
-    X = X.loc[:, ~X.columns.duplicated()]  # noqa: N806
-    result = shuffled_importance(model, X, np.asarray(y, int), scoring="roc_auc",
-                                 n_repeats=repeats, random_state=seed, n_jobs=1)
-    return (pd.DataFrame({"column": list(X.columns), "importance": result.importances_mean,
-                          "spread": result.importances_std})
-            .sort_values("importance", ascending=False).reset_index(drop=True))
+    return grouped(model, X, y, repeats=repeats, seed=seed)
 
 
 def stratified_sample(X: pd.DataFrame, y: np.ndarray, rows: int,  # noqa: N803
@@ -201,9 +197,9 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     y = labels.loc[labelled, "label"].astype(int)
     created = leads.loc[labelled, spec["created_at"]] if spec.get("created_at") else None
     scfg = params["split"]
-    split = split_leads(created, y, train=float(scfg.get("train", 0.6)),
-                        validation=float(scfg.get("validation", 0.2)),
-                        seed=int(scfg.get("seed", 42)))
+    split = split_leads(created, y, train=setting(scfg, "train", float),
+                        validation=setting(scfg, "validation", float),
+                        seed=setting(scfg, "seed", int))
     cols = raw_input_columns(params)
     X_all = leads[cols]  # noqa: N806
     with step(f"score {len(leads):,} leads with the model"):
@@ -221,7 +217,7 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
                                             repeats=int(cfg["importance_repeats"]))
     importance.attrs["rows"] = len(y_imp)
     with step("SHAP summary"):
-        shap_summary = _shap_summary(model, X_test, int(cfg.get("shap_rows", 2000)))
+        shap_summary = _shap_summary(model, X_test, setting(cfg, "shap_rows", int))
 
     camp_col = agreement.campaign_column
     campaigns = None
@@ -233,8 +229,8 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     # The campaigns to cut stay by name in the campaign column's insight, however few leads.
     cut = [] if campaigns is None else campaigns.loc[campaigns["flag"], "campaign"].tolist()
 
-    min_rows = int(cfg.get("min_value_rows", 30))
-    top_cols = list(importance["column"].head(int(cfg.get("insight_columns", 6))))
+    min_rows = setting(cfg, "min_value_rows", int)
+    top_cols = list(importance["column"].head(setting(cfg, "insight_columns", int)))
     lab_leads = leads.loc[labelled]
     attribute = {col: insights.attribute_insights(_insight_values(lab_leads, col, params), y,
                                                   min_rows=min_rows,
@@ -246,9 +242,9 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     with step("persona search"):
         attrs = insights.persona_attributes(lab_leads, with_persona_attributes(params,
                                                                                 importance))
-        min_seg = max(min_rows, int(float(cfg.get("persona_min_share", 0.005)) * len(y)))
+        min_seg = max(min_rows, int(setting(cfg, "persona_min_share", float) * len(y)))
         best, worst = insights.persona_segments(attrs, y, min_rows=min_seg,
-                                                top=int(cfg.get("persona_rows", 8)))
+                                                top=setting(cfg, "persona_rows", int))
 
     metrics = classification_metrics(y_test, s_test, prefix="test_")
     if cutoffs is None:
@@ -371,7 +367,7 @@ def main(params_path: str | None = None, out: str | None = None,
                          period=None if period is None else period["figures"],
                          recorded=recorded_test_figures(scoring.tags))
     html = render_html(rep)
-    path = Path(out) if out else resolve_path(params, cfg.get("out", "report.html"))
+    path = Path(out) if out else resolve_path(params, setting(cfg, "out"))
     write_text_atomic(html, path)
     run_id = getattr(mv, "run_id", None)
     if run_id:

@@ -39,6 +39,7 @@ from leadq.models.thresholds import ThresholdDecision, choose_threshold, rates_a
 from leadq.pipelines.io.crm import CrmTables, load_crm
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.params.loader import agreement_of
+from leadq.settings import setting
 
 
 @dataclass
@@ -105,7 +106,7 @@ def thread_limited(fn):
     def wrapper(tables: CrmTables, params: dict) -> TrainResult:
         from threadpoolctl import threadpool_limits
 
-        n = params["train"].get("n_threads", 1)
+        n = setting(params["train"], "n_threads")
         if n is None:
             return fn(tables, params)
         with threadpool_limits(limits=int(n)):
@@ -162,7 +163,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     if weights is not None:
         labelled &= weights > 0
     positives = int(labels.loc[labelled, "label"].sum())
-    min_pos = int(params["train"].get("min_positives", 40))
+    min_pos = setting(params["train"], "min_positives", int)
     if positives < min_pos:
         raise GateError(
             f"only {positives} labelled positive leads (train.min_positives = {min_pos}); "
@@ -173,9 +174,9 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     y = labels.loc[labelled, "label"].astype(int)
     created = data[spec["created_at"]] if spec.get("created_at") in data else None
     scfg = params["split"]
-    split = split_leads(created, y, train=float(scfg.get("train", 0.6)),
-                        validation=float(scfg.get("validation", 0.2)),
-                        seed=int(scfg.get("seed", 42)))
+    split = split_leads(created, y, train=setting(scfg, "train", float),
+                        validation=setting(scfg, "validation", float),
+                        seed=setting(scfg, "seed", int))
     for part in ("train", "validation", "test"):
         n_pos = int(y[split == part].sum())
         if n_pos == 0 or n_pos == int((split == part).sum()):
@@ -202,9 +203,9 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
 
     tuned: dict[str, dict] = {}
     searches: dict[str, SearchResult] = {}
-    search_on = (params["train"].get("search") or {}).get("enabled", True)
+    search_on = setting(params, "train.search.enabled")
     train_created = created.loc[parts["train"][0].index] if created is not None else None
-    for name in params["train"].get("candidates", ["logreg", "hgb"]):
+    for name in setting(params["train"], "candidates"):
         tuned[name] = params
         if search_on:
             order = "time-ordered" if train_created is not None else "file-order (no date)"
@@ -213,19 +214,19 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
             tuned[name] = with_hyperparameters(params, name, searches[name].best_params)
             log.info("  %s: %d trials, best fold %s %.4f with %s", name,
                      len(searches[name].trials),
-                     (params["train"].get("search") or {}).get("metric", "roc_auc"),
+                     setting(params, "train.search.metric"),
                      searches[name].best_score, searches[name].best_params)
-    if params["train"].get("compare_defaults", True):
+    if setting(params["train"], "compare_defaults"):
         # The library's own configuration competes in the final comparison (out of fold over
         # train + validation): a search that overfit the folds of train cannot win over it.
         for name in list(tuned):
             tuned[name + DEFAULTS_SUFFIX] = with_hyperparameters(params, name,
                                                                  LIBRARY_CONFIG[name])
-    select_by = params["train"].get("select_by", "pr_auc")
+    select_by = setting(params["train"], "select_by")
     cal = params.get("calibration") or {}
-    method = cal.get("method", "auto") if cal.get("enabled", True) else "none"
-    seed = int(params["train"].get("random_state", 0))
-    final_fit = params["train"].get("final_fit", "train_validation")
+    method = setting(cal, "method") if setting(cal, "enabled") else "none"
+    seed = setting(params["train"], "random_state", int)
+    final_fit = setting(params["train"], "final_fit")
     if final_fit == "train_validation":
         fit = _fit_on_history(tuned, parts, part_weights, created, select_by=select_by,
                               method=method, cal=cal, seed=seed)
@@ -246,9 +247,9 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     evaluation = evaluate(
         parts["test"][1].to_numpy(), test_score, cutoffs=decision.cutoffs,
         segments=data.loc[parts["test"][0].index, seg_cols] if seg_cols else None,
-        min_segment_rows=int(ecfg.get("min_segment_rows", 50)))
+        min_segment_rows=setting(ecfg, "min_segment_rows", int))
     metrics = evaluation.metrics
-    probe = parts["test"][0].iloc[: int(ecfg.get("behaviour_rows", 500))]
+    probe = parts["test"][0].iloc[: setting(ecfg, "behaviour_rows", int)]
     metrics.update(behaviour_report(model, probe, params))
     # val_: out of fold over train + validation (train.final_fit: train_validation), or the
     # validation block (train): never the registered model on leads it was fitted on.
@@ -264,7 +265,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
              metrics["baseline_hgb_test_roc_auc"], metrics["baseline_logreg_test_roc_auc"],
              metrics["test_roc_auc"])
     reg = params.get("registry") or {}
-    behind = below_baseline(metrics, float(reg.get("baseline_tolerance", 0.005)))
+    behind = below_baseline(metrics, setting(reg, "baseline_tolerance", float))
     if behind:
         # Whether the gap is more than the noise of this many test leads (paired bootstrap).
         level = reg.get("baseline_confidence")
@@ -360,7 +361,7 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
     y_fit = pd.concat([parts["train"][1], parts["validation"][1]])
     w_fit = None if part_weights["train"] is None else np.concatenate(
         [part_weights["train"], part_weights["validation"]])
-    folds = int(cal.get("oof_folds", 4))
+    folds = setting(cal, "oof_folds", int)
     when = None if created is None else created.loc[X_fit.index]
 
     def fitter(name: str):
@@ -400,7 +401,7 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
               f"(method {method})"):
         model, method_used, losses, scores = choose_calibration_oof(
             model, *init, chosen.decision, chosen.proba, chosen.y, method=method,
-            folds=int(cal.get("folds", 5)), seed=seed, sample_weight=chosen.weight)
+            folds=setting(cal, "folds", int), seed=seed, sample_weight=chosen.weight)
     return FinalFit(best, model, method_used, losses, selection, scores, chosen.y,
                     (X_fit, y_fit))
 
@@ -451,7 +452,7 @@ def _fit_on_train(tuned: dict[str, dict], parts: dict, part_weights: dict, *, se
     best = max(selection, key=lambda n: selection[n][select_by])
     with step(f"calibrate {best} on validation (method {method}, cross-fitted log loss)"):
         model, chosen, losses = choose_calibration(
-            fitted[best], *parts["validation"], method=method, folds=int(cal.get("folds", 5)),
+            fitted[best], *parts["validation"], method=method, folds=setting(cal, "folds", int),
             seed=seed, sample_weight=part_weights["validation"])
     return FinalFit(best, model, chosen, losses, selection,
                     model.predict_proba(parts["validation"][0])[:, 1],

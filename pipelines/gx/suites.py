@@ -9,6 +9,7 @@ sees a frame, so no personal value reaches Data Docs, validation results or MLfl
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -70,7 +71,11 @@ def run_gx(frames: dict[str, pd.DataFrame], suites: dict[str, dict], params: dic
     test compares them with the evaluator's), "SUMMARY" a few values, for Data Docs and MLflow.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    with warnings.catch_warnings():
+        # GX imports pyspark when it is installed (leadq's Spark engine), and pyspark warns
+        # that it does not fully support pandas 3; validation runs on pandas, not Spark.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+        import great_expectations as gx
     from great_expectations.core import ExpectationSuite
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -36,6 +36,7 @@ from leadq.pipelines.io.files import (
 from leadq.pipelines.io.run import naming_run, outputs_dir
 from leadq.pipelines.io.spreadsheet import guard_formulas
 from leadq.pipelines.params.loader import resolve_path
+from leadq.settings import setting
 
 
 def quarantine_path(params: dict | None, *, output: str | Path | None = None,
@@ -151,10 +152,9 @@ def required_columns(table: str, params: dict, *, for_training: bool) -> list[st
             if r.kind == Kind.REQUIRED]
 
 
-def formula_guard(params: dict | None) -> bool:
+def formula_guard(params: dict) -> bool:
     """scoring.csv_formula_guard (default on): neutralise spreadsheet formulas in CSV output."""
-    value = ((params or {}).get("scoring") or {}).get("csv_formula_guard", True)
-    return True if value is None else bool(value)
+    return bool(setting(params, "scoring.csv_formula_guard"))
 
 
 class QuarantineWriter:

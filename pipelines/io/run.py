@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leadq.settings import setting
+
 # The `leadq` logger, named rather than imported: pipelines.io.progress formats log lines with
 # the current run's id, so it imports this module.
 log = logging.getLogger("leadq")
@@ -102,5 +104,4 @@ def outputs_dir(params: dict) -> Path:
     """params outputs.dir, relative to the params file."""
     from leadq.pipelines.params.loader import resolve_path
 
-    configured = (params.get("outputs") or {}).get("dir") or "leadq-out"
-    return Path(resolve_path(params, configured))
+    return Path(resolve_path(params, setting(params, "outputs.dir")))

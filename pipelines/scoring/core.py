@@ -12,6 +12,7 @@ import pandas as pd
 
 from leadq.features.columns import raw_input_columns
 from leadq.pipelines.scoring.model import ScoringModel
+from leadq.settings import setting
 
 
 def score_leads(
@@ -52,7 +53,7 @@ def score_leads(
     ids = leads[id_col].array
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
-              explore_rate=float((params.get("scoring") or {}).get("explore_rate", 0.0) or 0.0),
+              explore_rate=setting(params, "scoring.explore_rate", float),
               hashes=id_hashes, holdout_rate=agreement.holdout_rate)
     out = pd.DataFrame({
         id_col: ids,

@@ -11,16 +11,15 @@ from typing import Any
 
 import pandas as pd
 
-DEFAULT_MAX_ROWS = 200_000
+from leadq.settings import setting
+
 REASON_COLUMNS = ("reasons_positive", "reasons_negative")
 
 
 def explain_by_default(path: str | Path, params: dict) -> bool:
     from leadq.pipelines.io.files import rows_at_most  # every input form: dirs, globs, .gz
 
-    cfg = params.get("explain") or {}
-    return rows_at_most(path, int(cfg.get("max_rows", DEFAULT_MAX_ROWS)),
-                        params["data"]["leads"])
+    return rows_at_most(path, setting(params, "explain.max_rows", int), params["data"]["leads"])
 
 
 def reason_columns(model, rows: pd.DataFrame, params: dict, *,
@@ -35,7 +34,7 @@ def reason_columns(model, rows: pd.DataFrame, params: dict, *,
     from leadq.models.explain import explain_leads
 
     sk = model.pyfunc.get_raw_model() if hasattr(model, "pyfunc") else model
-    top = int((params.get("explain") or {}).get("top", 3))
+    top = setting(params, "explain.top", int)
     try:
         return explain_leads(sk, rows, top=top, transformed=transformed)
     except ValueError as exc:  # a model type with no exact explanation

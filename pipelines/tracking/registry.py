@@ -22,6 +22,7 @@ import pandas as pd
 
 from leadq.errors import BadInputError, LeadqError
 from leadq.pipelines.io.progress import log
+from leadq.settings import setting
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_PREFIX = "leadq.alias_history."
@@ -37,7 +38,7 @@ def baseline_gap(metrics: dict[str, float], registry: dict) -> str | None:
 
     if registry.get("allow_below_baseline"):
         return None
-    tolerance = float(registry.get("baseline_tolerance", 0.005))
+    tolerance = setting(registry, "baseline_tolerance", float)
     behind = below_baseline(metrics, tolerance)
     if behind is None:
         return None
@@ -60,8 +61,8 @@ def gate_decision(challenger: dict[str, float], champion: dict[str, float] | Non
     """
     from leadq.pipelines.tracking.store import meets_criteria
 
-    primary = f"test_{registry.get('primary_metric', 'pr_auc')}"
-    tolerance = float(registry.get("tolerance", 0.0))
+    primary = f"test_{setting(registry, 'primary_metric')}"
+    tolerance = setting(registry, "tolerance", float)
     ok, why = meets_criteria(challenger, registry.get("criteria") or {})
     if not ok:
         return False, f"challenger fails the criteria ({why.removeprefix('criteria not met: ')})"
@@ -249,12 +250,12 @@ def _apply_gate(client, result, params: dict, version: str, run_id: str) -> tupl
         reason = f"{note}; {reason}"
     if broken:
         promoted, reason = False, f"{broken}; not promoted automatically (use `leadq promote`)"
-    primary = f"test_{reg.get('primary_metric', 'pr_auc')}"
+    primary = f"test_{setting(reg, 'primary_metric')}"
     report = {
         "decision": "promote" if promoted else "keep champion",
         "reason": reason, "challenger_version": version, "champion_version": current,
         "champion_age_days": age, "primary_metric": primary,
-        "tolerance": reg.get("tolerance", 0.0),
+        "tolerance": setting(reg, "tolerance"),
         "max_champion_age_days": reg.get("max_champion_age_days"),
         "criteria": reg.get("criteria") or {},
         "challenger": {k: challenger.get(k) for k in KEY_METRICS},

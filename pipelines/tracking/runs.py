@@ -21,6 +21,7 @@ from leadq.pipelines.tracking.store import (
     CHAMPION,
     configure,
     pip_requirements,
+    quiet_registry_prints,
     trusted_types,
 )
 from leadq.pipelines.tracking.thresholds import training_tags
@@ -87,18 +88,8 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
         from leadq.pipelines.tracking.evaluation import log_evaluation
 
         log_evaluation(result)
-        info = mlflow.sklearn.log_model(
-            result.model,
-            name="model",
-            signature=signature,
-            input_example=sample.head(5),
-            pyfunc_predict_fn="predict_proba",
-            pip_requirements=pip_requirements(),
-            skops_trusted_types=trusted_types(result.model),
-            metadata={"mql_threshold": result.threshold.threshold,
-                      "threshold_policy": result.threshold.policy},
-            registered_model_name=name,
-        )
+        with quiet_registry_prints():
+            info = _log_model(result, signature, sample, name)
         run_id = run.info.run_id
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()
@@ -191,3 +182,20 @@ def mark_abandoned(client, experiment_id: str, model_name: str) -> list[str]:
     if marked:
         log.warning("left by a killed training and now marked failed: %s", ", ".join(marked))
     return marked
+
+
+def _log_model(result, signature, sample, name: str):
+    import mlflow
+
+    return mlflow.sklearn.log_model(
+        result.model,
+        name="model",
+        signature=signature,
+        input_example=sample.head(5),
+        pyfunc_predict_fn="predict_proba",
+        pip_requirements=pip_requirements(),
+        skops_trusted_types=trusted_types(result.model),
+        metadata={"mql_threshold": result.threshold.threshold,
+                  "threshold_policy": result.threshold.policy},
+        registered_model_name=name,
+    )

@@ -13,6 +13,7 @@ from importlib.metadata import version as pkg_version
 from pathlib import Path
 
 from leadq.pipelines.params.loader import resolve_path
+from leadq.settings import setting
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Every type outside skops' defaults that a fitted leadq model may contain, by exact name. A
@@ -34,6 +35,27 @@ TRUSTED_TYPES = frozenset({
 })
 # Models registered before leadq's modules moved under the leadq. namespace name these.
 _FLAT_PREFIXES = ("features.", "models.", "pipelines.")
+
+
+@contextlib.contextmanager
+def quiet_registry_prints() -> Iterator[None]:
+    """MLflow prints "Successfully registered model" and "Created version N" itself, outside
+    its logger; leadq already says which version it registered and what the gate decided, so
+    those lines show only with -v (MLflow's own warnings in that call are hidden with them)."""
+    import logging
+
+    from mlflow.utils import logging_utils
+
+    from leadq.pipelines.io.progress import log
+
+    if log.isEnabledFor(logging.DEBUG) or not logging_utils.MLFLOW_LOGGING_STREAM.enabled:
+        yield
+        return
+    logging_utils.disable_logging()
+    try:
+        yield
+    finally:
+        logging_utils.enable_logging()
 
 
 def tracking_uri(params: dict) -> str:
@@ -65,7 +87,7 @@ def configure(params: dict) -> str:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    name = params["mlflow"].get("experiment", "leadq")
+    name = setting(params["mlflow"], "experiment")
     # Under the registry lock: two first runs on a new sqlite store both ran its schema
     # migration (one failed in alembic_version) and both created the experiment.
     with registry_lock(params):

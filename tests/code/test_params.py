@@ -221,3 +221,19 @@ def test_an_impossible_sla_is_exit_2_naming_the_key():
 
     with pytest.raises(ConfigError, match="agreement.sla_hours: expected a number above 0"):
         effective_params({"agreement": {"sla_hours": 0}})
+
+
+def test_setting_reads_merged_params_and_names_a_missing_key():
+    from leadq.pipelines.params.loader import effective_params
+    from leadq.settings import MissingSettingError, setting
+
+    params = effective_params({})
+    assert setting(params, "train.search.trials", int) == params["train"]["search"]["trials"]
+    assert setting({"a": {"b": 2}}, "a.b", float) == 2.0 and isinstance(
+        setting({"a": {"b": 2}}, "a.b", float), float)
+    with pytest.raises(MissingSettingError, match="'train.search' .*train.search.trials"):
+        setting({"train": {}}, "train.search.trials")
+    with pytest.raises(TypeError, match="'a.b': expected a whole number"):
+        setting({"a": {"b": 2.5}}, "a.b", int)
+    with pytest.raises(TypeError, match="'a.b': expected int, got str"):
+        setting({"a": {"b": "x"}}, "a.b", int)

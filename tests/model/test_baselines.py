@@ -15,7 +15,7 @@ import yaml
 from leadq.models.baselines import BASELINES, below_baseline, paired_auc_interval
 from leadq.pipelines.io.crm import load_crm
 from leadq.pipelines.io.progress import log
-from leadq.pipelines.params.loader import load_params
+from leadq.pipelines.params.loader import effective_params, load_params
 from leadq.pipelines.tracking.registry import gate_decision
 from leadq.pipelines.train import train_models
 from tests.helpers import cli_json
@@ -104,17 +104,18 @@ def test_a_model_that_loses_to_the_baseline_is_warned_about_and_not_promoted(
 def test_gate_decision_refuses_below_baseline_unless_allowed():
     metrics = {"test_roc_auc": 0.70, "test_pr_auc": 0.3, "baseline_hgb_test_roc_auc": 0.72,
                "baseline_logreg_test_roc_auc": 0.69}
-    ok, why = gate_decision(metrics, None, None, {"criteria": {}})
+    registry = {**effective_params({})["registry"], "criteria": {}}
+    ok, why = gate_decision(metrics, None, None, registry)
     assert not ok and "hgb baseline" in why
-    ok, _ = gate_decision(metrics, None, None, {"criteria": {}, "allow_below_baseline": True})
+    ok, _ = gate_decision(metrics, None, None, {**registry, "allow_below_baseline": True})
     assert ok
     # Within the tolerance is not a loss.
     close = {**metrics, "test_roc_auc": 0.716}
-    assert gate_decision(close, None, None, {"criteria": {}})[0]
-    assert below_baseline(close) is None and below_baseline(metrics) == ("hgb", 0.72)
+    assert gate_decision(close, None, None, registry)[0]
+    assert below_baseline(close, 0.005) is None
+    assert below_baseline(metrics, 0.005) == ("hgb", 0.72)
     # A model registered before baselines existed has none: the gate does not invent one.
-    assert gate_decision({"test_roc_auc": 0.6, "test_pr_auc": 0.2}, None, None,
-                         {"criteria": {}})[0]
+    assert gate_decision({"test_roc_auc": 0.6, "test_pr_auc": 0.2}, None, None, registry)[0]
 
 
 def test_paired_interval_covers_zero_for_the_same_scores_and_not_for_a_worse_one():

@@ -7,9 +7,12 @@ import json
 import pytest
 
 from leadq.pipelines.cli import main as cli
+from leadq.pipelines.params.loader import effective_params
 from leadq.pipelines.tracking.registry import champion_periods, champion_stack, gate_decision
 
-REGISTRY = {"primary_metric": "pr_auc", "tolerance": 0.01, "max_champion_age_days": 90,
+# The registry section as a step receives it: the packaged defaults, then these values.
+REGISTRY = {**effective_params({})["registry"], "primary_metric": "pr_auc", "tolerance": 0.01,
+            "max_champion_age_days": 90,
             "criteria": {"min_test_roc_auc": 0.6, "max_test_ece": 0.05}}
 
 
