@@ -162,7 +162,9 @@ def _routing(params: dict) -> dict:
     from leadq.pipelines.params.loader import agreement_of
 
     agreement = agreement_of(params)
-    share = params["lift"].get("capacity_share")
+    from leadq.settings import setting
+
+    share = setting(params, "lift.capacity_share")
     capacity = float(share) if share is not None else float(agreement.mql.top_share)
     if not 0 < capacity <= 1:
         raise ConfigError(f"lift.capacity_share must be in (0, 1], got {capacity}")

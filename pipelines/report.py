@@ -336,8 +336,8 @@ def review_period(params: dict, scoring, tables) -> dict | None:
 
     # Who gains from a call (issue 29): the review's rows, shown under the period's figures.
     window["figures"]["call_gain"] = call_gain_by_tier(
-        window["matured"], min_group=int(params["lift"]["min_group_leads"]),
-        confidence=float(params["lift"]["confidence"]))
+        window["matured"], min_group=setting(params, "lift.min_group_leads", int),
+        confidence=setting(params, "lift.confidence", float))
     return window
 
 

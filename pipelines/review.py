@@ -61,8 +61,11 @@ def compute_review(window: dict, tables, params: dict, *, history: list[dict],
                                                   campaign=shown(before, camp_col))
     reasons = rv.rejection_reasons(recent, fb)
     realised = rv.realised_conversion(matured)
-    call_gain = rv.call_gain_by_tier(matured, min_group=int(params["lift"]["min_group_leads"]),
-                                     confidence=float(params["lift"]["confidence"]))
+    from leadq.settings import setting
+
+    call_gain = rv.call_gain_by_tier(
+        matured, min_group=setting(params, "lift.min_group_leads", int),
+        confidence=setting(params, "lift.confidence", float))
     wins = 0
     if tables.deals is not None and len(tables.deals):
         d = tables.deals
