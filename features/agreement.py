@@ -21,6 +21,9 @@ import pandas as pd
 from leadq.features.labels import mql_cutoff_days
 
 POLICIES = ("top_share", "min_precision", "expected_value")
+# Which leads fill sales' capacity: the best scores, or the largest expected gain from the call
+# (uplift × deal value − cost of a call; models/uplift.call_gain).
+ROUTE_BY = ("probability", "call_value")
 PERIOD_WEEKS = {"week": 1.0, "month": 52.0 / 12.0, "quarter": 13.0}
 
 
@@ -118,6 +121,9 @@ class Agreement:
     # The SLA clock starts at the MQL moment (label.cutoff_days after created_at).
     mql_moment_days: float = 0.0
     holdout_rate: float = 0.0
+    route_by: str = "probability"
+    deal_value: float | None = None
+    call_cost: float = 0.0
 
     @classmethod
     def from_params(cls, params: dict) -> Agreement:
@@ -130,6 +136,16 @@ class Agreement:
         holdout = float(a["holdout_rate"])
         if not 0 <= holdout < 1:
             raise ValueError(f"agreement.holdout_rate must be in [0, 1), got {holdout}")
+        route_by = str(a["route_by"])
+        if route_by not in ROUTE_BY:
+            raise ValueError(f"agreement.route_by must be one of {ROUTE_BY}, got {route_by!r}")
+        value = a["call_value"]
+        deal_value = None if value["deal_value"] is None else float(value["deal_value"])
+        if deal_value is not None and deal_value <= 0:
+            raise ValueError("agreement.call_value.deal_value must be positive (or null)")
+        call_cost = float(value["call_cost"])
+        if call_cost < 0:
+            raise ValueError("agreement.call_value.call_cost must not be negative")
         if a["goal"]["period"] not in PERIOD_WEEKS:
             raise ValueError(f"agreement.goal.period must be one of {sorted(PERIOD_WEEKS)}")
         return cls(
@@ -152,6 +168,7 @@ class Agreement:
             goal_period=str(a["goal"]["period"]),
             mql_moment_days=mql_cutoff_days(params["label"]),
             holdout_rate=holdout,
+            route_by=route_by, deal_value=deal_value, call_cost=call_cost,
         )
 
     @property
@@ -178,6 +195,11 @@ class Agreement:
             lines.append(f"A random {self.holdout_rate:.0%} of MQLs is held out (not routed, "
                          "marked holdout in the scores) so `leadq lift` can measure what the "
                          "call changes.")
+        if self.route_by == "call_value":
+            gain = ("uplift × " + f"{self.deal_value:,.0f} (a won deal) − {self.call_cost:,.0f} "
+                    "(a call)" if self.deal_value is not None else "uplift")
+            lines.append(f"Sales' capacity goes to the leads whose call gains most ({gain}), "
+                         "not to the best scores.")
         lines.append(f"The best {self.a_share:.0%} of MQLs are tier A (call first); the next "
                      f"{self.c_ratio:g}× as many leads below the bar are tier C, marketing's "
                      "priority nurture.")

@@ -186,3 +186,83 @@ def what_changed(now: dict, before: dict | None, *, flagged_now: list[str],
 
 __all__ = ["sla_by", "campaign_review", "rejection_reasons",
            "realised_conversion", "goal_progress", "what_changed", "wilson_interval"]
+
+
+CALL_VERDICTS = {
+    "gains": "gains from a call (persuadables)",
+    "anyway": "converts about as often without a call (sure things)",
+    "put_off": "converts less when called (do not disturb)",
+    "none": "no measurable gain from a call",
+    "too_few": "not enough randomised leads yet",
+}
+
+
+def call_gain_by(matured: pd.DataFrame, by: pd.Series, *, min_group: int = 100,
+                 confidence: float = 0.95) -> list[dict]:
+    """Who gains from a call and who converts anyway, per group (tier) of matured scored
+    leads, measured on the randomised leads only: routed against not routed (the holdout
+    above the bar, exploration below it), IPW by each lead's propensity
+    (models/lift.average_effect). A group whose interval lies above 0 gains from a call; one
+    whose interval holds 0 while its leads convert at least half as often without a call
+    converts anyway; one below 0 is put off; a group with fewer than `min_group` treated or
+    control leads is not judged and says how many more leads it needs. Scores written before
+    the holdout existed route as is_mql or explore, with sales_propensity."""
+    from leadq.models.lift import TooFewLeads, average_effect
+
+    if matured.empty:
+        return []
+    if "treatment" in matured and "propensity" in matured:
+        t = matured["treatment"].astype(float).to_numpy()
+        p = pd.to_numeric(matured["propensity"], errors="coerce").to_numpy(float)
+    elif "explore" in matured and "sales_propensity" in matured:
+        t = (matured["is_mql"].astype(bool) | matured["explore"].astype(bool)).to_numpy(float)
+        p = pd.to_numeric(matured["sales_propensity"], errors="coerce").to_numpy(float)
+    else:
+        return []
+    y = matured["label"].to_numpy(float)
+    groups = by.to_numpy(object)
+    rows = []
+    for group in sorted(pd.unique(groups[pd.notna(groups)]), key=str):
+        mask = (groups == group) & (p > 0) & (p < 1)
+        row: dict = {"group": str(group), "n_randomised": int(mask.sum())}
+        try:
+            est = average_effect(y[mask], t[mask], p[mask], confidence=confidence,
+                                 min_group=min_group)
+        except TooFewLeads as exc:
+            rows.append({**row, "verdict": "too_few", "words": CALL_VERDICTS["too_few"],
+                         "more_leads": int(exc.needed)})
+            continue
+        if est.low > 0:
+            verdict = "gains"
+        elif est.high < 0:
+            verdict = "put_off"
+        elif est.rate_control > 0 and est.rate_control >= 0.5 * est.rate_treated:
+            verdict = "anyway"
+        else:
+            verdict = "none"
+        rows.append({**row, "verdict": verdict, "words": CALL_VERDICTS[verdict],
+                     "rate_called": est.rate_treated, "rate_not_called": est.rate_control,
+                     "effect": est.effect, "low": est.low, "high": est.high,
+                     "n_called": est.n_treated, "n_not_called": est.n_control})
+    return rows
+
+
+def call_gain_by_tier(matured: pd.DataFrame, *, min_group: int = 100,
+                      confidence: float = 0.95) -> list[dict]:
+    """:func:`call_gain_by` per tier of the matured scored leads (MQL / below the bar for
+    scores without tiers): the rows the review and the report both show. Scores carrying the
+    registered uplift model's `uplift` column add two rows: its top 20% (the leads it calls
+    persuadables) and the rest, measured the same way, which checks the model on leads
+    scored after it was fitted."""
+    if matured.empty:
+        return []
+    tier = matured["tier"] if "tier" in matured else pd.Series(
+        np.where(matured["is_mql"], "MQL", "below the bar"), index=matured.index)
+    rows = call_gain_by(matured, tier, min_group=min_group, confidence=confidence)
+    uplift = pd.to_numeric(matured["uplift"], errors="coerce") if "uplift" in matured else None
+    if uplift is not None and uplift.notna().any():
+        top = uplift >= uplift.quantile(0.8)
+        band = pd.Series(np.where(top, "uplift model: top 20%", "uplift model: other 80%"),
+                         index=matured.index).where(uplift.notna())
+        rows += call_gain_by(matured, band, min_group=min_group, confidence=confidence)
+    return rows

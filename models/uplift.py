@@ -58,6 +58,23 @@ class TLearner:
         return (self.treated_model.predict_proba(X)[:, 1]
                 - self.control_model.predict_proba(X)[:, 1])
 
+    def fitted(self) -> CallUplift:
+        """The two fitted models alone, to register and score."""
+        return CallUplift(self.treated_model, self.control_model)
+
+
+class CallUplift:
+    """A fitted T-learner reduced to its two fitted classifiers: what is registered beside the
+    conversion model and scored per lead. Holds no factory, so skops can save it."""
+
+    def __init__(self, treated_model: Any, control_model: Any) -> None:
+        self.treated_model = treated_model
+        self.control_model = control_model
+
+    def predict(self, X) -> np.ndarray:  # noqa: N803
+        return (self.treated_model.predict_proba(X)[:, 1]
+                - self.control_model.predict_proba(X)[:, 1])
+
 
 @dataclass
 class XLearner:
@@ -176,19 +193,88 @@ def linear_factories(X, max_levels: int = 12) -> tuple[Factory, Factory]:  # noq
 
 
 def held_out_learners(x, t, y, held: np.ndarray, classifier: Factory,
-                      regressor: Factory) -> dict:
+                      regressor: Factory, *, predictions: dict | None = None) -> dict:
     """T- and X-learners fitted on the rows not `held`, judged on the held ones: Qini
     coefficient, the Qini curve at each tenth of the leads, and the top-20% effect against
-    random targeting. One evaluation for `leadq lift --uplift-features` and the benchmark."""
+    random targeting. One evaluation for `leadq lift --uplift-features` and the benchmark.
+    A `predictions` dict receives each learner's uplift of the held rows, and `score`: the
+    T-learner's chance to convert when treated (what a conversion model ranks by)."""
     held = np.asarray(held, bool)
     t, y = np.asarray(t), np.asarray(y)
     out: dict = {}
     for name, learner in (("t_learner", TLearner(classifier)),
                           ("x_learner", XLearner(classifier, regressor))):
         pred = learner.fit(_rows(x, ~held), t[~held], y[~held]).predict(_rows(x, held))
+        if predictions is not None:
+            predictions[name] = pred
+            if isinstance(learner, TLearner):
+                predictions["score"] = learner.treated_model.predict_proba(
+                    _rows(x, held))[:, 1]
         share, q = qini_curve(pred, t[held], y[held])
         marks = [int(round(k * len(q) / 10)) - 1 for k in range(1, 11)]
         out[name] = {"qini": qini_coefficient(pred, t[held], y[held]),
                      "qini_curve": {f"{share[i]:.0%}": float(q[i]) for i in marks},
                      "top_20": top_share_effect(pred, t[held], y[held], 0.2)}
+    return out
+
+
+
+def call_gain(uplift, deal_value: float | None = None, call_cost: float = 0.0) -> np.ndarray:
+    """The expected gain of calling each lead: uplift × deal value − the cost of a call, or the
+    uplift alone (expected incremental wins per call) when no deal value is known."""
+    u = np.asarray(uplift, float)
+    return u if deal_value is None else u * float(deal_value) - float(call_cost)
+
+
+def top_share(ranking, share: float) -> np.ndarray:
+    """A mask of the `share` of leads ranked highest (ties in the given order): the leads a
+    fixed capacity calls."""
+    r = np.asarray(ranking, float)
+    chosen = np.zeros(len(r), bool)
+    chosen[np.argsort(-r, kind="stable")[:max(1, int(round(share * len(r))))]] = True
+    return chosen
+
+
+def compare_routing(score, uplift, treatment, outcome, propensity=None, *, capacity: float,
+                    deal_value: float | None = None, call_cost: float = 0.0,
+                    confidence: float = 0.95, min_group: int = 100) -> dict:
+    """Both routing policies at the same capacity, measured on randomised leads the uplift
+    model was not fitted on: `probability` calls the `capacity` share with the best scores,
+    `call_value` the share with the largest expected gain (:func:`call_gain`). For each, the
+    effect of the call measured among the leads it would call (treated − control rate, IPW when
+    propensities differ) is its expected incremental wins per 100 calls, with an interval; with
+    a deal value, also the value per 100 calls (wins × deal value − 100 calls × cost). A policy
+    whose chosen leads hold too few treated or control leads is refused, saying how many more
+    it needs."""
+    from leadq.models.lift import TooFewLeads, average_effect
+
+    if not 0 < capacity <= 1:
+        raise ValueError(f"capacity must be in (0, 1], got {capacity}")
+    t = np.asarray(treatment).astype(int)
+    y = np.asarray(outcome, float)
+    p = None if propensity is None else np.asarray(propensity, float)
+    chosen = {"probability": top_share(score, capacity),
+              "call_value": top_share(call_gain(uplift, deal_value, call_cost), capacity)}
+    out: dict = {"capacity": capacity, "deal_value": deal_value, "call_cost": call_cost,
+                 "n_leads": int(len(t)),
+                 "overlap": float((chosen["probability"] & chosen["call_value"]).sum()
+                                  / max(1, chosen["probability"].sum()))}
+    for name, mask in chosen.items():
+        row: dict = {"n_called": int(mask.sum())}
+        try:
+            est = average_effect(y[mask], t[mask], None if p is None else p[mask],
+                                 confidence=confidence, min_group=min_group)
+        except TooFewLeads as exc:
+            out[name] = {**row, "refused": str(exc), "more_leads": exc.needed}
+            continue
+        row.update({"wins_per_100_calls": 100 * est.effect, "low": 100 * est.low,
+                    "high": 100 * est.high, "n_treated": est.n_treated,
+                    "n_control": est.n_control})
+        if deal_value is not None:
+            def value(wins: float) -> float:
+                return wins * float(deal_value) - 100 * float(call_cost)
+
+            row.update({"value_per_100_calls": value(row["wins_per_100_calls"]),
+                        "value_low": value(row["low"]), "value_high": value(row["high"])})
+        out[name] = row
     return out

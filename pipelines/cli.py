@@ -109,7 +109,8 @@ def cmd_lift(args: argparse.Namespace) -> dict:
                 treatment_column=args.treatment_column, outcome_column=args.outcome_column,
                 propensity_column=args.propensity_column,
                 uplift_features=[c.strip() for c in args.uplift_features.split(",") if c.strip()]
-                if args.uplift_features else None)
+                if args.uplift_features else None, score_column=args.score_column,
+                fit_uplift=args.fit_uplift)
 
 
 def cmd_thresholds(args: argparse.Namespace) -> dict:
@@ -343,7 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uplift-features", default=None, metavar="COL,COL",
                    help="with --data: fit T- and X-learners on these columns (known before "
                         "the action) and report their Qini and top-20%% uplift on a held-out "
-                        "30%%")
+                        "30%%), and compare routing by probability with routing by the "
+                        "value of the call at the same capacity")
+    p.add_argument("--fit-uplift", action="store_true",
+                   help="fit the uplift model on the randomised scored leads and register it "
+                        "beside the champion: scoring then writes a per-lead uplift column")
+    p.add_argument("--score-column", default=None, metavar="COLUMN",
+                   help="with --uplift-features: the score routing by probability ranks by "
+                        "(default: the T-learner's chance to convert when treated)")
     _params_arg(p)
     p.set_defaults(handler=cmd_lift)
 

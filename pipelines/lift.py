@@ -97,13 +97,14 @@ def read_decisions(params: dict, pattern: str | None) -> pd.DataFrame:
     return both.drop_duplicates("lead_id", keep="first").reset_index(drop=True)
 
 
-def matured_outcomes(params: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def matured_outcomes(params: dict, tables=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """lead_id, label (and created_at when configured) for the leads whose outcome has
-    matured (labelling rules as training), and the canonical feedback table (or None)."""
+    matured (labelling rules as training), and the canonical feedback table (or None).
+    `tables`: the CRM tables when the caller has loaded them already."""
     from leadq.features.tables import build_labels
     from leadq.pipelines.io.crm import load_crm
 
-    tables = load_crm(params, quarantine=False)
+    tables = load_crm(params, quarantine=False) if tables is None else tables
     labels, _ = build_labels(tables.leads, tables.deals, tables.feedback, params)
     spec = params["data"]["leads"]
     ids = tables.leads[spec["id"]].astype("string").str.strip()
@@ -155,6 +156,22 @@ def _settings(params: dict) -> dict:
     return out
 
 
+def _routing(params: dict) -> dict:
+    """Capacity, deal value and call cost of the routing comparison: lift.capacity_share
+    (else the agreed top share of leads) and agreement.call_value."""
+    from leadq.pipelines.params.loader import agreement_of
+
+    agreement = agreement_of(params)
+    from leadq.settings import setting
+
+    share = setting(params, "lift.capacity_share")
+    capacity = float(share) if share is not None else float(agreement.mql.top_share)
+    if not 0 < capacity <= 1:
+        raise ConfigError(f"lift.capacity_share must be in (0, 1], got {capacity}")
+    return {"capacity": capacity, "deal_value": agreement.deal_value,
+            "call_cost": agreement.call_cost}
+
+
 def _params(params_path: str | None, *, need_file: bool) -> dict:
     from leadq.pipelines.params.loader import effective_params, load_params
 
@@ -166,7 +183,8 @@ def _params(params_path: str | None, *, need_file: bool) -> dict:
 def main(params_path: str | None = None, *, scores: str | None = None,
          data: str | None = None, treatment_column: str | None = None,
          outcome_column: str | None = None, propensity_column: str | None = None,
-         uplift_features: list[str] | None = None) -> dict:
+         uplift_features: list[str] | None = None, score_column: str | None = None,
+         fit_uplift: bool = False) -> dict:
     from leadq.models.lift import TooFewLeads, effect_with_power, effects_by_side
     from leadq.pipelines.params.loader import agreement_of
 
@@ -174,16 +192,22 @@ def main(params_path: str | None = None, *, scores: str | None = None,
     if generic and not (treatment_column and outcome_column):
         raise BadInputError("--data needs --treatment-column and --outcome-column")
     if not generic and (treatment_column or outcome_column or propensity_column
-                        or uplift_features):
+                        or uplift_features or score_column):
         raise BadInputError("--treatment-column/--outcome-column/--propensity-column/"
-                            "--uplift-features go with --data FILE")
+                            "--uplift-features/--score-column go with --data FILE")
+    if generic and fit_uplift:
+        raise BadInputError("--fit-uplift fits the uplift model on the scorer's outputs, not "
+                            "on --data (use --uplift-features there)")
+    if score_column and not uplift_features:
+        raise BadInputError("--score-column ranks the routing comparison, which needs "
+                            "--uplift-features")
     params = _params(params_path, need_file=not generic)
     cfg = _settings(params)
     if generic:
         from leadq.pipelines.io.files import read_table
 
         frame = read_table(data, name="lift data")
-        for col in (treatment_column, outcome_column, propensity_column,
+        for col in (treatment_column, outcome_column, propensity_column, score_column,
                     *(uplift_features or [])):
             if col is not None and col not in frame:
                 raise BadInputError(f"{data}: no column {col!r} (columns: "
@@ -205,15 +229,31 @@ def main(params_path: str | None = None, *, scores: str | None = None,
                   "outcome": outcome_column, **result}
         # Fitted before anything is printed: a refusal leaves no half answer behind.
         if uplift_features:
+            score_values = None
+            if score_column:
+                score_values = pd.to_numeric(frame[score_column], errors="coerce").to_numpy(
+                    float)
+                if np.isnan(score_values).any():
+                    raise BadInputError(f"{data}: {score_column}: "
+                                        f"{int(np.isnan(score_values).sum())} row(s) without "
+                                        "a numeric score")
             result["uplift"] = uplift_report(frame, uplift_features, t, y, where=str(data),
-                                             min_group=cfg["min_group"])
+                                             min_group=cfg["min_group"],
+                                             routing=_routing(params), score_values=score_values,
+                                             propensity=p)
         _print_effect(f"{treatment_column} on {outcome_column}", result, verb="changes")
         if uplift_features:
             _print_uplift(result["uplift"])
+            _print_routing(result["uplift"]["routing"])
         return result
 
     decisions = read_decisions(params, scores)
-    outcomes, feedback = matured_outcomes(params)
+    tables = None
+    if fit_uplift:
+        from leadq.pipelines.io.crm import load_crm
+
+        tables = load_crm(params, quarantine=False)  # its lead rows are the model's inputs
+    outcomes, feedback = matured_outcomes(params, tables)
     joined = decisions.merge(outcomes, on="lead_id", how="inner")
     log.info("lift: %d scored leads, %d with a matured outcome", len(decisions), len(joined))
     sides = effects_by_side(joined["is_mql"], joined["treatment"], joined["propensity"],
@@ -228,9 +268,20 @@ def main(params_path: str | None = None, *, scores: str | None = None,
                           + ". Raise agreement.holdout_rate / scoring.explore_rate, or wait "
                           "for more outcomes to mature (lift.min_group_leads = "
                           f"{cfg['min_group']})", min(needed) if needed else 0)
+    result = {"matured_scored_leads": int(len(joined)), **sides}
+    if fit_uplift:
+        # Fitted and registered before anything is printed: a refusal leaves no half answer.
+        result["uplift_model"] = fit_uplift_model(params, joined, tables,
+                                                  min_group=cfg["min_group"])
     for name, s in sides.items():
         _print_effect(name.replace("_", " "), s, verb="routing to sales changes conversion")
-    result = {"matured_scored_leads": int(len(joined)), **sides}
+    if fit_uplift:
+        u = result["uplift_model"]
+        print(f"uplift model: {u['model_name']} version {u['version']} registered for "
+              f"{params['registry']['model_name']} version {u['for_version']}; fitted on "
+              f"{u['n_fit']:,} randomised leads, Qini {u['qini']:.5f} on {u['n_held_out']:,} "
+              "held out (0 = no better than random). `leadq score` with that version now "
+              "writes a per-lead uplift column.")
     sla = sla_effect(joined, feedback, sla_hours=agreement_of(params).sla_hours,
                      confidence=cfg["confidence"], min_group=cfg["min_group"])
     if sla is not None:
@@ -244,11 +295,72 @@ def main(params_path: str | None = None, *, scores: str | None = None,
     return result
 
 
+def fit_uplift_model(params: dict, joined: pd.DataFrame, tables, *, min_group: int,
+                     held_out: float = 0.3, seed: int = 0) -> dict:
+    """A T-learner over leadq's logistic pipeline fitted on the randomised matured scored
+    leads (both sides of the bar: propensity strictly between 0 and 1), judged on a held-out
+    30% (Qini, IPW by propensity), registered beside the champion it was fitted for
+    (pipelines/tracking/uplift.py). Refuses (exit 2) when either split has fewer than
+    `min_group` treated or control leads, saying how many more it needs."""
+    import mlflow
+
+    from leadq.features.columns import raw_input_columns
+    from leadq.models.factories import make_candidate
+    from leadq.models.lift import TooFewLeads, sizes_needed
+    from leadq.models.uplift import TLearner, qini_coefficient
+    from leadq.pipelines.tracking.registry import alias_version
+    from leadq.pipelines.tracking.store import CHAMPION, configure
+    from leadq.pipelines.tracking.uplift import register_uplift
+
+    configure(params)
+    name = params["registry"]["model_name"]
+    version = alias_version(mlflow.MlflowClient(), name, CHAMPION)
+    if version is None:
+        raise BadInputError(f"no champion model {name!r} to fit an uplift model for: run "
+                            "`leadq train` first")
+    rand = joined[(joined["propensity"] > 0) & (joined["propensity"] < 1)].reset_index(
+        drop=True)
+    t = rand["treatment"].to_numpy(int)
+    y = rand["label"].to_numpy(int)
+    p = rand["propensity"].to_numpy(float)
+    held = np.random.default_rng(seed).random(len(rand)) < held_out
+    for part_name, part, share in (("held-out", held, held_out),
+                                   ("fitting", ~held, 1 - held_out)):
+        n1, n0 = int(t[part].sum()), int((1 - t[part]).sum())
+        if min(n1, n0) < min_group:
+            more = int(np.ceil(sizes_needed(n1, n0, float(t.mean()) if len(t) else 0.5,
+                                            min_group) / share))
+            raise TooFewLeads(f"the uplift model's {part_name} split has {n1:,} routed and "
+                              f"{n0:,} not-routed randomised matured leads; it needs at least "
+                              f"{min_group:,} each (lift.min_group_leads): about {more:,} more "
+                              "randomised leads. Raise agreement.holdout_rate / "
+                              "scoring.explore_rate, or wait for more outcomes to mature",
+                              more)
+    id_col = params["data"]["leads"]["id"]
+    leads = tables.leads.assign(
+        _id=tables.leads[id_col].astype("string").str.strip().to_numpy())
+    rows = leads.drop_duplicates("_id").set_index("_id")
+    x = rows.loc[rand["lead_id"].to_numpy(), raw_input_columns(params)].reset_index(drop=True)
+    learner = TLearner(lambda: make_candidate("logreg", params))
+    fit_rows = x.iloc[np.flatnonzero(~held)]
+    learner.fit(fit_rows, t[~held], y[~held])
+    pred = learner.predict(x.iloc[np.flatnonzero(held)])
+    figures = {"qini": qini_coefficient(pred, t[held], y[held], p[held]),
+               "n_fit": int((~held).sum()), "n_held_out": int(held.sum())}
+    registered = register_uplift(params, learner.fitted(), for_version=version,
+                                 figures=figures, sample=fit_rows.head(50))
+    return {**registered, **figures}
+
+
 def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np.ndarray, *,
-                  where: str, min_group: int, held_out: float = 0.3, seed: int = 0) -> dict:
+                  where: str, min_group: int, held_out: float = 0.3, seed: int = 0,
+                  routing: dict | None = None, score_values=None, propensity=None) -> dict:
     """T- and X-learners on `features`, fitted on 70% of the rows and judged on the other 30%
     (a seeded random split): Qini coefficient (against the ranking by chance), the Qini
-    curve by decile, and the incremental response rate of the top 20% against all."""
+    curve by decile, and the incremental response rate of the top 20% against all. With
+    `routing` (capacity, deal_value, call_cost), both routing policies compared on the held-out
+    rows (models/uplift.compare_routing), ranking by `score_values` (else the T-learner's
+    chance to convert when treated) or by the T-learner's call gain."""
     from leadq.models.lift import TooFewLeads, sizes_needed
     from leadq.models.uplift import held_out_learners, linear_factories
 
@@ -263,9 +375,40 @@ def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np
                               f"(lift.min_group_leads): about {more:,} more rows", more)
     x = frame[features].reset_index(drop=True)
     classifier, regressor = linear_factories(x)
-    return {"features": list(features), "n_fit": int((~test).sum()),
-            "n_held_out": int(test.sum()),
-            **held_out_learners(x, t, y, test, classifier, regressor)}
+    predicted: dict = {}
+    out = {"features": list(features), "n_fit": int((~test).sum()),
+           "n_held_out": int(test.sum()),
+           **held_out_learners(x, t, y, test, classifier, regressor, predictions=predicted)}
+    if routing is not None:
+        from leadq.models.uplift import compare_routing
+
+        score = predicted["score"] if score_values is None else np.asarray(score_values)[test]
+        out["routing"] = {
+            "score": "the T-learner's chance to convert when treated" if score_values is None
+            else "the data's score column", "uplift": "the T-learner's",
+            **compare_routing(score, predicted["t_learner"], t[test], y[test],
+                              None if propensity is None else np.asarray(propensity)[test],
+                              min_group=min_group, **routing)}
+    return out
+
+
+def _print_routing(r: dict) -> None:
+    gain = ("uplift × " + f"{r['deal_value']:,.0f} − {r['call_cost']:,.0f}"
+            if r["deal_value"] is not None else "uplift")
+    print(f"routing {r['capacity']:.0%} of the {r['n_leads']:,} held-out rows (the same "
+          f"capacity; {r['overlap']:.0%} of the calls go to the same rows either way):")
+    for name, label in (("probability", f"by probability ({r['score']})"),
+                        ("call_value", f"by call value ({gain}; {r['uplift']} uplift)")):
+        s = r[name]
+        if "refused" in s:
+            print(f"  {label}: not estimated: {s['refused']}")
+            continue
+        line = (f"  {label}: {s['wins_per_100_calls']:+.2f} incremental conversions per 100 "
+                f"calls (CI {s['low']:+.2f} to {s['high']:+.2f})")
+        if "value_per_100_calls" in s:
+            line += (f", value {s['value_per_100_calls']:+,.0f} per 100 calls (CI "
+                     f"{s['value_low']:+,.0f} to {s['value_high']:+,.0f})")
+        print(line)
 
 
 def _print_uplift(u: dict) -> None:

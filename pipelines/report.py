@@ -332,6 +332,12 @@ def review_period(params: dict, scoring, tables) -> dict | None:
     agreement = agreement_of(params)
     window["figures"] = period_figures(window["recent"], tables.feedback,
                                        as_of=window["as_of"], agreement=agreement)
+    from leadq.models.review import call_gain_by_tier
+
+    # Who gains from a call (issue 29): the review's rows, shown under the period's figures.
+    window["figures"]["call_gain"] = call_gain_by_tier(
+        window["matured"], min_group=setting(params, "lift.min_group_leads", int),
+        confidence=setting(params, "lift.confidence", float))
     return window
 
 

@@ -61,6 +61,11 @@ def compute_review(window: dict, tables, params: dict, *, history: list[dict],
                                                   campaign=shown(before, camp_col))
     reasons = rv.rejection_reasons(recent, fb)
     realised = rv.realised_conversion(matured)
+    from leadq.settings import setting
+
+    call_gain = rv.call_gain_by_tier(
+        matured, min_group=setting(params, "lift.min_group_leads", int),
+        confidence=setting(params, "lift.confidence", float))
     wins = 0
     if tables.deals is not None and len(tables.deals):
         d = tables.deals
@@ -105,6 +110,7 @@ def compute_review(window: dict, tables, params: dict, *, history: list[dict],
         "flagged": flagged,
         "rejection_reasons": reasons.to_dict("records"),
         "realised": realised,
+        "call_gain": call_gain,
         "goal": goal,
         "bars": bars,
         "drift": drift,

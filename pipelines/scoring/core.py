@@ -32,6 +32,16 @@ def score_leads(
     from leadq.models.routing import route
     from leadq.pipelines.params.loader import agreement_of
 
+    agreement = agreement_of(params)
+    if agreement.route_by != "probability":
+        from leadq.errors import ConfigError
+
+        # Refused rather than quietly routing by score: the agreement promised something else.
+        raise ConfigError("agreement.route_by: call_value needs an uplift model registered "
+                          "beside the champion and a bar on the call's value, which scoring "
+                          "cannot apply yet (it writes the per-lead uplift column only); set "
+                          "agreement.route_by: probability to score (`leadq lift` compares "
+                          "both policies)")
     id_col = params["data"]["leads"]["id"]
     rows = leads[raw_input_columns(params)]
     # With reasons, the model's feature steps run once for both the scores and the reasons
@@ -44,7 +54,7 @@ def score_leads(
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
               explore_rate=setting(params, "scoring.explore_rate", float),
-              hashes=id_hashes, holdout_rate=agreement_of(params).holdout_rate)
+              hashes=id_hashes, holdout_rate=agreement.holdout_rate)
     out = pd.DataFrame({
         id_col: ids,
         "score": r["score"],
@@ -62,6 +72,9 @@ def score_leads(
         "propensity": r["propensity"],
         "holdout": r["holdout"],
     })
+    if getattr(model, "uplift", None) is not None:
+        # What a call adds to this lead's chance (the registered uplift model, issue 29).
+        out["uplift"] = model.uplift.predict(rows)
     if explain:
         from leadq.pipelines.scoring.reasons import reason_columns
 

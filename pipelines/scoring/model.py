@@ -28,6 +28,9 @@ class ScoringModel:
     threshold_version: str = "0"
     cutoffs: tuple[float, float, float] | None = None
     correction: Any = None  # leadq.models.prior_shift.Correction, or None for raw scores
+    # The uplift model registered for this version (leadq lift --fit-uplift), or None.
+    uplift: Any = None
+    uplift_version: str | None = None
 
     def encode(self, rows: pd.DataFrame) -> Any:
         """The rows through the model's steps before its estimator, for `predict_proba` and
@@ -160,6 +163,9 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
     scoring = ScoringModel(pyfunc=model, uri=uri, version=version, threshold=threshold, tags=tags)
     if mv is not None:
         _apply_threshold_version(scoring, mlflow.MlflowClient(), mv.name, tags)
+        from leadq.pipelines.tracking.uplift import load_uplift
+
+        scoring.uplift, scoring.uplift_version = load_uplift(params, scoring.version)
     return scoring
 
 

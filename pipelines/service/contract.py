@@ -131,7 +131,11 @@ def answer_schema(params: dict) -> dict:
     if explain:
         props["reasons_positive"] = {"type": ["string", "null"]}
         props["reasons_negative"] = {"type": ["string", "null"]}
-    return {"type": "object", "properties": props, "required": list(props)}
+    required = list(props)
+    # Only when an uplift model is registered for the model served (leadq lift --fit-uplift).
+    props["uplift"] = {"type": "number", "minimum": -1, "maximum": 1,
+                       "description": "What a sales call adds to P(convert) for this lead"}
+    return {"type": "object", "properties": props, "required": required}
 
 
 def openapi_schema(app: Any, params: dict, reference: dict | None) -> dict:

@@ -12,9 +12,11 @@ chunk sizes, and 10M-row lead tables can be streamed in constant memory.
 
 What a sales call changes is known too (``truth.p_called`` / ``p_not_called``,
 :func:`probability_without_call`): the recorded history is one in which sales works the leads,
-so ``true_probability`` is the chance *with* a call; without one each persona keeps a different
-share of it (persuadables lose most, sure things almost nothing, lost causes have nothing to
-lose). The observed tables are unchanged by it: an experiment that withholds calls draws its
+so ``true_probability`` is the chance *with* a call; without one the lead loses what the call
+adds for its company size, seniority and demo request (:func:`call_effect`): persuadables lose
+most, sure things (many of the best-scored leads asked for a demo) almost nothing, lost causes
+have little to lose, and do-not-disturbs do better without the call (:func:`call_response`).
+The observed tables are unchanged by it: an experiment that withholds calls draws its
 outcomes from these two columns.
 """
 
@@ -38,6 +40,8 @@ __all__ = [
     "SOURCES",
     "generate_crm",
     "iter_lead_chunks",
+    "call_effect",
+    "call_response",
     "probability_without_call",
     "seniority_level",
     "true_probability",
@@ -56,14 +60,27 @@ PERSONAS: tuple[str, ...] = (
 )
 _STUDENT = PERSONAS.index("student")
 
-# --- what a sales call changes, per persona (issue 29) -------------------------------------
-# The logit of P(won) drops by this much when nobody calls: finance directors and small-business
-# owners buy when someone walks them through it (persuadables), enterprise IT buys through its
-# own procurement either way (sure things), students never buy (lost causes).
-_CALL_LOGIT = np.array([1.6, 0.1, 0.6, 1.1, 0.0])
-CALL_RESPONSE: tuple[str, ...] = (
-    "persuadable", "sure_thing", "persuadable", "persuadable", "lost_cause",
-)
+# --- what a sales call changes (issue 29) -----------------------------------------------------
+# What a call adds to the logit of P(won), from columns the lead shows at its MQL moment, so a
+# model of randomised outcomes can learn it. Small and mid-sized companies buy when someone
+# walks them through it; large ones buy through their own procurement, where an unasked-for
+# call does nothing or puts them off a little (do-not-disturbs). Decision-makers respond to a
+# call more than juniors. A lead who asked for a demo has already decided: the call adds much
+# less, and these hand-raisers are among the best-scored leads, so the top of a score ranking
+# holds many leads who would buy anyway (sure things).
+_CALL_INTERCEPT = 2.6
+_CALL_PER_LOG_EMPLOYEE = -0.35   # per unit of ln(employees); missing: as at _CALL_EMP_MISSING
+_CALL_EMP_MISSING = 60.0
+_CALL_PER_SENIORITY = 0.3        # per seniority level above 2 (manager); missing as level 2
+_CALL_DEMO = -1.5
+_CALL_FLOOR = -0.3               # the most a call can put a lead off
+CALL_RESPONSE: tuple[str, ...] = ("persuadable", "sure_thing", "lost_cause", "do_not_disturb")
+# A persuadable gains at least _PERSUADABLE_GAIN from a call, a do-not-disturb loses at least
+# _DISTURBED_LOSS; between the two, a lead converting at least _SURE_THING_BASE of the time
+# without a call is a sure thing, and the rest (low either way) are lost causes.
+_PERSUADABLE_GAIN = 0.04
+_DISTURBED_LOSS = 0.01
+_SURE_THING_BASE = 0.1
 
 SOURCES: tuple[str, ...] = (
     "Paid Search", "Organic Search", "Social", "Email", "Referral", "Events", "Direct",
@@ -444,11 +461,40 @@ def true_probability(leads: pd.DataFrame) -> np.ndarray:
     return _sigmoid(logit)
 
 
-def probability_without_call(p_called: np.ndarray, persona: np.ndarray) -> np.ndarray:
+def call_effect(employees: np.ndarray, seniority: np.ndarray,
+                demo_requested: np.ndarray) -> np.ndarray:
+    """What a sales call adds to the logit of P(won within the horizon), per lead, from its
+    employees, seniority level (:func:`seniority_level`) and demo request at the MQL moment."""
+    emp = np.asarray(employees, float)
+    emp = np.where(np.isnan(emp), _CALL_EMP_MISSING, np.maximum(emp, 1.0))
+    level = np.asarray(seniority)
+    level = np.where(level < 0, 2, level)
+    demo = np.nan_to_num(np.asarray(demo_requested, float)) > 0
+    effect = (_CALL_INTERCEPT + _CALL_PER_LOG_EMPLOYEE * np.log(emp)
+              + _CALL_PER_SENIORITY * (level - 2) + _CALL_DEMO * demo)
+    return np.maximum(effect, _CALL_FLOOR)
+
+
+def probability_without_call(p_called: np.ndarray, leads: pd.DataFrame) -> np.ndarray:
     """P(won within the horizon) if sales never calls the lead, from its probability with a
-    call and its persona index (PERSONAS order): the persona's call effect off the logit."""
+    call and its lead row as of the MQL moment: the call effect (:func:`call_effect`) off
+    the logit."""
     p = np.clip(np.asarray(p_called, float), 1e-12, 1 - 1e-12)
-    return _sigmoid(np.log(p) - np.log1p(-p) - _CALL_LOGIT[np.asarray(persona)])
+    effect = call_effect(pd.to_numeric(leads["employees"], errors="coerce").to_numpy(float),
+                         seniority_level(leads["job_title"]),
+                         pd.to_numeric(leads["demo_requested"], errors="coerce").to_numpy())
+    return _sigmoid(np.log(p) - np.log1p(-p) - effect)
+
+
+def call_response(p_called: np.ndarray, p_not_called: np.ndarray) -> np.ndarray:
+    """Each lead's kind (CALL_RESPONSE) from its two true chances: persuadable when the call
+    adds at least 4 points; do-not-disturb when it takes at least 1 point off; otherwise a sure
+    thing when the lead converts at least 10% of the time without a call, else a lost cause."""
+    p1, p0 = np.asarray(p_called, float), np.asarray(p_not_called, float)
+    gain = p1 - p0
+    kind = np.select([gain >= _PERSUADABLE_GAIN, gain <= -_DISTURBED_LOSS,
+                      p0 >= _SURE_THING_BASE], [0, 3, 1], 2)
+    return np.array(CALL_RESPONSE, dtype=object)[kind]
 
 
 # --- calendar ------------------------------------------------------------------------------
@@ -816,6 +862,7 @@ def _generate(n_leads: int, seed: int, start: str, end: str, horizon_days: int,
     for b, lo, hi in blocks:
         leads, persona = _lead_block(cal, seed, b, lo, hi)
         p = true_probability(leads)  # the block still holds the MQL-moment counters here
+        p0 = probability_without_call(p, leads)
         deals, feedback, outcome = _outcome_block(cal, seed, b, leads, p, persona, horizon_days)
         deals["lead_ix"] = deals["lead_ix"] + lo
         events, counters = _activity_block(cal, seed, b, leads, persona, outcome)
@@ -828,10 +875,10 @@ def _generate(n_leads: int, seed: int, start: str, end: str, horizon_days: int,
             "lead_id": leads["lead_id"],
             "true_probability": p,
             "persona": _str_array(np.array(PERSONAS, dtype=object)[persona]),
-            # The history is the called world (above); without a call, per persona.
+            # The history is the called world (above); without a call, per lead.
             "p_called": p,
-            "p_not_called": probability_without_call(p, persona),
-            "call_response": _str_array(np.array(CALL_RESPONSE, dtype=object)[persona]),
+            "p_not_called": p0,
+            "call_response": _str_array(call_response(p, p0)),
         }))
         deal_parts.append(deals)
         fb_parts.append(feedback)
@@ -889,7 +936,8 @@ def generate_crm(n_leads: int, seed: int = 0, *, start: str = "2024-07-01",
     activities are censored. ``truth.true_probability`` is P(won deal within ``horizon_days``)
     from the lead as of its MQL moment (``created_at``); ``p_called`` is the same number (the
     history is one where sales works the leads), ``p_not_called`` the chance without a call
-    and ``call_response`` the persona's kind (persuadable, sure_thing, lost_cause).
+    and ``call_response`` the lead's kind (persuadable, sure_thing, lost_cause,
+    do_not_disturb; :func:`call_response`).
 
     ``activities`` is the event log (activity_id, lead_id, occurred_at, activity_type, value),
     sorted by time: marketing events (web_visit with ``value`` = pages viewed, content_download,

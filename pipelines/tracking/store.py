@@ -23,6 +23,7 @@ TRUSTED_TYPES = frozenset({
     # leadq's own steps
     "leadq.features.transform.LeadFeatures",
     "leadq.models.factories.signed_log1p",
+    "leadq.models.uplift.CallUplift",  # the registered uplift model (two fitted pipelines)
     # scikit-learn / numpy internals that fitted pipelines hold
     "functools.partial",  # FunctionTransformer's partial(check_array, ...)
     "numpy.dtype",

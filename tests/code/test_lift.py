@@ -179,9 +179,12 @@ def test_estimated_effects_cover_the_synthetic_crms_true_effects():
 
     truth = generate_crm(20000, seed=11)["truth"]
     p1, p0 = truth["p_called"].to_numpy(), truth["p_not_called"].to_numpy()
-    assert (p1 >= p0 - 1e-12).all()
+    # Do-not-disturbs do better without the call; nobody else loses a point by it.
+    dnd = truth["call_response"].eq("do_not_disturb").to_numpy()
+    assert (p0[dnd] >= p1[dnd] + 0.01).all() and (p0[~dnd] < p1[~dnd] + 0.01).all()
     kinds = truth.assign(u=p1 - p0).groupby("call_response")["u"].mean()
-    assert kinds["persuadable"] > 5 * kinds["sure_thing"] > 0 and kinds["lost_cause"] < 1e-9
+    assert kinds["persuadable"] > 5 * kinds["sure_thing"] > 0 > kinds["do_not_disturb"]
+    assert kinds["lost_cause"] < 0.04
     score = truth["true_probability"].to_numpy()
     ids = truth["lead_id"].to_numpy(object)
     rng = np.random.default_rng(0)

@@ -39,8 +39,10 @@ def test_a_model_from_before_the_namespace_says_retrain(tmp_path):
 def test_only_leadq_namespace_types_of_our_own_are_trusted():
     ours = {t for t in TRUSTED_TYPES if t.split(".")[0] in ("features", "models", "pipelines")}
     assert ours == set()
+    # CallUplift: the registered uplift model (issue 29), two fitted pipelines and nothing else.
     assert {t for t in TRUSTED_TYPES if t.startswith("leadq.")} == {
-        "leadq.features.transform.LeadFeatures", "leadq.models.factories.signed_log1p"}
+        "leadq.features.transform.LeadFeatures", "leadq.models.factories.signed_log1p",
+        "leadq.models.uplift.CallUplift"}
 
 
 def test_saving_a_model_with_an_unlisted_function_is_refused():

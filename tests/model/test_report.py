@@ -242,3 +242,27 @@ def test_training_figures_are_matplotlib_and_outside_pyplot():
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         assert buf.getvalue()[:4] == b"\x89PNG"
+
+
+def test_who_gains_from_a_call_is_shown_under_the_period_and_escaped(report_data):
+    """The review's per-tier verdicts (tests/code/test_review_call_gain.py) in the report, under
+    the review period's figures; a group name holding markup stays text."""
+    import dataclasses
+
+    from leadq.pipelines.report import render_html
+
+    period = {"mqls": 40, "sla_hours": 24.0, "within_sla_share": 0.9,
+              "median_hours_to_contact": 3.0, "acceptance_rate": 0.5,
+              "call_gain": [
+                  {"group": "A", "verdict": "anyway", "n_randomised": 900,
+                   "words": "converts about as often without a call (sure things)",
+                   "rate_called": 0.41, "rate_not_called": 0.39, "effect": 0.02,
+                   "low": -0.03, "high": 0.07, "n_called": 700, "n_not_called": 200},
+                  {"group": SCRIPT, "verdict": "too_few", "n_randomised": 30,
+                   "words": "not enough randomised leads yet", "more_leads": 1200}]}
+    rep = dataclasses.replace(report_data, health={**report_data.health, "period": period})
+    html = render_html(rep)
+    assert "Who gains from a call" in html
+    assert "converts about as often without a call (sure things)" in html
+    assert "+2.0 points (-3.0 to +7.0)" in html and "1,200 more needed" in html
+    assert "<script" not in html.lower()
