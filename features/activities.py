@@ -6,12 +6,16 @@ lead converted, and a new lead is scored on the few events it has so far. Here e
 an aggregate of the events strictly before the lead's cut-off: its MQL moment for training and
 evaluation, the earlier of that moment and the scoring time when scoring.
 
-One SQL text computes them (`aggregation_sql`), written in the subset DuckDB and Spark SQL share
-(epoch seconds as numbers, CASE, COUNT DISTINCT), so the pandas engine, `leadq serve` and the
-Spark engine run the same aggregation. It reads two relations:
+One SQL text defines them (`aggregation_sql`), written in the subset DuckDB and Spark SQL share
+(epoch seconds as numbers, CASE, COUNT DISTINCT), so the pandas engine and the Spark engine run
+the same aggregation. It reads two relations:
 
   events(ev_lead, ev_t, ev_type, ev_value)   ev_t in epoch seconds, ev_type a `type_key`
   cutoffs(c_pos, c_lead, c_cut)              one row per lead to score, c_cut in epoch seconds
+
+A few leads at a time (`leadq serve`'s requests) are aggregated by `few_leads`, the same rule
+term by term in NumPy on those leads' own events (a query's fixed cost in DuckDB was most of a
+request's time); tests/code/test_activity_few_leads.py holds it to the SQL's exact output.
 
 This module is pure: DuckDB runs here on frames in memory; reading the log is pipelines/io.
 """
