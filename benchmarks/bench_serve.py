@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ class Client:
         self.port = port
         self.jobs: queue.Queue = queue.Queue()
         self.results: list[tuple[float, float, int]] = []
+        self.error_kinds: Counter = Counter()  # what each error was: an HTTP status or exception
         self._lock = threading.Lock()
         self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
         for w in self.workers:
@@ -87,6 +89,7 @@ class Client:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         while (job := self.jobs.get()) is not None:
             scheduled, body = job
+            kind = None
             try:
                 conn.request("POST", "/v1/score", body=body,
                              headers={"Content-Type": "application/json"})
@@ -96,12 +99,16 @@ class Client:
                 # A 503 must tell the client when to come back.
                 if status == 503 and not (resp.getheader("Retry-After") or "").isdigit():
                     status = -503
-            except (OSError, http.client.HTTPException):
+                if status not in (200, 503):
+                    kind = f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                status = 0
+                status, kind = 0, type(exc).__name__
             with self._lock:
                 self.results.append((scheduled, time.perf_counter(), status))
+                if kind is not None:
+                    self.error_kinds[kind] += 1
 
     def send(self, scheduled: float, body: bytes) -> None:
         self.jobs.put((scheduled, body))
@@ -145,12 +152,17 @@ def run_rate(port: int, bodies: list[bytes], rate: float, seconds: float) -> dic
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
             "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
             "answered_p99_ms": float(np.percentile(answered, 99)) if len(answered) else None,
-            "load_average": load_average()}
+            "error_kinds": dict(client.error_kinds), "load_average": load_average()}
 
 
-def sequential(port: int, bodies: list[bytes], n: int) -> dict:
-    """One client, one lead at a time: the service's own latency, no queueing."""
+def sequential(port: int, bodies: list[bytes], n: int, pid: int | None = None) -> dict:
+    """One client, one lead at a time: the service's own latency, no queueing, and the server's
+    CPU time per request (the floor of its latency however quiet the machine)."""
+    import psutil
+
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    server = psutil.Process(pid) if pid is not None else None
+    cpu_before = sum(server.cpu_times()[:2]) if server is not None else 0.0
     lat = []
     for i in range(n):
         t = time.perf_counter()
@@ -160,8 +172,10 @@ def sequential(port: int, bodies: list[bytes], n: int) -> dict:
         resp.read()
         assert resp.status == 200, resp.status
         lat.append((time.perf_counter() - t) * 1000)
+    cpu = (sum(server.cpu_times()[:2]) - cpu_before) / n * 1000 if server is not None else None
     return {"requests": n, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)), "load_average": load_average()}
+            "p99_ms": float(np.percentile(lat, 99)), "server_cpu_ms": cpu,
+            "load_average": load_average()}
 
 
 def main() -> None:
@@ -210,7 +224,7 @@ def main() -> None:
         else:
             raise SystemExit("leadq serve did not become ready in 120 s")
         run_rate(port, bodies, 20, 3)  # warm-up
-        results["sequential"] = sequential(port, bodies, 300)
+        results["sequential"] = sequential(port, bodies, 300, proc.pid)
         results["fixed"] = [run_rate(port, bodies, r, args.seconds) for r in (50, 200)]
         sustained, rate = None, 50.0
         while rate <= args.max_rate:
@@ -246,14 +260,18 @@ def main() -> None:
     print(f"\nleadq serve on 127.0.0.1, {args.workers} worker(s), {os.cpu_count()} cores, "
           "reasons on")
     q = results["sequential"]
-    print(f"sequential single leads: p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms "
-          f"(load average {q['load_average']:.2f})")
+    print(f"sequential single leads: p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms, "
+          f"server CPU {q['server_cpu_ms']:.1f} ms a request (load average "
+          f"{q['load_average']:.2f})")
     print("| load | requests | 200 | 503 | errors | p50 ms | p95 ms | p99 ms | load avg |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in [*results["fixed"], results["overload"]]:
         print(f"| {r['rate']:.0f} req/s | {r['requests']} | {r['ok']} | {r['shed_503']} | "
               f"{r['errors']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
               f"{r['load_average']:.2f} |")
+    for r in [*results["fixed"], results["overload"]]:
+        if r["error_kinds"]:
+            print(f"errors at {r['rate']:.0f} req/s: {r['error_kinds']}")
     o = results["overload"]
     answered = "n/a" if o["answered_p99_ms"] is None else f"{o['answered_p99_ms']:.1f} ms"
     print(f"overload at {o['rate']:.0f} req/s: {o['shed_503']} shed with 503 + Retry-After, "

@@ -6,12 +6,16 @@ lead converted, and a new lead is scored on the few events it has so far. Here e
 an aggregate of the events strictly before the lead's cut-off: its MQL moment for training and
 evaluation, the earlier of that moment and the scoring time when scoring.
 
-One SQL text computes them (`aggregation_sql`), written in the subset DuckDB and Spark SQL share
-(epoch seconds as numbers, CASE, COUNT DISTINCT), so the pandas engine, `leadq serve` and the
-Spark engine run the same aggregation. It reads two relations:
+One SQL text defines them (`aggregation_sql`), written in the subset DuckDB and Spark SQL share
+(epoch seconds as numbers, CASE, COUNT DISTINCT), so the pandas engine and the Spark engine run
+the same aggregation. It reads two relations:
 
   events(ev_lead, ev_t, ev_type, ev_value)   ev_t in epoch seconds, ev_type a `type_key`
   cutoffs(c_pos, c_lead, c_cut)              one row per lead to score, c_cut in epoch seconds
+
+A few leads at a time (`leadq serve`'s requests) are aggregated by `few_leads`, the same rule
+term by term in NumPy on those leads' own events (a query's fixed cost in DuckDB was most of a
+request's time); tests/code/test_activity_few_leads.py holds it to the SQL's exact output.
 
 This module is pure: DuckDB runs here on frames in memory; reading the log is pipelines/io.
 """
@@ -226,6 +230,7 @@ def cutoff_seconds(created: pd.Series, spec: ActivitySpec,
 
 
 SMALL_BATCH = 2_000  # leads: fewer look their events up by binary search in a sorted log
+FEW_LEADS = 64  # leads: fewer are aggregated in NumPy on their own events (`leadq serve`)
 
 
 def events_of(events: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
@@ -247,7 +252,10 @@ def point_in_time(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
     one row per lead in the same order and index. `events` has ev_lead, ev_t, ev_type and
     ev_value (see the module docstring). A lead without events gets zero counts and missing
     days-since."""
-    if events.attrs.get("sorted_by_lead") and len(leads) <= SMALL_BATCH:
+    sorted_log = bool(events.attrs.get("sorted_by_lead"))
+    if sorted_log and len(leads) <= FEW_LEADS:
+        return few_leads(events, leads, cut, spec)
+    if sorted_log and len(leads) <= SMALL_BATCH:
         events = events_of(events, leads)
     cutoffs = pd.DataFrame({"c_pos": np.arange(len(leads), dtype=np.int64),
                             "c_lead": leads.astype("string").str.strip().to_numpy(dtype=object),
@@ -261,6 +269,67 @@ def point_in_time(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
         con.unregister("events")
         con.unregister("cutoffs")
     return shape_features(out, spec, leads.index)
+
+
+def few_leads(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
+              spec: ActivitySpec) -> pd.DataFrame:
+    """`aggregation_sql` for a few leads, in NumPy on their own events of a log sorted by
+    ev_lead: what `leadq serve` runs per request, where DuckDB's fixed cost per query (~6 ms)
+    was most of a lead's time. The same rule, term by term: events of the lead strictly before
+    its cut-off, of a listed type; window counts `ev_t >= cut - days * 86400`; days since =
+    (cut - latest) / 86400; a missing value counts as 0. tests/code/test_activity_few_leads.py
+    holds it to the SQL's exact output, and the service's answers to `leadq score`'s."""
+    lead = events["ev_lead"].to_numpy()
+    n = len(leads)
+    ids = leads.astype("string").str.strip().to_numpy(dtype=object, na_value=None)
+    cut = np.asarray(cut, dtype=float)
+    lo = np.zeros(n, dtype=np.int64)
+    hi = np.zeros(n, dtype=np.int64)
+    known = np.array([i is not None for i in ids], dtype=bool)
+    if known.any():
+        wanted = ids[known]
+        lo[known] = np.searchsorted(lead, wanted, side="left")
+        hi[known] = np.searchsorted(lead, wanted, side="right")
+    owner = np.repeat(np.arange(n), hi - lo)  # each picked event's row (one per cut-off row)
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)] or
+                          [np.array([], dtype=np.int64)]).astype(np.int64)
+    # Rows taken before any conversion: the whole column of an Arrow-backed frame as Python
+    # objects would cost more than the rest of a request.
+    t = np.asarray(events["ev_t"].array.take(rows), dtype=float)
+    kind = np.asarray(events["ev_type"].array.take(rows), dtype=object)
+    value = np.asarray(events["ev_value"].array.take(rows), dtype=float)
+    c = cut[owner]
+    # The join's condition: strictly before the cut-off (NaN on either side: no match), and a
+    # listed type.
+    keep = (t < c) & np.isin(kind, np.array(spec.types, dtype=object))
+    owner, t, kind, value, c = owner[keep], t[keep], kind[keep], value[keep], c[keep]
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(owner[mask], minlength=n).astype(np.float64)
+
+    def latest(mask: np.ndarray) -> np.ndarray:
+        out = np.full(n, -np.inf)
+        np.maximum.at(out, owner[mask], t[mask])
+        return np.where(np.isfinite(out), out, np.nan)  # no event: NULL, as MAX of none
+
+    of_type = {k: kind == k for k in spec.types}
+    last = {k: latest(of_type[k]) for k in spec.types}
+    feats: dict[str, np.ndarray] = {}
+    for k in spec.types:
+        for w in spec.windows:
+            feats[f"{PREFIX}{k}_{w}d"] = count(of_type[k] & (t >= c - w * DAY_SECONDS))
+    for k in spec.types:
+        feats[f"{PREFIX}{k}_days_since"] = (cut - last[k]) / DAY_SECONDS
+    longest = spec.windows[-1] * DAY_SECONDS
+    for k in spec.value_types:
+        m = of_type[k] & (t >= c - longest)
+        feats[f"{PREFIX}{k}_value_{spec.windows[-1]}d"] = np.bincount(
+            owner[m], weights=np.nan_to_num(value[m], nan=0.0), minlength=n).astype(np.float64)
+    feats[f"{PREFIX}days_since_last"] = (cut - latest(np.ones(len(t), dtype=bool))) / DAY_SECONDS
+    feats[f"{PREFIX}distinct_types"] = np.sum([~np.isnan(last[k]) for k in spec.types],
+                                              axis=0).astype(np.float64)
+    return pd.DataFrame({name: feats[name] for name in spec.feature_names()},
+                        index=leads.index)
 
 
 _local = threading.local()
