@@ -83,7 +83,7 @@ def engine_for(url: str):
         # The write-behind thread inserts, the main thread commits: one connection, two threads.
         connect_args["check_same_thread"] = False
     try:
-        return create_engine(parsed, hide_parameters=True, connect_args=connect_args)
+        engine = create_engine(parsed, hide_parameters=True, connect_args=connect_args)
     except NoSuchModuleError as exc:
         raise BadInputError(f"{safe_url(url)}: SQLAlchemy has no dialect "
                             f"{parsed.drivername!r}") from exc
@@ -92,6 +92,24 @@ def engine_for(url: str):
             "postgresql" else ""
         raise BadInputError(f"{safe_url(url)}: the database driver {exc.name!r} is not "
                             f"installed{extra}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        _transactional_sqlite(engine)
+    return engine
+
+
+def _transactional_sqlite(engine) -> None:
+    """Python's sqlite3 commits before a CREATE TABLE on its own, so a failed first run would
+    leave an empty scores table: let SQLAlchemy emit BEGIN itself (SQLAlchemy's documented
+    recipe for pysqlite)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
 
 
 def _db_error(url: str, exc: Exception, what: str, setting: str | None = None) -> LeadqError:
