@@ -222,8 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("score", help="score a leads file with the champion model")
-    p.add_argument("--input", required=True, help="leads file (.csv or .parquet)")
-    p.add_argument("--output", required=True, help="scores file (.csv or .parquet)")
+    p.add_argument("--input", required=True,
+                   help="leads file (.csv or .parquet), or a database URL (postgresql://user@"
+                        "host/db): params database.leads_table or leads_query is read")
+    p.add_argument("--output", required=True,
+                   help="scores file (.csv or .parquet), or a database URL: scores are "
+                        "upserted into params database.scores_table in one transaction")
     p.add_argument("--model-uri", default=None,
                    help="MLflow model URI (default models:/<name>@champion)")
     p.add_argument("--engine", choices=["pandas", "spark"], default="pandas",
