@@ -18,6 +18,7 @@ from leadq.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    BadInputError,
     LeadqError,
 )
 
@@ -52,6 +53,11 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 def cmd_score(args: argparse.Namespace) -> dict:
     if getattr(args, "engine", "pandas") == "spark":
+        from leadq.pipelines.io.database import is_database_url
+
+        if is_database_url(args.input) or is_database_url(args.output):
+            raise BadInputError("--engine spark reads and writes files only: score a "
+                                "database table with the pandas engine (leave out --engine)")
         from leadq.pipelines.scoring.spark import main_spark
 
         return main_spark(args.input, args.output, model_uri=args.model_uri,

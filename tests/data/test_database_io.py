@@ -143,3 +143,11 @@ def test_database_params_are_checked(tmp_path):
     path.write_text("database:\n  scores_table: [a, b]\n")
     with pytest.raises(ConfigError, match="database.scores_table"):
         load_params(path)
+
+
+def test_the_spark_engine_refuses_a_database_url(capsys):
+    from leadq.pipelines.cli import main as cli
+
+    code = cli(["score", "--engine", "spark", "--input", "postgresql://u@h/db",
+                "--output", "scores/"])
+    assert code == 2 and "pandas engine" in capsys.readouterr().err
