@@ -45,7 +45,8 @@ SECRET = "n0t-for-logs"  # a password in the URL (the server trusts loopback and
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory, small_crm):
     """A PostgreSQL server whose `leads` table is the synthetic CRM's leads, typed as a
-    warehouse would hold them (created_at a timestamp), a few of them without created_at."""
+    warehouse would hold them (created_at a timestamp), a few of them without created_at, on a
+    database whose sessions show dates day first (DateStyle SQL, DMY)."""
     from sqlalchemy import create_engine
 
     pg = start_postgres(BINDIR)
@@ -58,6 +59,8 @@ def warehouse(tmp_path_factory, small_crm):
         with engine.begin() as conn:
             leads.to_sql("leads", conn, index=False)
             leads.drop(columns=["source"]).to_sql("leads_without_source", conn, index=False)
+            # a server whose sessions write dates day first: leadq must still read ISO dates
+            conn.exec_driver_sql(f"ALTER DATABASE {PG_DB} SET datestyle TO 'SQL, DMY'")
         engine.dispose()
         yield {"pg": pg, "url": url, "leads": leads,
                "dir": tmp_path_factory.mktemp("warehouse")}
