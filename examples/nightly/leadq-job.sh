@@ -3,6 +3,7 @@
 #
 #   leadq-job.sh score        score the night's leads (nightly)
 #   leadq-job.sh recalibrate  move the MQL bar on the scored leads' outcomes (weekly)
+#   leadq-job.sh JOB ARGS…    the same, with more of leadq's options (e.g. --as-of 2026-06-30)
 #
 # Settings come from the environment (a crontab's variable lines, a systemd EnvironmentFile):
 #   LEADQ_PARAMS              params.yaml of the job (required; its folder holds leadq-out/)
@@ -25,6 +26,7 @@
 set -uo pipefail
 
 job="${1:-}"
+shift || true
 case "$job" in
     score|recalibrate) ;;
     *) echo "usage: $0 score|recalibrate" >&2; exit 64 ;;
@@ -43,9 +45,9 @@ if [ "$job" = score ]; then
         output="$LEADQ_SCORES_DIR/scores-$(date -u +%F).parquet"
     fi
     args+=(score --input "$LEADQ_INPUT" --output "$output"
-           --max-rejected-share "${LEADQ_MAX_REJECTED_SHARE:-0.02}" --params "$LEADQ_PARAMS")
+           --max-rejected-share "${LEADQ_MAX_REJECTED_SHARE:-0.02}" --params "$LEADQ_PARAMS" "$@")
 else
-    args+=(recalibrate --params "$LEADQ_PARAMS")
+    args+=(recalibrate --params "$LEADQ_PARAMS" "$@")
 fi
 
 alert() {
