@@ -280,7 +280,7 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
                     sql = source.sql(conn)
                     columns = list(conn.execute(text(
                         f"SELECT * FROM ({sql}) AS leadq_q WHERE 1 = 0")).keys())
-                    frames = _copy_frames(conn, sql, columns, size)
+                    frames = _copy_frames(conn, sql, columns, size, source.label)
                 else:
                     streamed = conn.execution_options(stream_results=True,
                                                       max_row_buffer=size)
@@ -304,7 +304,8 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
         engine.dispose()
 
 
-def _copy_frames(conn, sql: str, columns: list[str], size: int) -> Iterator[pd.DataFrame]:
+def _copy_frames(conn, sql: str, columns: list[str], size: int,
+                 label: str) -> Iterator[pd.DataFrame]:
     """`COPY (sql) TO STDOUT` through a pipe into pyarrow's streaming CSV reader, in frames
     of `size` rows of text (NULL → missing, an empty text → "")."""
     import os
@@ -350,8 +351,10 @@ def _copy_frames(conn, sql: str, columns: list[str], size: int) -> Iterator[pd.D
                 rest = table.slice(size)
                 pending, have = rest.to_batches(), rest.num_rows
         worker.join()
-        if failed:
-            raise failed[0]
+        if failed:  # the server went away or cancelled the read: worth a retry (exit 1)
+            first = (str(failed[0]).strip().splitlines() or [type(failed[0]).__name__])[0]
+            raise LeadqError(f"{label}: reading stopped: {first} (a retry may succeed)"
+                             ) from failed[0]
         if have:
             yield pa.Table.from_batches(pending).to_pandas()
     finally:
