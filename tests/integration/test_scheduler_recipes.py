@@ -108,7 +108,11 @@ def test_the_crontab_lines_are_valid_and_the_score_line_runs_the_nightly_job(nig
     command = score.replace(INSTALLED, f"{EXAMPLES}/").replace("/srv/leadq/log/",
                                                                f"{nightly['logs']}/")
     before = sorted(nightly["export"].iterdir())
-    proc = subprocess.run([env["SHELL"], "-c", command], env=job_env(nightly),
+    # the crontab's own settings, but this checkout's leadq and the test's folders
+    run_env = job_env(nightly)
+    run_env.update({k: v for k, v in env.items()
+                    if k in ("CRON_TZ", "LEADQ_MAX_REJECTED_SHARE", "LEADQ_ALERT_CMD")})
+    proc = subprocess.run([env["SHELL"], "-c", command], env=run_env,
                           capture_output=True, text=True, timeout=600)
     log = (nightly["logs"] / "score.log").read_text()
     assert proc.returncode == 0, log[-3000:]
