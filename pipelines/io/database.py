@@ -280,7 +280,7 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
                     sql = source.sql(conn)
                     columns = list(conn.execute(text(
                         f"SELECT * FROM ({sql}) AS leadq_q WHERE 1 = 0")).keys())
-                    frames = _copy_frames(conn, sql, columns, size, source.label)
+                    frames = _copy_frames(conn, sql, columns, size, source)
                 else:
                     streamed = conn.execution_options(stream_results=True,
                                                       max_row_buffer=size)
@@ -305,7 +305,7 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
 
 
 def _copy_frames(conn, sql: str, columns: list[str], size: int,
-                 label: str) -> Iterator[pd.DataFrame]:
+                 source: Source) -> Iterator[pd.DataFrame]:
     """`COPY (sql) TO STDOUT` through a pipe into pyarrow's streaming CSV reader, in frames
     of `size` rows of text (NULL → missing, an empty text → "")."""
     import os
@@ -333,33 +333,61 @@ def _copy_frames(conn, sql: str, columns: list[str], size: int,
     worker = threading.Thread(target=produce, name="leadq-copy", daemon=True)
     worker.start()
     try:
-        stream = pacsv.open_csv(
-            reader,
-            read_options=pacsv.ReadOptions(column_names=columns, block_size=1 << 22),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
-                quoted_strings_can_be_null=False))
+        try:
+            stream = pacsv.open_csv(
+                reader,
+                read_options=pacsv.ReadOptions(column_names=columns, block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
+                    quoted_strings_can_be_null=False))
+        except pa.ArrowInvalid:  # nothing was sent: no rows, or the query failed at once
+            worker.join()
+            if failed:
+                raise _stopped(source, failed[0]) from failed[0]
+            return
         pending: list = []
         have = 0
-        for batch in stream:
-            pending.append(batch)
-            have += batch.num_rows
-            while have >= size:
-                table = pa.Table.from_batches(pending)
-                yield table.slice(0, size).to_pandas()
-                rest = table.slice(size)
-                pending, have = rest.to_batches(), rest.num_rows
+        try:
+            for batch in stream:
+                pending.append(batch)
+                have += batch.num_rows
+                while have >= size:
+                    table = pa.Table.from_batches(pending)
+                    yield table.slice(0, size).to_pandas()
+                    rest = table.slice(size)
+                    pending, have = rest.to_batches(), rest.num_rows
+        except (pa.ArrowInvalid, OSError):
+            worker.join()
+            if failed:  # the server stopped mid-row: its reason, not the parser's
+                raise _stopped(source, failed[0]) from failed[0]
+            raise
         worker.join()
-        if failed:  # the server went away or cancelled the read: worth a retry (exit 1)
-            first = (str(failed[0]).strip().splitlines() or [type(failed[0]).__name__])[0]
-            raise LeadqError(f"{label}: reading stopped: {first} (a retry may succeed)"
-                             ) from failed[0]
+        if failed:
+            raise _stopped(source, failed[0]) from failed[0]
         if have:
             yield pa.Table.from_batches(pending).to_pandas()
     finally:
         reader.close()
         worker.join()
+
+
+# SQLSTATE classes of a server or connection in trouble, not of a wrong query: connection
+# exception, operator intervention (shutdown, cancel), insufficient resources, transaction
+# rollback, system error, internal error.
+_TRANSIENT_SQLSTATES = ("08", "57", "53", "40", "58", "XX")
+
+
+def _stopped(source: Source, exc: BaseException) -> LeadqError:
+    """A read that failed part way: a query the server refused on some row (a division by
+    zero, a bad cast) is bad input (exit 2) naming the setting; a server or connection in
+    trouble is worth a retry (exit 1)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    state = getattr(exc, "pgcode", None) or ""
+    if state and not state.startswith(_TRANSIENT_SQLSTATES):
+        return BadInputError(f"{source.label}: reading stopped: {first} (check "
+                             f"{source.setting})")
+    return LeadqError(f"{source.label}: reading stopped: {first} (a retry may succeed)")
 
 
 # --------------------------------------------------------------------------- the sink

@@ -247,3 +247,34 @@ def test_a_missing_table_or_column_is_exit_2_naming_it(warehouse, trained_store,
     assert code == 2 and "narrow_scores" in err and "'is_mql'" in err, err
     assert table_rows(w["url"], "narrow_scores") == []
     assert SECRET not in err
+
+
+def test_a_query_failing_on_its_last_rows_is_exit_2_and_changes_nothing(warehouse,
+                                                                         trained_store,
+                                                                         tmp_path):
+    """The server refuses a row deep into the stream (after whole chunks were scored and
+    staged): the run names the setting, publishes no quarantine and leaves the table as it
+    was."""
+    w = warehouse
+    uri = ["--model-uri", f"models:/leadq/{trained_store['summary']['version']}"]
+    params = db_params(trained_store, tmp_path, scores_table="late_failure")
+    assert run_cli(score_argv(w, params, *uri))[0] == 0
+    before = table_rows(w["url"], "late_failure")
+    last = w["leads"]["lead_id"].iloc[-1]
+    params = db_params(trained_store, tmp_path / "boom", scores_table="late_failure",
+                       leads_query="SELECT *, 1 / (CASE WHEN lead_id = '" + last
+                       + "' THEN 0 ELSE 1 END) AS boom FROM leads")
+    code, _, err = run_cli(score_argv(w, params, *uri, "--chunk-size", "500"))
+    assert code == 2 and "division by zero" in err and "database.leads_query" in err, err
+    assert table_rows(w["url"], "late_failure") == before
+    assert not list((tmp_path / "boom").rglob("*.rejected.csv"))
+    # a query failing before its first row, and one with no rows at all
+    params = db_params(trained_store, tmp_path / "first", scores_table="late_failure",
+                       leads_query="SELECT *, 1 / 0 AS boom FROM leads")
+    code, _, err = run_cli(score_argv(w, params, *uri))
+    assert code == 2 and "division by zero" in err, err
+    params = db_params(trained_store, tmp_path / "none", scores_table="late_failure",
+                       leads_query="SELECT * FROM leads WHERE false")
+    code, _, err = run_cli(score_argv(w, params, *uri))
+    assert code == 2 and "empty" in err, err
+    assert table_rows(w["url"], "late_failure") == before
