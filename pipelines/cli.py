@@ -18,6 +18,7 @@ from leadq.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    BadInputError,
     LeadqError,
 )
 
@@ -52,6 +53,11 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 def cmd_score(args: argparse.Namespace) -> dict:
     if getattr(args, "engine", "pandas") == "spark":
+        from leadq.pipelines.io.database import is_database_url
+
+        if is_database_url(args.input) or is_database_url(args.output):
+            raise BadInputError("--engine spark reads and writes files only: score a "
+                                "database table with the pandas engine (leave out --engine)")
         from leadq.pipelines.scoring.spark import main_spark
 
         return main_spark(args.input, args.output, model_uri=args.model_uri,
@@ -223,8 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("score", help="score a leads file with the champion model")
-    p.add_argument("--input", required=True, help="leads file (.csv or .parquet)")
-    p.add_argument("--output", required=True, help="scores file (.csv or .parquet)")
+    p.add_argument("--input", required=True,
+                   help="leads file (.csv or .parquet), or a database URL (postgresql://user@"
+                        "host/db): params database.leads_table or leads_query is read")
+    p.add_argument("--output", required=True,
+                   help="scores file (.csv or .parquet), or a database URL: scores are "
+                        "upserted into params database.scores_table in one transaction")
     p.add_argument("--model-uri", default=None,
                    help="MLflow model URI (default models:/<name>@champion)")
     p.add_argument("--engine", choices=["pandas", "spark"], default="pandas",

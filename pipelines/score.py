@@ -22,7 +22,7 @@ from leadq.errors import BadInputError, LeadqError
 from leadq.pipelines.io.files import input_files, output_format, peek_columns, refuse_overwrite
 from leadq.pipelines.io.manifest import record_table
 from leadq.pipelines.io.progress import log, step
-from leadq.pipelines.io.run import record_output
+from leadq.pipelines.io.run import record_output, record_table_output
 from leadq.pipelines.scoring.core import check_and_score
 from leadq.pipelines.scoring.model import load_scoring_model
 
@@ -35,7 +35,13 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     (or in contracts.quarantine_dir), and the accounting (read = scored + rejected, per
     reason) printed and logged. With `max_rejected_share` (default
     scoring.max_rejected_share) a run that refused a larger share of its rows publishes
-    nothing and exits 3."""
+    nothing and exits 3.
+
+    `input_path` / `output_path` may be database URLs (pipelines.io.database): the leads are
+    then read from params database.leads_table (or leads_query), the scores upserted into
+    database.scores_table by (lead id, model_version) in one transaction, and the quarantine
+    and manifest go to contracts.quarantine_dir / outputs.dir, named after the run."""
+    from leadq.pipelines.io import database as db
     from leadq.pipelines.io.quarantine import quarantine_path
     from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.scoring.stream import DEFAULT_CHUNK_SIZE, row_params, score_file
@@ -45,21 +51,38 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     if chunk_size is not None and chunk_size < 1:
         raise BadInputError(f"--chunk-size {chunk_size}: expected a whole number of rows of "
                             "at least 1 (or leave it out: scoring.chunk_size)")
-    output_format(output_path)  # fail on a bad extension before any work
+    source = db.source_for(input_path, params) if db.is_database_url(input_path) else None
+    to_table = db.is_database_url(output_path)
+    if not to_table:
+        output_format(output_path)  # fail on a bad extension before any work
     if max_rejected_share is None:
         max_rejected_share = (params.get("scoring") or {}).get("max_rejected_share")
     elif not 0 <= max_rejected_share <= 1:
         raise BadInputError(f"--max-rejected-share {max_rejected_share}: expected a share "
                             "from 0 to 1 (or leave it out: scoring.max_rejected_share)")
-    rejected_path = quarantine_path(params, output=output_path)
-    refuse_overwrite(_read_paths(input_path, params),
-                     [("scores output", output_path), ("quarantine", rejected_path)])
-    # A file that cannot be read or lacks a column is bad input (exit 2), whatever the model.
-    columns = peek_columns(input_path, params["data"]["leads"], name="leads")
+    if to_table:
+        # Named after the run, in contracts.quarantine_dir or outputs.dir (no file to sit by).
+        scores_table = (params.get("database") or {}).get("scores_table") or "scores"
+        rejected_path = quarantine_path(params, source=scores_table.replace(".", "_"),
+                                        table="leads")
+    else:
+        rejected_path = quarantine_path(params, output=output_path)
+    refuse_overwrite(_read_paths(input_path if source is None else None, params),
+                     ([] if to_table else [("scores output", output_path)])
+                     + [("quarantine", rejected_path)])
+    # A table or file that cannot be read or lacks a column is bad input (exit 2), whatever
+    # the model.
+    if source is None:
+        columns = peek_columns(input_path, params["data"]["leads"], name="leads")
+    else:
+        columns = db.source_columns(source)
     if columns is not None:
         from leadq.features.contracts import check_columns
 
-        check_columns(columns, "leads", params, path=input_path, for_training=False)
+        check_columns(columns, "leads", params,
+                      path=input_path if source is None else source.label, for_training=False)
+    if to_table:
+        _check_scores_table(source, output_path, params)
     require_store(params, model_uri)
     with step("load model"):
         try:
@@ -81,7 +104,11 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     if explain is None:
         from leadq.pipelines.scoring.reasons import explain_by_default
 
-        explain = explain_by_default(input_path, params)
+        if source is None:
+            explain = explain_by_default(input_path, params)
+        else:
+            limit = int((params.get("explain") or {}).get("max_rows", 200_000))
+            explain = db.source_rows(source) <= limit
     mql = [0]
 
     # An export without an id is scored by row: the core reads row numbers as the id.
@@ -102,27 +129,60 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     n_threads = (params.get("scoring") or {}).get("n_threads")
     limit = threadpool_limits(limits=int(n_threads)) if n_threads else contextlib.nullcontext()
     with limit:
-        acct = score_file(Path(input_path), Path(output_path), rejected_path,
+        acct = score_file(input_path if source is not None else Path(input_path),
+                          output_path if to_table else Path(output_path), rejected_path,
                           params, score_batch, chunk_size=chunk_size,
                           max_rejected_share=max_rejected_share)
     record_table(acct, params)
-    record_output(output_path, "scores", rows=acct.used)
+    if to_table:
+        shown = f"{db.safe_url(output_path)} (table {params['database']['scores_table']})"
+        record_table_output(shown, rows=acct.used)
+    else:
+        shown = str(output_path)
+        record_output(output_path, "scores", rows=acct.used)
     print(acct.summary(), file=sys.stderr)
-    summary = {"rows": acct.used, "mql": mql[0], "output": str(output_path),
+    summary = {"rows": acct.used, "mql": mql[0], "output": shown,
                "model_version": model.version, "threshold": model.threshold,
                "threshold_version": model.threshold_version,
                "accounting": acct.as_dict()}
-    log.info("wrote %s: %d leads, %d MQLs (%.1f%%)", output_path, acct.used, mql[0],
+    if to_table:
+        summary["output_table"] = params["database"]["scores_table"]
+    log.info("wrote %s: %d leads, %d MQLs (%.1f%%)", shown, acct.used, mql[0],
              100 * mql[0] / max(acct.used, 1))
     return summary
 
 
-def _read_paths(input_path: str, params: dict) -> list[tuple[str, Path]]:
-    """Every file a score run reads: the leads, the params file and the tables it names
-    (lookups, the activity log), which its outputs must never replace."""
+def _check_scores_table(source, output_url: str, params: dict) -> None:
+    """Before the model is loaded: the scores table is not the table read, the database
+    answers, and an existing scores table can take the upsert (exit 2 naming the table and
+    column otherwise)."""
+    from leadq.pipelines.io import database as db
+
+    sink = db.sink_for(output_url, params, [params["data"]["leads"].get("id") or "",
+                                            "model_version"])
+    if not params["data"]["leads"].get("id"):
+        from leadq.pipelines.scoring.stream import _no_id_for_table
+
+        raise _no_id_for_table()
+    if source is not None and source.table is not None and \
+            db.split_name(source.table) == db.split_name(sink.table) and \
+            db.safe_url(source.url) == db.safe_url(output_url):
+        raise BadInputError(f"{sink.label}: the scores table would replace the leads table "
+                            "this command reads; set database.scores_table to another table "
+                            "(leadq never writes to what it reads)")
+    try:
+        sink.check_target()
+    finally:
+        sink.engine.dispose()
+
+
+def _read_paths(input_path: str | None, params: dict) -> list[tuple[str, Path]]:
+    """Every file a score run reads: the leads (None: a database table), the params file and
+    the tables it names (lookups, the activity log), which its outputs must never replace."""
     from leadq.pipelines.params.loader import resolve_path
 
-    reads = [("leads input", f) for f in input_files(input_path, "leads")]
+    reads = [] if input_path is None else [("leads input", f)
+                                           for f in input_files(input_path, "leads")]
     if params.get("_path"):
         reads.append(("params file", Path(params["_path"])))
     data = params["data"]

@@ -54,6 +54,9 @@ def manifest(run: Run, result: object) -> dict:
             run.outputs[table["quarantine"]]["rows"] = table["rejected"]
     outputs = []
     for entry in run.outputs.values():
+        if entry.get("table"):  # a database table: no file to measure
+            outputs.append(entry)
+            continue
         path = Path(entry["path"])
         if path.is_file():
             outputs.append({**entry, "bytes": path.stat().st_size, "sha256": file_sha256(path)})
@@ -81,12 +84,12 @@ def manifest(run: Run, result: object) -> dict:
 
 
 def manifest_path(run: Run, result: object) -> Path | None:
-    """`<output>.manifest.json` beside the scores for `score`; else
+    """`<output>.manifest.json` beside the scores for `score` (into a file); else
     `<outputs.dir>/<command>-<run id>.manifest.json`. None when the run read no table."""
     if not run.tables or run.params is None:
         return None
     found = result if isinstance(result, dict) else {}
-    if run.command == "score" and found.get("output"):
+    if run.command == "score" and found.get("output") and not found.get("output_table"):
         out = Path(found["output"])
         return out.with_name(f"{out.name}.manifest.json")
     return outputs_dir(run.params) / f"{run.command}-{run.run_id}.manifest.json"

@@ -36,7 +36,7 @@ NULLABLE_SECTIONS = frozenset({"data.deals", "data.feedback"})
 # Keys whose default is not null but for which null means something (documented in defaults).
 NULLABLE_KEYS = frozenset({
     "data.leads.date_format", "data.deals.date_format", "data.feedback.date_format",
-    "train.n_threads", "serve.scoring_log",
+    "train.n_threads", "serve.scoring_log", "database.leads_table",
 })
 # A table section is read only when it names a file; these columns it must then name.
 TABLE_REQUIRED = {"deals": ("lead_id", "closed_at"),
@@ -359,6 +359,7 @@ TEXT_KEYS = frozenset({
     "scoring.model_uri", "recalibration.scores", "recalibration.plan_by",
     "agreement.campaign_column", "agreement.source_column", "data.feedback.rep",
     "review.out", "report.out", "outputs.dir",
+    "database.leads_table", "database.leads_query", "database.scores_table",
 })
 # A params file is a few hundred values; aliases that expand beyond this are a YAML bomb.
 MAX_YAML_NODES = 100_000

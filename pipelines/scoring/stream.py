@@ -267,8 +267,8 @@ def beside(rows: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_file(
-    input_path: Path,
-    output_path: Path,
+    input_path: Path | str,
+    output_path: Path | str,
     quarantine_path: Path,
     params: dict,
     score_batch: Callable[[pd.DataFrame, np.ndarray, np.ndarray], tuple],
@@ -291,36 +291,61 @@ def score_file(
     ROW_COLUMN of running row numbers that stands in for the id (`score_batch` must read
     `row_params(params)`), the output is every good input row as read with the score columns
     beside it, in input order, and the quarantine names rows by that number.
+
+    Either end may be a database URL (pipelines.io.database): the leads are then read from
+    params database.leads_table / leads_query through a server-side cursor, and the scores
+    upserted into database.scores_table in one transaction committed only after the quarantine
+    file is published (a failed commit removes it again), so the pair is still all or nothing.
     """
+    from leadq.pipelines.io import database as db
+
     spec = params["data"]["leads"]
     by_row = not spec.get("id")
     checked = row_params(params) if by_row else params
     idc = id_column("leads", checked)
     rows_seen = 0
-    acct = Accounting(table="leads", path=str(input_path))
+    source = db.source_for(str(input_path), params) if db.is_database_url(input_path) \
+        else None
+    to_table = db.is_database_url(output_path)
+    if source is None:
+        input_path = Path(input_path)
+    label = input_path if source is None else source.label
+    acct = Accounting(table="leads", path=str(label))
     tracker = IdTracker()
     guard = formula_guard(params)
-    refuse_overwrite([("leads input", f) for f in input_files(input_path, "leads")],
-                     [("scores output", output_path), ("quarantine", quarantine_path)])
-    out = ChunkWriter(output_path, formula_guard=guard)
+    reads = [] if source is not None else [("leads input", f)
+                                           for f in input_files(input_path, "leads")]
+    refuse_overwrite(reads, ([] if to_table else [("scores output", output_path)])
+                     + [("quarantine", quarantine_path)])
+    if to_table:
+        if by_row:
+            raise _no_id_for_table()
+        out = db.sink_for(str(output_path), params, [idc, "model_version"])
+    else:
+        out = ChunkWriter(output_path, formula_guard=guard)
     quarantine = QuarantineWriter(quarantine_path, formula_guard=guard)
-    progress = Progress(_row_count(input_path), f"score {input_path.name}")
+    name = input_path.name if source is None else (source.table or "query")
+    progress = Progress(_row_count(input_path) if source is None else None, f"score {name}")
     # Reading the next chunk and writing the last one overlap this chunk's checks and model.
     writes = WriteBehind(out.write)
     first = True
     try:
-        chunks = iter_chunks(input_path, spec, name="leads", chunk_size=chunk_size,
-                             required=required_columns("leads", params, for_training=False))
+        if source is None:
+            chunks = iter_chunks(input_path, spec, name="leads", chunk_size=chunk_size,
+                                 required=required_columns("leads", params,
+                                                           for_training=False))
+        else:
+            chunks = db.iter_source(source, chunk_size)
         for piece in read_ahead(chunks):
             chunk = piece.frame
             if first:
-                check_columns(list(chunk.columns), "leads", params, path=input_path,
+                check_columns(list(chunk.columns), "leads", params, path=label,
                               for_training=False)
                 if by_row and ROW_COLUMN in chunk.columns:
                     from leadq.errors import BadInputError
 
                     raise BadInputError(
-                        f"{input_path}: the leads have a column named {ROW_COLUMN!r}, which "
+                        f"{label}: the leads have a column named {ROW_COLUMN!r}, which "
                         "leadq adds to an export without an id; set data.leads.id")
                 first = False
             if piece.ragged:
@@ -345,16 +370,25 @@ def score_file(
                 writes.put(beside(chunk.loc[~check.bad], scored) if by_row else scored)
             progress.advance(n_read)
         if first:
-            raise_empty(input_path)
-        check_totals("leads", checked, path=input_path, rows=acct.read,
+            raise_empty(label)
+        check_totals("leads", checked, path=label, rows=acct.read,
                      rejected=dict(acct.rejected), duplicate_ids=acct.duplicate_ids,
                      examples=acct.examples)
-        _check_rejected_share(acct, max_rejected_share, input_path)
+        _check_rejected_share(acct, max_rejected_share, label)
         writes.close()
         # Scores and quarantine are published together or not at all: rows refused by this
         # run must never be missing beside scores that were published.
         rejected_tmp, _ = quarantine.move()
-        publish_together([(rejected_tmp, quarantine.path), out.finish()])
+        if to_table:
+            publish_together([(rejected_tmp, quarantine.path)])
+            try:
+                out.commit()
+            except BaseException:
+                if rejected_tmp is not None:
+                    quarantine.path.unlink(missing_ok=True)
+                raise
+        else:
+            publish_together([(rejected_tmp, quarantine.path), out.finish()])
     except BaseException:
         with contextlib.suppress(BaseException):  # the first error is the one to report
             writes.close()
@@ -369,7 +403,15 @@ def score_file(
     return acct
 
 
-def _check_rejected_share(acct: Accounting, limit: float | None, input_path: Path) -> None:
+def _no_id_for_table() -> Exception:
+    from leadq.errors import BadInputError
+
+    return BadInputError("--output is a database table, which is keyed by (lead id, "
+                         "model_version): set data.leads.id to the leads' id column")
+
+
+def _check_rejected_share(acct: Accounting, limit: float | None,
+                          input_path: Path | str) -> None:
     """Stop before publishing when more rows were refused than the scheduler allows."""
     if limit is None or not acct.read:
         return
@@ -384,7 +426,7 @@ def _check_rejected_share(acct: Accounting, limit: float | None, input_path: Pat
             f"{dict(acct.rejected.most_common(5))}")
 
 
-def raise_empty(path: Path) -> None:
+def raise_empty(path: Path | str) -> None:
     from leadq.errors import BadInputError
 
     raise BadInputError(f"{path}: leads file is empty (check: not empty)")

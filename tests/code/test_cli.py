@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-HEAVY = ("mlflow", "great_expectations", "sklearn", "shap", "pyspark", "pandas", "matplotlib")
+HEAVY = ("mlflow", "great_expectations", "sklearn", "shap", "pyspark", "pandas", "matplotlib",
+         "sqlalchemy")
 
 
 def test_help_imports_no_heavy_library():

@@ -1,0 +1,588 @@
+"""A database as `leadq score`'s source and sink (SQLAlchemy; PostgreSQL is the tested dialect).
+
+`--input` and `--output` may be database URLs (`postgresql://user@host:5432/warehouse`); the
+params section `database` names what is read (`leads_table`, or a `leads_query`) and the table
+the scores are upserted into (`scores_table`).
+
+- Reading streams: a server-side cursor hands the rows over `chunk_size` at a time, so memory
+  stays flat however large the table (the same chunked scorer as for files).
+- Writing is one transaction: every chunk goes into a temporary staging table, and only after
+  the last chunk passed the run's checks is the staging table merged into the scores table
+  (INSERT … ON CONFLICT (lead id, model_version) DO UPDATE) and committed. A run that fails,
+  exits 3 or is killed leaves the scores table exactly as it was (an open transaction dies
+  with its connection); a re-run the same night replaces rows instead of adding them.
+- Credentials: the URL's password is never logged, printed or put in a manifest (URLs are
+  shown with `***`). Better still, leave it out of the URL: libpq reads PGPASSWORD or
+  ~/.pgpass (PGPASSFILE), so neither the command line nor `ps` shows it.
+
+SQLAlchemy is imported only when a database URL is used, so `leadq --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from leadq.errors import BadInputError, LeadqError
+
+# dialect[+driver]:// — a Windows path (C:\…) or a relative file never looks like this.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://")
+_FILE_SCHEMES = ("file://", "s3://", "gs://", "hdfs://", "abfs://", "http://", "https://")
+
+
+def is_database_url(value: object) -> bool:
+    """True for a SQLAlchemy database URL (postgresql://…, sqlite:///…, duckdb:///…)."""
+    text = str(value)
+    return bool(_URL.match(text)) and not text.lower().startswith(_FILE_SCHEMES)
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be shown or logged: the password replaced by ***."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL: show only its scheme
+        return url.split("://", 1)[0] + "://***"
+
+
+def _with_driver(url: str):
+    """The parsed URL, with a driver leadq can load: SQLAlchemy 2.1 maps a bare postgresql://
+    to psycopg (3), while leadq's `postgres` extra installs psycopg2."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise BadInputError(f"{safe_url(url)}: not a database URL ({exc}); expected e.g. "
+                            "postgresql://user@host:5432/dbname") from exc
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def engine_for(url: str):
+    """A SQLAlchemy engine for `url`. Statement parameters (lead data) are kept out of error
+    messages, which reach logs."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import NoSuchModuleError
+
+    parsed = _with_driver(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        # The write-behind thread inserts, the main thread commits: one connection, two threads.
+        connect_args["check_same_thread"] = False
+    try:
+        engine = create_engine(parsed, hide_parameters=True, connect_args=connect_args)
+    except NoSuchModuleError as exc:
+        raise BadInputError(f"{safe_url(url)}: SQLAlchemy has no dialect "
+                            f"{parsed.drivername!r}") from exc
+    except ModuleNotFoundError as exc:
+        extra = " (pip install 'leadq[postgres]')" if parsed.get_backend_name() == \
+            "postgresql" else ""
+        raise BadInputError(f"{safe_url(url)}: the database driver {exc.name!r} is not "
+                            f"installed{extra}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        _transactional_sqlite(engine)
+    return engine
+
+
+def _transactional_sqlite(engine) -> None:
+    """Python's sqlite3 commits before a CREATE TABLE on its own, so a failed first run would
+    leave an empty scores table: let SQLAlchemy emit BEGIN itself (SQLAlchemy's documented
+    recipe for pysqlite)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+
+def _db_error(url: str, exc: Exception, what: str, setting: str | None = None) -> LeadqError:
+    """A database error as leadq reports it: the server's own first line (which names the
+    table or column), never the statement's parameters. A refused statement is bad input
+    (exit 2); a connection that failed is worth a retry (exit 1)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    where = f"{safe_url(url)}: {what}: {first}"
+    if isinstance(exc, OperationalError) and not _sqlite_missing(first):
+        return LeadqError(f"{where} (the database could not be reached or failed; a retry "
+                          "may succeed)")
+    if isinstance(exc, ProgrammingError | DBAPIError):
+        fix = f" (check {setting})" if setting else ""
+        return BadInputError(where + fix)
+    return LeadqError(where)
+
+
+def _sqlite_missing(message: str) -> bool:
+    # SQLite reports a missing table or column as an OperationalError.
+    return message.startswith(("no such table", "no such column", "table ", "near "))
+
+
+# --------------------------------------------------------------------------- tables by name
+
+def split_name(name: str) -> tuple[str | None, str]:
+    """`schema.table` → (schema, table); `table` → (None, table)."""
+    schema, _, table = name.rpartition(".")
+    return (schema or None), table
+
+
+def _quoted(conn, name: str) -> str:
+    prep = conn.dialect.identifier_preparer
+    schema, table = split_name(name)
+    return (prep.quote_schema(schema) + "." if schema else "") + prep.quote(table)
+
+
+def _has_table(conn, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    schema, table = split_name(name)
+    return inspect(conn).has_table(table, schema=schema)
+
+
+# --------------------------------------------------------------------------- the source
+
+@dataclass
+class Source:
+    """What `leadq score` reads from a database: a table or a query."""
+
+    url: str
+    table: str | None
+    query: str | None
+
+    @property
+    def label(self) -> str:
+        """How messages, logs and the manifest name it (password hidden)."""
+        what = f"table {self.table}" if self.query is None else "database.leads_query"
+        return f"{safe_url(self.url)} ({what})"
+
+    @property
+    def setting(self) -> str:
+        return "database.leads_query" if self.query is not None else "database.leads_table"
+
+    def sql(self, conn) -> str:
+        if self.query is not None:
+            return self.query.strip().rstrip(";")
+        return f"SELECT * FROM {_quoted(conn, self.table)}"
+
+
+def source_for(url: str, params: dict) -> Source:
+    cfg = params.get("database") or {}
+    query = cfg.get("leads_query")
+    table = cfg.get("leads_table")
+    if not query and not table:
+        raise BadInputError(f"{safe_url(url)}: --input is a database URL but neither "
+                            "database.leads_table nor database.leads_query is set")
+    return Source(url=url, table=None if query else table, query=query or None)
+
+
+def _connect(url: str, engine, what: str):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return engine.connect()
+    except SQLAlchemyError as exc:
+        raise _db_error(url, exc, what) from exc
+
+
+def source_columns(source: Source) -> list[str]:
+    """The source's column names, read without its rows; a missing table or a query the server
+    refuses is bad input (exit 2) naming it."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = engine_for(source.url)
+    try:
+        with _connect(source.url, engine, "cannot connect") as conn:
+            if source.query is None and not _has_table(conn, source.table):
+                raise BadInputError(f"{safe_url(source.url)}: table {source.table!r} does not "
+                                    "exist (set database.leads_table, or database.leads_query)")
+            try:
+                result = conn.execute(text(f"SELECT * FROM ({source.sql(conn)}) AS leadq_q "
+                                           "WHERE 1 = 0"))
+                return list(result.keys())
+            except SQLAlchemyError as exc:
+                raise _db_error(source.url, exc, f"cannot read {source.label}",
+                                source.setting) from exc
+    finally:
+        engine.dispose()
+
+
+def source_rows(source: Source) -> int:
+    """How many rows the source holds (for the progress bar and the --explain default)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = engine_for(source.url)
+    try:
+        with _connect(source.url, engine, "cannot connect") as conn:
+            try:
+                return int(conn.execute(text(f"SELECT count(*) FROM ({source.sql(conn)}) "
+                                             "AS leadq_q")).scalar_one())
+            except SQLAlchemyError as exc:
+                raise _db_error(source.url, exc, f"cannot count {source.label}",
+                                source.setting) from exc
+    finally:
+        engine.dispose()
+
+
+def _decimals_to_float(frame: pd.DataFrame) -> pd.DataFrame:
+    """NUMERIC columns arrive as Decimal objects; the contract reads numbers as floats (as a
+    Parquet export's would be)."""
+    import decimal
+
+    for col in frame.columns:
+        series = frame[col]
+        if series.dtype == object:
+            first = series.dropna()
+            if len(first) and isinstance(first.iloc[0], decimal.Decimal):
+                frame[col] = pd.to_numeric(series.map(
+                    lambda v: None if v is None else float(v)), errors="coerce")
+    return frame
+
+
+def iter_source(source: Source, chunk_size: int | None) -> Iterator:
+    """The source's rows as files.Chunk frames of `chunk_size` rows: only one chunk is in
+    memory at a time.
+
+    PostgreSQL (psycopg2) streams `COPY (query) TO STDOUT` as CSV into pyarrow's streaming
+    reader, every column as text, as a CSV export would be read (1M leads: 5x faster than
+    building rows through a cursor, same peak memory; docs/benchmarks.md). Other databases
+    go through a server-side cursor (`stream_results`) and keep their column types."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from leadq.pipelines.io.files import Chunk
+
+    size = chunk_size or 100_000
+    engine = engine_for(source.url)
+    offset = 0
+    try:
+        with _connect(source.url, engine, "cannot connect") as conn:
+            try:
+                if conn.dialect.driver == "psycopg2":
+                    sql = source.sql(conn)
+                    columns = list(conn.execute(text(
+                        f"SELECT * FROM ({sql}) AS leadq_q WHERE 1 = 0")).keys())
+                    frames = _copy_frames(conn, sql, columns, size, source)
+                else:
+                    streamed = conn.execution_options(stream_results=True,
+                                                      max_row_buffer=size)
+                    result = streamed.execute(text(source.sql(conn)))
+                    columns = list(result.keys())
+                    frames = (_decimals_to_float(pd.DataFrame.from_records(rows,
+                                                                           columns=columns))
+                              for rows in result.partitions(size))
+                any_rows = False
+                for frame in frames:
+                    any_rows = True
+                    frame.index = pd.RangeIndex(offset, offset + len(frame))
+                    offset += len(frame)
+                    yield Chunk(frame)
+                if not any_rows:
+                    yield Chunk(pd.DataFrame(columns=columns))
+            except (SQLAlchemyError, DBAPIError) as exc:
+                raise _db_error(source.url, exc, f"cannot read {source.label}",
+                                source.setting) from exc
+    finally:
+        engine.dispose()
+
+
+def _copy_frames(conn, sql: str, columns: list[str], size: int,
+                 source: Source) -> Iterator[pd.DataFrame]:
+    """`COPY (sql) TO STDOUT` through a pipe into pyarrow's streaming CSV reader, in frames
+    of `size` rows of text (NULL → missing, an empty text → "")."""
+    import os
+    import threading
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    read_end, write_end = os.pipe()
+    reader, writer = os.fdopen(read_end, "rb"), os.fdopen(write_end, "wb")
+    failed: list[BaseException] = []
+    raw = conn.connection.dbapi_connection
+
+    def produce() -> None:
+        try:
+            with raw.cursor() as cur:
+                cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", writer)
+        except BrokenPipeError:
+            pass  # the reader stopped early (an error downstream): nothing more to send
+        except BaseException as exc:  # raised in the caller's thread below
+            failed.append(exc)
+        finally:
+            writer.close()
+
+    worker = threading.Thread(target=produce, name="leadq-copy", daemon=True)
+    worker.start()
+    try:
+        try:
+            stream = pacsv.open_csv(
+                reader,
+                read_options=pacsv.ReadOptions(column_names=columns, block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
+                    quoted_strings_can_be_null=False))
+        except pa.ArrowInvalid:  # nothing was sent: no rows, or the query failed at once
+            worker.join()
+            if failed:
+                raise _stopped(source, failed[0]) from failed[0]
+            return
+        pending: list = []
+        have = 0
+        try:
+            for batch in stream:
+                pending.append(batch)
+                have += batch.num_rows
+                while have >= size:
+                    table = pa.Table.from_batches(pending)
+                    yield table.slice(0, size).to_pandas()
+                    rest = table.slice(size)
+                    pending, have = rest.to_batches(), rest.num_rows
+        except (pa.ArrowInvalid, OSError):
+            worker.join()
+            if failed:  # the server stopped mid-row: its reason, not the parser's
+                raise _stopped(source, failed[0]) from failed[0]
+            raise
+        worker.join()
+        if failed:
+            raise _stopped(source, failed[0]) from failed[0]
+        if have:
+            yield pa.Table.from_batches(pending).to_pandas()
+    finally:
+        reader.close()
+        worker.join()
+
+
+# SQLSTATE classes of a server or connection in trouble, not of a wrong query: connection
+# exception, operator intervention (shutdown, cancel), insufficient resources, transaction
+# rollback, system error, internal error.
+_TRANSIENT_SQLSTATES = ("08", "57", "53", "40", "58", "XX")
+
+
+def _stopped(source: Source, exc: BaseException) -> LeadqError:
+    """A read that failed part way: a query the server refused on some row (a division by
+    zero, a bad cast) is bad input (exit 2) naming the setting; a server or connection in
+    trouble is worth a retry (exit 1)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    state = getattr(exc, "pgcode", None) or ""
+    if state and not state.startswith(_TRANSIENT_SQLSTATES):
+        return BadInputError(f"{source.label}: reading stopped: {first} (check "
+                             f"{source.setting})")
+    return LeadqError(f"{source.label}: reading stopped: {first} (a retry may succeed)")
+
+
+# --------------------------------------------------------------------------- the sink
+
+def _column_type(series: pd.Series):
+    from sqlalchemy import BigInteger, Boolean, DateTime, Double, Text
+
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return Boolean()
+    if pd.api.types.is_integer_dtype(dtype):
+        return BigInteger()
+    if pd.api.types.is_float_dtype(dtype):
+        return Double()
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return DateTime(timezone=getattr(dtype, "tz", None) is not None)
+    return Text()
+
+
+class TableWriter:
+    """Scores into `table`, upserted by `key` (lead id, model_version) in one transaction.
+
+    `write` (the same call as pipelines.scoring.stream.ChunkWriter's) inserts a chunk into a
+    temporary staging table inside an open transaction; `commit` merges the staging table into
+    the target and commits; `abort` rolls everything back. The first write creates the target
+    (with its primary key) when it does not exist, in the same transaction, so a failed first
+    run leaves no table behind either.
+
+    Text cells a spreadsheet would run as formulas get a leading `'` as in the CSV output
+    (scoring.csv_formula_guard), except the lead id: the CRM sync matches on it exactly.
+    """
+
+    def __init__(self, url: str, table: str, key: list[str], *,
+                 formula_guard: bool = True) -> None:
+        self.url, self.table, self.key = url, table, key
+        self.formula_guard = formula_guard
+        self.rows = 0
+        self.engine = engine_for(url)
+        self._conn = None
+        self._trans = None
+        self._stage = None
+        self._columns: list[str] = []
+
+    @property
+    def label(self) -> str:
+        return f"{safe_url(self.url)} (table {self.table})"
+
+    def check_target(self) -> None:
+        """Before any work: the database answers, and an existing scores table has the key
+        columns and a unique key on them (else exit 2 naming the table and column)."""
+        with _connect(self.url, self.engine, "cannot connect") as conn:
+            if _has_table(conn, self.table):
+                self._existing(conn, None)
+
+    def _existing(self, conn, columns: list[str] | None):
+        """The reflected target; refuses one that lacks a column leadq writes or a unique key
+        on (lead id, model_version)."""
+        from sqlalchemy import MetaData, Table, inspect
+
+        schema, name = split_name(self.table)
+        target = Table(name, MetaData(), schema=schema, autoload_with=conn)
+        have = set(target.columns.keys())
+        for col in [*self.key, *(columns or [])]:
+            if col not in have:
+                raise BadInputError(
+                    f"{self.label}: column {col!r} is missing from the scores table, which "
+                    f"has {sorted(have)}; add it, or point database.scores_table at a new "
+                    "table (leadq creates it)")
+        insp = inspect(conn)
+        keys = [list(insp.get_pk_constraint(name, schema=schema).get("constrained_columns")
+                     or [])]
+        keys += [u["column_names"] for u in insp.get_unique_constraints(name, schema=schema)]
+        keys += [i["column_names"] for i in insp.get_indexes(name, schema=schema)
+                 if i.get("unique")]
+        if not any(set(k) == set(self.key) for k in keys):
+            raise BadInputError(
+                f"{self.label}: the scores table has no primary key or unique constraint on "
+                f"({', '.join(self.key)}), which the upsert needs; add one, or point "
+                "database.scores_table at a new table (leadq creates it)")
+        return target
+
+    def _begin(self, frame: pd.DataFrame) -> None:
+        from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, Table
+
+        self._conn = _connect(self.url, self.engine, "cannot connect")
+        self._trans = self._conn.begin()
+        self._columns = list(frame.columns)
+        schema, name = split_name(self.table)
+        if _has_table(self._conn, self.table):
+            target = self._existing(self._conn, self._columns)
+            types = {c.name: c.type for c in target.columns}
+        else:
+            types = {c: _column_type(frame[c]) for c in self._columns}
+            meta = MetaData()
+            Table(name, meta, *[Column(c, types[c], nullable=c not in self.key)
+                                for c in self._columns],
+                  PrimaryKeyConstraint(*self.key), schema=schema)
+            meta.create_all(self._conn)
+        stage_meta = MetaData()
+        self._stage = Table(f"leadq_stage_{secrets.token_hex(4)}", stage_meta,
+                            *[Column(c, types[c]) for c in self._columns],
+                            prefixes=["TEMPORARY"])
+        stage_meta.create_all(self._conn)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if frame.empty:
+            return
+        if self.formula_guard:
+            from leadq.pipelines.io.spreadsheet import guard_formulas
+
+            others = [c for c in frame.columns if c not in self.key]
+            frame = pd.concat([frame[[c for c in frame.columns if c in self.key]],
+                               guard_formulas(frame[others])], axis=1)[list(frame.columns)]
+        try:
+            if self._conn is None:
+                self._begin(frame)
+            self._insert(frame[self._columns])
+        except SQLAlchemyError as exc:
+            raise _db_error(self.url, exc, f"cannot write {self.label}",
+                            "database.scores_table") from exc
+        self.rows += len(frame)
+
+    def _insert(self, frame: pd.DataFrame) -> None:
+        if self._conn.dialect.driver == "psycopg2":
+            # COPY is ~10x faster than batched INSERTs for a nightly million rows.
+            buf = io.StringIO()
+            frame.to_csv(buf, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S%z")
+            buf.seek(0)
+            prep = self._conn.dialect.identifier_preparer
+            cols = ", ".join(prep.quote(c) for c in self._columns)
+            cursor = self._conn.connection.dbapi_connection.cursor()
+            try:
+                # An empty field is NULL (an empty text cell too: no score column holds one).
+                cursor.copy_expert(f"COPY {prep.quote(self._stage.name)} ({cols}) FROM STDIN "
+                                   "WITH (FORMAT csv)", buf)
+            finally:
+                cursor.close()
+            return
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        self._conn.execute(self._stage.insert(), records)
+
+    def commit(self) -> None:
+        """Merge the staging table into the target and commit: the one moment the target
+        changes."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if self._conn is None:  # no row scored: nothing changes
+            self.engine.dispose()
+            return
+        prep = self._conn.dialect.identifier_preparer
+        cols = [prep.quote(c) for c in self._columns]
+        keys = [prep.quote(c) for c in self.key]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
+        # `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+        merge = (f"INSERT INTO {_quoted(self._conn, self.table)} ({', '.join(cols)}) "
+                 f"SELECT {', '.join(cols)} FROM {prep.quote(self._stage.name)} WHERE true "
+                 f"ON CONFLICT ({', '.join(keys)}) DO "
+                 + (f"UPDATE SET {updates}" if updates else "NOTHING"))
+        try:
+            self._conn.execute(text(merge))
+            self._stage.drop(self._conn)
+            self._trans.commit()
+        except SQLAlchemyError as exc:
+            self.abort()
+            raise _db_error(self.url, exc, f"cannot write {self.label}",
+                            "database.scores_table") from exc
+        self._close()
+
+    def abort(self) -> None:
+        if self._trans is not None and self._trans.is_active:
+            # A connection that is gone took its transaction with it.
+            with contextlib.suppress(Exception):
+                self._trans.rollback()
+        self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                self._conn.close()
+        self._conn = self._trans = None
+        self.engine.dispose()
+
+
+def sink_for(url: str, params: dict, key: list[str]) -> TableWriter:
+    from leadq.pipelines.io.quarantine import formula_guard
+
+    table = (params.get("database") or {}).get("scores_table")
+    if not table:
+        raise BadInputError(f"{safe_url(url)}: --output is a database URL but "
+                            "database.scores_table is not set")
+    return TableWriter(url, table, key, formula_guard=formula_guard(params))
+
+
+__all__ = ["is_database_url", "safe_url", "Source", "source_for", "source_columns",
+           "source_rows", "iter_source", "TableWriter", "sink_for"]

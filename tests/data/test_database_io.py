@@ -1,0 +1,153 @@
+"""The database source and sink of `leadq score` (pipelines/io/database.py) on SQLite, which
+needs no server: streamed chunks, the staged upsert that changes the table only on commit, and
+the refusals that name the table and column. PostgreSQL end to end: tests/integration/
+test_score_database.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+import threading
+
+import pandas as pd
+import pytest
+
+from leadq.errors import BadInputError, ConfigError
+from leadq.pipelines.io import database as db
+
+
+def test_database_urls_are_told_from_paths():
+    for url in ("postgresql://u@h/db", "postgresql+psycopg2://u:p@h:5432/db",
+                "sqlite:///warehouse.db", "duckdb:///x.duckdb"):
+        assert db.is_database_url(url), url
+    for path in ("leads.csv", "/data/leads.csv", r"C:\data\leads.csv", "s3://bucket/x.parquet",
+                 "file:///data/leads.csv", "exports/*.parquet"):
+        assert not db.is_database_url(path), path
+
+
+def test_the_password_is_never_shown():
+    shown = db.safe_url("postgresql://leadq:s3cr%40t@db.internal:5432/warehouse")
+    assert "s3cr" not in shown and "***" in shown and "db.internal" in shown
+    assert "s3cr" not in db.safe_url("postgresql://leadq:s3cret@[bad")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg2") is None
+                    or importlib.util.find_spec("psycopg") is not None,
+                    reason="needs psycopg2 without psycopg (leadq's postgres extra)")
+def test_a_bare_postgresql_url_uses_the_installed_driver():
+    assert db._with_driver("postgresql://u@h/db").drivername == "postgresql+psycopg2"
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> str:
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as conn:
+        pd.DataFrame({"lead_id": [f"L{i:03d}" for i in range(25)],
+                      "employees": [float(i) for i in range(25)]}).to_sql("leads", conn,
+                                                                          index=False)
+    return f"sqlite:///{path}"
+
+
+def test_the_source_streams_in_chunks(warehouse):
+    source = db.source_for(warehouse, {"database": {"leads_table": "leads"}})
+    chunks = [c.frame for c in db.iter_source(source, 10)]
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert list(chunks[2].index) == list(range(20, 25))  # one running index, as for files
+    assert list(chunks[0].columns) == ["lead_id", "employees"]
+    assert db.source_columns(source) == ["lead_id", "employees"]
+    assert db.source_rows(source) == 25
+    query = db.source_for(warehouse, {"database": {
+        "leads_table": "leads", "leads_query": "SELECT * FROM leads WHERE employees < 3;"}})
+    assert query.table is None and sum(len(c.frame) for c in db.iter_source(query, 2)) == 3
+
+
+def test_a_missing_table_or_bad_query_names_it_and_the_setting(warehouse):
+    with pytest.raises(BadInputError, match="no_leads.*database.leads_table"):
+        db.source_columns(db.source_for(warehouse, {"database": {"leads_table": "no_leads"}}))
+    bad = db.source_for(warehouse, {"database": {"leads_query": "SELECT nope FROM leads"}})
+    with pytest.raises(BadInputError, match="nope.*database.leads_query"):
+        db.source_columns(bad)
+
+
+def scores(ids: list[str], score: float, version: str = "1") -> pd.DataFrame:
+    return pd.DataFrame({"lead_id": ids, "score": [score] * len(ids),
+                         "model_version": version, "reasons_positive": "=HYPERLINK(1)"})
+
+
+def rows(url: str, table: str = "lead_scores") -> list[tuple]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY lead_id, model_version").fetchall()
+
+
+def test_the_sink_upserts_by_lead_and_version_only_on_commit(warehouse):
+    key = ["lead_id", "model_version"]
+    sink = db.TableWriter(warehouse, "lead_scores", key)
+    sink.write(scores(["=a", "b"], 0.1))
+    sink.write(scores(["c"], 0.1))
+    sink.commit()
+    first = rows(warehouse)
+    assert [r[0] for r in first] == ["=a", "b", "c"]  # the id exactly as the CRM has it ...
+    assert {r[3] for r in first} == {"'=HYPERLINK(1)"}  # ... other text guarded
+
+    # a re-run the same night replaces; another model version adds
+    sink = db.TableWriter(warehouse, "lead_scores", key)
+    sink.write(scores(["b", "c"], 0.9))
+    sink.write(scores(["b"], 0.5, version="2"))
+    sink.commit()
+    assert [(r[0], r[1], r[2]) for r in rows(warehouse)] == [
+        ("=a", 0.1, "1"), ("b", 0.9, "1"), ("b", 0.5, "2"), ("c", 0.9, "1")]
+
+    # a run that fails before its commit changes nothing, even a write from another thread
+    before = rows(warehouse)
+    sink = db.TableWriter(warehouse, "lead_scores", key)
+    worker = threading.Thread(target=sink.write, args=(scores(["a", "b", "z"], 0.0),))
+    worker.start()
+    worker.join()
+    sink.abort()
+    assert rows(warehouse) == before
+
+
+def test_a_failed_first_run_leaves_no_table(warehouse):
+    sink = db.TableWriter(warehouse, "fresh_scores", ["lead_id", "model_version"])
+    sink.write(scores(["a"], 0.1))
+    sink.abort()
+    with sqlite3.connect(warehouse.removeprefix("sqlite:///")) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+    assert "fresh_scores" not in names
+
+
+def test_a_scores_table_that_cannot_take_the_upsert_is_refused_by_name(warehouse):
+    path = warehouse.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE narrow (lead_id TEXT, model_version TEXT, score REAL, "
+                     "PRIMARY KEY (lead_id, model_version))")
+        conn.execute("CREATE TABLE no_key (lead_id TEXT, model_version TEXT, score REAL, "
+                     "reasons_positive TEXT)")
+    key = ["lead_id", "model_version"]
+    with pytest.raises(BadInputError, match="narrow.*'reasons_positive' is missing"):
+        db.TableWriter(warehouse, "narrow", key).write(scores(["a"], 0.1))
+    with pytest.raises(BadInputError, match="no_key.*no primary key or unique constraint"):
+        db.TableWriter(warehouse, "no_key", key).check_target()
+    assert rows(warehouse, "narrow") == []
+
+
+def test_database_params_are_checked(tmp_path):
+    from leadq.pipelines.params.loader import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("database:\n  leads_table: null\n  leads_query: SELECT * FROM crm.leads\n"
+                    "  scores_table: marts.lead_scores\n")
+    params = load_params(path)
+    assert params["database"]["scores_table"] == "marts.lead_scores"
+    assert db.source_for("postgresql://h/db", params).query == "SELECT * FROM crm.leads"
+    path.write_text("database:\n  scores_table: [a, b]\n")
+    with pytest.raises(ConfigError, match="database.scores_table"):
+        load_params(path)
+
+
+def test_the_spark_engine_refuses_a_database_url(capsys):
+    from leadq.pipelines.cli import main as cli
+
+    code = cli(["score", "--engine", "spark", "--input", "postgresql://u@h/db",
+                "--output", "scores/"])
+    assert code == 2 and "pandas engine" in capsys.readouterr().err

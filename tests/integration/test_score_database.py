@@ -1,0 +1,280 @@
+"""`leadq score` from a PostgreSQL table into a PostgreSQL table (issue 30, item 3): a re-run the
+same night replaces rows instead of adding them, a run that fails half way (killed, or too many
+rows refused) leaves the scores table exactly as it was, and a wrong table or column is exit 2
+naming it.
+
+PostgreSQL is started on loopback in a throw-away directory (tests/integration/
+test_mlflow_postgres.py's helpers) and stopped at the end. .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from leadq.pipelines.cli import main as cli
+from tests.integration.test_mlflow_postgres import PG_DB, PG_USER, postgres_bindir, start_postgres
+
+BINDIR = postgres_bindir()
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(BINDIR is None, reason="PostgreSQL server binaries (initdb, pg_ctl) not "
+                       "found: apt-get install -y postgresql (.ci/run does)"),
+    pytest.mark.skipif(importlib.util.find_spec("psycopg2") is None,
+                       reason="psycopg2 not installed: pip install '.[postgres]'"),
+]
+
+BAD_LEADS = 3  # rows without created_at: quarantined
+SECRET = "n0t-for-logs"  # a password in the URL (the server trusts loopback and ignores it)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory, small_crm):
+    """A PostgreSQL server whose `leads` table is the synthetic CRM's leads, typed as a
+    warehouse would hold them (created_at a timestamp), a few of them without created_at, on a
+    database whose sessions show dates day first (DateStyle SQL, DMY)."""
+    from sqlalchemy import create_engine
+
+    pg = start_postgres(BINDIR)
+    try:
+        url = f"postgresql://{PG_USER}:{SECRET}@127.0.0.1:{pg.port}/{PG_DB}"
+        leads = pd.read_csv(small_crm["leads"])
+        leads["created_at"] = pd.to_datetime(leads["created_at"])
+        leads.loc[leads.index[-BAD_LEADS:], "created_at"] = pd.NaT
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+        with engine.begin() as conn:
+            leads.to_sql("leads", conn, index=False)
+            leads.drop(columns=["source"]).to_sql("leads_without_source", conn, index=False)
+            # a server whose sessions write dates day first: leadq must still read ISO dates
+            conn.exec_driver_sql(f"ALTER DATABASE {PG_DB} SET datestyle TO 'SQL, DMY'")
+        engine.dispose()
+        yield {"pg": pg, "url": url, "leads": leads,
+               "dir": tmp_path_factory.mktemp("warehouse")}
+    finally:
+        pg.stop()
+
+
+def db_params(store: dict, where: Path, **database) -> str:
+    """The trained store's params, reading and writing the warehouse, outputs in `where`."""
+    params = yaml.safe_load(Path(store["params_path"]).read_text())
+    params = copy.deepcopy(params)
+    params["database"] = {"leads_table": "leads", "scores_table": "lead_scores", **database}
+    params["outputs"] = {"dir": str(where / "leadq-out")}
+    params["scoring"]["n_threads"] = 1
+    # the store (sqlite:///mlflow.db) is found relative to the params file: keep it beside it
+    tag = hashlib.sha1(str(where).encode()).hexdigest()[:8]
+    path = Path(store["dir"]) / f"params-db-{tag}.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return str(path)
+
+
+def run_cli(argv: list[str]) -> tuple[int, dict | None, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = cli(["--json", *argv])
+    text = stdout.getvalue()
+    result = json.loads(text[text.index("{"):]) if code == 0 and "{" in text else None
+    return code, result, stderr.getvalue() + text
+
+
+def table_rows(url: str, table: str = "lead_scores") -> list[tuple] | None:
+    """The scores table's rows in key order (None: no such table)."""
+    import psycopg2
+
+    from leadq.pipelines.io.database import _with_driver
+
+    u = _with_driver(url)
+    with psycopg2.connect(host=u.host, port=u.port, user=u.username, dbname=u.database) as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (table,))
+        if cur.fetchone()[0] is None:
+            return None
+        cur.execute(f"SELECT * FROM {table} ORDER BY 1, model_version")
+        return cur.fetchall()
+
+
+def score_argv(w: dict, params: str, *extra: str) -> list[str]:
+    return ["score", "--input", w["url"], "--output", w["url"], "--params", params, *extra]
+
+
+def test_score_twice_the_same_night_keeps_one_row_per_lead_and_version(warehouse,
+                                                                        trained_store,
+                                                                        tmp_path):
+    w = warehouse
+    params = db_params(trained_store, tmp_path)
+    version = str(trained_store["summary"]["version"])
+    uri = ["--model-uri", f"models:/leadq/{version}"]
+    code, first, err = run_cli(score_argv(w, params, *uri))
+    assert code == 0, err
+    rows = table_rows(w["url"])
+    n_good = len(w["leads"]) - BAD_LEADS
+    assert first["rows"] == len(rows) == n_good
+    # the quarantine: a file in outputs.dir named after the run, listed in the manifest
+    acct = first["accounting"]
+    assert acct["read"] == len(w["leads"]) and acct["rejected"] == BAD_LEADS
+    quarantine = Path(acct["quarantine"])
+    assert quarantine.parent == tmp_path / "leadq-out" and quarantine.is_file()
+    assert len(pd.read_csv(quarantine)) == BAD_LEADS
+    manifest = first["manifest"]
+    assert Path(first["manifest_path"]).parent == tmp_path / "leadq-out"
+    outputs = {o["path"]: o for o in manifest["outputs"]}
+    assert outputs[str(quarantine)]["kind"] == "quarantine"
+    table_entry = next(o for o in manifest["outputs"] if o.get("table"))
+    assert table_entry["rows"] == n_good and "lead_scores" in table_entry["path"]
+    # the password is in no log line, printed result or manifest
+    assert SECRET not in err and SECRET not in json.dumps(first)
+    assert SECRET not in Path(first["manifest_path"]).read_text()
+
+    time.sleep(1.1)  # scored_at has whole seconds: the second night's rows must differ
+    code, second, err = run_cli(score_argv(w, params, *uri))
+    assert code == 0, err
+    again = table_rows(w["url"])
+    assert len(again) == n_good  # replaced, not added
+    keys = [(r[0], r[3]) for r in again]
+    assert len(set(keys)) == len(keys) and {r[3] for r in again} == {version}
+    at = {r[0]: r[4] for r in rows}
+    assert all(r[4] > at[r[0]] for r in again)  # every row is the second run's
+    assert [r[1] for r in again] == pytest.approx([r[1] for r in rows])
+
+
+def test_too_many_rejected_rows_exit_3_and_leave_the_table_as_it_was(warehouse,
+                                                                      trained_store, tmp_path):
+    w = warehouse
+    params = db_params(trained_store, tmp_path)
+    version = str(trained_store["summary"]["version"])
+    uri = ["--model-uri", f"models:/leadq/{version}"]
+    assert run_cli(score_argv(w, params, *uri))[0] == 0
+    before = table_rows(w["url"])
+    code, _, err = run_cli(score_argv(w, params, *uri, "--max-rejected-share", "0.0001"))
+    assert code == 3, err
+    assert table_rows(w["url"]) == before
+    assert not list((tmp_path / "leadq-out").glob("*-lead_scores.rejected.csv"))[1:]
+
+
+def writing(port: int) -> bool:
+    """Whether another session holds a transaction that has written (a transaction id), read
+    on a fresh connection: statistics views are a snapshot per transaction."""
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user=PG_USER, dbname=PG_DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+                        "AND pid <> pg_backend_pid() AND datname = %s", (PG_DB,))
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_run_killed_half_way_leaves_the_table_as_it_was(warehouse, trained_store, tmp_path):
+    """kill -9 while chunks are being staged: the open transaction dies with the connection."""
+    w = warehouse
+    params = db_params(trained_store, tmp_path, scores_table="killed_scores")
+    version = str(trained_store["summary"]["version"])
+    argv = ["score", "--input", w["url"], "--output", w["url"], "--params", params,
+            "--model-uri", f"models:/leadq/{version}"]
+    assert run_cli(argv)[0] == 0
+    before = table_rows(w["url"], "killed_scores")
+    assert before
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "leadq.pipelines.cli", *argv,
+                             "--chunk-size", "100", "--explain"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # A backend with a transaction id has written: the staging table exists and the first
+        # chunks are in it. Kill the job then.
+        deadline = time.monotonic() + 240
+        written = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            if writing(w["pg"].port):
+                written = True
+                break
+            time.sleep(0.1)
+        assert written, proc.stderr.read().decode()[-3000:] if proc.poll() is not None \
+            else "no write seen"
+        time.sleep(0.5)  # a few more chunks
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        proc.stderr.close()
+    # the server notices the dropped connection and rolls back; wait until it has
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and writing(w["pg"].port):
+        time.sleep(0.2)
+    assert table_rows(w["url"], "killed_scores") == before
+
+
+def test_a_missing_table_or_column_is_exit_2_naming_it(warehouse, trained_store, tmp_path):
+    w = warehouse
+    version = str(trained_store["summary"]["version"])
+    uri = ["--model-uri", f"models:/leadq/{version}"]
+    params = db_params(trained_store, tmp_path, leads_table="no_such_leads")
+    code, _, err = run_cli(score_argv(w, params, *uri))
+    assert code == 2 and "no_such_leads" in err and "database.leads_table" in err, err
+
+    params = db_params(trained_store, tmp_path / "b", leads_table="leads_without_source")
+    code, _, err = run_cli(score_argv(w, params, *uri))
+    assert code == 2 and "leads_without_source" in err and "column(s) source" in err, err
+
+    # a scores table that exists without a column leadq writes
+    import psycopg2
+
+    with psycopg2.connect(host="127.0.0.1", port=w["pg"].port, user=PG_USER,
+                          dbname=PG_DB) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE narrow_scores (lead_id text, model_version text, "
+                    "score double precision, PRIMARY KEY (lead_id, model_version))")
+    params = db_params(trained_store, tmp_path / "c", scores_table="narrow_scores")
+    code, _, err = run_cli(score_argv(w, params, *uri))
+    assert code == 2 and "narrow_scores" in err and "'is_mql'" in err, err
+    assert table_rows(w["url"], "narrow_scores") == []
+    assert SECRET not in err
+
+
+def test_a_query_failing_on_its_last_rows_is_exit_2_and_changes_nothing(warehouse,
+                                                                         trained_store,
+                                                                         tmp_path):
+    """The server refuses a row deep into the stream (after whole chunks were scored and
+    staged): the run names the setting, publishes no quarantine and leaves the table as it
+    was."""
+    w = warehouse
+    uri = ["--model-uri", f"models:/leadq/{trained_store['summary']['version']}"]
+    params = db_params(trained_store, tmp_path, scores_table="late_failure")
+    assert run_cli(score_argv(w, params, *uri))[0] == 0
+    before = table_rows(w["url"], "late_failure")
+    last = w["leads"]["lead_id"].iloc[-1]
+    params = db_params(trained_store, tmp_path / "boom", scores_table="late_failure",
+                       leads_query="SELECT *, 1 / (CASE WHEN lead_id = '" + last
+                       + "' THEN 0 ELSE 1 END) AS boom FROM leads")
+    code, _, err = run_cli(score_argv(w, params, *uri, "--chunk-size", "500"))
+    assert code == 2 and "division by zero" in err and "database.leads_query" in err, err
+    assert table_rows(w["url"], "late_failure") == before
+    assert not list((tmp_path / "boom").rglob("*.rejected.csv"))
+    # a query failing before its first row, and one with no rows at all
+    params = db_params(trained_store, tmp_path / "first", scores_table="late_failure",
+                       leads_query="SELECT *, 1 / 0 AS boom FROM leads")
+    code, _, err = run_cli(score_argv(w, params, *uri))
+    assert code == 2 and "division by zero" in err, err
+    params = db_params(trained_store, tmp_path / "none", scores_table="late_failure",
+                       leads_query="SELECT * FROM leads WHERE false")
+    code, _, err = run_cli(score_argv(w, params, *uri))
+    assert code == 2 and "empty" in err, err
+    assert table_rows(w["url"], "late_failure") == before
