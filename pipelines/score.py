@@ -25,6 +25,7 @@ from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.io.run import record_output, record_table_output
 from leadq.pipelines.scoring.core import check_and_score
 from leadq.pipelines.scoring.model import load_scoring_model
+from leadq.settings import setting
 
 
 def main(input_path: str, output_path: str, model_uri: str | None = None,
@@ -62,7 +63,7 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
                             "from 0 to 1 (or leave it out: scoring.max_rejected_share)")
     if to_table:
         # Named after the run, in contracts.quarantine_dir or outputs.dir (no file to sit by).
-        scores_table = (params.get("database") or {}).get("scores_table") or "scores"
+        scores_table = setting(params, "database.scores_table")
         rejected_path = quarantine_path(params, source=scores_table.replace(".", "_"),
                                         table="leads")
     else:
@@ -107,7 +108,7 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         if source is None:
             explain = explain_by_default(input_path, params)
         else:
-            limit = int((params.get("explain") or {}).get("max_rows", 200_000))
+            limit = setting(params, "explain.max_rows", int)
             explain = db.source_rows(source) <= limit
     mql = [0]
 
