@@ -15,6 +15,12 @@ exploration and equally reproducible. Every output row says what happened and ho
 `treatment` (routed to sales, 1/0) and `propensity` (the probability of being routed: 1 −
 holdout_rate for an MQL, explore_rate below the bar); `sales_propensity` carries the same number
 under its older name.
+
+Routing by the value of the call (agreement.route_by: call_value) changes one thing: who is an
+MQL. With a per-lead `value` (the expected gain of a call) and its `value_cutoff` (fixed when
+the uplift model was registered, so a lead's routing never depends on its batch), `is_mql` is
+value ≥ value_cutoff instead of score ≥ threshold. Tiers stay on the score; exploration, the
+holdout, treatment and propensity follow the MQL flag as before.
 """
 
 from __future__ import annotations
@@ -64,20 +70,30 @@ def holdout_uniform(ids: Sequence) -> np.ndarray:
 def route(ids: Sequence, raw: np.ndarray, *, threshold: float,
           cutoffs: Sequence[float] | None, correction: Correction | None,
           explore_rate: float, hashes: np.ndarray | None = None,
-          holdout_rate: float = 0.0) -> dict[str, np.ndarray]:
+          holdout_rate: float = 0.0, value: np.ndarray | None = None,
+          value_cutoff: float | None = None) -> dict[str, np.ndarray]:
     """Corrected score, MQL flag, tier, explore and holdout flags, treatment and propensity
     for raw model scores. `hashes`: id_hashes(ids), if the caller has them.
 
-    `is_mql` keeps its meaning (the score passes the agreed bar); `treatment` is what sales
+    `is_mql`: the score passes the agreed bar, or, given `value` and `value_cutoff`, the
+    lead's value passes the value bar (a missing value never does). `treatment` is what sales
     must act on: MQLs not held out, plus explored leads. Held-out MQLs are never routed.
     """
     if not 0 <= explore_rate < 1:
         raise ValueError(f"scoring.explore_rate must be in [0, 1), got {explore_rate}")
     if not 0 <= holdout_rate < 1:
         raise ValueError(f"agreement.holdout_rate must be in [0, 1), got {holdout_rate}")
+    if (value is None) != (value_cutoff is None):
+        raise ValueError("route() needs both value and value_cutoff, or neither")
     raw = np.asarray(raw, float)
     score = correction.apply(raw) if correction is not None else raw
-    is_mql = score >= threshold
+    if value is None:
+        is_mql = score >= threshold
+    else:
+        value = np.asarray(value, float)
+        if value.shape != raw.shape:
+            raise ValueError(f"route(): {len(value)} values for {len(raw)} scores")
+        is_mql = value >= float(value_cutoff)
     explore = ~is_mql & (explore_uniform(ids, hashes=hashes) < explore_rate)
     # Off by default: no second hash pass over the ids unless a holdout is agreed.
     holdout = (is_mql & (holdout_uniform(ids) < holdout_rate) if holdout_rate > 0

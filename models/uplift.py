@@ -235,6 +235,17 @@ def top_share(ranking, share: float) -> np.ndarray:
     return chosen
 
 
+def value_bar(values, share: float) -> float:
+    """The bar that `share` of these values reach (value ≥ bar), the same capacity as a bar
+    that makes `share` of the same leads MQLs: the round(share × n)-th largest value; +inf when
+    that is no lead. Ties at the bar all pass it."""
+    v = np.sort(np.asarray(values, float)[~np.isnan(np.asarray(values, float))])[::-1]
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    k = int(round(share * len(v)))
+    return float(v[k - 1]) if k > 0 else float("inf")
+
+
 def compare_routing(score, uplift, treatment, outcome, propensity=None, *, capacity: float,
                     deal_value: float | None = None, call_cost: float = 0.0,
                     confidence: float = 0.95, min_group: int = 100) -> dict:

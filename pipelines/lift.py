@@ -282,6 +282,12 @@ def main(params_path: str | None = None, *, scores: str | None = None,
               f"{u['n_fit']:,} randomised leads, Qini {u['qini']:.5f} on {u['n_held_out']:,} "
               "held out (0 = no better than random). `leadq score` with that version now "
               "writes a per-lead uplift column.")
+        bar = f"uplift ≥ {u['uplift_cutoff']:+.4f}"
+        if agreement_of(params).deal_value is not None:
+            bar = f"uplift × deal value − call cost ≥ {u['value_cutoff']:,.2f} ({bar})"
+        print(f"bar on the call's value: {bar}, the capacity of the probability bar, which "
+              f"makes {u['mql_share']:.1%} of the {u['bar_leads']:,} matured scored leads "
+              "MQLs. Set agreement.route_by: call_value to route by it.")
     sla = sla_effect(joined, feedback, sla_hours=agreement_of(params).sla_hours,
                      confidence=cfg["confidence"], min_group=cfg["min_group"])
     if sla is not None:
@@ -346,10 +352,39 @@ def fit_uplift_model(params: dict, joined: pd.DataFrame, tables, *, min_group: i
     learner.fit(fit_rows, t[~held], y[~held])
     pred = learner.predict(x.iloc[np.flatnonzero(held)])
     figures = {"qini": qini_coefficient(pred, t[held], y[held], p[held]),
-               "n_fit": int((~held).sum()), "n_held_out": int(held.sum())}
+               "n_fit": int((~held).sum()), "n_held_out": int(held.sum()),
+               **value_bar_for(params, learner.fitted(), version,
+                               rows.loc[joined["lead_id"].to_numpy(),
+                                        raw_input_columns(params)].reset_index(drop=True),
+                               joined["lead_id"].to_numpy())}
     registered = register_uplift(params, learner.fitted(), for_version=version,
                                  figures=figures, sample=fit_rows.head(50))
     return {**registered, **figures}
+
+
+def value_bar_for(params: dict, uplift_model, version: str, x: pd.DataFrame, ids) -> dict:
+    """The bar on the call's value for agreement.route_by: call_value, fixed here so that a
+    lead's routing never depends on which leads share its batch: on these leads (every matured
+    scored lead, so both sides of the bar count whatever was randomised), the share that model
+    `version`'s probability bar in force makes MQLs, and the uplift (and gain, under the
+    agreement's deal value and call cost) that the same share of them reach: the same
+    capacity, given to other leads."""
+    from leadq.models.routing import route
+    from leadq.models.uplift import call_gain, value_bar
+    from leadq.pipelines.params.loader import agreement_of
+    from leadq.pipelines.scoring.model import load_scoring_model
+    from leadq.pipelines.tracking.uplift import UPLIFT_CUTOFF, VALUE_CUTOFF
+
+    champion = load_scoring_model(params, f"models:/{params['registry']['model_name']}/"
+                                          f"{version}")
+    r = route(ids, champion.predict_proba(x), threshold=champion.threshold,
+              cutoffs=champion.cutoffs, correction=champion.correction, explore_rate=0.0)
+    share = float(np.mean(r["is_mql"])) if len(x) else 0.0
+    agreement = agreement_of(params)
+    cutoff = value_bar(uplift_model.predict(x), share)
+    return {"mql_share": share, UPLIFT_CUTOFF: cutoff,
+            VALUE_CUTOFF: float(call_gain(cutoff, agreement.deal_value, agreement.call_cost)),
+            "bar_leads": int(len(x))}
 
 
 def uplift_report(frame: pd.DataFrame, features: list[str], t: np.ndarray, y: np.ndarray, *,

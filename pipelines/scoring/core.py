@@ -33,15 +33,9 @@ def score_leads(
     from leadq.pipelines.params.loader import agreement_of
 
     agreement = agreement_of(params)
-    if agreement.route_by != "probability":
-        from leadq.errors import ConfigError
-
-        # Refused rather than quietly routing by score: the agreement promised something else.
-        raise ConfigError("agreement.route_by: call_value needs an uplift model registered "
-                          "beside the champion and a bar on the call's value, which scoring "
-                          "cannot apply yet (it writes the per-lead uplift column only); set "
-                          "agreement.route_by: probability to score (`leadq lift` compares "
-                          "both policies)")
+    by_value = agreement.route_by == "call_value"
+    if by_value:
+        _check_value_bar(model)
     id_col = params["data"]["leads"]["id"]
     rows = leads[raw_input_columns(params)]
     # With reasons, the model's feature steps run once for both the scores and the reasons
@@ -51,10 +45,21 @@ def score_leads(
     raw = model.predict_proba(rows, transformed=transformed) if transformed is not None \
         else model.predict_proba(rows)
     ids = leads[id_col].array
+    uplift = model.uplift.predict(rows) if getattr(model, "uplift", None) is not None else None
+    value = value_cutoff = None
+    if by_value:
+        from leadq.models.uplift import call_gain
+
+        # The gain is increasing in the uplift, so the registered bar on uplift turned into the
+        # agreement's units keeps the capacity it was set for whatever deal value is agreed.
+        value = call_gain(uplift, agreement.deal_value, agreement.call_cost)
+        value_cutoff = float(call_gain(model.uplift_cutoff, agreement.deal_value,
+                                       agreement.call_cost))
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
               explore_rate=setting(params, "scoring.explore_rate", float),
-              hashes=id_hashes, holdout_rate=agreement.holdout_rate)
+              hashes=id_hashes, holdout_rate=agreement.holdout_rate, value=value,
+              value_cutoff=value_cutoff)
     out = pd.DataFrame({
         id_col: ids,
         "score": r["score"],
@@ -72,9 +77,12 @@ def score_leads(
         "propensity": r["propensity"],
         "holdout": r["holdout"],
     })
-    if getattr(model, "uplift", None) is not None:
+    if uplift is not None:
         # What a call adds to this lead's chance (the registered uplift model, issue 29).
-        out["uplift"] = model.uplift.predict(rows)
+        out["uplift"] = uplift
+    if by_value:
+        # What is_mql was decided on: uplift × deal value − call cost (or the uplift alone).
+        out["call_value"] = value
     if explain:
         from leadq.pipelines.scoring.reasons import reason_columns
 
@@ -82,6 +90,23 @@ def score_leads(
         for col in reasons.columns:
             out[col] = reasons[col].to_numpy()
     return out
+
+
+def _check_value_bar(model: ScoringModel) -> None:
+    """Refuse (exit 2) to route by the call's value without the uplift model and its bar for
+    this model version, rather than quietly routing by score."""
+    from leadq.errors import ConfigError
+
+    if getattr(model, "uplift", None) is None:
+        missing = "no uplift model is registered"
+    elif getattr(model, "uplift_cutoff", None) is None:
+        missing = (f"its uplift model (version {model.uplift_version}) was registered without "
+                   "a bar on the call's value")
+    else:
+        return
+    raise ConfigError(f"agreement.route_by: call_value: {missing} for model version "
+                      f"{model.version}; run `leadq lift --fit-uplift` to fit and register "
+                      "one with its bar, or set agreement.route_by: probability")
 
 
 def _rows(values, keep: np.ndarray) -> np.ndarray:

@@ -31,6 +31,10 @@ class ScoringModel:
     # The uplift model registered for this version (leadq lift --fit-uplift), or None.
     uplift: Any = None
     uplift_version: str | None = None
+    # Its bar on uplift (agreement.route_by: call_value): leads at or above it are MQLs. Set
+    # by `leadq lift --fit-uplift` to keep the probability bar's share of MQLs; None for an
+    # uplift model registered before the bar existed.
+    uplift_cutoff: float | None = None
 
     def encode(self, rows: pd.DataFrame) -> Any:
         """The rows through the model's steps before its estimator, for `predict_proba` and
@@ -165,7 +169,8 @@ def load_scoring_model(params: dict, model_uri: str | None = None) -> ScoringMod
         _apply_threshold_version(scoring, mlflow.MlflowClient(), mv.name, tags)
         from leadq.pipelines.tracking.uplift import load_uplift
 
-        scoring.uplift, scoring.uplift_version = load_uplift(params, scoring.version)
+        scoring.uplift, scoring.uplift_version, scoring.uplift_cutoff = load_uplift(
+            params, scoring.version)
     return scoring
 
 

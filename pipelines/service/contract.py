@@ -135,6 +135,10 @@ def answer_schema(params: dict) -> dict:
     # Only when an uplift model is registered for the model served (leadq lift --fit-uplift).
     props["uplift"] = {"type": "number", "minimum": -1, "maximum": 1,
                        "description": "What a sales call adds to P(convert) for this lead"}
+    # Only with agreement.route_by: call_value, where is_mql means call_value ≥ the value bar.
+    props["call_value"] = {"type": "number",
+                           "description": "The expected gain of calling this lead (uplift × "
+                                          "deal value − call cost): what is_mql was decided on"}
     return {"type": "object", "properties": props, "required": required}
 
 

@@ -1,7 +1,9 @@
 """The uplift model registered beside the conversion model (issue 29): `leadq lift
 --fit-uplift` fits it on the randomised scored leads and registers it as
 `<registry.model_name>-uplift`, tagged with the conversion model version it was fitted for;
-scoring with that version adds a per-lead `uplift` column. Loaded, like every model, only
+scoring with that version adds a per-lead `uplift` column. The version also carries the bar
+on the call's value (tags `uplift_cutoff`, `value_cutoff`): what agreement.route_by:
+call_value routes by (models/uplift.value_bar). Loaded, like every model, only
 through the trusted-types check (store.load_sklearn_model)."""
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import pandas as pd
 from leadq.pipelines.io.progress import log
 
 FOR_VERSION = "for_version"  # the tag naming the conversion model version it belongs to
+# The bar on the call's value, as uplift (what scoring compares: it holds whatever deal value
+# and call cost the agreement states later, as the gain is increasing in the uplift) and as the
+# gain under the agreement's terms when it was set (what people read).
+UPLIFT_CUTOFF = "uplift_cutoff"
+VALUE_CUTOFF = "value_cutoff"
 
 
 def uplift_model_name(params: dict) -> str:
@@ -23,6 +30,8 @@ def register_uplift(params: dict, model: Any, *, for_version: str, figures: dict
                     sample: pd.DataFrame) -> dict:
     """Log the fitted uplift model (models.uplift.CallUplift) in its own run and register it,
     tagged with the conversion model version and its held-out figures."""
+    import math
+
     import mlflow
     from mlflow.models import infer_signature
 
@@ -34,7 +43,7 @@ def register_uplift(params: dict, model: Any, *, for_version: str, figures: dict
     with mlflow.start_run(run_name=f"uplift-for-{for_version}", tags=owner_tags()) as run:
         mlflow.set_tags({"leadq.step": "uplift", FOR_VERSION: for_version})
         mlflow.log_metrics({k: float(v) for k, v in figures.items()
-                            if isinstance(v, int | float)})
+                            if isinstance(v, int | float) and math.isfinite(v)})
         info = mlflow.sklearn.log_model(
             model, name="uplift", signature=infer_signature(sample, model.predict(sample)),
             pyfunc_predict_fn="predict", pip_requirements=pip_requirements(),
@@ -67,11 +76,14 @@ def find_uplift(params: dict, for_version: str):
 
 
 def load_uplift(params: dict, for_version: str):
-    """(the uplift model, its registry version) for this conversion model version, or
-    (None, None) when none is registered."""
+    """(the uplift model, its registry version, its bar on uplift) for this conversion model
+    version; (None, None, None) when none is registered, and a None bar for a version
+    registered before the bar existed."""
     from leadq.pipelines.tracking.store import load_sklearn_model
 
     mv = find_uplift(params, for_version)
     if mv is None:
-        return None, None
-    return load_sklearn_model(f"models:/{mv.name}/{mv.version}"), str(mv.version)
+        return None, None, None
+    cutoff = (mv.tags or {}).get(UPLIFT_CUTOFF)
+    return (load_sklearn_model(f"models:/{mv.name}/{mv.version}"), str(mv.version),
+            None if cutoff in (None, "", "None") else float(cutoff))

@@ -1,7 +1,8 @@
 """Routing by the value of the call (issue 29 item 4): agreement.route_by / call_value, the
 comparison of both policies at the same capacity on randomised leads
-(models/uplift.compare_routing, `leadq lift --data … --uplift-features`), and the scorer's
-refusal to route by a call value it cannot compute yet."""
+(models/uplift.compare_routing, `leadq lift --data … --uplift-features`), route() deciding
+MQLs by the call's value, and the scorer's refusal to do so without an uplift model and its
+bar (the scoring itself: tests/model/test_uplift_registry.py)."""
 
 from __future__ import annotations
 
@@ -88,10 +89,11 @@ def test_lift_data_compares_both_policies_with_the_agreed_deal_value(tmp_path, c
     assert "incremental conversions per 100 calls" in printed
 
 
-def test_route_by_is_typed_and_scoring_refuses_call_value(tmp_path, capsys):
+def test_route_by_is_typed_and_scoring_refuses_call_value_without_the_bar(tmp_path):
     from leadq.errors import ConfigError
     from leadq.pipelines.params.loader import agreement_of, load_params
     from leadq.pipelines.scoring.core import score_leads
+    from leadq.pipelines.scoring.model import ScoringModel
 
     params = load_params(_params(tmp_path, route_by="call_value",
                                  call_value={"deal_value": 5000, "call_cost": 50}))
@@ -99,9 +101,54 @@ def test_route_by_is_typed_and_scoring_refuses_call_value(tmp_path, capsys):
     assert (agreement.route_by, agreement.deal_value, agreement.call_cost) == (
         "call_value", 5000.0, 50.0)
     assert any("gains most" in line for line in agreement.words())
-    with pytest.raises(ConfigError, match="route_by: call_value needs an uplift model"):
-        score_leads(pd.DataFrame(), None, params, scored_at=pd.Timestamp("2026-01-01"))
+    at = pd.Timestamp("2026-01-01")
+    no_uplift = ScoringModel(pyfunc=None, uri="models:/leadq/3", version="3", threshold=0.5,
+                             tags={})
+    with pytest.raises(ConfigError, match=r"route_by: call_value: no uplift model .* version 3"
+                                          r".*leadq lift --fit-uplift"):
+        score_leads(pd.DataFrame(), no_uplift, params, scored_at=at)
+    # An uplift model registered before the bar existed cannot route either.
+    no_bar = ScoringModel(pyfunc=None, uri="models:/leadq/3", version="3", threshold=0.5,
+                          tags={}, uplift=object(), uplift_version="1")
+    with pytest.raises(ConfigError, match="registered without a bar.*leadq lift --fit-uplift"):
+        score_leads(pd.DataFrame(), no_bar, params, scored_at=at)
     for bad in ({"route_by": "uplift"}, {"call_value": {"deal_value": -1}},
                 {"call_value": {"call_cost": -5}}):
         with pytest.raises(ConfigError, match="agreement"):
             agreement_of(load_params(_params(tmp_path, **bad)))
+
+
+def test_route_by_value_decides_mqls_and_keeps_tiers_exploration_and_holdout_on_their_rules():
+    from leadq.models.routing import route
+
+    ids = np.array(["a", "b", "c"], dtype=object)
+    score = np.array([0.9, 0.2, 0.5])  # a sure thing, a persuadable, a middling lead
+    value = np.array([-20.0, 400.0, 100.0])
+    kw = {"threshold": 0.6, "cutoffs": (0.8, 0.6, 0.3), "correction": None,
+          "explore_rate": 0.0}
+    by_score = route(ids, score, **kw)
+    by_value = route(ids, score, value=value, value_cutoff=100.0, **kw)
+    assert by_score["is_mql"].tolist() == [True, False, False]
+    assert by_value["is_mql"].tolist() == [False, True, True]  # value ≥ bar; ties pass
+    assert list(by_value["tier"]) == list(by_score["tier"]) == ["A", "D", "C"]  # on the score
+    assert by_value["treatment"].tolist() == [0, 1, 1]
+    assert by_value["propensity"].tolist() == [0.0, 1.0, 1.0]
+    # Exploration below the value bar, the holdout above it, each with its propensity.
+    almost_all = route(ids, score, value=value, value_cutoff=100.0,
+                       **{**kw, "explore_rate": 0.999999}, holdout_rate=0.999999)
+    assert almost_all["explore"].tolist() == [True, False, False]
+    assert almost_all["holdout"].tolist() == [False, True, True]
+    assert almost_all["treatment"].tolist() == [1, 0, 0]
+    assert np.allclose(almost_all["propensity"], [0.999999, 1e-6, 1e-6])
+    with pytest.raises(ValueError, match="both value and value_cutoff"):
+        route(ids, score, value=value, **kw)
+
+
+def test_value_bar_keeps_the_share_of_the_probability_bar():
+    from leadq.models.uplift import value_bar
+
+    gains = np.array([5.0, -1.0, 3.0, 3.0, 0.5, 2.0, np.nan, 4.0])
+    assert value_bar(gains, 0.3) == 4.0  # round(0.3 × 7) = 2 of the 7 known values
+    assert value_bar(gains, 3 / 7) == 3.0 and (gains >= 3.0).sum() == 4  # ties all pass
+    assert value_bar(gains, 0.0) == float("inf")
+    assert value_bar(gains, 1.0) == -1.0
