@@ -164,3 +164,30 @@ def keep_own_model(y: np.ndarray, own: np.ndarray, pooled: np.ndarray, *, compar
                               f"bootstrap of the ROC AUC gap [{lo:+.4f}, {hi:+.4f}])")
     return False, lo, hi, (f"no gain beyond noise ({level:.1%} paired bootstrap of the ROC AUC "
                            f"gap [{lo:+.4f}, {hi:+.4f}])")
+
+
+def segment_gaps(y: np.ndarray, new: np.ndarray, old: np.ndarray, values: pd.Series,
+                 segments: list[str], *, confidence: float = 0.9, seed: int = 0,
+                 min_rows: int = 50) -> list[dict]:
+    """Challenger (`new`) vs champion (`old`) test ROC AUC on each large segment's test leads,
+    with a paired bootstrap interval widened for the number of segments compared; `worse` is
+    True when the whole interval is below 0 (worse beyond noise). Segments with fewer than
+    `min_rows` test leads or one class are listed without a verdict."""
+    from sklearn.metrics import roc_auc_score
+
+    y, new, old = np.asarray(y, int), np.asarray(new, float), np.asarray(old, float)
+    keys = segment_keys(values)
+    level = 1 - (1 - float(confidence)) / max(len(segments), 1)
+    out = []
+    for name in segments:
+        mask = keys == segment_key(name)
+        ys = y[mask]
+        row = {"segment": name, "test_leads": int(mask.sum()), "worse": False}
+        if mask.sum() < min_rows or len(np.unique(ys)) < 2:
+            out.append({**row, "note": "too few test leads (or one class) to compare"})
+            continue
+        lo, hi = paired_auc_interval(ys, new[mask], old[mask], level=level, seed=seed)
+        out.append({**row, "challenger_roc_auc": float(roc_auc_score(ys, new[mask])),
+                    "champion_roc_auc": float(roc_auc_score(ys, old[mask])),
+                    "gap_low": lo, "gap_high": hi, "level": level, "worse": bool(hi < 0)})
+    return out
