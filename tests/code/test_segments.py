@@ -185,3 +185,36 @@ def test_the_segmented_synth_has_segments_whose_drivers_differ(tmp_path):
     assert lift.loc["smb", 1] < lift.loc["smb", 0]
     params = load_params(written["params"])
     assert params["segments"]["column"] == "business_line"
+
+
+def test_init_proposes_a_low_cardinality_column_whose_conversion_rates_differ():
+    from leadq.pipelines.profiling.segments import segment_candidate
+
+    leads = generate_segmented(10000, seed=3, segments=3)["leads"]
+    y = leads["converted"].astype(float)
+    found = segment_candidate(leads, ["business_line", "industry", "source"], y,
+                              min_leads=1000, min_conversions=120)
+    assert found is not None and found[0] == "business_line"
+    assert "conversion rates differ" in found[1]
+    # Too few leads per value under the minimums, or rates that do not differ: no proposal.
+    assert segment_candidate(leads, ["business_line"], y, min_leads=6000,
+                             min_conversions=120) is None
+    rng = np.random.default_rng(0)
+    flat = pd.Series(rng.integers(0, 2, len(leads)), dtype=float)
+    assert segment_candidate(leads, ["business_line", "source"], flat, min_leads=1000,
+                             min_conversions=120) is None
+    many = leads.assign(city=[f"c{i % 40}" for i in range(len(leads))])
+    assert segment_candidate(many, ["city"], y, min_leads=10, min_conversions=1) is None
+
+
+def test_init_writes_the_candidate_as_a_note_and_leaves_segments_off(tmp_path):
+    from leadq.pipelines.init import main as init_main
+    from leadq.pipelines.synthetic.segments import write_segmented
+
+    written = write_segmented(tmp_path, 10000, seed=3, segments=3)
+    out = tmp_path / "proposed.yaml"
+    summary = init_main(str(written["leads"]), out=str(out))
+    assert summary["segment_candidate"] == "business_line"
+    text = out.read_text()
+    assert "# Note: segment column candidate: business_line" in text
+    assert load_params(out)["segments"]["column"] is None  # off until chosen

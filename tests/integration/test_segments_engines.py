@@ -156,9 +156,9 @@ def test_spark_scores_and_reasons_equal_leadq_score(store, batch, monkeypatch):
 
 
 def test_rollback_from_the_segmented_champion_to_the_pooled_one(store, tmp_path):
+    from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.score import main as score_main
     from leadq.pipelines.tracking.registry import rollback
-    from leadq.pipelines.params.loader import load_params
 
     moved = rollback(load_params(store["params"]))
     assert moved["champion"] == store["v1"]["version"]
