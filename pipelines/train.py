@@ -542,6 +542,8 @@ def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
     summary["test_rows"] = int(len(result.test_frame))
     summary["calibration"] = result.calibration["method"]
     summary["threshold"] = result.threshold.as_dict()
+    if result.segments:
+        summary["segments"] = result.segments
     return summary
 
 

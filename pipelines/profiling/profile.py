@@ -728,7 +728,7 @@ def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = Non
         col, why = proposal.segment
         proposal.notes.append(
             f"segment column candidate: {col} ({why}). For a model per segment where it beats "
-            f"the pooled one, add `segments: {{column: {col}}}` to this file (off until set)")
+            f"the pooled one, set segments.column: {col} in this file (off until set)")
     known = y.notna()
     if known.any():
         proposal.notes.append(f"label: {int(known.sum()):,} labelled leads, "

@@ -155,6 +155,16 @@ def test_spark_scores_and_reasons_equal_leadq_score(store, batch, monkeypatch):
         assert (spark[key].astype(str) == want[key]).all(), key
 
 
+def test_the_marketer_report_builds_for_a_segmented_model(store):
+    from leadq.pipelines.report import main as report_main
+
+    out = store["dir"] / "report.html"
+    report_main(store["params"], out=str(out),
+                model_uri=f"models:/leadq/{store['v2']['version']}")
+    text = out.read_text(encoding="utf-8")
+    assert "business_line" in text and len(text) > 10_000
+
+
 def test_rollback_from_the_segmented_champion_to_the_pooled_one(store, tmp_path):
     from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.score import main as score_main
