@@ -556,7 +556,10 @@ def print_evaluation(result: TrainResult) -> None:
     name = result.fingerprint.get("test_set", "out-of-time")
     lines = [
         f"\n{name} test ({int(m['test_n']):,} leads, conversion {m['test_positive_rate']:.3f})"
-        f" · model {result.candidate}, calibration {result.calibration.get('method')}",
+        f" · model {result.candidate}, calibration {result.calibration.get('method')}"
+        + (f"; own models for {result.segments['column']} = "
+           + ", ".join(result.segments["own_model"])
+           if (result.segments or {}).get("own_model") else ""),
         f"  ROC AUC {m['test_roc_auc']:.4f} · PR AUC {m['test_pr_auc']:.4f} · log loss "
         f"{m['test_log_loss']:.4f} · Brier {m['test_brier']:.4f} · ECE {m['test_ece']:.4f}",
         "  conversions captured by the best-scored 10% / 20% / 30% of leads: "
