@@ -1,8 +1,9 @@
 """Pooled vs per-segment models on the real exports, with a natural segment column each.
 
-    .venv/bin/python benchmarks/bench_segments.py                  # all four
-    .venv/bin/python benchmarks/bench_segments.py shoppers olist   # some
+    .venv/bin/python benchmarks/bench_segments.py                  # all four, and the synth
+    .venv/bin/python benchmarks/bench_segments.py shoppers synth   # some
 
+`synth` is `leadq synth --segments 3` (10,000 leads, truth.csv: also the gap to the truth).
 For each export: `leadq init` writes the params (as bench_real_exports.py does, no edit), then
 one `train_models` run with segments.column set trains the pooled model and, for each segment
 over segments.min_leads / min_conversions, its own model, kept only where it beats the pooled
@@ -27,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real_exports import DATA, DATASETS, REPO, leadq  # noqa: E402
 
 SEGMENT_COLUMN = {"loan": "Source_Category", "booking": "sales_channel",
-                  "shoppers": "VisitorType", "olist": "origin"}
+                  "shoppers": "VisitorType", "olist": "origin", "synth": "business_line"}
+SYNTH_LEADS = 10_000  # `leadq synth --segments 3`: business lines whose drivers differ
 MAX_OVERALL_LOSS = 0.002
 
 
@@ -44,10 +46,14 @@ def run(name: str, work: Path) -> dict:
     from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.train import train_models
 
-    leads, extra = DATASETS[name]
     work.mkdir(parents=True, exist_ok=True)
-    leadq(["init", "--leads", str(DATA / leads),
-           *[a if a.startswith("--") else str(DATA / a) for a in extra], "--force"], work)
+    if name == "synth":
+        leadq(["synth", "--segments", "3", "--leads", str(SYNTH_LEADS), "--out", str(work)],
+              work)
+    else:
+        leads, extra = DATASETS[name]
+        leadq(["init", "--leads", str(DATA / leads),
+               *[a if a.startswith("--") else str(DATA / a) for a in extra], "--force"], work)
     column = SEGMENT_COLUMN[name]
     params = load_params(work / "params.yaml")
     feats = params["features"]
@@ -78,6 +84,15 @@ def run(name: str, work: Path) -> dict:
             "segmented": _figures(y[mask], served[mask]) if both else None,
         })
     overall = {"pooled": _figures(y, pooled), "segmented": _figures(y, served)}
+    if name == "synth":  # the truth: how far each model is from the best possible one
+        import pandas as pd
+
+        truth = pd.read_csv(work / "truth.csv").set_index("lead_id")
+        true_p = truth.loc[result.test_frame["lead_id"], "true_probability"].to_numpy()
+        overall["oracle"] = _figures(y, true_p)
+        overall["mean_abs_error_to_truth"] = {
+            "pooled": round(float(np.abs(pooled - true_p).mean()), 4),
+            "segmented": round(float(np.abs(served - true_p).mean()), 4)}
     return {"dataset": name, "column": column, "test_set": result.fingerprint.get("test_set"),
             "test_rows": int(len(y)), "overall": overall, "segments": rows,
             "kept": result.segments.get("own_model", []), "train_seconds": round(seconds, 1),
@@ -98,7 +113,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.keep or tmp)
         for name in args.datasets:
-            if not (DATA / DATASETS[name][0]).exists():
+            if name != "synth" and not (DATA / DATASETS[name][0]).exists():
                 print(f"skip {name}: ../shared/data absent")
                 continue
             print(f"… {name}", flush=True)
