@@ -218,3 +218,22 @@ def test_init_writes_the_candidate_as_a_note_and_leaves_segments_off(tmp_path):
     text = out.read_text()
     assert "# Note: segment column candidate: business_line" in text
     assert load_params(out)["segments"]["column"] is None  # off until chosen
+
+
+def test_the_report_shows_each_segment_models_figures_and_drivers(fitted):
+    from leadq.models.explain import explain
+    from leadq.pipelines.segmenting.report import segment_report
+
+    model, X, y = fitted["model"], fitted["X"].head(600), fitted["y"].head(600).to_numpy()
+    X = X.copy()  # noqa: N806
+    X["business_line"] = X["business_line"].astype(object)
+    X.iloc[:5, X.columns.get_loc("business_line")] = "reseller"  # scored by the pooled model
+    score = model.predict_proba(X)[:, 1]
+    table = segment_report(model, X, y, score, explain(model, X).contributions)
+    rows = table.set_index("segment")
+    assert list(rows["model"]) == ["own", "own", "pooled"]
+    assert rows.loc["all other leads", "leads"] == 5
+    assert rows["leads"].sum() == len(X)
+    # The drivers are each segment's own: a demo request matters for enterprise leads.
+    assert "demo_requested" in rows.loc["enterprise", "drivers"]
+    assert segment_report(fitted["pooled"], X, y, score, None) is None

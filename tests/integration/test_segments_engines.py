@@ -163,6 +163,7 @@ def test_the_marketer_report_builds_for_a_segmented_model(store):
                 model_uri=f"models:/leadq/{store['v2']['version']}")
     text = out.read_text(encoding="utf-8")
     assert "business_line" in text and len(text) > 10_000
+    assert "By segment" in text and "data-segments" in text
 
 
 def test_rollback_from_the_segmented_champion_to_the_pooled_one(store, tmp_path):
