@@ -15,6 +15,7 @@ for the number of segments compared (the care models.train takes with the no-sig
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,13 +24,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from leadq.models.baselines import paired_auc_interval
 
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
 
 def segment_key(value: object) -> str | None:
-    """The routing key of a segment value: case and surrounding spaces ignored (a CRM writes
-    "SMB" and "smb " for one business line); blank and missing values have none."""
+    """The routing key of a segment value, spelt as the model's categories are normalised
+    (leadq.features.transform): case, spaces, hyphens and underscores ignored, so "Paid Search"
+    and "paid-search" are one segment; blank and missing values have none."""
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
         return None
-    text = str(value).strip().casefold()
+    text = _SEPARATORS.sub(" ", str(value).lower()).strip()
     return text or None
 
 

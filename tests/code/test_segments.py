@@ -142,8 +142,9 @@ def test_segment_gaps_flags_a_segment_worse_beyond_noise():
     assert rows["c"]["test_leads"] == 0 and "too few" in rows["c"]["note"]
 
 
-def test_segment_keys_ignore_case_and_spaces():
+def test_segment_keys_ignore_case_spaces_and_hyphens_as_the_model_does():
     assert segment_key(" SMB ") == segment_key("smb") == "smb"
+    assert segment_key("paid-search") == segment_key("Paid  Search") == segment_key("paid_search")
     assert segment_key("") is None and segment_key(float("nan")) is None
     keys = segment_keys(pd.Series(["A", None, " a", "b"], dtype="string"))
     assert list(keys) == ["a", None, "a", "b"]
