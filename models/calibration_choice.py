@@ -104,7 +104,9 @@ def choose_calibration(model: BaseEstimator, X: pd.DataFrame, y: pd.Series,  # n
 
 
 def base_pipeline(model: BaseEstimator) -> BaseEstimator:
-    """The fitted feature→estimator Pipeline inside a model, calibrated or not."""
+    """The fitted feature→estimator Pipeline inside a model, calibrated or not (of a
+    segmented model: its pooled model's; every member reads the same columns)."""
+    model = getattr(model, "pooled_", model)
     inner = getattr(model, "calibrated_classifiers_", None)
     if inner:
         est = inner[0].estimator

@@ -56,9 +56,13 @@ class Explanation:
     base_value: float  # margin of the average lead (m₀)
     margin: np.ndarray  # the uncalibrated model's margin per lead
     method: str
+    # Per lead, when leads are explained by different models (a segmented model): each lead's
+    # own base margin; base_value is then their mean, for display only.
+    base_values: np.ndarray | None = None
 
     def additivity_error(self) -> float:
-        total = self.base_value + self.contributions.to_numpy().sum(axis=1)
+        base = self.base_values if self.base_values is not None else self.base_value
+        total = base + self.contributions.to_numpy().sum(axis=1)
         return float(np.max(np.abs(total - self.margin))) if len(total) else 0.0
 
 
@@ -67,8 +71,10 @@ def unwrap(model):
     """(pipeline, calibrators) from CalibratedClassifierCV(FrozenEstimator(Pipeline)) or a Pipeline.
 
     ``calibrators`` is a list of fitted one-dimensional calibration maps whose mean is the
-    calibrated probability, or None for an uncalibrated pipeline.
+    calibrated probability, or None for an uncalibrated pipeline. Of a segmented model: its
+    pooled model's (explain and explain_leads route each lead to its own segment's model).
     """
+    model = getattr(model, "pooled_", model)
     if hasattr(model, "calibrated_classifiers_"):
         parts = model.calibrated_classifiers_
         if any(getattr(c, "method", "") not in ("sigmoid", "isotonic") for c in parts):
@@ -355,6 +361,8 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    if hasattr(model, "members_"):
+        return _explain_segmented(model, X, background)
     pipeline, _ = unwrap(model)
     estimator = pipeline.steps[-1][1]
     group, raw = _group_matrix(pipeline)
@@ -382,6 +390,25 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
         raise ValueError(f"no exact explanation for {type(estimator).__name__}")
     contributions = pd.DataFrame(phi @ group, columns=raw, index=X.index)
     return Explanation(contributions, float(base), margin, method)
+
+
+def _explain_segmented(model, X: pd.DataFrame,  # noqa: N803
+                       background: pd.DataFrame | None) -> Explanation:
+    """Each lead explained by the model that scores it (leadq.models.segments): its margin and
+    base are that model's, so base + Σ contributions = margin holds lead by lead."""
+    raw = raw_columns_of(unwrap(model)[0])
+    contributions = pd.DataFrame(0.0, index=X.index, columns=raw)
+    margin, base = np.zeros(len(X)), np.zeros(len(X))
+    methods = []
+    for part, rows in model.parts(X):
+        exp = explain(part, X.iloc[rows], background)
+        contributions.iloc[rows] = exp.contributions.reindex(columns=raw, fill_value=0.0
+                                                             ).to_numpy()
+        margin[rows], base[rows] = exp.margin, exp.base_value
+        methods.append(exp.method)
+    method = methods[0] if len(set(methods)) == 1 else "; ".join(dict.fromkeys(methods))
+    return Explanation(contributions, float(base.mean()) if len(base) else 0.0, margin,
+                       f"per segment ({model.column}): {method}", base_values=base)
 
 
 def to_points(explanation: Explanation, calibrators) -> tuple[pd.DataFrame, np.ndarray, float]:
@@ -495,6 +522,12 @@ def explain_leads(model, X: pd.DataFrame, top: int = 3, *,  # noqa: N803
     """reasons_positive / reasons_negative text columns for scored leads, indexed like X.
 
     `transformed`: `encode_rows(model, X)`, when the caller scored from it already."""
+    if hasattr(model, "members_"):  # a segmented model: each lead's reasons from its model
+        out = pd.DataFrame({"reasons_positive": "", "reasons_negative": ""}, index=X.index,
+                           dtype=object)
+        for part, rows in model.parts(X):
+            out.iloc[rows] = explain_leads(part, X.iloc[rows], top=top).to_numpy()
+        return out
     pipeline, calibrators = unwrap(model)
     explanation = explain(model, X, transformed=transformed)
     points, _, _ = to_points(explanation, calibrators)

@@ -34,7 +34,7 @@ def cmd_synth(args: argparse.Namespace) -> dict:
     from leadq.pipelines.synth import main
 
     return main(args.out, leads=args.leads, seed=args.seed, fmt=args.format,
-                leads_only=args.leads_only, shape=args.shape)
+                leads_only=args.leads_only, shape=args.shape, segments=args.segments)
 
 
 def cmd_init(args: argparse.Namespace) -> dict:
@@ -200,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", choices=["leadq", "salesforce", "hubspot"], default="leadq",
                    help="column names, ids, statuses, ratings and dates as that CRM's report "
                         "exports write them (the same leads and outcomes underneath)")
+    p.add_argument("--segments", type=int, choices=[2, 3], default=None,
+                   help="a CRM of 2 or 3 business lines that convert for different reasons "
+                        "(leads with a 0/1 outcome, truth.csv and a params.yaml with "
+                        "segments.column set): what per-segment models are for")
     p.set_defaults(handler=cmd_synth)
 
     p = sub.add_parser("init", help="profile an export and write a params file for it "

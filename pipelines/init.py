@@ -715,7 +715,8 @@ def _main(leads: str, *, out: str, deals: str | None, feedback: str | None,
     return {"out": str(out_path), "id": proposal.id, "created_at": proposal.created_at,
             "label_form": proposal.label.kind, "label": proposal.label.column,
             "leak_suspects": {r.column: r.why for r in proposal.roles if r.role == "leak"},
-            "roles": {r.column: r.role for r in proposal.roles}}
+            "roles": {r.column: r.role for r in proposal.roles},
+            "segment_candidate": proposal.segment[0] if proposal.segment else None}
 
 
 def _id_and_date(frame: pd.DataFrame, today: pd.Timestamp, lookup_tables: dict[str, str],

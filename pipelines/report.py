@@ -283,10 +283,16 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
             "mql_share": (period or {}).get("mql_share", float(is_mql.mean())),
             "mql_share_basis": (f"of the last {agreement.review_days:g} days' scored leads"
                                 if period else "of all leads, scored now")}
-    return ReportData(model=dict(model_info or {}, threshold=threshold), data=data,
+    from leadq.pipelines.segmenting.report import segment_report
+
+    segments = segment_report(model, X_test, y_test, s_test, shap_summary.get("values"))
+    info = dict(model_info or {}, threshold=threshold)
+    if segments is not None:
+        info["segment_column"] = model.column
+    return ReportData(model=info, data=data,
                       importance=importance, shap_summary=shap_summary, insights=attribute,
                       personas_best=best, personas_worst=worst, campaigns=campaigns,
-                      health=health)
+                      health=health, segments=segments)
 
 
 def _as_of(as_of: pd.Timestamp | None, created: pd.Series) -> pd.Timestamp:

@@ -9,9 +9,18 @@ from pathlib import Path
 
 
 def main(out: str | Path, *, leads: int, seed: int = 0, fmt: str = "csv",
-         leads_only: bool = False, shape: str = "leadq") -> dict:
+         leads_only: bool = False, shape: str = "leadq", segments: int | None = None) -> dict:
     from leadq.errors import BadInputError
     from leadq.pipelines.synthetic.crm import write_crm
+
+    if segments is not None:
+        from leadq.pipelines.synthetic.segments import write_segmented
+
+        if shape != "leadq" or fmt != "csv" or leads_only:
+            raise BadInputError("--segments writes its own CSV leads, truth and params: drop "
+                                "--shape / --format parquet / --leads-only")
+        paths = write_segmented(out, n_leads=leads, seed=seed, segments=segments)
+        return {"written": {k: str(v) for k, v in paths.items()}}
 
     if shape != "leadq":
         from leadq.pipelines.synthetic.shapes import write_shaped

@@ -62,6 +62,9 @@ class TrainResult:
     # The (inputs, labels) the registered model was fitted on (benchmarks compare on them).
     fit_rows: tuple[pd.DataFrame, pd.Series] | None = field(repr=False, default=None)
     baseline_scores: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    # segments.column set: the column, the segments that met the minimums, those that kept
+    # their own model (the per-segment table is tables["segment_models"]).
+    segments: dict = field(default_factory=dict)
 
 
 def fingerprint(tables: CrmTables, labels: pd.DataFrame, split: pd.Series, params: dict,
@@ -201,27 +204,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
              "split %s", labelled.sum(), positives, (~labelled).sum(),
              split.value_counts().to_dict())
 
-    tuned: dict[str, dict] = {}
-    searches: dict[str, SearchResult] = {}
-    search_on = setting(params, "train.search.enabled")
-    train_created = created.loc[parts["train"][0].index] if created is not None else None
-    for name in setting(params["train"], "candidates"):
-        tuned[name] = params
-        if search_on:
-            order = "time-ordered" if train_created is not None else "file-order (no date)"
-            with step(f"search {name} hyperparameters on {order} folds"):
-                searches[name] = search_candidate(name, params, *parts["train"], train_created)
-            tuned[name] = with_hyperparameters(params, name, searches[name].best_params)
-            log.info("  %s: %d trials, best fold %s %.4f with %s", name,
-                     len(searches[name].trials),
-                     setting(params, "train.search.metric"),
-                     searches[name].best_score, searches[name].best_params)
-    if setting(params["train"], "compare_defaults"):
-        # The library's own configuration competes in the final comparison (out of fold over
-        # train + validation): a search that overfit the folds of train cannot win over it.
-        for name in list(tuned):
-            tuned[name + DEFAULTS_SUFFIX] = with_hyperparameters(params, name,
-                                                                 LIBRARY_CONFIG[name])
+    tuned, searches = _tune(params, parts, created)
     select_by = setting(params["train"], "select_by")
     cal = params.get("calibration") or {}
     method = setting(cal, "method") if setting(cal, "enabled") else "none"
@@ -240,10 +223,19 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     val_metrics, fit_rows = fit.selection, fit.fit_rows
     log.info("  calibration %s (cross-fitted log loss %s)", chosen,
              ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-    decision = choose_threshold(fit.bar_scores, fit.bar_y, agreement_of(params))
+    bar_scores, bar_y = fit.bar_scores, fit.bar_y
+    segmented = None
+    seg_column = (params.get("segments") or {}).get("column")
+    if seg_column:
+        segmented = _fit_segments(fit, data, X, y, split, weights, params, created,
+                                  select_by=select_by, method=method, cal=cal, seed=seed)
+        model, bar_scores, bar_y = segmented.model, segmented.bar_scores, segmented.bar_y
+    decision = choose_threshold(bar_scores, bar_y, agreement_of(params))
     test_score = model.predict_proba(parts["test"][0])[:, 1]
     ecfg = params.get("evaluation") or {}
-    seg_cols = [c for c in ecfg.get("segments") or [] if c in data.columns]
+    seg_cols = [c for c in dict.fromkeys([*(ecfg.get("segments") or []),
+                                          *([seg_column] if seg_column else [])])
+                if c in data.columns]
     evaluation = evaluate(
         parts["test"][1].to_numpy(), test_score, cutoffs=decision.cutoffs,
         segments=data.loc[parts["test"][0].index, seg_cols] if seg_cols else None,
@@ -253,7 +245,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     metrics.update(behaviour_report(model, probe, params))
     # val_: out of fold over train + validation (train.final_fit: train_validation), or the
     # validation block (train): never the registered model on leads it was fitted on.
-    metrics.update(classification_metrics(fit.bar_y, fit.bar_scores, prefix="val_"))
+    metrics.update(classification_metrics(bar_y, bar_scores, prefix="val_"))
     share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), decision.threshold)
     metrics.update({"test_mql_share": share, "test_mql_precision": precision,
                     "test_mql_recall": recall, "mql_threshold": decision.threshold})
@@ -293,7 +285,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     }, index=parts["test"][0].index)
     # The training plots (reporting/charts.py) name the test set the way the printout does.
     test_frame.attrs["test_set"] = test_set_name(created)
-    return TrainResult(
+    out = TrainResult(
         model=model,
         candidate=best,
         metrics=metrics,
@@ -310,7 +302,63 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
         test_inputs=data.loc[parts["test"][0].index],
         fit_rows=fit_rows,
         baseline_scores=base_scores,
+        segments={} if segmented is None else {
+            "column": segmented.column, "large": segmented.large,
+            "own_model": segmented.members},
     )
+    if segmented is not None and not segmented.table.empty:
+        out.tables["segment_models"] = segmented.table
+    return out
+
+
+def _tune(params: dict, parts: dict, created: pd.Series | None
+          ) -> tuple[dict[str, dict], dict[str, SearchResult]]:
+    """Each candidate's params after its hyperparameter search on the train part (and, with
+    train.compare_defaults, the library's configuration beside it)."""
+    tuned: dict[str, dict] = {}
+    searches: dict[str, SearchResult] = {}
+    search_on = setting(params, "train.search.enabled")
+    train_created = created.loc[parts["train"][0].index] if created is not None else None
+    for name in setting(params["train"], "candidates"):
+        tuned[name] = params
+        if search_on:
+            order = "time-ordered" if train_created is not None else "file-order (no date)"
+            with step(f"search {name} hyperparameters on {order} folds"):
+                searches[name] = search_candidate(name, params, *parts["train"], train_created)
+            tuned[name] = with_hyperparameters(params, name, searches[name].best_params)
+            log.info("  %s: %d trials, best fold %s %.4f with %s", name,
+                     len(searches[name].trials),
+                     setting(params, "train.search.metric"),
+                     searches[name].best_score, searches[name].best_params)
+    if setting(params["train"], "compare_defaults"):
+        # The library's own configuration competes in the final comparison (out of fold over
+        # train + validation): a search that overfit the folds of train cannot win over it.
+        for name in list(tuned):
+            tuned[name + DEFAULTS_SUFFIX] = with_hyperparameters(params, name,
+                                                                 LIBRARY_CONFIG[name])
+    return tuned, searches
+
+
+def _fit_segments(fit: FinalFit, data: pd.DataFrame, X: pd.DataFrame, y: pd.Series,  # noqa: N803
+                  split: pd.Series, weights: pd.Series | None, params: dict,
+                  created: pd.Series | None, **procedure):
+    """segments.column: the same search and out-of-fold procedure per large segment
+    (leadq.pipelines.segmenting.training), each kept only where it beats the pooled model."""
+    from leadq.pipelines.segmenting.training import fit_segments
+
+    if setting(params, "train.final_fit") != "train_validation":
+        raise ConfigError("segments.column needs train.final_fit: train_validation (segment "
+                          "models are compared with the pooled one out of fold)")
+    if fit.oof is None:
+        raise ConfigError("segments.column: the pooled model has no out-of-fold scores to "
+                          "compare segment models with")
+
+    def fit_history(tuned, parts, part_weights):
+        return _fit_on_history(tuned, parts, part_weights, created, **procedure)
+
+    return fit_segments(fit, data, X, y, split, weights, params,
+                        tune=lambda parts: _tune(params, parts, created)[0],
+                        fit_history=fit_history)
 
 
 def snapshot_evidence(tables: CrmTables, data: pd.DataFrame, params: dict) -> dict[str, str]:
@@ -346,6 +394,11 @@ class FinalFit:
     bar_scores: np.ndarray                   # calibrated scores of leads the model never saw,
     bar_y: np.ndarray                        # on which the first MQL bar is chosen
     fit_rows: tuple[pd.DataFrame, pd.Series]
+    # Out-of-fold evidence a segment's own model is compared on (leadq.pipelines.segmenting):
+    # the chosen candidate's fold scores, the index labels of their rows and of the bar's.
+    oof: OutOfFold | None = None
+    oof_index: pd.Index | None = None
+    bar_index: pd.Index | None = None
 
 
 def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
@@ -391,9 +444,11 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
     # calibrate to the average of older periods: on the synthetic CRM, whose conversion
     # drifts, that under-predicted by a quarter.
     chosen = _recent(oof[best], X_fit, parts["validation"][0].index)
+    evidence = {"oof": oof[best], "oof_index": X_fit.index[oof[best].rows],
+                "bar_index": X_fit.index[chosen.rows]}
     if method == "none":
         return FinalFit(best, model, "none", {}, selection, chosen.proba, chosen.y,
-                        (X_fit, y_fit))
+                        (X_fit, y_fit), **evidence)
     init = X_fit.iloc[chosen.rows[:2000]], y_fit.iloc[chosen.rows[:2000]]
     if init[1].nunique() < 2:
         init = X_fit.iloc[chosen.rows], y_fit.iloc[chosen.rows]
@@ -403,7 +458,7 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
             model, *init, chosen.decision, chosen.proba, chosen.y, method=method,
             folds=setting(cal, "folds", int), seed=seed, sample_weight=chosen.weight)
     return FinalFit(best, model, method_used, losses, selection, scores, chosen.y,
-                    (X_fit, y_fit))
+                    (X_fit, y_fit), **evidence)
 
 
 def _warn_if_no_signal(name: str, oof: OutOfFold, roc_auc: float, seed: int,
@@ -488,6 +543,8 @@ def main(params_path: str | None = None, overrides: dict | None = None) -> dict:
     summary["test_rows"] = int(len(result.test_frame))
     summary["calibration"] = result.calibration["method"]
     summary["threshold"] = result.threshold.as_dict()
+    if result.segments:
+        summary["segments"] = result.segments
     return summary
 
 
@@ -500,7 +557,10 @@ def print_evaluation(result: TrainResult) -> None:
     name = result.fingerprint.get("test_set", "out-of-time")
     lines = [
         f"\n{name} test ({int(m['test_n']):,} leads, conversion {m['test_positive_rate']:.3f})"
-        f" · model {result.candidate}, calibration {result.calibration.get('method')}",
+        f" · model {result.candidate}, calibration {result.calibration.get('method')}"
+        + (f"; own models for {result.segments['column']} = "
+           + ", ".join(result.segments["own_model"])
+           if (result.segments or {}).get("own_model") else ""),
         f"  ROC AUC {m['test_roc_auc']:.4f} · PR AUC {m['test_pr_auc']:.4f} · log loss "
         f"{m['test_log_loss']:.4f} · Brier {m['test_brier']:.4f} · ECE {m['test_ece']:.4f}",
         "  conversions captured by the best-scored 10% / 20% / 30% of leads: "
@@ -513,4 +573,10 @@ def print_evaluation(result: TrainResult) -> None:
                         ("segments", "by segment (evaluation.segments)")):
         if name in result.tables:
             lines += [f"\n{title}:", format_table(result.tables[name])]
+    if "segment_models" in result.tables:
+        from leadq.pipelines.segmenting.training import format_segment_table
+
+        seg = result.segments
+        lines += [f"\nsegment models ({seg.get('column')}; out of fold, on the leads both "
+                  "models scored):", format_segment_table(result.tables["segment_models"])]
     print("\n".join(lines), flush=True)

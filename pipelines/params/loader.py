@@ -206,7 +206,26 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
         if isinstance(spec, dict) and spec.get("delimiter") is not None:
             spec["delimiter"] = _one_delimiter(spec["delimiter"], f"{source}: {where}")
     check_values(params, source)
+    _check_segments(params, source)
     return params
+
+
+def _check_segments(params: dict, source: str) -> None:
+    """segments.column must be a categorical model input: the scorer hands every model only
+    its input columns, and the leakage guard then vouches that the value is known at MQL time."""
+    seg = params.get("segments") or {}
+    column = seg.get("column")
+    if seg.get("per_segment_bar"):
+        raise ConfigError(f"{source}: segments.per_segment_bar: true is not available yet; "
+                          "one MQL bar applies to every segment (set it to false)")
+    if column is None:
+        return
+    categorical = params["features"].get("categorical") or []
+    if column not in categorical:
+        raise ConfigError(f"{source}: segments.column: {column!r} is not one of "
+                          f"features.categorical ({', '.join(map(str, categorical)) or 'empty'});"
+                          " list it there (a segment column is a model input known at MQL "
+                          "time) or set segments.column: null")
 
 
 # How a tab gets written in YAML by hand: '\t' in single quotes, or unquoted, is two characters.
@@ -318,7 +337,8 @@ POSITIVE_INTS = frozenset({
     "train.min_positives", "train.n_threads", "train.search.folds", "train.search.trials",
     "train.search.max_rows", "train.hgb.max_iter", "train.hgb.max_leaf_nodes",
     "train.hgb.min_samples_leaf", "calibration.folds", "calibration.oof_folds",
-    "evaluation.min_segment_rows", "evaluation.behaviour_rows", "contracts.max_text_length",
+    "evaluation.min_segment_rows", "evaluation.behaviour_rows", "segments.min_leads",
+    "segments.min_conversions", "contracts.max_text_length",
     "contracts.gx_sample_rows", "scoring.chunk_size", "scoring.n_threads", "serve.port",
     "serve.workers", "serve.max_batch", "serve.max_body_bytes", "serve.log_flush_rows",
     "serve.max_queue", "agreement.review_days", "recalibration.outcome_window_days",
@@ -332,7 +352,7 @@ POSITIVE_INT_LISTS = frozenset({"features.activity_windows", "report.size_bins"}
 # Shares of something that must not be empty: in (0, 1].
 SHARES = frozenset({"split.train", "split.validation", "agreement.mql.top_share",
                     "agreement.tiers.a_share", "agreement.sla_target", "lift.power",
-                    "lift.confidence"})
+                    "lift.confidence", "segments.confidence"})
 # Limits and rates where 0 means "none allowed" / "off": in [0, 1].
 FRACTIONS = frozenset({
     "contracts.max_duplicate_id_share", "contracts.max_rejected_share",
@@ -358,7 +378,7 @@ TEXT_KEYS = frozenset({
     "features.email_column", "features.job_title_column", "contracts.quarantine_dir",
     "scoring.model_uri", "recalibration.scores", "recalibration.plan_by",
     "agreement.campaign_column", "agreement.source_column", "data.feedback.rep",
-    "review.out", "report.out", "outputs.dir",
+    "review.out", "report.out", "outputs.dir", "segments.column",
     "database.leads_table", "database.leads_query", "database.scores_table",
 })
 # A params file is a few hundred values; aliases that expand beyond this are a YAML bomb.

@@ -155,6 +155,7 @@ class Proposal:
     roles: list[Role] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     created_span_days: float | None = None  # first to last created_at
+    segment: tuple[str, str] | None = None  # a strong segments.column candidate, and why
 
     def columns(self, role: str) -> list[str]:
         return [r.column for r in self.roles if r.role == role]
@@ -722,9 +723,28 @@ def propose(frame: pd.DataFrame, *, today: pd.Timestamp, label: str | None = Non
     if created_at and facts[created_at].date.ambiguous:
         proposal.notes.append(f"{created_at}: day and month order cannot be told from the data "
                               f"(no day above 12); read as {date_format}: check it")
+    proposal.segment = _segment_candidate(frame, roles, y)
+    if proposal.segment:
+        col, why = proposal.segment
+        proposal.notes.append(
+            f"segment column candidate: {col} ({why}). For a model per segment where it beats "
+            f"the pooled one, set segments.column: {col} in this file (off until set)")
     known = y.notna()
     if known.any():
         proposal.notes.append(f"label: {int(known.sum()):,} labelled leads, "
                               f"{float(y[known].mean()):.1%} positive, "
                               f"{int((~known).sum()):,} censored")
     return proposal
+
+
+def _segment_candidate(frame: pd.DataFrame, roles: list[Role], y: pd.Series
+                       ) -> tuple[str, str] | None:
+    """The strongest segments.column candidate among the categorical inputs (or None)."""
+    from leadq.pipelines.params.loader import default_params
+    from leadq.pipelines.profiling.segments import segment_candidate
+
+    seg = default_params()["segments"]
+    cats = [r.column for r in roles if r.role == "categorical" and not r.target_encode
+            and r.column in frame.columns]
+    return segment_candidate(frame, cats, y, min_leads=int(seg["min_leads"]),
+                             min_conversions=int(seg["min_conversions"]))

@@ -35,6 +35,8 @@ class ReportData:
     personas_worst: pd.DataFrame
     campaigns: pd.DataFrame | None
     health: dict = field(default_factory=dict)
+    # A segmented model: one row per segment model (leadq.pipelines.segmenting.report).
+    segments: pd.DataFrame | None = None
 
 
 TEMPLATE = "report.html.j2"
@@ -240,6 +242,20 @@ def _health(rep: ReportData) -> list[Chart]:
     ]
 
 
+def _segments(rep: ReportData) -> dict | None:
+    if rep.segments is None or rep.segments.empty:
+        return None
+
+    def auc(v: float) -> str:
+        return "–" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+    return {"column": rep.model.get("segment_column", ""), "table": table(rep.segments, [
+        Column("segment", "segment"), Column("model", "model"),
+        Column("leads", "test leads", thousands), Column("conversion_rate", "conversion", pct),
+        Column("roc_auc", "ROC AUC", auc), Column("pr_auc", "PR AUC", auc),
+        Column("ece", "ECE", auc), Column("drivers", "strongest drivers")])}
+
+
 def render_html(rep: ReportData) -> str:
     """The report as one HTML string: inline CSS and SVG, nothing fetched, no scripts."""
     h = rep.health
@@ -252,5 +268,5 @@ def render_html(rep: ReportData) -> str:
         model=rep.model, data=rep.data, metrics=h["metrics"], drivers=_drivers(rep),
         insights=_insights(rep), personas=_personas(rep), campaigns=_campaigns(rep),
         health=_health(rep), tiers=tiers, sla=h.get("sla"), period=h.get("period"),
-        recorded=h.get("recorded"),
+        recorded=h.get("recorded"), segments=_segments(rep),
         baselines=rep.model.get("baselines") or [])

@@ -44,6 +44,7 @@ def score_leads(
     transformed = model.encode(rows) if explain and hasattr(model, "encode") else None
     raw = model.predict_proba(rows, transformed=transformed) if transformed is not None \
         else model.predict_proba(rows)
+    warn_segment_fallbacks(model, rows)
     ids = leads[id_col].array
     uplift = model.uplift.predict(rows) if getattr(model, "uplift", None) is not None else None
     value = value_cutoff = None
@@ -107,6 +108,22 @@ def _check_value_bar(model: ScoringModel) -> None:
     raise ConfigError(f"agreement.route_by: call_value: {missing} for model version "
                       f"{model.version}; run `leadq lift --fit-uplift` to fit and register "
                       "one with its bar, or set agreement.route_by: probability")
+
+
+def warn_segment_fallbacks(model, rows: pd.DataFrame) -> dict[str, int]:
+    """A segmented model (leadq.models.segments) scores a lead whose segment value is blank or
+    new with its pooled model: said with the counts (never the values: a form can fill them)."""
+    sk = model.sklearn() if hasattr(model, "sklearn") else model
+    if not hasattr(sk, "fallback_counts"):
+        return {}
+    counts = sk.fallback_counts(rows)
+    if counts["blank"] or counts["unseen"]:
+        from leadq.pipelines.io.progress import log
+
+        log.warning("segments: %d of %d leads have a blank %s and %d a value unseen in "
+                    "training; the pooled model scored them (segments.column)",
+                    counts["blank"], len(rows), sk.column, counts["unseen"])
+    return counts
 
 
 def _rows(values, keep: np.ndarray) -> np.ndarray:

@@ -230,7 +230,7 @@ def _apply_gate(client, result, params: dict, version: str, run_id: str) -> tupl
     challenger = {k: float(v) for k, v in result.metrics.items()
                   if k.startswith(("test_", "baseline_"))}
     current = alias_version(client, name, CHAMPION)
-    champion, age, note, broken = None, None, None, None
+    champion, age, note, broken, segments = None, None, None, None, []
     if current is not None and current != version:
         history = read_history(client, name)
         age = champion_age_days(client, name, current, history)
@@ -238,6 +238,7 @@ def _apply_gate(client, result, params: dict, version: str, run_id: str) -> tupl
         try:
             score = score_with_version(name, current, result.test_inputs)
             champion = classification_metrics(y, score, prefix="test_")
+            segments = _segment_gate(result, y, score, params)
         except LeadqError as exc:
             # It needs inputs the data no longer has: it could not score today's leads either.
             note = f"champion v{current} could not be re-scored: {exc}"
@@ -248,6 +249,14 @@ def _apply_gate(client, result, params: dict, version: str, run_id: str) -> tupl
     promoted, reason = gate_decision(challenger, champion, age, reg)
     if note:
         reason = f"{note}; {reason}"
+    worse = [s for s in segments if s["worse"]]
+    if promoted and worse and not (params.get("segments") or {}).get("allow_worse_segments"):
+        promoted, reason = False, (
+            "challenger is worse than the champion beyond noise on segment(s) "
+            + ", ".join(f"{s['segment']} (test ROC AUC {s['challenger_roc_auc']:.4f} vs "
+                        f"{s['champion_roc_auc']:.4f}, gap interval [{s['gap_low']:+.4f}, "
+                        f"{s['gap_high']:+.4f}])" for s in worse)
+            + "; set segments.allow_worse_segments: true to promote such a model")
     if broken:
         promoted, reason = False, f"{broken}; not promoted automatically (use `leadq promote`)"
     primary = f"test_{setting(reg, 'primary_metric')}"
@@ -260,6 +269,7 @@ def _apply_gate(client, result, params: dict, version: str, run_id: str) -> tupl
         "criteria": reg.get("criteria") or {},
         "challenger": {k: challenger.get(k) for k in KEY_METRICS},
         "champion": None if champion is None else {k: champion.get(k) for k in KEY_METRICS},
+        "segments": segments,
     }
     client.log_dict(run_id, report, "gate.json")
     if champion is not None:
@@ -272,6 +282,22 @@ def _apply_gate(client, result, params: dict, version: str, run_id: str) -> tupl
         record_move(client, name, CHAMPION, version, "gate", reason, current)
     log.info("gate: %s — %s", report["decision"], reason)
     return promoted, reason
+
+
+def _segment_gate(result, y: np.ndarray, champion_score: np.ndarray, params: dict) -> list[dict]:
+    """With segments.column: challenger vs champion on each segment that met the minimums in
+    training (leadq.models.segments.segment_gaps); nothing without segments."""
+    from leadq.models.segments import segment_gaps
+
+    column = setting(params, "segments.column")
+    large = (getattr(result, "segments", None) or {}).get("large") or []
+    if not column or not large or column not in result.test_inputs.columns:
+        return []
+    return segment_gaps(y, result.test_frame["score"].to_numpy(), champion_score,
+                        result.test_inputs[column], large,
+                        confidence=setting(params, "segments.confidence", float),
+                        seed=setting(params, "train.random_state", int),
+                        min_rows=setting(params, "evaluation.min_segment_rows", int))
 
 
 # --- commands -----------------------------------------------------------------------------------

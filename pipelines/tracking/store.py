@@ -24,6 +24,7 @@ TRUSTED_TYPES = frozenset({
     "leadq.features.transform.LeadFeatures",
     "leadq.models.factories.signed_log1p",
     "leadq.models.uplift.CallUplift",  # the registered uplift model (two fitted pipelines)
+    "leadq.models.segments.SegmentedModel",  # per-segment models with the pooled fallback
     # scikit-learn / numpy internals that fitted pipelines hold
     "functools.partial",  # FunctionTransformer's partial(check_array, ...)
     "numpy.dtype",

@@ -42,7 +42,8 @@ def test_only_leadq_namespace_types_of_our_own_are_trusted():
     # CallUplift: the registered uplift model (issue 29), two fitted pipelines and nothing else.
     assert {t for t in TRUSTED_TYPES if t.startswith("leadq.")} == {
         "leadq.features.transform.LeadFeatures", "leadq.models.factories.signed_log1p",
-        "leadq.models.uplift.CallUplift"}
+        "leadq.models.uplift.CallUplift",
+        "leadq.models.segments.SegmentedModel"}
 
 
 def test_saving_a_model_with_an_unlisted_function_is_refused():

@@ -1,0 +1,105 @@
+"""Training with segments.column: on a CRM whose business lines convert for different reasons
+the large segments keep their own models, which beat the pooled model on each segment's test
+leads and come closer to the truth; on the standard synthetic CRM (one pattern for every lead)
+segment models are not chosen, or change nothing beyond noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from leadq.models.segments import SegmentedModel
+
+
+def _train(params_path):
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.train import train_models
+
+    params = load_params(params_path)
+    return train_models(load_crm(params), params), params
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory):
+    from leadq.pipelines.synthetic.segments import segmented_params, write_segmented
+
+    d = tmp_path_factory.mktemp("segmented")
+    written = write_segmented(d, 5000, seed=4, segments=3)
+    params = segmented_params()
+    params["train"] = {"search": {"enabled": False}, "hgb": {"max_iter": 120}}
+    # 5,000 leads: the partner line (15 %) stays under these minimums, the other two pass.
+    params["segments"].update({"min_leads": 800, "min_conversions": 80})
+    path = d / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    result, loaded = _train(path)
+    truth = pd.read_csv(written["truth"]).set_index("lead_id")
+    return {"result": result, "params": loaded, "truth": truth}
+
+
+def test_large_segments_keep_their_own_models_and_small_ones_the_pooled(segmented):
+    result = segmented["result"]
+    assert isinstance(result.model, SegmentedModel)
+    assert sorted(result.segments["large"]) == ["enterprise", "smb"]
+    assert sorted(result.segments["own_model"]) == ["enterprise", "smb"]
+    table = result.tables["segment_models"].set_index("segment")
+    assert table.loc["partner", "model"] == "pooled"
+    assert "below the minimums" in table.loc["partner", "why"]
+    for seg in ("enterprise", "smb"):
+        row = table.loc[seg]
+        assert row["model"] == "own" and row["gap_low"] > 0
+        assert row["own_roc_auc"] > row["pooled_roc_auc"]
+        for col in ("pooled_pr_auc", "own_pr_auc", "pooled_ece", "own_ece", "leads",
+                    "conversions"):
+            assert np.isfinite(row[col])
+
+
+def test_segment_models_beat_the_pooled_model_on_each_large_segments_test_leads(segmented):
+    result, truth = segmented["result"], segmented["truth"]
+    X = result.test_inputs  # noqa: N806
+    y = result.test_frame["label"].to_numpy()
+    served = result.test_frame["score"].to_numpy()
+    pooled = result.model.pooled_.predict_proba(X[result.sample.columns])[:, 1]
+    true_p = truth.loc[result.test_frame["lead_id"], "true_probability"].to_numpy()
+    for seg in ("enterprise", "smb"):
+        mask = (X["business_line"] == seg).to_numpy()
+        assert roc_auc_score(y[mask], served[mask]) > roc_auc_score(y[mask], pooled[mask]), seg
+    # The truth-based oracle gap shrinks: ranking and probabilities both closer to the truth.
+    oracle = roc_auc_score(y, true_p)
+    assert oracle - roc_auc_score(y, served) < oracle - roc_auc_score(y, pooled)
+    assert np.abs(served - true_p).mean() < np.abs(pooled - true_p).mean()
+
+
+def test_the_summary_prints_each_segments_choice_and_why(segmented, capsys):
+    from leadq.pipelines.train import print_evaluation
+
+    print_evaluation(segmented["result"])
+    out = capsys.readouterr().out
+    assert "segment models (business_line" in out
+    for seg in ("enterprise", "smb", "partner"):
+        assert f"  {seg}: " in out
+    assert "own model ranks better beyond noise" in out and "below the minimums" in out
+    assert "pooled OOF ROC AUC" in out
+
+
+def test_on_the_standard_synth_segments_change_nothing_beyond_noise(tmp_path, base_params,
+                                                                    small_crm):
+    from tests.conftest import write_params
+
+    path = write_params(tmp_path, base_params, small_crm, train__search={"enabled": False},
+                        segments={"column": "source", "min_leads": 400, "min_conversions": 40})
+    result, _ = _train(path)
+    assert result.segments["large"], "the test needs segments large enough to be tried"
+    table = result.tables["segment_models"]
+    assert set(table["model"]) <= {"own", "pooled"}
+    if not result.segments["own_model"]:
+        assert not isinstance(result.model, SegmentedModel)
+        return
+    # A segment kept by chance must not move the whole test set beyond noise.
+    X = result.test_inputs[result.sample.columns]  # noqa: N806
+    y = result.test_frame["label"].to_numpy()
+    pooled = result.model.pooled_.predict_proba(X)[:, 1]
+    assert abs(roc_auc_score(y, result.test_frame["score"]) - roc_auc_score(y, pooled)) < 0.01
