@@ -188,11 +188,17 @@ __all__ = ["sla_by", "campaign_review", "rejection_reasons",
            "realised_conversion", "goal_progress", "what_changed", "wilson_interval"]
 
 
+# "Converts anyway" is a claim of equivalence, so it needs the whole interval to say so: even
+# the largest gain the data allow must be small beside the rate without a call (at most this
+# share of it). "No measurable gain" likewise needs an interval this tight around zero.
+SURE_THING_SHARE = 0.25
+NO_GAIN_POINTS = 0.02
 CALL_VERDICTS = {
     "gains": "gains from a call (persuadables)",
     "anyway": "converts about as often without a call (sure things)",
     "put_off": "converts less when called (do not disturb)",
     "none": "no measurable gain from a call",
+    "unclear": "not conclusive yet (the interval holds both no gain and a real one)",
     "too_few": "not enough randomised leads yet",
 }
 
@@ -236,10 +242,12 @@ def call_gain_by(matured: pd.DataFrame, by: pd.Series, *, min_group: int = 100,
             verdict = "gains"
         elif est.high < 0:
             verdict = "put_off"
-        elif est.rate_control > 0 and est.rate_control >= 0.5 * est.rate_treated:
+        elif est.rate_control > 0 and est.high <= SURE_THING_SHARE * est.rate_control:
             verdict = "anyway"
-        else:
+        elif max(abs(est.low), abs(est.high)) <= NO_GAIN_POINTS:
             verdict = "none"
+        else:
+            verdict = "unclear"
         rows.append({**row, "verdict": verdict, "words": CALL_VERDICTS[verdict],
                      "rate_called": est.rate_treated, "rate_not_called": est.rate_control,
                      "effect": est.effect, "low": est.low, "high": est.high,

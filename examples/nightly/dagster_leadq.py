@@ -41,7 +41,9 @@ def leadq_argv(job: str) -> list[str]:
 
 def run_leadq(context: dg.OpExecutionContext, job: str) -> dict:
     """Run leadq; its JSON result on success, Dagster's retry or failure otherwise."""
-    proc = subprocess.run(leadq_argv(job), capture_output=True, text=True, check=False)
+    # A hung run must fail (and alert) rather than block every later night.
+    proc = subprocess.run(leadq_argv(job), capture_output=True, text=True, check=False,
+                          timeout=6 * 3600)
     for line in proc.stderr.splitlines():  # leadq's JSON log lines, into Dagster's log
         context.log.info(line)
     last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""

@@ -16,13 +16,16 @@
 #   LEADQ_RETRIES             retries after exit 1 (internal failure; default 2), waiting
 #                             LEADQ_RETRY_SECONDS (default 300) between tries
 #   LEADQ_ALERT_CMD           run (through sh, message in $LEADQ_ALERT) when the job fails
+#   LEADQ_TIMEOUT             stop a run that takes longer (default 6h; `timeout` syntax):
+#                             exit 124, alert, no retry (a hang would hang again)
 #   LEADQ                     the leadq command (default: leadq on PATH)
 # A database password belongs in PGPASSWORD or ~/.pgpass, never in the URL on a command line.
 #
 # Exit codes are leadq's (leadq --help): 0 ok; 1 internal failure (retried here, then alert);
 # 2 bad input or settings (no retry: alert the owner of the export or params); 3 too many
 # rows refused (no retry: alert the owner of the export; nothing was published); 75 another
-# run of this job still holds the lock (a scheduler may try again later).
+# run of this job still holds the lock (alert: the night's run did not happen); 124 the run
+# took longer than LEADQ_TIMEOUT (alert, no retry).
 set -uo pipefail
 
 job="${1:-}"
@@ -63,7 +66,11 @@ run() {
         try=$((try + 1))
         # URLs shown as their scheme only: a password in one must not reach the log
         echo "leadq-job: $job try $try: $leadq_cmd ${args[*]%%://*}" >&2
-        "$leadq_cmd" "${args[@]}"
+        if command -v timeout >/dev/null 2>&1; then
+            timeout "${LEADQ_TIMEOUT:-6h}" "$leadq_cmd" "${args[@]}"
+        else
+            "$leadq_cmd" "${args[@]}"
+        fi
         code=$?
         case "$code" in
             0) return 0 ;;
@@ -71,6 +78,8 @@ run() {
                return 2 ;;
             3) alert "$job: too many rows refused (exit 3): nothing published, see the log"
                return 3 ;;
+            124) alert "$job: stopped after ${LEADQ_TIMEOUT:-6h} (exit 124): nothing published"
+               return 124 ;;
             *) if [ "$try" -gt "$retries" ]; then
                    alert "$job: failed with exit $code after $try tries"
                    return "$code"
@@ -86,7 +95,8 @@ lock="$(dirname "$LEADQ_PARAMS")/.leadq-$job.lock"
 if command -v flock >/dev/null 2>&1; then
     exec 9>"$lock"
     if ! flock -n 9; then
-        echo "leadq-job: another $job run holds $lock" >&2
+        # Said loudly: a run that hangs would otherwise skip every later night in silence.
+        alert "$job: another run still holds $lock; tonight's run did not start"
         exit 75
     fi
 fi

@@ -49,7 +49,12 @@ def safe_url(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        # libpq also takes the password as a query parameter (?password=…).
+        secret = {k: "***" for k in parsed.query if k.lower() in ("password", "sslpassword")}
+        if secret:
+            parsed = parsed.update_query_dict(secret)
+        return parsed.render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparseable URL: show only its scheme
         return url.split("://", 1)[0] + "://***"
 
@@ -62,7 +67,7 @@ def _with_driver(url: str):
 
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
         raise BadInputError(f"{safe_url(url)}: not a database URL ({exc}); expected e.g. "
                             "postgresql://user@host:5432/dbname") from exc
     if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None \
@@ -178,7 +183,9 @@ class Source:
 
     def sql(self, conn) -> str:
         if self.query is not None:
-            return self.query.strip().rstrip(";")
+            # The newline ends a trailing `-- comment`, which would otherwise swallow the
+            # `) AS leadq_q` leadq writes after the query.
+            return self.query.strip().rstrip(";") + "\n"
         return f"SELECT * FROM {_quoted(conn, self.table)}"
 
 
@@ -278,9 +285,8 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
             try:
                 if conn.dialect.driver == "psycopg2":
                     sql = source.sql(conn)
-                    columns = list(conn.execute(text(
-                        f"SELECT * FROM ({sql}) AS leadq_q WHERE 1 = 0")).keys())
-                    frames = _copy_frames(conn, sql, columns, size, source)
+                    columns, booleans = _columns_and_booleans(conn, sql)
+                    frames = _copy_frames(conn, sql, columns, size, source, booleans)
                 else:
                     streamed = conn.execution_options(stream_results=True,
                                                       max_row_buffer=size)
@@ -304,10 +310,35 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
         engine.dispose()
 
 
-def _copy_frames(conn, sql: str, columns: list[str], size: int,
-                 source: Source) -> Iterator[pd.DataFrame]:
-    """`COPY (sql) TO STDOUT` through a pipe into pyarrow's streaming CSV reader, in frames
-    of `size` rows of text (NULL → missing, an empty text → "")."""
+_PG_BOOL_OID = 16
+
+
+def _columns_and_booleans(conn, sql: str) -> tuple[list[str], list[str]]:
+    """The query's column names, and those of PostgreSQL type boolean (COPY writes them as
+    t / f, where a CSV export and the other drivers give true / false)."""
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        cur.execute(f"SELECT * FROM ({sql}) AS leadq_q WHERE 1 = 0")
+        described = cur.description or []
+    return ([d[0] for d in described], [d[0] for d in described if d[1] == _PG_BOOL_OID])
+
+
+class _Counted:
+    """The write end of the pipe, counting what the server sent: a parse error after 0 bytes
+    is an empty result, after any byte it is data leadq cannot read."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.sent = handle, 0
+
+    def write(self, data) -> int:
+        self.sent += len(data)
+        return self.handle.write(data)
+
+
+def _copy_frames(conn, sql: str, columns: list[str], size: int, source: Source,
+                 booleans: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """`COPY (sql) TO STDOUT` (CSV, UTF-8) through a pipe into pyarrow's streaming CSV reader,
+    in frames of `size` rows of text (NULL → missing, an empty text → "")."""
     import os
     import threading
 
@@ -316,13 +347,16 @@ def _copy_frames(conn, sql: str, columns: list[str], size: int,
 
     read_end, write_end = os.pipe()
     reader, writer = os.fdopen(read_end, "rb"), os.fdopen(write_end, "wb")
+    counted = _Counted(writer)
     failed: list[BaseException] = []
     raw = conn.connection.dbapi_connection
 
     def produce() -> None:
         try:
             with raw.cursor() as cur:
-                cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", writer)
+                # ENCODING: the server converts from the database's encoding (LATIN1, ...).
+                cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, ENCODING 'UTF8')",
+                                counted)
         except BrokenPipeError:
             pass  # the reader stopped early (an error downstream): nothing more to send
         except BaseException as exc:  # raised in the caller's thread below
@@ -330,22 +364,47 @@ def _copy_frames(conn, sql: str, columns: list[str], size: int,
         finally:
             writer.close()
 
+    def stop(parse_error: BaseException | None) -> None:
+        """Close the read end first (a producer blocked on a full pipe then ends), wait for
+        it, and raise what went wrong: the server's reason before the parser's."""
+        reader.close()
+        worker.join()
+        if failed:
+            raise _stopped(source, failed[0]) from failed[0]
+        if parse_error is not None:
+            raise BadInputError(
+                f"{source.label}: the rows sent by the database cannot be read as text "
+                f"({parse_error}); check the query's columns ({source.setting})"
+            ) from parse_error
+
     worker = threading.Thread(target=produce, name="leadq-copy", daemon=True)
     worker.start()
+    as_words = {"t": "true", "f": "false"}
     try:
         try:
             stream = pacsv.open_csv(
                 reader,
                 read_options=pacsv.ReadOptions(column_names=columns, block_size=1 << 22),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                # COPY's NULL is the unquoted empty field, and only that: text such as NA,
+                # null or N/A is a value (pyarrow would otherwise read it as missing).
                 convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
-                    quoted_strings_can_be_null=False))
-        except pa.ArrowInvalid:  # nothing was sent: no rows, or the query failed at once
-            worker.join()
-            if failed:
-                raise _stopped(source, failed[0]) from failed[0]
+                    column_types={c: pa.string() for c in columns}, null_values=[""],
+                    strings_can_be_null=True, quoted_strings_can_be_null=False))
+        except pa.ArrowInvalid as exc:
+            if counted.sent == 0 and not failed:
+                worker.join()
+                if not failed:
+                    return  # nothing was sent: no rows
+            stop(exc)
             return
+
+        def frame_of(table) -> pd.DataFrame:
+            frame = table.to_pandas()
+            for col in booleans or []:
+                frame[col] = frame[col].map(as_words, na_action="ignore")
+            return frame
+
         pending: list = []
         have = 0
         try:
@@ -354,21 +413,20 @@ def _copy_frames(conn, sql: str, columns: list[str], size: int,
                 have += batch.num_rows
                 while have >= size:
                     table = pa.Table.from_batches(pending)
-                    yield table.slice(0, size).to_pandas()
+                    yield frame_of(table.slice(0, size))
                     rest = table.slice(size)
                     pending, have = rest.to_batches(), rest.num_rows
-        except (pa.ArrowInvalid, OSError):
-            worker.join()
-            if failed:  # the server stopped mid-row: its reason, not the parser's
-                raise _stopped(source, failed[0]) from failed[0]
+        except (pa.ArrowInvalid, OSError) as exc:
+            stop(exc)
             raise
         worker.join()
         if failed:
             raise _stopped(source, failed[0]) from failed[0]
         if have:
-            yield pa.Table.from_batches(pending).to_pandas()
+            yield frame_of(pa.Table.from_batches(pending))
     finally:
-        reader.close()
+        if not reader.closed:
+            reader.close()
         worker.join()
 
 
@@ -429,6 +487,7 @@ class TableWriter:
         self._conn = None
         self._trans = None
         self._stage = None
+        self._merged = False
         self._columns: list[str] = []
 
     @property
@@ -516,24 +575,31 @@ class TableWriter:
         if self._conn.dialect.driver == "psycopg2":
             # COPY is ~10x faster than batched INSERTs for a nightly million rows.
             buf = io.StringIO()
-            frame.to_csv(buf, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S%z")
+            # Missing is written as \\N (COPY's NULL below), so an empty text (a lead
+            # with no reasons) stays an empty text, as on the other drivers.
+            frame.to_csv(buf, index=False, header=False, na_rep="\\N",
+                         date_format="%Y-%m-%d %H:%M:%S%z")
             buf.seek(0)
             prep = self._conn.dialect.identifier_preparer
             cols = ", ".join(prep.quote(c) for c in self._columns)
             cursor = self._conn.connection.dbapi_connection.cursor()
             try:
-                # An empty field is NULL (an empty text cell too: no score column holds one).
                 cursor.copy_expert(f"COPY {prep.quote(self._stage.name)} ({cols}) FROM STDIN "
-                                   "WITH (FORMAT csv)", buf)
+                                   "WITH (FORMAT csv, NULL '\\N')", buf)
             finally:
                 cursor.close()
             return
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
         self._conn.execute(self._stage.insert(), records)
 
-    def commit(self) -> None:
-        """Merge the staging table into the target and commit: the one moment the target
-        changes."""
+    def prepare(self) -> None:
+        """Merge the staging table into the target inside the transaction (the slow step),
+        without committing: the caller publishes the quarantine, then commits."""
+        self.commit(prepare_only=True)
+
+    def commit(self, *, prepare_only: bool = False) -> None:
+        """Merge the staging table into the target (unless prepared) and commit: the one
+        moment the target changes."""
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -550,14 +616,18 @@ class TableWriter:
                  f"ON CONFLICT ({', '.join(keys)}) DO "
                  + (f"UPDATE SET {updates}" if updates else "NOTHING"))
         try:
-            self._conn.execute(text(merge))
-            self._stage.drop(self._conn)
-            self._trans.commit()
+            if not self._merged:
+                self._conn.execute(text(merge))
+                self._stage.drop(self._conn)
+                self._merged = True
+            if not prepare_only:
+                self._trans.commit()
         except SQLAlchemyError as exc:
             self.abort()
             raise _db_error(self.url, exc, f"cannot write {self.label}",
                             "database.scores_table") from exc
-        self._close()
+        if not prepare_only:
+            self._close()
 
     def abort(self) -> None:
         if self._trans is not None and self._trans.is_active:

@@ -380,6 +380,9 @@ def score_file(
         # run must never be missing beside scores that were published.
         rejected_tmp, _ = quarantine.move()
         if to_table:
+            # The merge (the slow step) runs before the quarantine is published, so only the
+            # COMMIT itself sits between the two.
+            out.prepare()
             publish_together([(rejected_tmp, quarantine.path)])
             try:
                 out.commit()

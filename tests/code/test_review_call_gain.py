@@ -30,6 +30,7 @@ def test_tiers_are_judged_from_their_randomised_leads():
     assert rows["A"]["verdict"] == "anyway" and rows["A"]["rate_not_called"] > 0.3
     assert rows["B"]["verdict"] == "gains" and rows["B"]["low"] > 0.1
     assert rows["D"]["verdict"] in {"none", "anyway"}
+
     assert rows["B"]["n_called"] + rows["B"]["n_not_called"] == rows["B"]["n_randomised"]
 
 
@@ -88,3 +89,15 @@ def test_scores_with_the_uplift_models_column_add_its_top_fifth_against_the_rest
     top, rest = rows["uplift model: top 20%"], rows["uplift model: other 80%"]
     assert top["verdict"] == "gains" and top["low"] > rest["high"]
     assert top["n_randomised"] + rest["n_randomised"] == len(matured)
+
+
+def test_a_wide_interval_is_not_called_sure_things():
+    """100 called at 30% against 100 not called at 20%: +10 points, interval about −2 to +22.
+    The data cannot say the leads convert as often without a call."""
+    y = np.r_[np.ones(30), np.zeros(70), np.ones(20), np.zeros(80)]
+    t = np.r_[np.ones(100), np.zeros(100)].astype(int)
+    matured = pd.DataFrame({"tier": "A", "is_mql": True, "treatment": t, "propensity": 0.5,
+                            "label": y})
+    (row,) = call_gain_by(matured, matured["tier"], min_group=50)
+    assert row["low"] < 0 < row["high"]
+    assert row["verdict"] == "unclear" and "not conclusive" in row["words"]

@@ -278,3 +278,78 @@ def test_a_query_failing_on_its_last_rows_is_exit_2_and_changes_nothing(warehous
     code, _, err = run_cli(score_argv(w, params, *uri))
     assert code == 2 and "empty" in err, err
     assert table_rows(w["url"], "late_failure") == before
+
+
+def _read_all(url: str, table: str | None = None, query: str | None = None,
+              chunk: int = 2) -> pd.DataFrame:
+    from leadq.pipelines.io import database as db
+
+    chunks = list(db.iter_source(db.Source(url=url, table=table, query=query), chunk))
+    return pd.concat([c.frame for c in chunks], ignore_index=True)
+
+
+def test_copy_keeps_text_as_the_database_holds_it(warehouse):
+    """What COPY sends arrives as a CSV export would read: NA, null and N/A are words, only
+    NULL is missing, an empty text stays empty, booleans are true/false, and a LATIN1 database
+    is read in UTF-8. A `-- comment` ending the query does not break it."""
+    import psycopg2
+
+    from leadq.pipelines.io.database import _with_driver
+
+    u = _with_driver(warehouse["url"])
+    conn = psycopg2.connect(host=u.host, port=u.port, user=u.username, dbname=u.database)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS odd_values")
+        cur.execute("CREATE TABLE odd_values (id text, country text, vip boolean)")
+        cur.execute("INSERT INTO odd_values VALUES ('1', 'NA', true), ('2', 'null', false), "
+                    "('3', 'N/A', NULL), ('4', '', true), ('5', NULL, false)")
+        cur.execute("DROP DATABASE IF EXISTS latin")
+        cur.execute("CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+                    "TEMPLATE template0")
+    conn.close()
+    frame = _read_all(warehouse["url"], table="odd_values")
+    assert frame["country"].tolist()[:4] == ["NA", "null", "N/A", ""]
+    assert pd.isna(frame["country"].iloc[4])
+    assert frame["vip"].iloc[[0, 1, 3, 4]].tolist() == ["true", "false", "true", "false"]
+    assert pd.isna(frame["vip"].iloc[2])
+    commented = _read_all(warehouse["url"],
+                          query="SELECT id FROM odd_values WHERE id <> '9' -- all of them")
+    assert commented["id"].tolist() == ["1", "2", "3", "4", "5"]
+
+    latin_url = warehouse["url"].rsplit("/", 1)[0] + "/latin"
+    lconn = psycopg2.connect(host=u.host, port=u.port, user=u.username, dbname="latin")
+    lconn.autocommit = True
+    lconn.set_client_encoding("UTF8")  # the server stores the names in LATIN1
+    with lconn.cursor() as cur:
+        cur.execute("CREATE TABLE names (id text, last_name text)")
+        cur.execute("INSERT INTO names VALUES ('1', 'Müller'), ('2', 'Ørsted')")
+    lconn.close()
+    names = _read_all(latin_url, table="names")
+    assert names["last_name"].tolist() == ["Müller", "Ørsted"]
+
+
+def test_a_password_anywhere_in_the_url_is_hidden_and_a_bad_url_is_exit_2():
+    from leadq.errors import BadInputError
+    from leadq.pipelines.io.database import engine_for, safe_url
+
+    shown = safe_url("postgresql://u:s3cret@host/db?password=x2&sslmode=require")
+    assert "s3cret" not in shown and "x2" not in shown and "sslmode=require" in shown
+    with pytest.raises(BadInputError, match="not a database URL"):
+        engine_for("postgresql://u:p@host:notaport/db")
+
+
+def test_the_sink_keeps_an_empty_text_apart_from_missing(warehouse):
+    """A lead with no reasons has an empty reasons text: stored as '', not as NULL."""
+    import numpy as np
+
+    from leadq.pipelines.io.database import TableWriter
+
+    sink = TableWriter(warehouse["url"], "empty_text_scores", ["lead_id", "model_version"])
+    sink.write(pd.DataFrame({"lead_id": ["a", "b"], "model_version": ["1", "1"],
+                             "score": [0.5, np.nan], "reasons_positive": ["", None]}))
+    sink.prepare()
+    sink.commit()
+    rows = table_rows(warehouse["url"], "empty_text_scores")
+    assert [(r[0], r[3]) for r in rows] == [("a", ""), ("b", None)]
+    assert rows[1][2] is None
