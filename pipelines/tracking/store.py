@@ -22,6 +22,7 @@ TRUSTED_TYPES = frozenset({
     # leadq's own steps
     "leadq.features.transform.LeadFeatures",
     "leadq.models.factories.signed_log1p",
+    "leadq.models.pairs.PairTargetEncoder",
     # scikit-learn / numpy internals that fitted pipelines hold
     "functools.partial",  # FunctionTransformer's partial(check_array, ...)
     "numpy.dtype",
