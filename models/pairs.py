@@ -52,7 +52,7 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
     min_gain: out-of-fold ROC AUC a pair must add over the better of its two columns.
     max_columns: pairs are formed among at most this many columns (the first ones given), so
         the candidates stay at most max_columns·(max_columns−1)/2.
-    cv: the cross-fitting splitter handed to TargetEncoder.
+    cv: the number of stratified, shuffled cross-fitting folds.
     """
 
     def __init__(self, max_pairs: int = 5, min_gain: float = 0.01, max_columns: int = 10,
@@ -64,8 +64,10 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def _encoder(self) -> TargetEncoder:
-        return TargetEncoder(target_type="binary", cv=self.cv, shuffle=True,
-                             random_state=self.random_state)
+        from sklearn.model_selection import StratifiedKFold
+
+        return TargetEncoder(target_type="binary", cv=StratifiedKFold(
+            n_splits=int(self.cv), shuffle=True, random_state=self.random_state))
 
     def _positions(self, X: pd.DataFrame, columns) -> dict[str, np.ndarray]:  # noqa: N803
         """Each value's position among the column's training values, from 1 (0: unseen)."""
