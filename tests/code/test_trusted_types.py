@@ -40,7 +40,8 @@ def test_only_leadq_namespace_types_of_our_own_are_trusted():
     ours = {t for t in TRUSTED_TYPES if t.split(".")[0] in ("features", "models", "pipelines")}
     assert ours == set()
     assert {t for t in TRUSTED_TYPES if t.startswith("leadq.")} == {
-        "leadq.features.transform.LeadFeatures", "leadq.models.factories.signed_log1p"}
+        "leadq.features.transform.LeadFeatures", "leadq.models.factories.signed_log1p",
+        "leadq.models.pairs.PairTargetEncoder"}
 
 
 def test_saving_a_model_with_an_unlisted_function_is_refused():
