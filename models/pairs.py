@@ -20,6 +20,8 @@ no tree splits on and no linear coefficient can use: their contribution to every
 
 from __future__ import annotations
 
+import threading
+import weakref
 from itertools import combinations
 
 import numpy as np
@@ -28,7 +30,11 @@ from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import TargetEncoder
 
+# Per fitted encoder, each column's training values as an Index and a dict (._lookups).
+_indexes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_index_lock = threading.Lock()
 _MISSING = "\x00"  # a blank is a category of its own, as in leadq's other encoders
+SMALL_FRAME_ROWS = 32  # at most this many rows: looked up without pandas' per-call cost
 
 
 def _text(values: pd.Series) -> np.ndarray:
@@ -69,11 +75,34 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
         return TargetEncoder(target_type="binary", cv=StratifiedKFold(
             n_splits=int(self.cv), shuffle=True, random_state=self.random_state))
 
+    def _index(self, column: str) -> pd.Index:
+        """The column's training values as a pandas Index, built once per fitted encoder:
+        values_ holds plain lists (skops stores those, not an Index), and building the Index
+        for every call would cost a lead scored alone (`leadq serve`) milliseconds."""
+        return self._lookups(column)[0]
+
+    def _lookups(self, column: str) -> tuple[pd.Index, dict[str, int]]:
+        with _index_lock:
+            found = _indexes.setdefault(self, {}).get(column)
+        if found is None or found[0] is not self.values_[column]:
+            values = self.values_[column]
+            found = (values, pd.Index(values), {v: i for i, v in enumerate(values)})
+            with _index_lock:
+                _indexes[self][column] = found
+        return found[1], found[2]
+
     def _positions(self, X: pd.DataFrame, columns) -> dict[str, np.ndarray]:  # noqa: N803
         """Each value's position among the column's training values, from 1 (0: unseen)."""
-        # values_ holds plain lists (skops stores those; it cannot store a pandas Index)
-        return {c: pd.Index(self.values_[c]).get_indexer(_text(X[c])) + 1
-                for c in dict.fromkeys(columns)}
+        if len(X) > SMALL_FRAME_ROWS:
+            return {c: self._index(c).get_indexer(_text(X[c])) + 1
+                    for c in dict.fromkeys(columns)}
+        # A few leads (`leadq serve`): plain Python, the same text as _text gives.
+        out = {}
+        for c in dict.fromkeys(columns):
+            where = self._lookups(c)[1]
+            out[c] = np.array([where.get(_MISSING if pd.isna(v) else str(v), -1) + 1
+                               for v in X[c].tolist()], dtype=np.int64)
+        return out
 
     def _codes(self, pos: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
         """One integer per row and pair from the two values' positions (a value never seen in
@@ -127,7 +156,15 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
         out = np.zeros((len(X), int(self.max_pairs)))
         if self.pairs_:
             pos = self._positions(X, [c for p in self.pairs_ for c in p])
-            out[:, : len(self.pairs_)] = self.encoder_.transform(self._codes(pos, self.pairs_))
+            codes = self._codes(pos, self.pairs_)
+            # TargetEncoder.transform's own arithmetic (a known code gets its encoding, an
+            # unseen one the overall rate), without its per-call input validation, which
+            # costs a lead scored alone more than the lookup (tests compare the two).
+            enc = self.encoder_
+            for i, (known, values) in enumerate(zip(enc.categories_, enc.encodings_,
+                                                    strict=True)):
+                at = np.clip(np.searchsorted(known, codes[:, i]), 0, len(known) - 1)
+                out[:, i] = np.where(known[at] == codes[:, i], values[at], enc.target_mean_)
         return out
 
     def sources(self) -> list[tuple[str, ...]]:

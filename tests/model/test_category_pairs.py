@@ -101,3 +101,23 @@ def test_a_pipeline_with_pairs_loads_through_the_trusted_types(pair_params):
     assert "leadq.models.pairs.PairTargetEncoder" in trusted
     again = loads(dumps(model), trusted=trusted)
     np.testing.assert_allclose(again.predict_proba(X)[:, 1], model.predict_proba(X)[:, 1])
+
+
+def test_transform_matches_target_encoder_for_one_lead_and_for_many():
+    """transform does TargetEncoder.transform's lookup itself (and, for a few leads, without
+    pandas): the same figures, unseen and blank values included."""
+    X, y = _leads(4000, seed=8)  # noqa: N806
+    cols = ["route", "origin", "noise"]
+    enc = PairTargetEncoder(max_pairs=2).fit(X[cols], y)
+    assert enc.pairs_
+    fresh = _leads(500, seed=9)[0][cols]
+    fresh.loc[fresh.index[:40], "route"] = "never seen"
+    fresh.loc[fresh.index[40:60], "origin"] = None
+    n = len(enc.pairs_)
+    expected = enc.encoder_.transform(enc._codes(
+        {c: pd.Index(enc.values_[c]).get_indexer(
+            fresh[c].astype(object).where(fresh[c].notna(), "\x00").astype(str)) + 1
+         for c in enc.values_}, enc.pairs_))
+    np.testing.assert_allclose(enc.transform(fresh)[:, :n], expected, atol=1e-12)
+    one_by_one = np.vstack([enc.transform(fresh.iloc[[i]]) for i in range(80)])
+    np.testing.assert_allclose(one_by_one[:, :n], expected[:80], atol=1e-12)
