@@ -113,17 +113,30 @@ def raw_columns_of(pipeline) -> list[str]:
     return list(dict.fromkeys(pipeline.named_steps["features"].source_columns()))
 
 
-def _encoded_groups(pipeline) -> list[str]:
-    """For each column the encoder outputs, the LeadFeatures column it came from.
+def _pair_step(trans):
+    """The PairTargetEncoder of an encoder branch (alone or first in a Pipeline), or None."""
+    from leadq.models.pairs import PairTargetEncoder
+
+    first = trans.steps[0][1] if hasattr(trans, "steps") else trans
+    return first if isinstance(first, PairTargetEncoder) else None
+
+
+def _encoded_groups(pipeline) -> list[str | tuple[str, ...]]:
+    """For each column the encoder outputs, the LeadFeatures column it came from (a tuple of
+    them for a category pair, models/pairs.py; an empty tuple for an unused pair slot).
 
     Works for any transformer whose output names are its input names, `<input>_<category>`
     (one-hot) or `missingindicator_<input>` (imputer indicators).
     """
     encode = pipeline.named_steps["encode"]
-    groups: list[str] = []
+    groups: list[str | tuple[str, ...]] = []
     for name, trans, cols in encode.transformers_:
         cols = list(cols) if not isinstance(cols, str) else [cols]
         if name == "remainder" or trans == "drop" or not cols:
+            continue
+        pairs = _pair_step(trans)
+        if pairs is not None:
+            groups.extend(pairs.sources())
             continue
         names = cols if trans == "passthrough" else list(trans.get_feature_names_out(cols))
         for out_name in names:
@@ -143,13 +156,17 @@ def _raw_group_matrix(pipeline) -> tuple[np.ndarray, list[str]]:
     feats = pipeline.named_steps["features"]
     to_raw = derived_source(feats)
     raw = raw_columns_of(pipeline)
-    groups = [to_raw.get(g, g) for g in _encoded_groups(pipeline)]
-    unknown = sorted(set(groups) - set(raw))
+    # A pair's contribution is shared equally by its two columns: the sum, and so the
+    # additivity base + Σ contributions = margin, stays exact; an unused slot contributes 0.
+    groups = [tuple(to_raw.get(c, c) for c in g) if isinstance(g, tuple) else (to_raw.get(g, g),)
+              for g in _encoded_groups(pipeline)]
+    unknown = sorted({c for g in groups for c in g} - set(raw))
     if unknown:
         raise ValueError(f"cannot map encoded column(s) {unknown} to a raw lead column")
     mat = np.zeros((len(groups), len(raw)))
     for i, g in enumerate(groups):
-        mat[i, raw.index(g)] = 1.0
+        for c in g:
+            mat[i, raw.index(c)] += 1.0 / len(g)
     return mat, raw
 
 

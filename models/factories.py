@@ -21,6 +21,7 @@ from sklearn.preprocessing import (
 
 from leadq.features.columns import model_inputs
 from leadq.features.transform import LeadFeatures
+from leadq.models.pairs import PairTargetEncoder
 from leadq.settings import setting
 
 
@@ -58,6 +59,17 @@ def target_encoder(params: dict) -> TargetEncoder:
                          cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=seed))
 
 
+def pair_encoder(params: dict, cfg: dict, categorical: list[str]) -> PairTargetEncoder | None:
+    """The category-pair step (models/pairs.py) for train.<candidate>.category_pairs, or None
+    when it is off or there are fewer than two category columns to pair."""
+    k = int(cfg["category_pairs"] or 0)
+    if k <= 0 or len(categorical) < 2:
+        return None
+    return PairTargetEncoder(max_pairs=k,
+                             min_gain=setting(params, "features.pair_min_gain", float),
+                             random_state=setting(params, "train.random_state", int))
+
+
 def make_logreg(params: dict) -> Pipeline:
     """Logistic regression: one-hot categories (rare ones pooled), scaled log counts."""
     feats = lead_features(params)
@@ -67,6 +79,7 @@ def make_logreg(params: dict) -> Pipeline:
         onehot, encoded = onehot + encoded, []  # searched: one-hot can beat the encoding
     # pool_rare false: every category its own column, as the library-default baseline has it.
     pool = cfg["pool_rare"]
+    pairs = pair_encoder(params, cfg, feats.categorical_out())
     encode = ColumnTransformer(
         [
             (
@@ -98,6 +111,8 @@ def make_logreg(params: dict) -> Pipeline:
                 ]),
                 feats.numeric_out(),
             ),
+            *([("pairs", Pipeline([("pairs", pairs), ("scale", StandardScaler())]),
+                feats.categorical_out())] if pairs else []),
         ]
     )
     model = LogisticRegression(
@@ -112,6 +127,9 @@ def make_hgb(params: dict) -> Pipeline:
     """HistGradientBoosting with native categorical splits and monotone constraints."""
     feats = lead_features(params)
     cfg = dict(setting(params, "train.hgb"))
+    pairs = pair_encoder(params, cfg, feats.categorical_out())
+    cfg.pop("category_pairs", None)
+    width = pairs.max_pairs if pairs else 0
     cats, encoded = target_encoded(params, feats.categorical_out())
     if cfg.pop("high_cardinality") == "native":
         cats, encoded = cats + encoded, []  # searched: native splits over the pooled codes
@@ -135,12 +153,14 @@ def make_hgb(params: dict) -> Pipeline:
             ),
             *([("te", target_encoder(params), encoded)] if encoded else []),
             ("num", "passthrough", nums),
+            *([("pairs", pairs, feats.categorical_out())] if pairs else []),
         ]
     )
     increasing = set(setting(params, "features.monotonic_increasing") or [])
-    monotonic = [0] * (len(cats) + len(encoded)) + [1 if c in increasing else 0 for c in nums]
+    monotonic = ([0] * (len(cats) + len(encoded)) + [1 if c in increasing else 0 for c in nums]
+                 + [0] * width)
     model = HistGradientBoostingClassifier(
-        categorical_features=[True] * len(cats) + [False] * (len(encoded) + len(nums)),
+        categorical_features=[True] * len(cats) + [False] * (len(encoded) + len(nums) + width),
         monotonic_cst=monotonic if any(monotonic) else None,
         random_state=setting(params, "train.random_state", int),
         **cfg,

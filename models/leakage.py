@@ -81,7 +81,10 @@ def column_aucs(frame: pd.DataFrame, y: pd.Series | np.ndarray) -> list[ColumnLe
         numbers = _numeric(values)
         if numbers is not None:
             present = ~missing
-            auc = _auc(y[present], numbers.to_numpy()[present]) if present.sum() > 1 else 0.5
+            # Ranks, not the values: a CSV's "inf" reads as infinity, which roc_auc_score
+            # refuses; the ROC AUC of the ranks is the same, infinities ranked last.
+            ranks = numbers.rank(method="average").to_numpy()
+            auc = _auc(y[present], ranks[present]) if present.sum() > 1 else 0.5
         else:
             auc = _auc(y, _out_of_fold_rate(values, y))
         found.append(ColumnLeak(col, "values", auc))

@@ -53,9 +53,10 @@ LIBRARY_DEFAULTS = {
 # the final out-of-fold comparison. The search scores on folds of train only and can overfit
 # them; this way its winner must also beat the three-line default on the newer leads.
 LIBRARY_CONFIG = {
-    "logreg": {**LIBRARY_DEFAULTS["logreg"], "pool_rare": False, "missing_indicator": False},
+    "logreg": {**LIBRARY_DEFAULTS["logreg"], "pool_rare": False, "missing_indicator": False,
+               "category_pairs": 0},
     "hgb": {**LIBRARY_DEFAULTS["hgb"], "l2_regularization": 0.0, "max_iter": 100,
-            "early_stopping": "auto", "pool_rare": False},
+            "early_stopping": "auto", "pool_rare": False, "category_pairs": 0},
 }
 DEFAULTS_SUFFIX = "-defaults"
 

@@ -25,6 +25,7 @@ TRUSTED_TYPES = frozenset({
     "leadq.models.factories.signed_log1p",
     "leadq.models.uplift.CallUplift",  # the registered uplift model (two fitted pipelines)
     "leadq.models.segments.SegmentedModel",  # per-segment models with the pooled fallback
+    "leadq.models.pairs.PairTargetEncoder",
     # scikit-learn / numpy internals that fitted pipelines hold
     "functools.partial",  # FunctionTransformer's partial(check_array, ...)
     "numpy.dtype",

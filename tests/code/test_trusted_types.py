@@ -43,7 +43,8 @@ def test_only_leadq_namespace_types_of_our_own_are_trusted():
     assert {t for t in TRUSTED_TYPES if t.startswith("leadq.")} == {
         "leadq.features.transform.LeadFeatures", "leadq.models.factories.signed_log1p",
         "leadq.models.uplift.CallUplift",
-        "leadq.models.segments.SegmentedModel"}
+        "leadq.models.segments.SegmentedModel",
+        "leadq.models.pairs.PairTargetEncoder"}
 
 
 def test_saving_a_model_with_an_unlisted_function_is_refused():

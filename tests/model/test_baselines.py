@@ -171,11 +171,26 @@ def test_an_export_without_signal_is_named_in_a_warning(tmp_path, caplog, monkey
                         lambda *a, **k: compared.append(k.get("compared")) or check(*a, **k))
     with caplog.at_level("WARNING", logger="leadq"):
         params = load_params(path)
-        train_models(load_crm(params, quarantine=False), params)
+        result = train_models(load_crm(params, quarantine=False), params)
     # Every candidate of the final comparison counts: here logreg and its library default.
     assert compared == [2]
     assert any("no candidate ranks leads better than chance out of fold" in r.getMessage()
                for r in caplog.records)
+    # Without signal the ranking metric cannot choose: the lowest out-of-fold log loss does.
+    chosen = result.validation_metrics
+    assert result.candidate == min(chosen, key=lambda n: chosen[n]["log_loss"])
+
+
+def test_without_signal_the_lowest_log_loss_is_chosen_not_the_luckiest_ranking():
+    from leadq.pipelines.train import choose_candidate
+
+    # dbt's out-of-fold figures: the best PR AUC is the most confidently wrong but one.
+    selection = {"logreg": {"pr_auc": 0.492, "log_loss": 0.742},
+                 "hgb": {"pr_auc": 0.497, "log_loss": 0.711},
+                 "logreg-defaults": {"pr_auc": 0.544, "log_loss": 0.737},
+                 "hgb-defaults": {"pr_auc": 0.473, "log_loss": 0.827}}
+    assert choose_candidate(selection, "pr_auc") == "logreg-defaults"
+    assert choose_candidate(selection, "pr_auc", signal=False) == "hgb"
 
 
 def test_the_chance_check_allows_for_picking_the_best_of_several_candidates(caplog):

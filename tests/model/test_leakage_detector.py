@@ -94,3 +94,17 @@ def test_high_cardinality_noise_is_not_mistaken_for_a_leak():
     aucs = {(a.column, a.kind): a.auc for a in column_aucs(frame, y)}
     assert aucs[("noise_id", "values")] < 0.6
     assert aucs[("leak", "values")] > 0.99
+
+
+def test_infinite_values_are_ranked_not_a_crash():
+    """A CSV cell "inf" reads as infinity; the detector ranks it (last) instead of crashing,
+    and a column whose ranking alone gives the label away is still caught."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    leaky = pd.Series(pd.to_numeric(np.where(y == 1, "inf", rng.normal(size=400).astype(str))))
+    noise = pd.Series(np.where(rng.random(400) < 0.1, np.inf, rng.normal(size=400)))
+    noise[:5] = -np.inf
+    aucs = {a.column: a.auc for a in column_aucs(pd.DataFrame({"leaky": leaky, "noise": noise}),
+                                                  y) if a.kind == "values"}
+    assert aucs["leaky"] == pytest.approx(1.0)
+    assert aucs["noise"] < 0.6
