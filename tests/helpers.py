@@ -123,3 +123,18 @@ def labelled_inputs(params: dict, n_leads: int, seed: int):
     known = labels["label"].notna()
     return (leads.loc[known, raw_input_columns(params)],
             labels.loc[known, "label"].astype(int), crm["leads"])
+
+
+def stop_server(proc) -> None:
+    """Stop a `leadq serve` process the way a service manager does: SIGTERM, then SIGKILL
+    if it has not exited within 20 s."""
+    import os
+    import signal
+    import subprocess
+
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -9,7 +9,6 @@ two runs to exact equality and the three engines' scores to 1e-9, lead by lead b
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import MLFLOW_ENV
+from tests.helpers import stop_server
 from tests.integration.test_serve import (
     TOKEN,
     _free_port,
@@ -127,12 +127,7 @@ def served(sample, trained_store) -> dict:
                 assert status == 200, answer
                 answers[answer["lead_id"]] = answer
         finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_server(proc)
     return answers
 
 

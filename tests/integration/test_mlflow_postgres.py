@@ -151,13 +151,15 @@ def start_mlflow_server(backend_uri: str, artifacts: Path, log: Path,
 # --------------------------------------------------------------------------- the test
 
 BINDIR = postgres_bindir()
-pytestmark = [
+# Shared with every test module that starts a PostgreSQL server (test_score_database.py).
+REQUIRES_POSTGRES = [
     pytest.mark.postgres,
     pytest.mark.skipif(BINDIR is None, reason="PostgreSQL server binaries (initdb, pg_ctl) not "
                        "found: apt-get install -y postgresql (.ci/run does)"),
     pytest.mark.skipif(importlib.util.find_spec("psycopg2") is None,
                        reason="psycopg2 not installed: pip install '.[postgres]'"),
 ]
+pytestmark = REQUIRES_POSTGRES
 
 
 @pytest.fixture(scope="module")

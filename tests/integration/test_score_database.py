@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -27,16 +26,15 @@ import pytest
 import yaml
 
 from leadq.pipelines.cli import main as cli
-from tests.integration.test_mlflow_postgres import PG_DB, PG_USER, postgres_bindir, start_postgres
+from tests.integration.test_mlflow_postgres import (
+    BINDIR,
+    PG_DB,
+    PG_USER,
+    REQUIRES_POSTGRES,
+    start_postgres,
+)
 
-BINDIR = postgres_bindir()
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(BINDIR is None, reason="PostgreSQL server binaries (initdb, pg_ctl) not "
-                       "found: apt-get install -y postgresql (.ci/run does)"),
-    pytest.mark.skipif(importlib.util.find_spec("psycopg2") is None,
-                       reason="psycopg2 not installed: pip install '.[postgres]'"),
-]
+pytestmark = REQUIRES_POSTGRES
 
 BAD_LEADS = 3  # rows without created_at: quarantined
 SECRET = "n0t-for-logs"  # a password in the URL (the server trusts loopback and ignores it)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers import stop_server
 from tests.integration.test_serve import TOKEN, _free_port, _post, wait_until_ready
 
 N_SAMPLE = 120
@@ -120,11 +120,7 @@ def test_serve_answers_equal_leadq_score(store, batch):
             assert abs(got["score"] - float(batch["scores"].loc[lead["lead_id"], "score"])
                        ) <= 1e-9
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
+        stop_server(proc)
 
 
 @pytest.mark.spark

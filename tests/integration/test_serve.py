@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pandas as pd
 import pytest
 
 from leadq.pipelines.cli import main as cli
+from tests.helpers import stop_server
 
 TOKEN = "test-token-7f3a"
 RELOAD_SECONDS = 1.0
@@ -136,12 +136,7 @@ def server(tmp_path_factory, base_params, small_crm):
                    "quarantine": pd.read_csv(d / "batch.rejected.csv", dtype=str),
                    "log": d / "server.log"}
         finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_server(proc)
 
 
 FIELDS = ("is_mql", "tier", "reasons_positive", "reasons_negative", "model_version",
