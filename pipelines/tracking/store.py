@@ -41,23 +41,32 @@ _FLAT_PREFIXES = ("features.", "models.", "pipelines.")
 
 @contextlib.contextmanager
 def quiet_registry_prints() -> Iterator[None]:
-    """MLflow prints "Successfully registered model" and "Created version N" itself, outside
-    its logger; leadq already says which version it registered and what the gate decided, so
-    those lines show only with -v (MLflow's own warnings in that call are hidden with them)."""
+    """MLflow prints "Successfully registered model", "Registered model … already exists" and
+    "Created version N" on stderr itself, outside its logger (and re-enables its own stream
+    while saving a model, so switching that off does not hold); leadq already says which
+    version it registered and what the gate decided. Those lines show only with -v; anything
+    else written to stderr meanwhile is passed on."""
+    import io
     import logging
-
-    from mlflow.utils import logging_utils
+    import re
+    import sys
 
     from leadq.pipelines.io.progress import log
 
-    if log.isEnabledFor(logging.DEBUG) or not logging_utils.MLFLOW_LOGGING_STREAM.enabled:
+    if log.isEnabledFor(logging.DEBUG):
         yield
         return
-    logging_utils.disable_logging()
+    caught = io.StringIO()
     try:
-        yield
+        with contextlib.redirect_stderr(caught):
+            yield
     finally:
-        logging_utils.enable_logging()
+        known = re.compile(r"^(Successfully registered model |Registered model .* already "
+                           r"exists|Created version '\d+' of model )")
+        rest = [line for line in caught.getvalue().splitlines(keepends=True)
+                if not known.match(line)]
+        if rest:
+            sys.stderr.write("".join(rest))
 
 
 def tracking_uri(params: dict) -> str:

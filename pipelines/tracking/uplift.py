@@ -36,7 +36,12 @@ def register_uplift(params: dict, model: Any, *, for_version: str, figures: dict
     from mlflow.models import infer_signature
 
     from leadq.pipelines.tracking.runs import owner_tags
-    from leadq.pipelines.tracking.store import configure, pip_requirements, trusted_types
+    from leadq.pipelines.tracking.store import (
+        configure,
+        pip_requirements,
+        quiet_registry_prints,
+        trusted_types,
+    )
 
     configure(params)
     name = uplift_model_name(params)
@@ -44,10 +49,11 @@ def register_uplift(params: dict, model: Any, *, for_version: str, figures: dict
         mlflow.set_tags({"leadq.step": "uplift", FOR_VERSION: for_version})
         mlflow.log_metrics({k: float(v) for k, v in figures.items()
                             if isinstance(v, int | float) and math.isfinite(v)})
-        info = mlflow.sklearn.log_model(
-            model, name="uplift", signature=infer_signature(sample, model.predict(sample)),
-            pyfunc_predict_fn="predict", pip_requirements=pip_requirements(),
-            skops_trusted_types=trusted_types(model), registered_model_name=name)
+        with quiet_registry_prints():
+            info = mlflow.sklearn.log_model(
+                model, name="uplift", signature=infer_signature(sample, model.predict(sample)),
+                pyfunc_predict_fn="predict", pip_requirements=pip_requirements(),
+                skops_trusted_types=trusted_types(model), registered_model_name=name)
         run_id = run.info.run_id
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()

@@ -200,3 +200,28 @@ def test_a_share_outside_0_to_1_is_exit_2_before_any_work(tmp_path, capsys):
                  "--params", str(repo_params)])
     assert code == 2 and "--max-rejected-share 1.5" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mlflow_registry_prints_show_only_with_verbose(capsys):
+    """MLflow prints its own "Successfully registered model" lines on stderr; leadq says which
+    version it registered, so they are hidden unless -v. Anything else still shows."""
+    from mlflow.utils.logging_utils import eprint
+
+    from leadq.pipelines.io.progress import setup_logging
+    from leadq.pipelines.tracking.store import quiet_registry_prints
+
+    setup_logging(verbose=False)
+    with quiet_registry_prints():
+        eprint("Successfully registered model 'leadq'.")
+        eprint("Created version '3' of model 'leadq'.")
+        eprint("a warning the user must see")
+    err = capsys.readouterr().err
+    assert "Successfully registered" not in err and "Created version" not in err
+    assert "a warning the user must see" in err
+    setup_logging(verbose=True)
+    try:
+        with quiet_registry_prints():
+            eprint("Successfully registered model 'leadq'.")
+        assert "Successfully registered" in capsys.readouterr().err
+    finally:
+        setup_logging(verbose=False)
