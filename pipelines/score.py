@@ -40,7 +40,8 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
 
     `input_path` / `output_path` may be database URLs (pipelines.io.database): the leads are
     then read from params database.leads_table (or leads_query), the scores upserted into
-    database.scores_table by (lead id, model_version) in one transaction, and the quarantine
+    database.scores_table by (lead id, model_version, threshold_version) in one
+    transaction, and the quarantine
     and manifest go to contracts.quarantine_dir / outputs.dir, named after the run."""
     from leadq.pipelines.io import database as db
     from leadq.pipelines.io.quarantine import quarantine_path
@@ -159,8 +160,7 @@ def _check_scores_table(source, output_url: str, params: dict) -> None:
     column otherwise)."""
     from leadq.pipelines.io import database as db
 
-    sink = db.sink_for(output_url, params, [params["data"]["leads"].get("id") or "",
-                                            "model_version"])
+    sink = db.sink_for(output_url, params, db.score_key(params["data"]["leads"].get("id") or ""))
     if not params["data"]["leads"].get("id"):
         from leadq.pipelines.scoring.stream import _no_id_for_table
 

@@ -8,9 +8,11 @@ the scores are upserted into (`scores_table`).
   stays flat however large the table (the same chunked scorer as for files).
 - Writing is one transaction: every chunk goes into a temporary staging table, and only after
   the last chunk passed the run's checks is the staging table merged into the scores table
-  (INSERT … ON CONFLICT (lead id, model_version) DO UPDATE) and committed. A run that fails,
-  exits 3 or is killed leaves the scores table exactly as it was (an open transaction dies
-  with its connection); a re-run the same night replaces rows instead of adding them.
+  (INSERT … ON CONFLICT (lead id, model_version, threshold_version) DO UPDATE) and committed.
+  A run that fails, exits 3 or is killed leaves the scores table exactly as it was (an open
+  transaction dies with its connection); a re-run the same night with the same model and bar
+  replaces rows instead of adding them, and a recalibrated bar adds rows beside the old
+  bar's.
 - Credentials: the URL's password is never logged, printed or put in a manifest (URLs are
   shown with `***`). Better still, leave it out of the URL: libpq reads PGPASSWORD or
   ~/.pgpass (PGPASSFILE), so neither the command line nor `ps` shows it.
@@ -450,6 +452,17 @@ def _stopped(source: Source, exc: BaseException) -> LeadqError:
 
 # --------------------------------------------------------------------------- the sink
 
+# What a scores row is one of: a lead, scored by one model version under one MQL bar. A
+# recalibrated bar (leadq recalibrate) is a new threshold_version, so its rows sit beside the
+# old bar's instead of overwriting them, and a re-run with the same versions replaces.
+SCORE_KEY = ("model_version", "threshold_version")
+
+
+def score_key(id_column: str) -> list[str]:
+    """The scores table's key for leads whose id is in `id_column`."""
+    return [id_column, *SCORE_KEY]
+
+
 def _column_type(series: pd.Series):
     from sqlalchemy import BigInteger, Boolean, DateTime, Double, Text
 
@@ -466,7 +479,8 @@ def _column_type(series: pd.Series):
 
 
 class TableWriter:
-    """Scores into `table`, upserted by `key` (lead id, model_version) in one transaction.
+    """Scores into `table`, upserted by `key` (score_key: lead id, model_version,
+    threshold_version) in one transaction.
 
     `write` (the same call as pipelines.scoring.stream.ChunkWriter's) inserts a chunk into a
     temporary staging table inside an open transaction; `commit` merges the staging table into
@@ -503,7 +517,8 @@ class TableWriter:
 
     def _existing(self, conn, columns: list[str] | None):
         """The reflected target; refuses one that lacks a column leadq writes or a unique key
-        on (lead id, model_version)."""
+        on the key columns (a table keyed by the earlier (lead id, model_version) is refused
+        with the statements that migrate it: leadq does not change a table's key itself)."""
         from sqlalchemy import MetaData, Table, inspect
 
         schema, name = split_name(self.table)
@@ -516,17 +531,42 @@ class TableWriter:
                     f"has {sorted(have)}; add it, or point database.scores_table at a new "
                     "table (leadq creates it)")
         insp = inspect(conn)
-        keys = [list(insp.get_pk_constraint(name, schema=schema).get("constrained_columns")
-                     or [])]
-        keys += [u["column_names"] for u in insp.get_unique_constraints(name, schema=schema)]
-        keys += [i["column_names"] for i in insp.get_indexes(name, schema=schema)
-                 if i.get("unique")]
-        if not any(set(k) == set(self.key) for k in keys):
+        pk = insp.get_pk_constraint(name, schema=schema)
+        # (columns, how to drop it): the constraint or index the upsert could conflict on
+        keys = [(list(pk.get("constrained_columns") or []),
+                 f"ALTER TABLE {_quoted(conn, self.table)} DROP CONSTRAINT "
+                 f"{conn.dialect.identifier_preparer.quote(pk.get('name') or name + '_pkey')}")]
+        keys += [(u["column_names"], f"ALTER TABLE {_quoted(conn, self.table)} DROP CONSTRAINT "
+                  f"{conn.dialect.identifier_preparer.quote(u['name'])}")
+                 for u in insp.get_unique_constraints(name, schema=schema)]
+        keys += [(i["column_names"], f"DROP INDEX "
+                  f"{conn.dialect.identifier_preparer.quote(i['name'])}")
+                 for i in insp.get_indexes(name, schema=schema) if i.get("unique")]
+        if not any(set(k) == set(self.key) for k, _ in keys):
+            older = [k for k in keys if set(k[0]) == set(self.key) - set(SCORE_KEY[1:])
+                     and set(SCORE_KEY[1:]) <= set(self.key)]
+            if older:
+                raise self._old_key(conn, older[0][1])
             raise BadInputError(
                 f"{self.label}: the scores table has no primary key or unique constraint on "
                 f"({', '.join(self.key)}), which the upsert needs; add one, or point "
                 "database.scores_table at a new table (leadq creates it)")
         return target
+
+    def _old_key(self, conn, drop: str) -> BadInputError:
+        """A table made by a leadq that keyed scores by (lead id, model_version) only: on it, a
+        recalibrated bar's scores would overwrite the old bar's. Refused with the two
+        statements that migrate it (run once by the table's owner), rather than altered here:
+        a nightly job's role should not need to own the table, and other readers may rely on
+        its key."""
+        cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in self.key)
+        return BadInputError(
+            f"{self.label}: the scores table is keyed by ({', '.join(self.key[:-1])}), as "
+            "an earlier leadq made it; scores are now keyed by "
+            f"({', '.join(self.key)}) so that a recalibrated bar adds rows instead of "
+            f"overwriting the old bar's. Migrate it once: {drop}; ALTER TABLE "
+            f"{_quoted(conn, self.table)} ADD PRIMARY KEY ({cols}); (or point "
+            "database.scores_table at a new table, which leadq creates)")
 
     def _begin(self, frame: pd.DataFrame) -> None:
         from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, Table

@@ -320,7 +320,7 @@ def score_file(
     if to_table:
         if by_row:
             raise _no_id_for_table()
-        out = db.sink_for(str(output_path), params, [idc, "model_version"])
+        out = db.sink_for(str(output_path), params, db.score_key(idc))
     else:
         out = ChunkWriter(output_path, formula_guard=guard)
     quarantine = QuarantineWriter(quarantine_path, formula_guard=guard)
@@ -410,7 +410,8 @@ def _no_id_for_table() -> Exception:
     from leadq.errors import BadInputError
 
     return BadInputError("--output is a database table, which is keyed by (lead id, "
-                         "model_version): set data.leads.id to the leads' id column")
+                         "model_version, threshold_version): set data.leads.id to the leads' "
+                         "id column")
 
 
 def _check_rejected_share(acct: Accounting, limit: float | None,

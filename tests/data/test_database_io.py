@@ -151,3 +151,39 @@ def test_the_spark_engine_refuses_a_database_url(capsys):
     code = cli(["score", "--engine", "spark", "--input", "postgresql://u@h/db",
                 "--output", "scores/"])
     assert code == 2 and "pandas engine" in capsys.readouterr().err
+
+
+def bar_scores(ids: list[str], score: float, model: str, bar: str) -> pd.DataFrame:
+    return scores(ids, score, version=model).assign(threshold_version=bar)
+
+
+def test_a_recalibrated_bar_adds_rows_and_the_same_bar_replaces(warehouse):
+    """Scores are keyed by (lead id, model_version, threshold_version)."""
+    key = db.score_key("lead_id")
+    assert key == ["lead_id", "model_version", "threshold_version"]
+    for score in (0.1, 0.2):  # the same night twice: replaced
+        sink = db.TableWriter(warehouse, "lead_scores", key)
+        sink.write(bar_scores(["a", "b"], score, "3", "0"))
+        sink.commit()
+    assert [(r[0], r[1], r[4]) for r in rows(warehouse)] == [("a", 0.2, "0"), ("b", 0.2, "0")]
+    sink = db.TableWriter(warehouse, "lead_scores", key)  # recalibrated: bar 1 beside bar 0
+    sink.write(bar_scores(["a", "b"], 0.7, "3", "1"))
+    sink.commit()
+    got = sorted((r[0], r[1], r[4]) for r in rows(warehouse))
+    assert got == [("a", 0.2, "0"), ("a", 0.7, "1"), ("b", 0.2, "0"), ("b", 0.7, "1")]
+
+
+def test_a_table_keyed_by_the_earlier_key_is_refused_with_its_migration(warehouse):
+    old = db.TableWriter(warehouse, "old_scores", ["lead_id", "model_version"])
+    old.write(bar_scores(["a"], 0.1, "1", "0"))
+    old.commit()
+    before = rows(warehouse, "old_scores")
+    sink = db.TableWriter(warehouse, "old_scores", db.score_key("lead_id"))
+    with pytest.raises(BadInputError, match=r"old_scores.*keyed by \(lead_id, model_version\)"
+                       r".*ADD PRIMARY KEY \(\"?lead_id\"?, \"?model_version\"?, "
+                       r"\"?threshold_version\"?\).*database.scores_table"):
+        sink.check_target()
+    with pytest.raises(BadInputError, match="Migrate it once"):
+        sink.write(bar_scores(["a"], 0.9, "1", "1"))
+    sink.abort()
+    assert rows(warehouse, "old_scores") == before

@@ -147,6 +147,18 @@ def test_score_twice_the_same_night_keeps_one_row_per_lead_and_version(warehouse
     at = {r[0]: r[4] for r in rows}
     assert all(r[4] > at[r[0]] for r in again)  # every row is the second run's
     assert [r[1] for r in again] == pytest.approx([r[1] for r in rows])
+    assert primary_key(w["url"]) == ["lead_id", "model_version", "threshold_version"]
+
+
+def primary_key(url: str, table: str = "lead_scores") -> list[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).get_pk_constraint(table)["constrained_columns"]
+    finally:
+        engine.dispose()
 
 
 def test_too_many_rejected_rows_exit_3_and_leave_the_table_as_it_was(warehouse,
@@ -351,3 +363,41 @@ def test_the_sink_keeps_an_empty_text_apart_from_missing(warehouse):
     rows = table_rows(warehouse["url"], "empty_text_scores")
     assert [(r[0], r[3]) for r in rows] == [("a", ""), ("b", None)]
     assert rows[1][2] is None
+
+
+def test_an_old_key_is_refused_and_its_migration_statements_work(warehouse):
+    """A scores table an earlier leadq keyed by (lead id, model_version) is exit 2 with the
+    statements that migrate it; run as given, they do, and a recalibrated bar then adds rows
+    beside the old bar's."""
+    import re
+
+    import psycopg2
+
+    from leadq.errors import BadInputError
+    from leadq.pipelines.io.database import TableWriter, score_key
+
+    def frame(score: float, bar: str) -> pd.DataFrame:
+        return pd.DataFrame({"lead_id": ["a", "b"], "score": [score] * 2,
+                             "model_version": "4", "threshold_version": bar})
+
+    url = warehouse["url"]
+    old = TableWriter(url, "keyed_before", ["lead_id", "model_version"])
+    old.write(frame(0.1, "0"))
+    old.commit()
+    sink = TableWriter(url, "keyed_before", score_key("lead_id"))
+    with pytest.raises(BadInputError) as caught:
+        sink.check_target()
+    message = str(caught.value)
+    assert "keyed_before" in message and SECRET not in message
+    statements = re.search(r"Migrate it once: (.*?); \(or point", message).group(1)
+    with psycopg2.connect(host="127.0.0.1", port=warehouse["pg"].port, user=PG_USER,
+                          dbname=PG_DB) as conn, conn.cursor() as cur:
+        for statement in statements.split("; "):
+            cur.execute(statement)
+    sink.check_target()
+    for score, bar in ((0.5, "1"), (0.6, "1")):  # the new bar twice: added, then replaced
+        sink = TableWriter(url, "keyed_before", score_key("lead_id"))
+        sink.write(frame(score, bar))
+        sink.commit()
+    got = [(r[0], r[1], r[3]) for r in table_rows(url, "keyed_before")]
+    assert sorted(got) == [("a", 0.1, "0"), ("a", 0.6, "1"), ("b", 0.1, "0"), ("b", 0.6, "1")]
