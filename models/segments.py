@@ -9,8 +9,9 @@ trusted-types loading treat it like any other. A lead whose segment value is bla
 seen in training, is scored by the pooled model (counted by `fallback_counts`, never dropped).
 
 `keep_own_model` is the out-of-fold decision: a segment keeps its own model only when it ranks
-that segment's leads better than the pooled model beyond noise, with a paired bootstrap widened
-for the number of segments compared (the care models.train takes with the no-signal check).
+that segment's leads better than the pooled model beyond noise and its probabilities are not
+worse beyond noise (log loss), with paired bootstraps widened for the number of segments
+compared (the care models.train takes with the no-signal check).
 """
 
 from __future__ import annotations
