@@ -356,8 +356,11 @@ def _fit_segments(fit: FinalFit, data: pd.DataFrame, X: pd.DataFrame, y: pd.Seri
     def fit_history(tuned, parts, part_weights):
         return _fit_on_history(tuned, parts, part_weights, created, **procedure)
 
+    from leadq.pipelines.segmenting.training import member_params
+
+    member = member_params(params)
     return fit_segments(fit, data, X, y, split, weights, params,
-                        tune=lambda parts: _tune(params, parts, created)[0],
+                        tune=lambda parts: _tune(member, parts, created)[0],
                         fit_history=fit_history)
 
 
