@@ -16,12 +16,13 @@ import pytest
 import yaml
 
 from leadq.errors import EXIT_BAD_INPUT, ConfigError
-from leadq.models.baselines import MAX_CATEGORIES, make_baseline, plain_frame
-from leadq.models.factories import check_encoding_size, make_candidate, onehot_widths
+from leadq.models.baselines import make_baseline, plain_frame
+from leadq.models.factories import make_candidate
 from leadq.models.search import LIBRARY_CONFIG, with_hyperparameters
 from leadq.pipelines.params.loader import load_params
 
 DISTINCT = 1200  # far more than any cap, small enough to encode in a blink
+MAX_CATEGORIES = 250  # the documented cap (leadq.models.baselines.MAX_CATEGORIES)
 
 
 def wide_category_leads(rows: int = 2 * DISTINCT, distinct: int = DISTINCT, seed: int = 0
@@ -57,6 +58,12 @@ def _onehot_columns(pipeline, frame: pd.DataFrame, column: str) -> int:
     return sum(n.startswith(f"cat__{column}_") for n in names)
 
 
+def test_the_cap_is_the_documented_one():
+    from leadq.models import baselines
+
+    assert baselines.MAX_CATEGORIES == MAX_CATEGORIES
+
+
 def test_the_logreg_baseline_one_hot_has_a_bounded_width():
     frame = plain_frame(wide_category_leads()[["source", "page", "employees"]])
     y = wide_category_leads()["converted"]
@@ -87,10 +94,14 @@ def test_the_library_default_logreg_candidate_is_bounded_and_honours_target_enco
         assert _onehot_columns(pipeline, leads, "page") == MAX_CATEGORIES
         assert width <= MAX_CATEGORIES + 20
     # The size guard's estimate covers what is built.
+    from leadq.models.factories import onehot_widths
+
     assert onehot_widths(defaults, leads)["page"] >= _onehot_columns(pipeline, leads, "page")
 
 
 def test_an_encoding_over_budget_stops_before_fitting_naming_column_and_setting(tmp_path):
+    from leadq.models.factories import check_encoding_size
+
     leads = wide_category_leads(rows=40_000, distinct=20_000)
     params = _params(tmp_path, max_encoded_mb=50)
     # 40,000 leads × (250 page columns + …) × 8 bytes ≈ 77 MB > 50 MB

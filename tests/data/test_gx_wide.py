@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import leadq.pipelines.gx.suites as gx_suites
-from leadq.pipelines.gx.suites import column_groups, gx_summary, run_gx, suites_for
+from leadq.pipelines.gx.suites import gx_summary, run_gx, suites_for
 
 COLUMNS = 24
 GROUP = 5
@@ -56,7 +56,7 @@ def test_wide_tables_are_validated_in_narrow_batches_with_every_expectation(
         return real_run(self, **kwargs)
 
     monkeypatch.setattr(ValidationDefinition, "run", spy)
-    monkeypatch.setattr(gx_suites, "GX_COLUMNS_PER_BATCH", GROUP)
+    monkeypatch.setattr(gx_suites, "GX_COLUMNS_PER_BATCH", GROUP, raising=False)
     suites = suites_for(params, reference, ["leads"])
     total = len(suites["leads"]["expectations"])
     results = run_gx({"leads": frame}, suites, params, tmp_path / "docs")
@@ -72,6 +72,8 @@ def test_wide_tables_are_validated_in_narrow_batches_with_every_expectation(
 
 
 def test_column_groups_keep_each_columns_expectations_together():
+    from leadq.pipelines.gx.suites import column_groups
+
     exps = [{"type": "t", "kwargs": {}}] + [
         {"type": k, "kwargs": {"column": f"c{i}"}} for i in range(25) for k in ("a", "b", "c")]
     groups = column_groups(exps, size=10)
