@@ -14,6 +14,8 @@ benchmarks/out/bench_wide.json.
 - categories: `page` has --distinct values in --rows leads (a URL per lead, as a landing-page
   column with query strings), listed in features.target_encode.
 - columns: --columns numeric inputs (plus a category), every one listed in features.numeric.
+- gx: the columns case's Great Expectations validation alone, in this process (Data Docs
+  included): --gx-columns-per-batch 100000 validates the table in one batch, as before issue 30.
 """
 
 from __future__ import annotations
@@ -122,9 +124,36 @@ def run_capped(argv: list[str], cwd: Path, *, max_rss_gib: float, timeout: float
             "log_tail": out.strip().splitlines()[-6:]}
 
 
+def gx_only(folder: Path, params_path: Path, per_batch: int | None) -> dict:
+    """Time and peak RSS of run_gx on the generated table, the way `leadq train` runs it."""
+    import resource
+
+    import leadq.pipelines.gx.suites as suites_module
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.io.progress import setup_logging
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.tracking.contracts import reference_for
+
+    setup_logging(False)
+    if per_batch:
+        suites_module.GX_COLUMNS_PER_BATCH = per_batch
+    params = load_params(params_path)
+    tables = load_crm(params)
+    suites = suites_module.suites_for(params, reference_for(tables, params, None),
+                                      list(tables.raw))
+    started = time.perf_counter()
+    suites_module.run_gx(tables.raw, suites, params, folder / "data_docs")
+    return {"exit_code": 0, "seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "expectations": sum(len(s["expectations"]) for s in suites.values()),
+            "columns_per_batch": suites_module.GX_COLUMNS_PER_BATCH}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", choices=["categories", "columns", "both"], default="both")
+    ap.add_argument("--case", choices=["categories", "columns", "both", "gx"], default="both")
+    ap.add_argument("--gx-columns-per-batch", type=int, default=None,
+                    help="--case gx: columns per GX batch (default: leadq's)")
     ap.add_argument("--rows", type=int, default=None,
                     help="leads (default 120,000 for categories, 10,000 for columns)")
     ap.add_argument("--distinct", type=int, default=113_000)
@@ -141,17 +170,23 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(tmp)
             if case == "categories":
                 frame = wide_leads(args.rows or 120_000, distinct=args.distinct)
-            else:
+            elif case == "columns":
                 frame = wide_leads(args.rows or 10_000, columns=args.columns)
+            else:
+                frame = wide_leads(args.rows or 2_000, columns=args.columns)
             frame.to_csv(folder / "leads.csv", index=False)
             params = wide_params(folder, frame)
             load_before = os.getloadavg()
-            run = run_capped([str(LEADQ), "train", "--params", str(params)], folder,
-                             max_rss_gib=args.max_rss_gib, timeout=args.timeout,
-                             log_path=Path(args.out).with_name(
-                                 f"bench_wide-{case}-{args.label or 'run'}.log"))
+            if case == "gx":
+                run = gx_only(folder, params, args.gx_columns_per_batch)
+            else:
+                run = run_capped([str(LEADQ), "train", "--params", str(params)], folder,
+                                 max_rss_gib=args.max_rss_gib, timeout=args.timeout,
+                                 log_path=Path(args.out).with_name(
+                                     f"bench_wide-{case}-{args.label or 'run'}.log"))
             row = {"case": case, "label": args.label, "rows": len(frame),
                    "distinct": args.distinct if case == "categories" else None,
+                   "case_detail": "Great Expectations only" if case == "gx" else "leadq train",
                    "columns": frame.shape[1], **run,
                    "load_average": [round(x, 2) for x in load_before],
                    "load_average_after": [round(x, 2) for x in os.getloadavg()]}

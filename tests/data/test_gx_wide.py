@@ -41,6 +41,8 @@ def wide(base_params):
     return params, frame, reference
 
 
+# Renders Data Docs (20-30 s on a busy machine): slow, like the other Data Docs tests.
+@pytest.mark.slow
 def test_wide_tables_are_validated_in_narrow_batches_with_every_expectation(
         wide, monkeypatch, tmp_path):
     params, frame, reference = wide
