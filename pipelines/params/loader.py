@@ -368,7 +368,8 @@ def _check_bounds(bounds: Any, source: str) -> None:
 # Counts of rows, folds, items, days: whole numbers of at least 1 (null where NULLABLE_KEYS).
 POSITIVE_INTS = frozenset({
     "label.horizon_days", "features.min_category_frequency", "features.max_categories",
-    "train.min_positives", "train.n_threads", "train.search.folds", "train.search.trials",
+    "features.max_encoded_mb", "train.min_positives", "train.n_threads", "train.search.folds",
+    "train.search.trials",
     "train.search.max_rows", "train.hgb.max_iter", "train.hgb.max_leaf_nodes",
     "train.hgb.min_samples_leaf", "calibration.folds", "calibration.oof_folds",
     "evaluation.min_segment_rows", "evaluation.behaviour_rows", "segments.min_leads",
