@@ -209,6 +209,7 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
             spec["delimiter"] = _one_delimiter(spec["delimiter"], f"{source}: {where}")
     check_values(params, source)
     _check_database_tables(params, source)
+    _check_scores_url(params, source)
     _check_segments(params, source)
     return params
 
@@ -242,6 +243,18 @@ def _check_database_tables(params: dict, source: str) -> None:
                               "params are logged and printed, so write it as ${ENV_VAR} "
                               "(e.g. postgresql://leadq:${WAREHOUSE_PASSWORD}@host/db), or "
                               "leave it out and use PGPASSWORD or ~/.pgpass")
+
+
+def _check_scores_url(params: dict, source: str) -> None:
+    """recalibration.scores may be the database URL `leadq score --output` writes to; like a
+    data table's URL it must not hold a password."""
+    from leadq.pipelines.io.urls import has_password, is_database_url
+
+    scores = (params.get("recalibration") or {}).get("scores")
+    if scores and is_database_url(scores) and has_password(str(scores)):
+        raise ConfigError(f"{source}: recalibration.scores: the database URL holds a password; "
+                          "params are logged and printed, so write it as ${ENV_VAR}, or leave "
+                          "it out and use PGPASSWORD or ~/.pgpass")
 
 
 def _check_segments(params: dict, source: str) -> None:
