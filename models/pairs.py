@@ -97,11 +97,14 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
             return {c: self._index(c).get_indexer(_text(X[c])) + 1
                     for c in dict.fromkeys(columns)}
         # A few leads (`leadq serve`): plain Python, the same text as _text gives.
+        return self._positions_of_cells({c: X[c].tolist() for c in dict.fromkeys(columns)})
+
+    def _positions_of_cells(self, cells: dict[str, list]) -> dict[str, np.ndarray]:
         out = {}
-        for c in dict.fromkeys(columns):
+        for c, values in cells.items():
             where = self._lookups(c)[1]
             out[c] = np.array([where.get(_MISSING if pd.isna(v) else str(v), -1) + 1
-                               for v in X[c].tolist()], dtype=np.int64)
+                               for v in values], dtype=np.int64)
         return out
 
     def _codes(self, pos: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -153,9 +156,19 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         X = pd.DataFrame(X)  # noqa: N806
-        out = np.zeros((len(X), int(self.max_pairs)))
+        pos = self._positions(X, [c for p in self.pairs_ for c in p]) if self.pairs_ else {}
+        return self._encode(pos, len(X))
+
+    def transform_cells(self, cells: dict[str, list]) -> np.ndarray:
+        """transform() of a few rows given as each input column's cells (a list per column):
+        the compiled single-lead path (leadq.models.compiled) skips building a frame."""
+        n = len(next(iter(cells.values()))) if cells else 0
+        wanted = dict.fromkeys(c for p in self.pairs_ for c in p)
+        return self._encode(self._positions_of_cells({c: cells[c] for c in wanted}), n)
+
+    def _encode(self, pos: dict[str, np.ndarray], n: int) -> np.ndarray:
+        out = np.zeros((n, int(self.max_pairs)))
         if self.pairs_:
-            pos = self._positions(X, [c for p in self.pairs_ for c in p])
             codes = self._codes(pos, self.pairs_)
             # TargetEncoder.transform's own arithmetic (a known code gets its encoding, an
             # unseen one the overall rate), without its per-call input validation, which
