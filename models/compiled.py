@@ -159,7 +159,12 @@ def _scaler(scaler: Any) -> Step:
 def _function(transformer: Any) -> Step:
     from leadq.models.factories import signed_log1p
 
-    if transformer.func is not signed_log1p or transformer.kw_args or transformer.validate:
+    if transformer.kw_args or transformer.validate:
+        raise NotCompiled("a function transformer with arguments or validation")
+    if transformer.func is None:
+        # What a fitted ColumnTransformer holds for a "passthrough" member.
+        return lambda x: x
+    if transformer.func is not signed_log1p:
         raise NotCompiled("a function transformer other than leadq's signed log")
     return lambda x: signed_log1p(x)
 

@@ -20,6 +20,7 @@ no tree splits on and no linear coefficient can use: their contribution to every
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from itertools import combinations
@@ -39,6 +40,14 @@ SMALL_FRAME_ROWS = 32  # at most this many rows: looked up without pandas' per-c
 
 def _text(values: pd.Series) -> np.ndarray:
     return values.astype(object).where(values.notna(), _MISSING).astype(str).to_numpy(object)
+
+
+@functools.cache
+def _missing_text() -> str:
+    """What _text makes of a missing cell: the key training stored for blanks. Not _MISSING
+    itself: pandas' `where` writes it as "" (so a blank has been "" in every fitted encoder),
+    and a lead scored alone must find the key its batch would."""
+    return _text(pd.Series([None], dtype=object))[0]
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -101,9 +110,10 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
 
     def _positions_of_cells(self, cells: dict[str, list]) -> dict[str, np.ndarray]:
         out = {}
+        blank = _missing_text()
         for c, values in cells.items():
             where = self._lookups(c)[1]
-            out[c] = np.array([where.get(_MISSING if pd.isna(v) else str(v), -1) + 1
+            out[c] = np.array([where.get(blank if pd.isna(v) else str(v), -1) + 1
                                for v in values], dtype=np.int64)
         return out
 
