@@ -222,13 +222,21 @@ class LeadFeatures(TransformerMixin, BaseEstimator):
             out.update(self._date_parts(X[self.created_at]))
         return pd.DataFrame(out, index=X.index)
 
-    def _date_parts(self, values: pd.Series) -> dict[str, np.ndarray]:
-        when = pd.to_datetime(values, errors="coerce", format="mixed")
-        day = when.dt.dayofyear.to_numpy(dtype=np.float64, na_value=np.nan)
+    def _date_parts(self, values: pd.Series, small: bool = False) -> dict[str, np.ndarray]:
+        if small and pd.api.types.is_datetime64_any_dtype(values):
+            # A typed lead or two: each Timestamp's own calendar fields, which the column's
+            # .dt accessors return per element, without two more Series.
+            cells = values.tolist()
+            day = np.array([np.nan if v is pd.NaT else v.dayofyear for v in cells], np.float64)
+            weekday = np.array([np.nan if v is pd.NaT else v.dayofweek for v in cells],
+                               np.float64)
+        else:
+            when = pd.to_datetime(values, errors="coerce", format="mixed")
+            day = when.dt.dayofyear.to_numpy(dtype=np.float64, na_value=np.nan)
+            weekday = when.dt.dayofweek.to_numpy(dtype=np.float64, na_value=np.nan)
         angle = 2 * np.pi * (day - 1) / 365.25
         return {DERIVED_DATE_PARTS[0]: np.sin(angle), DERIVED_DATE_PARTS[1]: np.cos(angle),
-                DERIVED_DATE_PARTS[2]: when.dt.dayofweek.to_numpy(dtype=np.float64,
-                                                                  na_value=np.nan)}
+                DERIVED_DATE_PARTS[2]: weekday}
 
     def transform_cells(self, X: pd.DataFrame) -> dict[str, np.ndarray]:  # noqa: N803
         """transform(X)'s columns as arrays, for a few rows (a lead scored by `leadq serve`):
@@ -250,7 +258,7 @@ class LeadFeatures(TransformerMixin, BaseEstimator):
             out[DERIVED_SENIORITY] = (seniority_rank(X[self.job_title]).to_numpy()
                                       if found is None else found.astype(np.float64))
         if self.created_at:
-            out.update(self._date_parts(X[self.created_at]))
+            out.update(self._date_parts(X[self.created_at], small=True))
         return out
 
     def source_columns(self) -> list[str]:

@@ -388,13 +388,16 @@ def check_compiled(model, X: pd.DataFrame) -> str | None:  # noqa: N803
     compiled = _compiled(pipeline)
     if isinstance(compiled, Exception):
         return str(compiled)
-    if not matches(compiled, pipeline, X.iloc[:COMPILED_MAX_ROWS]):
+    try:
+        why = None if matches(compiled, pipeline, X.iloc[:COMPILED_MAX_ROWS]) else \
+            "its output differed from the pipeline's on the warm-up leads"
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the pipeline scores instead
+        why = f"it failed on the warm-up leads ({type(exc).__name__})"
+    if why is not None:
         stamp = getattr(pipeline.named_steps.get("encode"), "transformers_", None)
         with _per_model_lock:
-            _per_model[pipeline][_compile] = (stamp, NotCompiled(
-                "its output differed from the pipeline's on the warm-up leads"))
-        return "its output differed from the pipeline's on the warm-up leads"
-    return None
+            _per_model[pipeline][_compile] = (stamp, NotCompiled(why))
+    return why
 
 
 def predict_encoded(model, transformed: Any) -> np.ndarray:
@@ -508,7 +511,12 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
     The email shows only its kind (corporate / free-mail), as the model uses it; the creation
     time shows its date; other columns their own value.
     """
-    from leadq.features.transform import SMALL_FRAME_ROWS, email_is_corporate, per_distinct
+    from leadq.features.transform import (
+        SMALL_FRAME_ROWS,
+        email_is_corporate,
+        per_distinct,
+        per_value_cells,
+    )
 
     feats = pipeline.named_steps["features"]
     # A few leads (`leadq serve`): pandas' fixed cost per column call is most of the work, so
@@ -528,8 +536,13 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
             out[col] = text.astype(object)
             continue
         if col == feats.created_at:
+            if small and pd.api.types.is_datetime64_any_dtype(values):
+                # Timestamp.strftime is what the column's strftime runs per element.
+                out[col] = np.array(["missing" if v is pd.NaT else v.strftime(DAY_FORMAT)
+                                     for v in values.tolist()], dtype=object)
+                continue
             when = pd.to_datetime(values, errors="coerce", format="mixed")
-            text = when.dt.strftime("%Y-%m-%d (%a)").astype(object)
+            text = when.dt.strftime(DAY_FORMAT).astype(object)
         elif pd.api.types.is_numeric_dtype(values):
             if small:
                 out[col] = np.array([_number_text(v) or "missing" for v in values.tolist()],
@@ -538,11 +551,19 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
             text = values.map(_number_text).astype(object)
         elif small and isinstance(values.dtype, pd.StringDtype):
             # Text dtypes only: an object column may hold 1 and 1.0, one memo entry apart.
+            found = per_value_cells(values.tolist(), _display_text)
+            if found is not None:
+                out[col] = np.array(["missing" if pd.isna(v) else v for v in found.tolist()],
+                                    dtype=object)
+                continue
             text = per_distinct(values, _display_text)
         else:
             text = _display_text(values)
         out[col] = text.where(pd.notna(text), "missing").to_numpy(dtype=object)
     return out
+
+
+DAY_FORMAT = "%Y-%m-%d (%a)"  # how a reason shows the lead's creation time
 
 
 def _number_text(v) -> str | None:
