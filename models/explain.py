@@ -253,6 +253,11 @@ def _tree_expectations(packed: dict) -> float:
     return total
 
 
+# Up to this many rows Tree SHAP runs on the calling thread (see treeshap_kernel's serial
+# kernels); more rows are shared among numba's threads.
+SERIAL_SHAP_ROWS = 64
+
+
 def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
     """Exact path-dependent Tree SHAP of a binary HGB's raw margin: (n × features, base).
 
@@ -260,7 +265,15 @@ def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
     split, so rows with the same directions get the same values: each tree is solved once per
     distinct direction pattern (a few hundred at most) and the result gathered to all rows.
     """
-    from leadq.models.treeshap_kernel import decision_codes, decisions, shap_values
+    from leadq.models import treeshap_kernel as kernel
+
+    if len(X) <= SERIAL_SHAP_ROWS:
+        decision_codes, decisions, shap_values = (kernel.decision_codes_serial,
+                                                  kernel.decisions_serial,
+                                                  kernel.shap_values_serial)
+    else:
+        decision_codes, decisions, shap_values = (kernel.decision_codes, kernel.decisions,
+                                                  kernel.shap_values)
 
     p = _cached(_pack_hgb, hgb, getattr(hgb, "_predictors", None))
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -398,6 +411,17 @@ def check_compiled(model, X: pd.DataFrame) -> str | None:  # noqa: N803
         with _per_model_lock:
             _per_model[pipeline][_compile] = (stamp, NotCompiled(why))
     return why
+
+
+def predict_proba_few(model, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    """model.predict_proba(X), through the compiled steps for a few rows when the model has
+    them (the same scikit-learn estimator and calibration code on the same encoded rows)."""
+    if len(X) <= COMPILED_MAX_ROWS and _encoded_twin(model) is not None:
+        pipeline, _ = unwrap(model)
+        compiled = _compiled(pipeline)
+        if not isinstance(compiled, Exception):
+            return _encoded_twin(model).predict_proba(compiled.transform(X))
+    return model.predict_proba(X)
 
 
 def predict_encoded(model, transformed: Any) -> np.ndarray:
@@ -614,7 +638,9 @@ def explain_leads(model, X: pd.DataFrame, top: int = 3, *,  # noqa: N803
         out = pd.DataFrame({"reasons_positive": "", "reasons_negative": ""}, index=X.index,
                            dtype=object)
         for part, rows in model.parts(X):
-            out.iloc[rows] = explain_leads(part, X.iloc[rows], top=top).to_numpy()
+            sub = X.iloc[rows]
+            encoded = encode_rows(part, sub) if len(sub) <= COMPILED_MAX_ROWS else None
+            out.iloc[rows] = explain_leads(part, sub, top=top, transformed=encoded).to_numpy()
         return out
     pipeline, calibrators = unwrap(model)
     explanation = explain(model, X, transformed=transformed)
