@@ -67,14 +67,14 @@ def _ids(values: pd.Series) -> pd.Series:
 
 
 def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
-                 ) -> pd.DataFrame:
+                 roles: dict | None = None) -> pd.DataFrame:
     """Give every model input column its type: text for categories, float for numbers, datetime.
 
     `parsed`: numbers and dates the contract already parsed from these rows
     (features.contracts.RowCheck.parsed, restricted to them), reused instead of parsing the
-    text a second time."""
+    text a second time. `roles`: `model_inputs(params)`, when the caller worked them out once."""
     spec = params["data"]["leads"]
-    roles = model_inputs(params)
+    roles = model_inputs(params) if roles is None else roles
     numbers = (parsed or {}).get("numbers") or {}
     dates = (parsed or {}).get("dates") or {}
     out = leads.copy()

@@ -23,11 +23,13 @@ def score_leads(
     scored_at: pd.Timestamp,
     explain: bool = False,
     id_hashes: np.ndarray | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """The pure scoring step: typed leads in, one output row per lead out.
 
     With `explain`, reasons_positive / reasons_negative say why (leadq.pipelines.scoring.reasons).
     `id_hashes` (leadq.models.routing.id_hashes of the ids) saves hashing them again.
+    `columns`: `raw_input_columns(params)`, when the caller worked them out once.
     """
     from leadq.models.routing import route
     from leadq.pipelines.params.loader import agreement_of
@@ -37,7 +39,7 @@ def score_leads(
     if by_value:
         _check_value_bar(model)
     id_col = params["data"]["leads"]["id"]
-    rows = leads[raw_input_columns(params)]
+    rows = leads[raw_input_columns(params) if columns is None else columns]
     # With reasons, the model's feature steps run once for both the scores and the reasons
     # (they are most of the cost of a small batch); the scores come out of the same sklearn
     # calls either way. A few rows are encoded through the model's compiled steps even without
@@ -148,6 +150,7 @@ def check_and_score(
     hashes: np.ndarray | None = None,
     events: pd.DataFrame | None = None,
     rules: list | None = None,
+    prepared=None,
 ):
     """The step every scorer runs on a batch of raw rows: the row contract, typing, scoring.
 
@@ -157,6 +160,8 @@ def check_and_score(
     `events` is the activity log as scoring_events reads it, when the caller holds it already
     (`leadq serve` loads it off the request path, so a request never waits for the file).
     `rules` are `rules_for("leads", params, reference)`, when the caller resolved them once.
+    `prepared` (leadq.pipelines.service.state.Prepared: rules, roles, columns, activity) is
+    what follows from the params and the version alone, when the caller worked it out once.
     """
     from leadq.features.contracts import evaluate, id_column
     from leadq.features.tables import coerce_leads
@@ -166,20 +171,25 @@ def check_and_score(
     raw = enrich(raw.reset_index(drop=True), params)
     if hashes is None:
         hashes = id_hashes(raw[id_column("leads", params)].astype("string").str.strip())
+    if prepared is not None and rules is None:
+        rules = prepared.rules
     check = evaluate(raw, "leads", params, reference, duplicates=duplicates, rules=rules)
     good = ~check.bad
     if not good.any():
         return check, None
     parsed = {kind: {col: _rows(values, good) for col, values in found.items()}
               for kind, found in check.parsed.items()}
-    leads = coerce_leads(raw.loc[good], params, parsed)
+    leads = coerce_leads(raw.loc[good], params, parsed,
+                         roles=None if prepared is None else prepared.roles)
     if (params["data"].get("activities") or {}).get("path"):
         from leadq.pipelines.io.activities import add_features
         from leadq.pipelines.io.crm import scoring_events
 
         # Events up to the lead's cut-off, or up to now for a lead scored before it.
         leads = add_features(leads, scoring_events(params) if events is None else events,
-                             params, scored_at=scored_at)
+                             params, scored_at=scored_at,
+                             spec=None if prepared is None else prepared.activity)
     out = score_leads(leads, model, params, scored_at=scored_at, explain=explain,
-                      id_hashes=hashes[good])
+                      id_hashes=hashes[good],
+                      columns=None if prepared is None else prepared.columns)
     return check, out

@@ -135,8 +135,22 @@ def leads_frame(leads: list, fields: list[str], id_col: str | None = None
         for f in fields:
             text = _cell(lead.get(f), f, i, is_id=f == id_col)
             columns[f].append(None if text is None or text in missing_text else text)
-    frame = pd.DataFrame({f: pd.array(v, dtype="str") for f, v in columns.items()})
-    return frame, list(unknown)
+    return text_frame(columns), list(unknown)
+
+
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what dtype="str" is in pandas 3
+
+
+def text_frame(columns: dict[str, list]) -> pd.DataFrame:
+    """Columns of text (None = missing) as the frame `pd.array(..., dtype="str")` per column
+    would make, built from Arrow arrays typed up front: the values are all str or None
+    already, so pandas' per-column inference (most of the cost of a one-row frame) is skipped.
+    """
+    import pyarrow as pa
+
+    arrays = {f: pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(v, pa.large_string())]),
+                                            dtype=_STR) for f, v in columns.items()}
+    return pd.DataFrame(arrays, copy=False)
 
 
 def _jsonable(value: Any) -> Any:
@@ -203,7 +217,7 @@ class Scorer:
         self.max_leads = int(self.settings["max_batch"])
         self._queue: queue.Queue = queue.Queue(maxsize=int(self.settings["max_queue"]))
         self._carry: Pending | None = None
-        self._rules_of: tuple | None = None  # (bundle, its resolved contract rules)
+        self._prepared_of: tuple | None = None  # (bundle made without it, its Prepared)
         self._one_thread = False
         self._worker = threading.Thread(target=self._run, name="leadq-score", daemon=True)
         self._worker.start()
@@ -290,8 +304,11 @@ class Scorer:
         """One request's body as raw rows (RequestError naming the lead and field if not)."""
         leads, single = self._leads(body)
         raw, unknown = leads_frame(leads, self.fields, self.id_col)
-        ids = raw[self.id_col].astype("string").str.strip()
-        dup = (ids.duplicated() & ids.notna() & (ids != "")).to_numpy(dtype=bool)
+        if len(leads) == 1:
+            dup = np.zeros(1, dtype=bool)  # one lead has no duplicate within its request
+        else:
+            ids = raw[self.id_col].astype("string").str.strip()
+            dup = (ids.duplicated() & ids.notna() & (ids != "")).to_numpy(dtype=bool)
         return Part(pending, single, raw, unknown, dup)
 
     def dependencies(self):
@@ -359,28 +376,35 @@ class Scorer:
             else:
                 _settle(part.pending.future, result)
 
-    def _rules(self, served) -> list:
-        """The leads contract resolved against these params and the version's training
-        reference: once per version (it is the same for every lead), not once per request."""
-        found = self._rules_of
-        if found is None or found[0] is not served:
-            from leadq.features.rules import rules_for
+    def prepared(self, served):
+        """What follows from the params and this version alone (columns by role, activity
+        features, the resolved leads contract): built with the bundle when it loads, so it is
+        swapped in with it; a bundle made without it (a test's) gets it once, here."""
+        found = served.prepared
+        if found is None:
+            cached = self._prepared_of
+            if cached is None or cached[0] is not served:
+                from leadq.pipelines.service.state import prepare
 
-            found = self._rules_of = (served, rules_for("leads", self.params, served.reference))
-        return found[1]
+                cached = self._prepared_of = (served, prepare(self.params, served.reference))
+            found = cached[1]
+        return found
 
     def score_parts(self, parts: list[Part], served, events) -> list:
         """Each part's answer (answer, leads, MQLs, output rows) or RequestError, scored as
         one frame."""
         from leadq.pipelines.scoring.core import check_and_score
 
-        raw = pd.concat([p.raw for p in parts], ignore_index=True)
-        duplicates = np.concatenate([p.duplicates for p in parts])
+        if len(parts) == 1:
+            raw, duplicates = parts[0].raw, parts[0].duplicates
+        else:
+            raw = pd.concat([p.raw for p in parts], ignore_index=True)
+            duplicates = np.concatenate([p.duplicates for p in parts])
         scored_at = pd.Timestamp.now(tz="UTC").floor("s")
         check, out = check_and_score(raw, served.model, self.params, reference=served.reference,
                                      scored_at=scored_at, duplicates=duplicates,
                                      explain=bool(self.settings["explain"]), events=events,
-                                     rules=self._rules(served))
+                                     prepared=self.prepared(served))
         bad = check.bad
         # Output row of each good input row (check_and_score scores the good rows, in order).
         out_pos = np.cumsum(~bad) - 1
@@ -396,7 +420,10 @@ class Scorer:
                     f"{len(rejected)} lead(s) rejected"
                 results.append(RequestError(422, what, rejected))
             else:
-                rows_out = out.iloc[out_pos[start:stop]]
+                # A request whose leads are the whole batch and all good (a single lead, most
+                # often) is the output frame itself: no row selection to pay for.
+                rows_out = out if start == 0 and stop == len(out) == len(raw) else \
+                    out.iloc[out_pos[start:stop]]
                 answer = self._answer(rows_out, check, part.unknown, start, stop, part.single)
                 results.append((answer, len(rows_out), int(rows_out["is_mql"].sum()), rows_out))
             start = stop
@@ -405,7 +432,7 @@ class Scorer:
     @staticmethod
     def _answer(rows_out: pd.DataFrame, check, unknown: list[str], start: int, stop: int,
                 single: bool) -> dict:
-        rows = [{k: _jsonable(v) for k, v in rec.items()} for rec in rows_out.to_dict("records")]
+        rows = answer_rows(rows_out)
         warnings = [f"{message}: {int(mask[start:stop].sum())}"
                     for message, mask in sorted(check.warning_masks.items())
                     if mask[start:stop].any()]
@@ -413,6 +440,15 @@ class Scorer:
         if single:
             return {**rows[0], "warnings": warnings}
         return {"leads": rows, "warnings": warnings}
+
+
+def answer_rows(rows_out: pd.DataFrame) -> list[dict]:
+    """Output rows as JSON-ready dicts, from each column's values at once: the answer
+    `DataFrame.to_dict("records")` gave (each value through _jsonable), without its per-row,
+    per-cell boxing (most of the cost of answering one lead)."""
+    names = list(rows_out.columns)
+    values = [[_jsonable(v) for v in column.tolist()] for _, column in rows_out.items()]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _shown_id(value: Any) -> Any:

@@ -24,6 +24,33 @@ class Unavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """What a request needs that follows from the params and the version alone, worked out
+    once when the version loads rather than once per request: the model's input columns by
+    role, the activity features, the leads contract resolved against the version's training
+    reference, and the request fields and their order."""
+
+    roles: dict                 # leadq.features.columns.model_inputs
+    columns: list[str]          # leadq.features.columns.raw_input_columns
+    activity: Any               # leadq.features.activities.ActivitySpec or None
+    rules: list                 # leadq.features.rules.rules_for("leads", params, reference)
+    fields: list[str]           # leadq.pipelines.service.contract.known_fields
+    id_col: str
+
+
+def prepare(params: dict, reference: dict | None) -> Prepared:
+    from leadq.features.activities import activity_spec
+    from leadq.features.columns import model_inputs, raw_input_columns
+    from leadq.features.rules import rules_for
+    from leadq.pipelines.service.contract import known_fields
+
+    return Prepared(roles=model_inputs(params), columns=raw_input_columns(params),
+                    activity=activity_spec(params),
+                    rules=rules_for("leads", params, reference),
+                    fields=known_fields(params), id_col=params["data"]["leads"]["id"])
+
+
+@dataclass(frozen=True)
 class Served:
     model: Any                  # leadq.pipelines.scoring.model.ScoringModel
     reference: dict | None      # the training run's contracts/reference.json
@@ -31,6 +58,9 @@ class Served:
     alias: str | None
     loaded_at: str
     info: dict = field(default_factory=dict)
+    # Built with the bundle (load_served), so a reload swaps them in with it; a bundle made
+    # without them (tests) gets them on first use (Scorer.prepared).
+    prepared: Prepared | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -64,9 +94,11 @@ def load_served(params: dict, model_uri: str | None = None) -> Served:
             info = _registry_facts(params, str(model.version))
         except Exception as exc:  # noqa: BLE001 - facts for /v1/model only; scoring works
             log.warning("registry facts for version %s unavailable: %s", model.version, exc)
-    return Served(model=model, reference=load_reference(run_id),
+    reference = load_reference(run_id)
+    return Served(model=model, reference=reference,
                   name=params["registry"]["model_name"], alias=alias,
-                  loaded_at=pd.Timestamp.now(tz="UTC").isoformat(), info=info)
+                  loaded_at=pd.Timestamp.now(tz="UTC").isoformat(), info=info,
+                  prepared=prepare(params, reference))
 
 
 def registry_key(params: dict, model_uri: str | None) -> tuple[str, str] | None:

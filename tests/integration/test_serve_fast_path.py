@@ -117,3 +117,82 @@ def test_single_lead_answers_equal_the_batch_scorer(champion):
         assert estimator == "HistGradientBoostingClassifier" and reads_log
     else:
         assert reads_log  # the demo's champion reads the activity log's aggregates
+
+
+def test_what_follows_from_the_version_is_worked_out_once_per_load(champion, monkeypatch):
+    """Columns by role, the activity features and the resolved leads contract are built with
+    the bundle when it loads: scoring leads never works them out again, and a reload brings
+    its own, built before it is swapped in."""
+    from leadq.features import activities as activity_features
+    from leadq.features import columns, rules, tables
+    from leadq.pipelines.io import activities
+    from leadq.pipelines.scoring import core
+    from leadq.pipelines.service.app import Scorer
+    from leadq.pipelines.service.state import ActivityLog, ModelHolder, prepare
+
+    params = champion["params"]
+    holder = ModelHolder(params)
+    first = holder.load()
+    assert first.prepared == prepare(params, first.reference)
+    activity = ActivityLog(params)
+    assert activity.refresh()
+    scorer = Scorer(params, holder, activity)
+    leads = [{k: v for k, v in row.items() if v != ""}
+             for row in champion["sample"].head(20).to_dict("records")]
+
+    def answers() -> list:
+        served, events = scorer.dependencies()
+        parts = [scorer.read(lead) for lead in leads]
+        return [r if not hasattr(r, "message") else r.message
+                for r in (scorer.score_parts([p], served, events)[0] for p in parts)]
+
+    before = answers()
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("worked out again on the request path")
+
+    for module, name in ((tables, "model_inputs"), (core, "raw_input_columns"),
+                         (activities, "activity_spec"), (activity_features, "activity_spec"),
+                         (columns, "model_inputs"), (rules, "model_inputs")):
+        monkeypatch.setattr(module, name, recomputed)
+    monkeypatch.setattr("leadq.features.contracts.rules_for", recomputed)
+    after = answers()
+    for old, new in zip(before, after, strict=True):
+        if isinstance(old, str):
+            assert old == new
+        else:
+            assert {k: v for k, v in old[0].items() if k != "scored_at"} == \
+                {k: v for k, v in new[0].items() if k != "scored_at"}
+    monkeypatch.undo()
+    second = holder.load()
+    assert second is not first and second.prepared is not first.prepared
+    assert second.prepared == first.prepared
+    scorer.close()
+
+
+def test_single_lead_answers_are_the_bytes_the_frame_answer_gave(champion):
+    """The answer built from the output's columns (answer_rows) serialises to the bytes
+    `DataFrame.to_dict("records")` gave, on this champion's real outputs for every sampled
+    lead (reasons, tiers, missing values, the scoring time)."""
+    from leadq.pipelines.service.app import Scorer
+    from leadq.pipelines.service.state import ActivityLog, ModelHolder
+    from tests.code.test_serve_frames import reference_answer
+
+    params = champion["params"]
+    holder = ModelHolder(params)
+    served = holder.load()
+    activity = ActivityLog(params)
+    assert activity.refresh()
+    scorer = Scorer(params, holder, activity)
+    compared = 0
+    for row in champion["sample"].to_dict("records"):
+        part = scorer.read({k: v for k, v in row.items() if v != ""})
+        result = scorer.score_parts([part], served, activity.events)[0]
+        if hasattr(result, "message"):
+            continue
+        answer, _, _, rows_out = result
+        old = {**reference_answer(rows_out)[0], "warnings": answer["warnings"]}
+        assert json.dumps(answer) == json.dumps(old)
+        compared += 1
+    assert compared >= N_LEADS - 5
+    scorer.close()
