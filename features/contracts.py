@@ -562,6 +562,10 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
                 warn_examples[rule.message] = [
                     _show(v) for v in pd.unique(values[mask])[:EXAMPLES_PER_REASON]]
             continue
+        if not mask.any():
+            # Nothing to collect, so not even the column for examples: a one-row request
+            # meets ~20 rules, and a column lookup costs more than the rule did.
+            continue
         shown = rule.column or (id_name if id_name in frame.columns else None)
         c.add(mask, rule.message, frame[shown] if shown else None)
         if rule.kind == Kind.UNIQUE:
