@@ -5,8 +5,10 @@ Each run is a whole `leadq score` process (peak RSS summed over its process tree
 0.1 s; the PostgreSQL server's own memory is not leadq's and is not counted):
   - csv → parquet: the 1M-row CSV file to a Parquet file (the baseline);
   - postgres → parquet: the same rows from a PostgreSQL table (server-side cursor);
-  - postgres → postgres: into a scores table (staged, upserted by lead id and model version),
-    run twice, the second a same-night re-run that replaces every row.
+  - postgres → postgres: into a scores table (staged, upserted by lead id, model version and
+    threshold version), run twice, the second a same-night re-run that replaces every row;
+  - duckdb → parquet and duckdb → duckdb (twice): the same rows from a DuckDB file
+    (duckdb:///…, read and written by the duckdb package), scores into the same file.
 
     .venv/bin/python benchmarks/bench_database.py            # 1M rows
     .venv/bin/python benchmarks/bench_database.py --rows 200000
@@ -50,6 +52,19 @@ def load_table(url: str, csv: Path) -> None:
         cur.execute("ANALYZE leads")
 
 
+def load_duckdb(path: Path, csv: Path) -> None:
+    """The CSV into a DuckDB file's `leads` table, created_at a timestamp."""
+    import duckdb
+
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE leads AS SELECT * REPLACE (CAST(created_at AS TIMESTAMP) AS "
+                    "created_at) FROM read_csv(?, all_varchar = true)", [str(csv)])
+    finally:
+        con.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -78,10 +93,17 @@ def main() -> None:
         db_params = params_path.with_name("params-database.yaml")
         db_params.write_text(yaml.safe_dump(params, sort_keys=False))
         out = WORK / "scores_database.parquet"
+        duck = WORK / "warehouse.duckdb"
+        print(f"loading {args.rows:,} leads into DuckDB …", flush=True)
+        load_duckdb(duck, csv)
+        duck_url = f"duckdb:///{duck}"
         runs = {"csv_to_parquet": (str(csv), str(out)),
                 "postgres_to_parquet": (url, str(out)),
                 "postgres_to_postgres": (url, url),
-                "postgres_to_postgres_rerun": (url, url)}
+                "postgres_to_postgres_rerun": (url, url),
+                "duckdb_to_parquet": (duck_url, str(out)),
+                "duckdb_to_duckdb": (duck_url, duck_url),
+                "duckdb_to_duckdb_rerun": (duck_url, duck_url)}
         for name, (src, dst) in runs.items():
             print(f"{name} …", flush=True)
             m = run_measured([*LEADQ, "--json", "score", "--input", src, "--output", dst,
@@ -102,10 +124,14 @@ def main() -> None:
         results["postgres_to_parquet"]["peak_rss_mb"] / base, 3)
     results["rss_ratio_postgres_to_postgres_vs_csv"] = round(
         results["postgres_to_postgres"]["peak_rss_mb"] / base, 3)
+    for name in ("duckdb_to_parquet", "duckdb_to_duckdb"):
+        results[f"rss_ratio_{name}_vs_csv"] = round(results[name]["peak_rss_mb"] / base, 3)
     OUT.mkdir(exist_ok=True)
     (OUT / "bench_database.json").write_text(json.dumps(results, indent=2))
     print(f"peak RSS postgres/csv = {results['rss_ratio_postgres_vs_csv']:.2f} (target ≤ 1.2); "
-          f"postgres→postgres/csv = {results['rss_ratio_postgres_to_postgres_vs_csv']:.2f}")
+          f"postgres→postgres/csv = {results['rss_ratio_postgres_to_postgres_vs_csv']:.2f}; "
+          f"duckdb/csv = {results['rss_ratio_duckdb_to_parquet_vs_csv']:.2f}, "
+          f"duckdb→duckdb/csv = {results['rss_ratio_duckdb_to_duckdb_vs_csv']:.2f}")
     print(f"wrote {OUT / 'bench_database.json'}")
 
 

@@ -3,7 +3,11 @@
     .venv/bin/python benchmarks/bench_segments.py                  # all four, and the synth
     .venv/bin/python benchmarks/bench_segments.py shoppers synth   # some
 
-`synth` is `leadq synth --segments 3` (10,000 leads, truth.csv: also the gap to the truth).
+`synth` is `leadq synth --segments 3` (10,000 leads, truth.csv: also the gap to the truth),
+`synth2` the same with two business lines, `synth1` the standard synthetic CRM (one pattern for
+every lead, segmented by its `source`: nothing should be kept). For the synthetic CRMs the
+truth also gives each model's calibration error against the true probability, and the test
+ECE change gets a paired bootstrap interval (is it more than the noise of the test leads?).
 For each export: `leadq init` writes the params (as bench_real_exports.py does, no edit), then
 one `train_models` run with segments.column set trains the pooled model and, for each segment
 over segments.min_leads / min_conversions, its own model, kept only where it beats the pooled
@@ -28,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_real_exports import DATA, DATASETS, REPO, leadq  # noqa: E402
 
 SEGMENT_COLUMN = {"loan": "Source_Category", "booking": "sales_channel",
-                  "shoppers": "VisitorType", "olist": "origin", "synth": "business_line"}
+                  "shoppers": "VisitorType", "olist": "origin", "synth": "business_line",
+                  "synth2": "business_line", "synth1": "source"}
+SYNTHETIC = ("synth", "synth2", "synth1")
 SYNTH_LEADS = 10_000  # `leadq synth --segments 3`: business lines whose drivers differ
 MAX_OVERALL_LOSS = 0.002
 
@@ -40,6 +46,32 @@ def _figures(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
     return {k: round(m[k], 4) for k in ("roc_auc", "pr_auc", "ece")}
 
 
+def ece_change_interval(y: np.ndarray, new: np.ndarray, old: np.ndarray, *, rounds: int = 500,
+                        level: float = 0.9, seed: int = 0) -> list[float]:
+    """Paired bootstrap interval of test ECE(new) − ECE(old): an ECE on a few thousand test
+    leads moves by a percentage point on resampling alone."""
+    from leadq.models.metrics import expected_calibration_error as ece
+
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(y), len(y))
+        diffs.append(ece(y[idx], new[idx]) - ece(y[idx], old[idx]))
+    lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def error_to_truth(score: np.ndarray, true_p: np.ndarray, bins: int = 10) -> float:
+    """ECE measured against the true probability instead of the 0/1 outcome (per decile of
+    the score, |mean score − mean true probability|, weighted): calibration without the
+    noise of the test labels."""
+    import pandas as pd
+
+    band = pd.qcut(score, bins, labels=False, duplicates="drop")
+    frame = pd.DataFrame({"band": band, "s": score, "t": true_p}).groupby("band")
+    return float((frame.size() / len(score) * (frame["s"].mean() - frame["t"].mean()).abs()).sum())
+
+
 def run(name: str, work: Path) -> dict:
     from leadq.models.segments import segment_keys
     from leadq.pipelines.io.crm import load_crm
@@ -47,9 +79,13 @@ def run(name: str, work: Path) -> dict:
     from leadq.pipelines.train import train_models
 
     work.mkdir(parents=True, exist_ok=True)
-    if name == "synth":
-        leadq(["synth", "--segments", "3", "--leads", str(SYNTH_LEADS), "--out", str(work)],
-              work)
+    if name in ("synth", "synth2"):
+        leadq(["synth", "--segments", "3" if name == "synth" else "2", "--leads",
+               str(SYNTH_LEADS), "--out", str(work)], work)
+    elif name == "synth1":
+        leadq(["synth", "--leads", str(SYNTH_LEADS), "--out", str(work)], work)
+        text = (REPO / "params.yaml").read_text().replace("demo_output/crm/", "")
+        (work / "params.yaml").write_text(text)
     else:
         leads, extra = DATASETS[name]
         leadq(["init", "--leads", str(DATA / leads),
@@ -84,7 +120,8 @@ def run(name: str, work: Path) -> dict:
             "segmented": _figures(y[mask], served[mask]) if both else None,
         })
     overall = {"pooled": _figures(y, pooled), "segmented": _figures(y, served)}
-    if name == "synth":  # the truth: how far each model is from the best possible one
+    overall["ece_change_interval"] = ece_change_interval(y, served, pooled)
+    if name in SYNTHETIC:  # the truth: how far each model is from the best possible one
         import pandas as pd
 
         truth = pd.read_csv(work / "truth.csv").set_index("lead_id")
@@ -93,6 +130,9 @@ def run(name: str, work: Path) -> dict:
         overall["mean_abs_error_to_truth"] = {
             "pooled": round(float(np.abs(pooled - true_p).mean()), 4),
             "segmented": round(float(np.abs(served - true_p).mean()), 4)}
+        overall["calibration_error_to_truth"] = {
+            "pooled": round(error_to_truth(pooled, true_p), 4),
+            "segmented": round(error_to_truth(served, true_p), 4)}
     return {"dataset": name, "column": column, "test_set": result.fingerprint.get("test_set"),
             "test_rows": int(len(y)), "overall": overall, "segments": rows,
             "kept": result.segments.get("own_model", []), "train_seconds": round(seconds, 1),
@@ -113,7 +153,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.keep or tmp)
         for name in args.datasets:
-            if name != "synth" and not (DATA / DATASETS[name][0]).exists():
+            if name not in SYNTHETIC and not (DATA / DATASETS[name][0]).exists():
                 print(f"skip {name}: ../shared/data absent")
                 continue
             print(f"… {name}", flush=True)
@@ -131,6 +171,17 @@ def main() -> int:
         print(f"| {r['dataset']} ({r['column']}) | **overall** | {r['test_rows']:,} "
               f"| {len(r['kept'])} own | {_cell(r['overall']['pooled'])} "
               f"| {_cell(r['overall']['segmented'])} |")
+    for r in results:
+        o = r["overall"]
+        line = f"{r['dataset']}: test ECE change interval {o['ece_change_interval']}"
+        if "calibration_error_to_truth" in o:
+            line += (f"; error to the truth (mean abs / calibration): pooled "
+                     f"{o['mean_abs_error_to_truth']['pooled']} / "
+                     f"{o['calibration_error_to_truth']['pooled']}, segmented "
+                     f"{o['mean_abs_error_to_truth']['segmented']} / "
+                     f"{o['calibration_error_to_truth']['segmented']}; oracle "
+                     f"{o['oracle']['roc_auc']:.3f}")
+        print(line)
     out = REPO / "benchmarks" / "out"
     out.mkdir(exist_ok=True)
     (out / "segments.json").write_text(json.dumps(results, indent=2, default=str))

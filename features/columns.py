@@ -53,7 +53,8 @@ def forbidden_columns(params: dict) -> dict[str, str]:
     for section, why in (("deals", "deal outcome"), ("feedback", "sales feedback")):
         spec = data.get(section) or {}
         for key, col in spec.items():
-            if key in {"path", "delimiter", "encoding", "date_format"} or not isinstance(col, str):
+            if key in {"path", "table", "query", "delimiter", "encoding", "date_format"} \
+                    or not isinstance(col, str):
                 continue
             if key != "lead_id":
                 reasons[col] = (f"{why} column ({section}.{key}) is known only after "

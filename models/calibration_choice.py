@@ -134,3 +134,96 @@ def choose_calibration_oof(model: BaseEstimator, X_init: pd.DataFrame, y_init: p
         return model, best, losses, np.asarray(raw, float)
     calibrated, mapper = calibrate_with_map(model, X_init, y_init, best, d, y, sample_weight)
     return calibrated, best, losses, np.asarray(mapper.predict(d), float)
+
+
+SPANS = ("recent", "all")
+
+
+def losses_by_span(d: np.ndarray, raw: np.ndarray, y, recent: np.ndarray,
+                   methods: tuple[str, ...], folds: int = 5, seed: int = 0,
+                   sample_weight: np.ndarray | None = None) -> dict[tuple[str, str], float]:
+    """Log loss on the recent out-of-fold leads of each (method, span) calibration map, every
+    recent lead scored by a map that never saw it.
+
+    The span "recent" learns the map on the recent leads alone (closest to the base rate the
+    model will meet, as the pooled model does); "all" also on every older out-of-fold lead.
+    With a few hundred recent leads (one segment's) the recent map's noise can cost more than
+    any drift it follows: both are judged on the same held-out recent leads, so the choice
+    weighs one against the other on the leads that matter, not on the leads it learnt from."""
+    y = np.asarray(y, int)
+    recent = np.asarray(recent, bool)
+    w = None if sample_weight is None else np.asarray(sample_weight, float)
+    yr, wr = y[recent], None if w is None else w[recent]
+    out: dict[tuple[str, str], float] = {}
+    if "none" in methods:
+        out[("none", "recent")] = float(log_loss(yr, np.clip(raw[recent], 1e-15, 1 - 1e-15),
+                                                 labels=[0, 1], sample_weight=wr))
+    fitted = [m for m in methods if m != "none"]
+    n_splits = int(min(folds, np.bincount(yr, minlength=2).min()))
+    if not fitted or n_splits < 2:
+        return {**out, **{(m, s): float("inf") for m in fitted for s in SPANS}}
+    pos = np.flatnonzero(recent)
+    older = np.flatnonzero(~recent)
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for method in fitted:
+        for span in SPANS:
+            pred = np.empty(len(pos))
+            for fit_idx, held_idx in cv.split(pos, yr):
+                rows = pos[fit_idx] if span == "recent" else np.concatenate([older, pos[fit_idx]])
+                pred[held_idx] = _fit_map(method, d[rows], y[rows],
+                                          None if w is None else w[rows])(d[pos[held_idx]])
+            out[(method, span)] = float(log_loss(yr, np.clip(pred, 1e-15, 1 - 1e-15),
+                                                 labels=[0, 1], sample_weight=wr))
+    return out
+
+
+def cross_fitted_scores(d: np.ndarray, raw: np.ndarray, y, recent: np.ndarray, method: str,
+                        span: str, folds: int = 5, seed: int = 0,
+                        sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Every out-of-fold lead's probability through a (method, span) map that never saw it:
+    the leads the map learns from are cross-fitted, the others scored by the whole map."""
+    if method == "none":
+        return np.asarray(raw, float).copy()
+    y, d = np.asarray(y, int), np.asarray(d, float)
+    w = None if sample_weight is None else np.asarray(sample_weight, float)
+    learn = np.asarray(recent, bool) if span == "recent" else np.ones(len(y), bool)
+    pos = np.flatnonzero(learn)
+    out = np.empty(len(y))
+    wl = None if w is None else w[pos]
+    if (~learn).any():
+        out[~learn] = _fit_map(method, d[pos], y[pos], wl)(d[~learn])
+    n_splits = int(min(folds, np.bincount(y[pos], minlength=2).min()))
+    if n_splits < 2:
+        out[pos] = _fit_map(method, d[pos], y[pos], wl)(d[pos])
+        return out
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for fit_idx, held_idx in cv.split(pos, y[pos]):
+        rows = pos[fit_idx]
+        out[pos[held_idx]] = _fit_map(method, d[rows], y[rows],
+                                      None if w is None else w[rows])(d[pos[held_idx]])
+    return out
+
+
+def calibrate_oof_by_span(model: BaseEstimator, X_init: pd.DataFrame, y_init: pd.Series,  # noqa: N803
+                          d: np.ndarray, raw: np.ndarray, y: np.ndarray, recent: np.ndarray,
+                          method: str = "auto", folds: int = 5, seed: int = 0,
+                          sample_weight: np.ndarray | None = None,
+                          ) -> tuple[BaseEstimator, str, str, dict[str, float], np.ndarray]:
+    """choose_calibration_oof choosing the span of out-of-fold leads as well as the method
+    (losses_by_span). `model` is the uncalibrated fitted model. Returns the calibrated model,
+    the method, the span, every tried (method/span)'s loss, and the calibrated scores of the
+    recent leads (on which the MQL bar is chosen)."""
+    from leadq.models.calibration import calibrate_with_map
+
+    recent = np.asarray(recent, bool)
+    losses = losses_by_span(d, raw, y, recent, _methods(method), folds, seed, sample_weight)
+    (best, span) = min(losses, key=losses.get)
+    named = {f"{m}/{s}": v for (m, s), v in losses.items()}
+    if best == "none":
+        return model, best, span, named, np.asarray(raw, float)[recent]
+    rows = recent if span == "recent" else np.ones(len(recent), bool)
+    w = None if sample_weight is None else np.asarray(sample_weight, float)[rows]
+    calibrated, mapper = calibrate_with_map(model, X_init, y_init, best, np.asarray(d)[rows],
+                                            np.asarray(y)[rows], w)
+    return calibrated, best, span, named, np.asarray(mapper.predict(np.asarray(d)[recent]),
+                                                    float)

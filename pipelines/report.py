@@ -283,16 +283,29 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
             "mql_share": (period or {}).get("mql_share", float(is_mql.mean())),
             "mql_share_basis": (f"of the last {agreement.review_days:g} days' scored leads"
                                 if period else "of all leads, scored now")}
-    from leadq.pipelines.segmenting.report import segment_report
+    from leadq.pipelines.segmenting.report import (
+        segment_personas,
+        segment_reliability,
+        segment_report,
+    )
 
     segments = segment_report(model, X_test, y_test, s_test, shap_summary.get("values"))
+    seg_personas = None
+    if segments is not None:
+        with step("personas per segment model"):
+            seg_personas = segment_personas(
+                model, lab_leads[model.column], attrs, pd.Series(y, index=attrs.index),
+                min_share=float(setting(cfg, "persona_min_share", float)), min_rows=min_rows,
+                top=3)
     info = dict(model_info or {}, threshold=threshold)
     if segments is not None:
         info["segment_column"] = model.column
     return ReportData(model=info, data=data,
                       importance=importance, shap_summary=shap_summary, insights=attribute,
                       personas_best=best, personas_worst=worst, campaigns=campaigns,
-                      health=health, segments=segments)
+                      health=health, segments=segments,
+                      segment_reliability=segment_reliability(model, X_test, y_test, s_test),
+                      segment_personas=seg_personas)
 
 
 def _as_of(as_of: pd.Timestamp | None, created: pd.Series) -> pd.Timestamp:

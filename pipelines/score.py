@@ -40,8 +40,10 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
 
     `input_path` / `output_path` may be database URLs (pipelines.io.database): the leads are
     then read from params database.leads_table (or leads_query), the scores upserted into
-    database.scores_table by (lead id, model_version) in one transaction, and the quarantine
-    and manifest go to contracts.quarantine_dir / outputs.dir, named after the run."""
+    database.scores_table by (lead id, model_version, threshold_version) in one
+    transaction, the rejected rows appended to database.quarantine_table in the same
+    transaction (null: a quarantine file in contracts.quarantine_dir / outputs.dir, named
+    after the run), and the manifest goes to outputs.dir."""
     from leadq.pipelines.io import database as db
     from leadq.pipelines.io.quarantine import quarantine_path
     from leadq.pipelines.params.loader import load_params
@@ -61,7 +63,9 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     elif not 0 <= max_rejected_share <= 1:
         raise BadInputError(f"--max-rejected-share {max_rejected_share}: expected a share "
                             "from 0 to 1 (or leave it out: scoring.max_rejected_share)")
-    if to_table:
+    if to_table and (params.get("database") or {}).get("quarantine_table"):
+        rejected_path = None  # database.quarantine_table, in the scores' transaction
+    elif to_table:
         # Named after the run, in contracts.quarantine_dir or outputs.dir (no file to sit by).
         scores_table = setting(params, "database.scores_table")
         rejected_path = quarantine_path(params, source=scores_table.replace(".", "_"),
@@ -70,7 +74,7 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
         rejected_path = quarantine_path(params, output=output_path)
     refuse_overwrite(_read_paths(input_path if source is None else None, params),
                      ([] if to_table else [("scores output", output_path)])
-                     + [("quarantine", rejected_path)])
+                     + ([] if rejected_path is None else [("quarantine", rejected_path)]))
     # A table or file that cannot be read or lacks a column is bad input (exit 2), whatever
     # the model.
     if source is None:
@@ -138,6 +142,8 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     if to_table:
         shown = f"{db.safe_url(output_path)} (table {params['database']['scores_table']})"
         record_table_output(shown, rows=acct.used)
+        if rejected_path is None and acct.n_rejected:
+            record_table_output(acct.quarantine, rows=acct.n_rejected, kind="quarantine")
     else:
         shown = str(output_path)
         record_output(output_path, "scores", rows=acct.used)
@@ -159,8 +165,7 @@ def _check_scores_table(source, output_url: str, params: dict) -> None:
     column otherwise)."""
     from leadq.pipelines.io import database as db
 
-    sink = db.sink_for(output_url, params, [params["data"]["leads"].get("id") or "",
-                                            "model_version"])
+    sink = db.sink_for(output_url, params, db.score_key(params["data"]["leads"].get("id") or ""))
     if not params["data"]["leads"].get("id"):
         from leadq.pipelines.scoring.stream import _no_id_for_table
 
@@ -174,12 +179,13 @@ def _check_scores_table(source, output_url: str, params: dict) -> None:
     try:
         sink.check_target()
     finally:
-        sink.engine.dispose()
+        sink.dispose()
 
 
 def _read_paths(input_path: str | None, params: dict) -> list[tuple[str, Path]]:
     """Every file a score run reads: the leads (None: a database table), the params file and
     the tables it names (lookups, the activity log), which its outputs must never replace."""
+    from leadq.pipelines.io.urls import is_database_url
     from leadq.pipelines.params.loader import resolve_path
 
     reads = [] if input_path is None else [("leads input", f)
@@ -188,9 +194,10 @@ def _read_paths(input_path: str | None, params: dict) -> list[tuple[str, Path]]:
         reads.append(("params file", Path(params["_path"])))
     data = params["data"]
     for name, spec in (data.get("lookups") or {}).items():
-        reads.append((f"data.lookups.{name} file", resolve_path(params, spec["path"])))
+        if not is_database_url(spec["path"]):
+            reads.append((f"data.lookups.{name} file", resolve_path(params, spec["path"])))
     activities = (data.get("activities") or {}).get("path")
-    if activities:
+    if activities and not is_database_url(activities):
         reads.append(("data.activities file", resolve_path(params, activities)))
     return reads
 

@@ -15,10 +15,15 @@ from leadq.features.activities import ActivitySpec, activity_spec, cutoff_second
 from leadq.pipelines.params.loader import resolve_path
 
 
-def activities_path(params: dict) -> Path | None:
+def activities_path(params: dict) -> Path | str | None:
+    """The activity log's file, or its database URL (a str; read through files.iter_chunks)."""
+    from leadq.pipelines.io.urls import is_database_url
+
     spec = (params.get("data") or {}).get("activities") or {}
     if not spec.get("path"):
         return None
+    if is_database_url(spec["path"]):
+        return str(spec["path"])
     path = resolve_path(params, spec["path"])
     if not path.exists():
         raise ConfigError(f"data.activities.path: {path} not found")

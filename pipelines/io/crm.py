@@ -40,7 +40,8 @@ class CrmTables:
     leads: pd.DataFrame
     deals: pd.DataFrame | None = None
     feedback: pd.DataFrame | None = None
-    paths: dict[str, Path] = field(default_factory=dict)
+    # a file's path, or a database table's label (URL without password, table or query key)
+    paths: dict[str, Path | str] = field(default_factory=dict)
     accounting: dict[str, Accounting] = field(default_factory=dict)   # rows read/used/rejected
     raw: dict[str, pd.DataFrame] = field(repr=False, default_factory=dict)  # as read, for GX
     routing: pd.DataFrame | None = None  # the scorer's past outputs, for IPW training weights
@@ -52,14 +53,24 @@ def leads_required_columns(params: dict, *, for_training: bool) -> list[str]:
     return required_columns("leads", params, for_training=for_training)
 
 
-def _section_path(params: dict, name: str) -> Path | None:
+def table_location(params: dict, value: str | Path | None) -> Path | str | None:
+    """A table's `path` from params: a file path relative to the params file, or a database
+    URL as it is (its table or query is read through files.iter_chunks)."""
+    from leadq.pipelines.io.urls import is_database_url
+
+    if value is not None and is_database_url(value):
+        return str(value)
+    return resolve_path(params, value)
+
+
+def _section_path(params: dict, name: str) -> Path | str | None:
     spec = params["data"].get(name)
     if not spec or not spec.get("path"):
         return None
-    return resolve_path(params, spec["path"])
+    return table_location(params, spec["path"])
 
 
-def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
+def load_checked(params: dict, table: str, path: Path | str, *, for_training: bool,
                  reference: dict | None = None, quarantine: bool = True,
                  pending: list[QuarantineWriter] | None = None,
                  ) -> tuple[pd.DataFrame, Accounting, pd.DataFrame]:
@@ -72,23 +83,29 @@ def load_checked(params: dict, table: str, path: Path, *, for_training: bool,
     `pending`, the quarantine is written but not yet moved into place: the caller commits it
     once every table has passed (a later table's failure must leave nothing behind either).
     """
+    from leadq.pipelines.io.database import is_database_url, table_label, table_source
+
     spec = params["data"][table]
     raw, ragged = read_table_ragged(
         path, spec, name=table,
         required=required_columns(table, params, for_training=for_training))
+    # A database table is named by its URL without the password and its table or query key:
+    # the name reaches messages, logs, manifests and MLflow.
+    shown = table_label(path, spec, table)
     if table == "leads":
         raw = enrich(raw, params, quiet=False)  # lookup columns are lead columns from here on
-    check_columns(list(raw.columns), table, params, path=path, for_training=for_training)
+    check_columns(list(raw.columns), table, params, path=shown, for_training=for_training)
     checked = _ratings_as_numbers(raw, params) if table == "feedback" else raw
     check = evaluate(checked, table, params, reference)
-    acct = Accounting(table=table, path=str(path))
+    acct = Accounting(table=table, path=shown)
     acct.add(check)
     acct.add_ragged(ragged)  # rows with the wrong field count: rejected like any other
-    check_totals(table, params, path=path, rows=acct.read, rejected=dict(acct.rejected),
+    check_totals(table, params, path=shown, rows=acct.read, rejected=dict(acct.rejected),
                  duplicate_ids=acct.duplicate_ids, examples=acct.examples)
     bad = check.bad
     if quarantine:
-        writer = QuarantineWriter(quarantine_path(params, source=path, table=table),
+        stem = table_source(str(path), spec, table).stem if is_database_url(path) else path
+        writer = QuarantineWriter(quarantine_path(params, source=stem, table=table),
                                   formula_guard=formula_guard(params))
         writer.write(raw.loc[bad], check.reasons)
         writer.write_ragged(ragged, list(raw.columns))
@@ -146,8 +163,10 @@ def scoring_events(params: dict) -> pd.DataFrame:
     """The log's typed events for scoring, read once per file version (no quarantine: the
     training run that accepted this log wrote it; bad rows are left out and counted)."""
     path = activities_path(params)
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size,
+    # A file is read again when it changes; a database log once per process (a query per
+    # request or per chunk would cost more than it saves).
+    version = (0, 0) if isinstance(path, str) else (path.stat().st_mtime_ns, path.stat().st_size)
+    key = (str(path), *version,
            repr(sorted((params["data"]["activities"] or {}).items())),
            repr(sorted(settings(params).items())))
     # Loaded under the lock: concurrent first requests of `leadq serve` wait for one read.
@@ -172,13 +191,13 @@ def scoring_events(params: dict) -> pd.DataFrame:
 def _checked_leads(params: dict, path: str | Path | None, *, for_training: bool,
                    quarantine: bool, pending: list[QuarantineWriter] | None = None):
     """The leads that pass their contract, typed; with the accounting, raw rows and path."""
-    path = Path(path) if path else _section_path(params, "leads")
+    path = table_location(params, str(path)) if path else _section_path(params, "leads")
     if path is None:
         raise ConfigError("params.yaml data.leads.path is not set")
     good, acct, raw = load_checked(params, "leads", path, for_training=for_training,
                                    quarantine=quarantine, pending=pending)
     leads = coerce_leads(good, params)
-    leads.attrs["path"] = str(path)
+    leads.attrs["path"] = acct.path
     return leads, acct, raw, path
 
 
@@ -206,10 +225,15 @@ def load_crm(params: dict, *, quarantine: bool = True) -> CrmTables:
     return tables
 
 
+def _shown(path: Path | str, acct: Accounting) -> Path | str:
+    """What CrmTables.paths holds: a file's path, or a database table's label (no password)."""
+    return acct.path if isinstance(path, str) else path
+
+
 def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]) -> CrmTables:
     leads, acct, raw, path = _checked_leads(params, None, for_training=True,
                                             quarantine=quarantine, pending=pending)
-    tables = CrmTables(leads=leads, paths={"leads": path})
+    tables = CrmTables(leads=leads, paths={"leads": _shown(path, acct)})
     tables.accounting["leads"] = acct
     tables.raw["leads"] = raw
     tables.routing = load_routing(params)
@@ -225,7 +249,7 @@ def _load_crm(params: dict, *, quarantine: bool, pending: list[QuarantineWriter]
         events, acct, raw = load_events(params, reference=reference, quarantine=quarantine,
                                         pending=pending)
         tables.activities = events
-        tables.paths["activities"] = _section_path(params, "activities")
+        tables.paths["activities"] = _shown(_section_path(params, "activities"), acct)
         tables.accounting["activities"] = acct
         tables.raw["activities"] = raw
     if not leads_carry_label(params["data"]["leads"]):
@@ -255,7 +279,7 @@ def _load_outcomes(params: dict, tables: CrmTables, reference: dict | None, *,
                                                      agreement_of(params).feedback))
         else:
             setattr(tables, name, canonical_deals(good, params["data"][name]))
-        tables.paths[name] = path
+        tables.paths[name] = _shown(path, acct)
         tables.accounting[name] = acct
         tables.raw[name] = raw
 

@@ -8,12 +8,16 @@ the scores are upserted into (`scores_table`).
   stays flat however large the table (the same chunked scorer as for files).
 - Writing is one transaction: every chunk goes into a temporary staging table, and only after
   the last chunk passed the run's checks is the staging table merged into the scores table
-  (INSERT … ON CONFLICT (lead id, model_version) DO UPDATE) and committed. A run that fails,
-  exits 3 or is killed leaves the scores table exactly as it was (an open transaction dies
-  with its connection); a re-run the same night replaces rows instead of adding them.
+  (INSERT … ON CONFLICT (lead id, model_version, threshold_version) DO UPDATE) and committed.
+  A run that fails, exits 3 or is killed leaves the scores table exactly as it was (an open
+  transaction dies with its connection); a re-run the same night with the same model and bar
+  replaces rows instead of adding them, and a recalibrated bar adds rows beside the old
+  bar's.
 - Credentials: the URL's password is never logged, printed or put in a manifest (URLs are
   shown with `***`). Better still, leave it out of the URL: libpq reads PGPASSWORD or
   ~/.pgpass (PGPASSFILE), so neither the command line nor `ps` shows it.
+- DuckDB files (`duckdb:///warehouse.duckdb`) are read and written by the duckdb package
+  directly, with the same semantics (pipelines.io.duckdb_tables).
 
 SQLAlchemy is imported only when a database URL is used, so `leadq --help` stays fast.
 """
@@ -32,31 +36,12 @@ from typing import Any
 import pandas as pd
 
 from leadq.errors import BadInputError, LeadqError
-
-# dialect[+driver]:// — a Windows path (C:\…) or a relative file never looks like this.
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\+[A-Za-z0-9_]+)?://")
-_FILE_SCHEMES = ("file://", "s3://", "gs://", "hdfs://", "abfs://", "http://", "https://")
-
-
-def is_database_url(value: object) -> bool:
-    """True for a SQLAlchemy database URL (postgresql://…, sqlite:///…, duckdb:///…)."""
-    text = str(value)
-    return bool(_URL.match(text)) and not text.lower().startswith(_FILE_SCHEMES)
-
-
-def safe_url(url: str) -> str:
-    """The URL as it may be shown or logged: the password replaced by ***."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        # libpq also takes the password as a query parameter (?password=…).
-        secret = {k: "***" for k in parsed.query if k.lower() in ("password", "sslpassword")}
-        if secret:
-            parsed = parsed.update_query_dict(secret)
-        return parsed.render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparseable URL: show only its scheme
-        return url.split("://", 1)[0] + "://***"
+from leadq.pipelines.io.urls import (  # noqa: F401 - part of this module's API
+    expand_env,
+    has_password,
+    is_database_url,
+    safe_url,
+)
 
 
 def _with_driver(url: str):
@@ -66,7 +51,7 @@ def _with_driver(url: str):
     from sqlalchemy.exc import ArgumentError
 
     try:
-        parsed = make_url(url)
+        parsed = make_url(expand_env(url))
     except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
         raise BadInputError(f"{safe_url(url)}: not a database URL ({exc}); expected e.g. "
                             "postgresql://user@host:5432/dbname") from exc
@@ -140,6 +125,20 @@ def _sqlite_missing(message: str) -> bool:
     return message.startswith(("no such table", "no such column", "table ", "near "))
 
 
+# --------------------------------------------------------------------------- DuckDB files
+
+def _duckdb(url: str) -> bool:
+    """duckdb:///file URLs are read and written by the duckdb package itself (no SQLAlchemy
+    dialect needed): pipelines.io.duckdb_tables."""
+    return str(url).lower().startswith("duckdb://")
+
+
+def _duckdb_module():
+    from leadq.pipelines.io import duckdb_tables
+
+    return duckdb_tables
+
+
 # --------------------------------------------------------------------------- tables by name
 
 def split_name(name: str) -> tuple[str | None, str]:
@@ -165,21 +164,30 @@ def _has_table(conn, name: str) -> bool:
 
 @dataclass
 class Source:
-    """What `leadq score` reads from a database: a table or a query."""
+    """A table or a query on a database: what `leadq score --input <URL>` reads (params
+    database.leads_table / leads_query), or any table of `data` whose path is a URL
+    (data.<table>.table / query)."""
 
     url: str
     table: str | None
     query: str | None
+    # How the params name the table and query keys: "database.leads_" or "data.deals.".
+    prefix: str = "database.leads_"
 
     @property
     def label(self) -> str:
         """How messages, logs and the manifest name it (password hidden)."""
-        what = f"table {self.table}" if self.query is None else "database.leads_query"
+        what = f"table {self.table}" if self.query is None else self.setting
         return f"{safe_url(self.url)} ({what})"
 
     @property
     def setting(self) -> str:
-        return "database.leads_query" if self.query is not None else "database.leads_table"
+        return self.prefix + ("query" if self.query is not None else "table")
+
+    @property
+    def stem(self) -> str:
+        """A file-name-safe name for it (quarantine file names)."""
+        return re.sub(r"[^A-Za-z0-9_-]+", "_", self.table) if self.query is None else "query"
 
     def sql(self, conn) -> str:
         if self.query is not None:
@@ -199,6 +207,25 @@ def source_for(url: str, params: dict) -> Source:
     return Source(url=url, table=None if query else table, query=query or None)
 
 
+def table_source(url: str, spec: dict, name: str) -> Source:
+    """The Source of data table `name` (leads, deals, lookups.accounts, ...) whose path is the
+    database URL `url`: its spec's `table` or `query` (the loader checks one is set)."""
+    query, table = spec.get("query"), spec.get("table")
+    prefix = f"data.{name}."
+    if not query and not table:
+        raise BadInputError(f"{safe_url(url)}: data.{name}.path is a database URL but neither "
+                            f"{prefix}table nor {prefix}query is set")
+    return Source(url=url, table=None if query else table, query=query or None, prefix=prefix)
+
+
+def table_label(path: object, spec: dict | None, name: str) -> str:
+    """How a data table is named in messages, accountings and manifests: its path, or for a
+    database its URL without the password and its table or query key."""
+    if not is_database_url(path):
+        return str(path)
+    return table_source(str(path), spec or {}, name).label
+
+
 def _connect(url: str, engine, what: str):
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -214,12 +241,15 @@ def source_columns(source: Source) -> list[str]:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
+    if _duckdb(source.url):
+        return _duckdb_module().source_columns(source)
+
     engine = engine_for(source.url)
     try:
         with _connect(source.url, engine, "cannot connect") as conn:
             if source.query is None and not _has_table(conn, source.table):
                 raise BadInputError(f"{safe_url(source.url)}: table {source.table!r} does not "
-                                    "exist (set database.leads_table, or database.leads_query)")
+                                    f"exist (set {source.setting}, or {source.prefix}query)")
             try:
                 result = conn.execute(text(f"SELECT * FROM ({source.sql(conn)}) AS leadq_q "
                                            "WHERE 1 = 0"))
@@ -235,6 +265,9 @@ def source_rows(source: Source) -> int:
     """How many rows the source holds (for the progress bar and the --explain default)."""
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
+
+    if _duckdb(source.url):
+        return _duckdb_module().source_rows(source)
 
     engine = engine_for(source.url)
     try:
@@ -275,9 +308,16 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from leadq.pipelines.io.files import Chunk
+    from leadq.pipelines.io.chunks import Chunk
 
     size = chunk_size or 100_000
+    if _duckdb(source.url):
+        offset = 0
+        for frame in _duckdb_module().iter_source(source, size):
+            frame.index = pd.RangeIndex(offset, offset + len(frame))
+            offset += len(frame)
+            yield Chunk(frame)
+        return
     engine = engine_for(source.url)
     offset = 0
     try:
@@ -285,7 +325,12 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
             try:
                 if conn.dialect.driver == "psycopg2":
                     sql = source.sql(conn)
-                    columns, booleans = _columns_and_booleans(conn, sql)
+                    try:
+                        columns, booleans = _columns_and_booleans(conn, sql)
+                    except Exception as exc:
+                        if getattr(exc, "pgcode", None) is None:
+                            raise
+                        raise _stopped(source, exc) from exc  # a query the server refuses
                     frames = _copy_frames(conn, sql, columns, size, source, booleans)
                 else:
                     streamed = conn.execution_options(stream_results=True,
@@ -306,6 +351,45 @@ def iter_source(source: Source, chunk_size: int | None) -> Iterator:
             except (SQLAlchemyError, DBAPIError) as exc:
                 raise _db_error(source.url, exc, f"cannot read {source.label}",
                                 source.setting) from exc
+    finally:
+        engine.dispose()
+
+
+def iter_table(url: str, spec: dict, *, name: str, chunk_size: int | None,
+               header_only: bool = False) -> Iterator:
+    """Data table `name` from a database, as files.iter_chunks yields a file: Chunk frames of
+    `chunk_size` rows (None: one piece), cells as the database's driver gives them (text from
+    PostgreSQL, as from a CSV export); `header_only`: one empty frame with the columns."""
+    from leadq.pipelines.io.chunks import Chunk
+
+    source = table_source(url, spec, name)
+    if header_only:
+        if source.query is None:
+            _require_table(source)
+        yield Chunk(pd.DataFrame(columns=source_columns(source), dtype="str"))
+        return
+    if source.query is None:
+        _require_table(source)  # named, with its setting, before any row is read
+    # One piece is a read of the whole table; the stream's own chunks bound memory on the way.
+    pieces = iter_source(source, chunk_size or 100_000)
+    if chunk_size is not None:
+        yield from pieces
+        return
+    frames = [c.frame for c in pieces]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames)
+    yield Chunk(frame)
+
+
+def _require_table(source: Source) -> None:
+    if _duckdb(source.url):
+        with _duckdb_module()._reading(source):
+            return
+    engine = engine_for(source.url)
+    try:
+        with _connect(source.url, engine, "cannot connect") as conn:
+            if not _has_table(conn, source.table):
+                raise BadInputError(f"{safe_url(source.url)}: table {source.table!r} does not "
+                                    f"exist (set {source.setting}, or {source.prefix}query)")
     finally:
         engine.dispose()
 
@@ -450,6 +534,17 @@ def _stopped(source: Source, exc: BaseException) -> LeadqError:
 
 # --------------------------------------------------------------------------- the sink
 
+# What a scores row is one of: a lead, scored by one model version under one MQL bar. A
+# recalibrated bar (leadq recalibrate) is a new threshold_version, so its rows sit beside the
+# old bar's instead of overwriting them, and a re-run with the same versions replaces.
+SCORE_KEY = ("model_version", "threshold_version")
+
+
+def score_key(id_column: str) -> list[str]:
+    """The scores table's key for leads whose id is in `id_column`."""
+    return [id_column, *SCORE_KEY]
+
+
 def _column_type(series: pd.Series):
     from sqlalchemy import BigInteger, Boolean, DateTime, Double, Text
 
@@ -466,7 +561,8 @@ def _column_type(series: pd.Series):
 
 
 class TableWriter:
-    """Scores into `table`, upserted by `key` (lead id, model_version) in one transaction.
+    """Scores into `table`, upserted by `key` (score_key: lead id, model_version,
+    threshold_version) in one transaction.
 
     `write` (the same call as pipelines.scoring.stream.ChunkWriter's) inserts a chunk into a
     temporary staging table inside an open transaction; `commit` merges the staging table into
@@ -479,10 +575,14 @@ class TableWriter:
     """
 
     def __init__(self, url: str, table: str, key: list[str], *,
-                 formula_guard: bool = True) -> None:
+                 formula_guard: bool = True, quarantine_table: str | None = None,
+                 run_id: str | None = None) -> None:
         self.url, self.table, self.key = url, table, key
         self.formula_guard = formula_guard
+        self.quarantine_table, self.run_id = quarantine_table, run_id
         self.rows = 0
+        self.rejected = 0
+        self._quarantine_columns: set[str] | None = None
         self.engine = engine_for(url)
         self._conn = None
         self._trans = None
@@ -494,6 +594,17 @@ class TableWriter:
     def label(self) -> str:
         return f"{safe_url(self.url)} (table {self.table})"
 
+    @property
+    def quarantine_label(self) -> str | None:
+        """How messages and the manifest name the quarantine table (None: none)."""
+        if not self.quarantine_table:
+            return None
+        return f"{safe_url(self.url)} (table {self.quarantine_table})"
+
+    def dispose(self) -> None:
+        """Release the connection pool (after check_target, when no write follows)."""
+        self.engine.dispose()
+
     def check_target(self) -> None:
         """Before any work: the database answers, and an existing scores table has the key
         columns and a unique key on them (else exit 2 naming the table and column)."""
@@ -503,7 +614,8 @@ class TableWriter:
 
     def _existing(self, conn, columns: list[str] | None):
         """The reflected target; refuses one that lacks a column leadq writes or a unique key
-        on (lead id, model_version)."""
+        on the key columns (a table keyed by the earlier (lead id, model_version) is refused
+        with the statements that migrate it: leadq does not change a table's key itself)."""
         from sqlalchemy import MetaData, Table, inspect
 
         schema, name = split_name(self.table)
@@ -516,23 +628,53 @@ class TableWriter:
                     f"has {sorted(have)}; add it, or point database.scores_table at a new "
                     "table (leadq creates it)")
         insp = inspect(conn)
-        keys = [list(insp.get_pk_constraint(name, schema=schema).get("constrained_columns")
-                     or [])]
-        keys += [u["column_names"] for u in insp.get_unique_constraints(name, schema=schema)]
-        keys += [i["column_names"] for i in insp.get_indexes(name, schema=schema)
-                 if i.get("unique")]
-        if not any(set(k) == set(self.key) for k in keys):
+        pk = insp.get_pk_constraint(name, schema=schema)
+        # (columns, how to drop it): the constraint or index the upsert could conflict on
+        keys = [(list(pk.get("constrained_columns") or []),
+                 f"ALTER TABLE {_quoted(conn, self.table)} DROP CONSTRAINT "
+                 f"{conn.dialect.identifier_preparer.quote(pk.get('name') or name + '_pkey')}")]
+        keys += [(u["column_names"], f"ALTER TABLE {_quoted(conn, self.table)} DROP CONSTRAINT "
+                  f"{conn.dialect.identifier_preparer.quote(u['name'])}")
+                 for u in insp.get_unique_constraints(name, schema=schema)]
+        keys += [(i["column_names"], f"DROP INDEX "
+                  f"{conn.dialect.identifier_preparer.quote(i['name'])}")
+                 for i in insp.get_indexes(name, schema=schema) if i.get("unique")]
+        if not any(set(k) == set(self.key) for k, _ in keys):
+            older = [k for k in keys if set(k[0]) == set(self.key) - set(SCORE_KEY[1:])
+                     and set(SCORE_KEY[1:]) <= set(self.key)]
+            if older:
+                raise self._old_key(conn, older[0][1])
             raise BadInputError(
                 f"{self.label}: the scores table has no primary key or unique constraint on "
                 f"({', '.join(self.key)}), which the upsert needs; add one, or point "
                 "database.scores_table at a new table (leadq creates it)")
         return target
 
+    def _old_key(self, conn, drop: str) -> BadInputError:
+        """A table made by a leadq that keyed scores by (lead id, model_version) only: on it, a
+        recalibrated bar's scores would overwrite the old bar's. Refused with the two
+        statements that migrate it (run once by the table's owner), rather than altered here:
+        a nightly job's role should not need to own the table, and other readers may rely on
+        its key."""
+        cols = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in self.key)
+        return BadInputError(
+            f"{self.label}: the scores table is keyed by ({', '.join(self.key[:-1])}), as "
+            "an earlier leadq made it; scores are now keyed by "
+            f"({', '.join(self.key)}) so that a recalibrated bar adds rows instead of "
+            f"overwriting the old bar's. Migrate it once: {drop}; ALTER TABLE "
+            f"{_quoted(conn, self.table)} ADD PRIMARY KEY ({cols}); (or point "
+            "database.scores_table at a new table, which leadq creates)")
+
+    def _open(self) -> None:
+        """The connection and the one transaction every write of the run goes into."""
+        if self._conn is None:
+            self._conn = _connect(self.url, self.engine, "cannot connect")
+            self._trans = self._conn.begin()
+
     def _begin(self, frame: pd.DataFrame) -> None:
         from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, Table
 
-        self._conn = _connect(self.url, self.engine, "cannot connect")
-        self._trans = self._conn.begin()
+        self._open()
         self._columns = list(frame.columns)
         schema, name = split_name(self.table)
         if _has_table(self._conn, self.table):
@@ -563,13 +705,75 @@ class TableWriter:
             frame = pd.concat([frame[[c for c in frame.columns if c in self.key]],
                                guard_formulas(frame[others])], axis=1)[list(frame.columns)]
         try:
-            if self._conn is None:
+            if self._stage is None:
                 self._begin(frame)
             self._insert(frame[self._columns])
         except SQLAlchemyError as exc:
             raise _db_error(self.url, exc, f"cannot write {self.label}",
                             "database.scores_table") from exc
         self.rows += len(frame)
+
+    def write_rejected(self, frame: pd.DataFrame) -> None:
+        """Rejected rows (their columns as read, the reason, and for ragged CSV rows
+        `source_line` / `raw_line`) appended to the quarantine table with the run id, in the
+        scores' transaction: they appear together with the scores, or neither does.
+
+        Every cell is stored as text (a rejected cell is often not of its column's type: that
+        may be why it was refused), guarded against spreadsheet formulas like the quarantine
+        CSV, except the lead id. The table is created on the first rejected row; a column it
+        lacks (a new leads column, or a ragged row's line columns) is added, as text."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if frame.empty:
+            return
+        if not self.quarantine_table:
+            raise ValueError("write_rejected: this writer has no quarantine table")
+        text = frame.astype("string").astype(object)
+        text = text.where(frame.notna(), None)
+        if self.formula_guard:
+            from leadq.pipelines.io.spreadsheet import guard_formulas
+
+            others = [c for c in text.columns if c not in self.key]
+            text = pd.concat([text[[c for c in text.columns if c in self.key]],
+                              guard_formulas(text[others])], axis=1)[list(text.columns)]
+        text.insert(0, "run_id", self.run_id or "")
+        try:
+            self._open()
+            self._quarantine_table(list(text.columns))
+            from sqlalchemy import Column, MetaData, Table, Text
+
+            schema, name = split_name(self.quarantine_table)
+            target = Table(name, MetaData(), *[Column(c, Text()) for c in text.columns],
+                           schema=schema)
+            self._conn.execute(target.insert(), text.to_dict("records"))
+        except SQLAlchemyError as exc:
+            raise _db_error(self.url, exc, f"cannot write {self.quarantine_label}",
+                            "database.quarantine_table") from exc
+        self.rejected += len(text)
+
+    def _quarantine_table(self, columns: list[str]) -> None:
+        """Create the quarantine table, or add the columns it lacks (text), in the open
+        transaction (both are transactional in PostgreSQL, SQLite and DuckDB)."""
+        from sqlalchemy import Column, MetaData, Table, Text, inspect
+
+        if self._quarantine_columns is None:
+            if _has_table(self._conn, self.quarantine_table):
+                schema, name = split_name(self.quarantine_table)
+                self._quarantine_columns = {c["name"] for c in inspect(self._conn).get_columns(
+                    name, schema=schema)}
+            else:
+                schema, name = split_name(self.quarantine_table)
+                meta = MetaData()
+                Table(name, meta, *[Column(c, Text()) for c in columns], schema=schema)
+                meta.create_all(self._conn)
+                self._quarantine_columns = set(columns)
+        prep = self._conn.dialect.identifier_preparer
+        for col in columns:
+            if col not in self._quarantine_columns:
+                self._conn.exec_driver_sql(
+                    f"ALTER TABLE {_quoted(self._conn, self.quarantine_table)} ADD COLUMN "
+                    f"{prep.quote(col)} TEXT")
+                self._quarantine_columns.add(col)
 
     def _insert(self, frame: pd.DataFrame) -> None:
         if self._conn.dialect.driver == "psycopg2":
@@ -603,23 +807,14 @@ class TableWriter:
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
-        if self._conn is None:  # no row scored: nothing changes
+        if self._conn is None:  # no row scored or rejected: nothing changes
             self.engine.dispose()
             return
-        prep = self._conn.dialect.identifier_preparer
-        cols = [prep.quote(c) for c in self._columns]
-        keys = [prep.quote(c) for c in self.key]
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
-        # `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
-        merge = (f"INSERT INTO {_quoted(self._conn, self.table)} ({', '.join(cols)}) "
-                 f"SELECT {', '.join(cols)} FROM {prep.quote(self._stage.name)} WHERE true "
-                 f"ON CONFLICT ({', '.join(keys)}) DO "
-                 + (f"UPDATE SET {updates}" if updates else "NOTHING"))
         try:
-            if not self._merged:
-                self._conn.execute(text(merge))
+            if not self._merged and self._stage is not None:  # None: rejected rows only
+                self._conn.execute(text(self._merge_sql()))
                 self._stage.drop(self._conn)
-                self._merged = True
+            self._merged = True
             if not prepare_only:
                 self._trans.commit()
         except SQLAlchemyError as exc:
@@ -628,6 +823,17 @@ class TableWriter:
                             "database.scores_table") from exc
         if not prepare_only:
             self._close()
+
+    def _merge_sql(self) -> str:
+        prep = self._conn.dialect.identifier_preparer
+        cols = [prep.quote(c) for c in self._columns]
+        keys = [prep.quote(c) for c in self.key]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
+        # `WHERE true` keeps SQLite from reading ON CONFLICT as part of the SELECT's join.
+        return (f"INSERT INTO {_quoted(self._conn, self.table)} ({', '.join(cols)}) "
+                f"SELECT {', '.join(cols)} FROM {prep.quote(self._stage.name)} WHERE true "
+                f"ON CONFLICT ({', '.join(keys)}) DO "
+                + (f"UPDATE SET {updates}" if updates else "NOTHING"))
 
     def abort(self) -> None:
         if self._trans is not None and self._trans.is_active:
@@ -640,19 +846,32 @@ class TableWriter:
         if self._conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self._conn.close()
-        self._conn = self._trans = None
+        self._conn = self._trans = self._stage = None
         self.engine.dispose()
 
 
-def sink_for(url: str, params: dict, key: list[str]) -> TableWriter:
-    from leadq.pipelines.io.quarantine import formula_guard
+def sink_for(url: str, params: dict, key: list[str], run_id: str | None = None) -> TableWriter:
+    """The writer of database.scores_table (and of database.quarantine_table when set)."""
+    from leadq.settings import setting
 
-    table = (params.get("database") or {}).get("scores_table")
+    cfg = params.get("database") or {}
+    table = cfg.get("scores_table")
     if not table:
         raise BadInputError(f"{safe_url(url)}: --output is a database URL but "
                             "database.scores_table is not set")
-    return TableWriter(url, table, key, formula_guard=formula_guard(params))
+    quarantine = cfg.get("quarantine_table") or None
+    if quarantine and split_name(quarantine) == split_name(table):
+        raise BadInputError(f"{safe_url(url)}: database.quarantine_table and "
+                            f"database.scores_table are both {table!r}; name two tables")
+    guard = bool(setting(params, "scoring.csv_formula_guard"))
+    if _duckdb(url):
+        return _duckdb_module().DuckDBTableWriter(
+            url, table, key, formula_guard=guard, quarantine_table=quarantine,
+            run_id=run_id)
+    return TableWriter(url, table, key, formula_guard=guard,
+                       quarantine_table=quarantine, run_id=run_id)
 
 
-__all__ = ["is_database_url", "safe_url", "Source", "source_for", "source_columns",
-           "source_rows", "iter_source", "TableWriter", "sink_for"]
+__all__ = ["is_database_url", "safe_url", "expand_env", "has_password", "Source", "source_for",
+           "table_source", "table_label", "source_columns", "source_rows", "iter_source",
+           "iter_table", "TableWriter", "sink_for", "score_key"]

@@ -24,15 +24,17 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from leadq.errors import BadInputError
+from leadq.pipelines.io.chunks import Chunk, RaggedRow
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.io.run import record_output
 from leadq.pipelines.io.spreadsheet import guard_formulas
+from leadq.pipelines.io.urls import is_database_url
 
 BOM = "\ufeff"
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -124,36 +126,6 @@ def input_files(path: str | Path, name: str = "table") -> list[Path]:
         raise BadInputError(f"{name}: {what} mixes formats ({shown}): one table is read from "
                             "files of one format (and one Excel file at most)")
     return files
-
-
-# --------------------------------------------------------------------------- ragged rows
-
-@dataclass
-class RaggedRow:
-    """A CSV row with more or fewer fields than the header."""
-
-    source: str          # the file it came from
-    line: int | None     # its physical line number in that file (1 = the header)
-    fields: int
-    expected: int
-    text: str            # the row as it is in the file
-    values: list[str] = field(default_factory=list)  # its fields, split as CSV
-
-    @property
-    def reason(self) -> str:
-        return f"ragged row: {self.fields} fields, header has {self.expected}"
-
-    @property
-    def where(self) -> str:
-        return f"line {self.line}" if self.line is not None else "line ?"
-
-
-@dataclass
-class Chunk:
-    """A piece of a table and the ragged rows found while reading it."""
-
-    frame: pd.DataFrame
-    ragged: list[RaggedRow] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- headers
@@ -703,8 +675,18 @@ def iter_chunks(path: str | Path, spec: dict | None = None, *, name: str = "tabl
     training and scoring; a byte-order mark on the header is dropped. Every reading problem,
     even one found in the last chunk, becomes a BadInputError naming the file. `required`:
     the columns the caller's params need (for the header checks' messages).
+
+    This is the one place every command reads a table through: a `path` that is a database
+    URL (pipelines.io.database) reads `spec`'s `table` or `query` there instead, streamed in
+    the same chunks.
     """
     spec = spec or {}
+    if is_database_url(path):  # data.<name>.path is a database URL: its table or query
+        from leadq.pipelines.io import database as db
+
+        yield from db.iter_table(str(path), spec, name=name, chunk_size=chunk_size,
+                                 header_only=header_only)
+        return
     files = input_files(path, name)
     expect: list[str] | None = None
     offset = 0

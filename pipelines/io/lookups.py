@@ -25,17 +25,26 @@ def lookup_specs(params: dict) -> dict[str, dict]:
 def load_lookup(params: dict, name: str) -> pd.DataFrame:
     """The lookup table `name`, its key and columns checked: a missing column or a repeated key
     is a BadInputError naming the file, the column and the rows."""
+    from leadq.pipelines.io.database import is_database_url, table_label
+
     spec = lookup_specs(params)[name]
-    path = resolve_path(params, spec["path"])
-    if not path.exists():
-        raise ConfigError(f"data.lookups.{name}.path: {path} not found")
-    stat = path.stat()
-    cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, spec["key"],
-                 tuple(spec["columns"]))
+    if is_database_url(spec["path"]):
+        # Read once per process (as a file is, while it does not change).
+        path = str(spec["path"])
+        cache_key = (path, spec.get("table"), spec.get("query"), spec["key"],
+                     tuple(spec["columns"]))
+    else:
+        path = resolve_path(params, spec["path"])
+        if not path.exists():
+            raise ConfigError(f"data.lookups.{name}.path: {path} not found")
+        stat = path.stat()
+        cache_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, spec["key"],
+                     tuple(spec["columns"]))
     with _lock:
         if cache_key in _cache:
             return _cache[cache_key]
     table = read_table(path, spec, name=f"lookups.{name}")
+    path = table_label(path, spec, f"lookups.{name}")  # messages: no password
     require_columns(table, [spec["key"], *spec["columns"]], path=path,
                     name=f"lookup {name!r} (data.lookups.{name})")
     dup = duplicate_keys(table, spec["key"])

@@ -100,13 +100,13 @@ def record_output(path: str | Path, kind: str | None = None, rows: int | None = 
         entry["rows"] = rows
 
 
-def record_table_output(label: str, rows: int | None = None) -> None:
+def record_table_output(label: str, rows: int | None = None, kind: str = "scores") -> None:
     """A database table the run wrote (its committed rows), by its label (URL without the
     password, and the table's name)."""
     run = current()
     if run is None:
         return
-    run.outputs[label] = {"path": label, "kind": "scores", "table": True, "rows": rows}
+    run.outputs[label] = {"path": label, "kind": kind, "table": True, "rows": rows}
 
 
 def outputs_dir(params: dict) -> Path:

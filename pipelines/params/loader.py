@@ -30,13 +30,15 @@ OPEN_MAPPINGS = frozenset({"contracts.numeric_bounds", "registry.criteria", "dat
                            "agreement.feedback.rating_values"})
 # One entry of data.lookups (its keys are checked like any other section's).
 LOOKUP_DEFAULTS = {"path": None, "key": None, "on": None, "columns": [], "delimiter": ",",
-                   "encoding": "auto", "legacy_encoding": "cp1252", "sheet": None}
+                   "encoding": "auto", "legacy_encoding": "cp1252", "sheet": None,
+                   "table": None, "query": None}
 # Sections a user may switch off with null (their defaults are what a given section starts from).
 NULLABLE_SECTIONS = frozenset({"data.deals", "data.feedback"})
 # Keys whose default is not null but for which null means something (documented in defaults).
 NULLABLE_KEYS = frozenset({
     "data.leads.date_format", "data.deals.date_format", "data.feedback.date_format",
     "train.n_threads", "serve.scoring_log", "database.leads_table",
+    "database.quarantine_table",
 })
 # A table section is read only when it names a file; these columns it must then name.
 TABLE_REQUIRED = {"deals": ("lead_id", "closed_at"),
@@ -206,8 +208,40 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
         if isinstance(spec, dict) and spec.get("delimiter") is not None:
             spec["delimiter"] = _one_delimiter(spec["delimiter"], f"{source}: {where}")
     check_values(params, source)
+    _check_database_tables(params, source)
     _check_segments(params, source)
     return params
+
+
+def _check_database_tables(params: dict, source: str) -> None:
+    """A table read from a database names its URL in `path` and exactly one of `table` or
+    `query`; `table`/`query` without a URL would be silently ignored. A URL holding a password
+    is refused: params are logged to MLflow and printed by `leadq params` (write ${ENV_VAR}, or
+    leave it to PGPASSWORD or ~/.pgpass)."""
+    from leadq.pipelines.io.urls import has_password, is_database_url
+
+    data = params["data"]
+    specs = [(f"data.{t}", s) for t, s in data.items() if t != "lookups" and isinstance(s, dict)]
+    specs += [(f"data.lookups.{n}", s) for n, s in (data.get("lookups") or {}).items()]
+    for where, spec in specs:
+        path = spec.get("path")
+        if path is None:
+            continue
+        given = [k for k in ("table", "query") if spec.get(k)]
+        if not is_database_url(path):
+            if given:
+                raise ConfigError(f"{source}: {where}.{given[0]}: set, but {where}.path is "
+                                  "not a database URL (postgresql://…, duckdb:///…); set the "
+                                  f"URL as {where}.path, or {where}.{given[0]}: null")
+            continue
+        if len(given) != 1:
+            raise ConfigError(f"{source}: {where}.path is a database URL: set exactly one of "
+                              f"{where}.table (a table name) or {where}.query (a SELECT)")
+        if has_password(path):
+            raise ConfigError(f"{source}: {where}.path: the database URL holds a password; "
+                              "params are logged and printed, so write it as ${ENV_VAR} "
+                              "(e.g. postgresql://leadq:${WAREHOUSE_PASSWORD}@host/db), or "
+                              "leave it out and use PGPASSWORD or ~/.pgpass")
 
 
 def _check_segments(params: dict, source: str) -> None:
@@ -334,7 +368,8 @@ def _check_bounds(bounds: Any, source: str) -> None:
 # Counts of rows, folds, items, days: whole numbers of at least 1 (null where NULLABLE_KEYS).
 POSITIVE_INTS = frozenset({
     "label.horizon_days", "features.min_category_frequency", "features.max_categories",
-    "train.min_positives", "train.n_threads", "train.search.folds", "train.search.trials",
+    "features.max_encoded_mb", "train.min_positives", "train.n_threads", "train.search.folds",
+    "train.search.trials",
     "train.search.max_rows", "train.hgb.max_iter", "train.hgb.max_leaf_nodes",
     "train.hgb.min_samples_leaf", "calibration.folds", "calibration.oof_folds",
     "evaluation.min_segment_rows", "evaluation.behaviour_rows", "segments.min_leads",
@@ -371,7 +406,8 @@ POSITIVE_NUMBERS = frozenset({"agreement.sla_hours", "agreement.capacity_per_wee
 # fail deep inside a run ("unhashable type").
 TEXT_KEYS = frozenset({
     *(f"data.{table}.{key}" for table in ("leads", "deals", "feedback", "activities")
-      for key in ("path", "id", "created_at", "label", "converted_at", "converted_at_format",
+      for key in ("path", "table", "query", "id", "created_at", "label", "converted_at",
+                  "converted_at_format",
                   "lead_id", "closed_at", "outcome", "amount", "feedback_at", "status",
                   "rating", "reason", "first_contact_at", "first_contact_format",
                   "occurred_at", "type", "value")),
@@ -380,6 +416,7 @@ TEXT_KEYS = frozenset({
     "agreement.campaign_column", "agreement.source_column", "data.feedback.rep",
     "review.out", "report.out", "outputs.dir", "segments.column",
     "database.leads_table", "database.leads_query", "database.scores_table",
+    "database.quarantine_table",
 })
 # A params file is a few hundred values; aliases that expand beyond this are a YAML bomb.
 MAX_YAML_NODES = 100_000

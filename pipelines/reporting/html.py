@@ -37,6 +37,9 @@ class ReportData:
     health: dict = field(default_factory=dict)
     # A segmented model: one row per segment model (leadq.pipelines.segmenting.report).
     segments: pd.DataFrame | None = None
+    # ... and per segment model: predicted vs observed by score band, best personas.
+    segment_reliability: dict[str, pd.DataFrame] | None = None
+    segment_personas: dict[str, pd.DataFrame] | None = None
 
 
 TEMPLATE = "report.html.j2"
@@ -249,11 +252,32 @@ def _segments(rep: ReportData) -> dict | None:
     def auc(v: float) -> str:
         return "–" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
+    reliability = None
+    if rep.segment_reliability:
+        reliability = Chart("segment-calibration", "Calibration by segment model",
+                            charts.line_chart(
+                                "segment-calibration",
+                                [(name, t["predicted"], t["observed"])
+                                 for name, t in rep.segment_reliability.items()],
+                                diagonal=True, xlabel="predicted conversion",
+                                ylabel="observed conversion"))
+    personas = []
+    for name, frame in (rep.segment_personas or {}).items():
+        if frame is None or frame.empty:
+            personas.append({"segment": name, "table": None})
+            continue
+        shown = _with_ci(frame)
+        shown["share_txt"] = shown["share"].map(pct)
+        personas.append({"segment": name, "table": table(shown, [
+            Column("segment", "persona"), Column("share_txt", "share of its leads"),
+            *RATE_COLUMNS])})
     return {"column": rep.model.get("segment_column", ""), "table": table(rep.segments, [
         Column("segment", "segment"), Column("model", "model"),
         Column("leads", "test leads", thousands), Column("conversion_rate", "conversion", pct),
+        Column("mean_score", "mean score", pct),
         Column("roc_auc", "ROC AUC", auc), Column("pr_auc", "PR AUC", auc),
-        Column("ece", "ECE", auc), Column("drivers", "strongest drivers")])}
+        Column("ece", "ECE", auc), Column("drivers", "strongest drivers")]),
+        "reliability": reliability, "personas": personas}
 
 
 def render_html(rep: ReportData) -> str:

@@ -300,7 +300,13 @@ def spark_events(spark, params: dict):
     from leadq.pipelines.io.activities import activities_path
 
     spec = params["data"]["activities"]
-    path = str(activities_path(params))
+    path = activities_path(params)
+    if isinstance(path, str):
+        from leadq.errors import BadInputError
+
+        raise BadInputError("data.activities.path is a database URL: the Spark engine reads the "
+                            "activity log from files (use the pandas engine)")
+    path = str(path)
     is_csv = path.lower().endswith((".csv", ".txt", ".tsv"))
     try:
         if is_csv:

@@ -266,10 +266,44 @@ def beside(rows: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows, scores], axis=1)
 
 
+class TableQuarantine:
+    """QuarantineWriter's calls for database.quarantine_table: the rejected rows go, through
+    the same write-behind queue as the scores (one connection, used by one thread, in order),
+    into the scores writer's transaction (database.TableWriter.write_rejected)."""
+
+    def __init__(self, sink, submit: Callable) -> None:
+        self.sink, self.submit = sink, submit
+        self.rows = 0
+
+    def write(self, rows: pd.DataFrame, reasons: pd.Series) -> None:
+        from leadq.pipelines.io.quarantine import reason_column
+
+        if rows.empty:
+            return
+        out = rows.copy()
+        out[reason_column(rows.columns)] = reasons.loc[rows.index].to_numpy()
+        self.submit(self.sink.write_rejected, out)
+        self.rows += len(out)
+
+    def write_ragged(self, rows: list, columns: list[str]) -> None:
+        from leadq.pipelines.io.files import ragged_frame
+        from leadq.pipelines.io.quarantine import reason_column
+
+        if not rows:
+            return
+        out = ragged_frame(rows, list(columns))
+        out.insert(len(columns), reason_column(columns), [r.reason for r in rows])
+        self.submit(self.sink.write_rejected, out)
+        self.rows += len(out)
+
+    def abort(self) -> None:
+        """Nothing of its own to undo: the scores writer's rollback takes the rows back."""
+
+
 def score_file(
     input_path: Path | str,
     output_path: Path | str,
-    quarantine_path: Path,
+    quarantine_path: Path | None,
     params: dict,
     score_batch: Callable[[pd.DataFrame, np.ndarray, np.ndarray], tuple],
     *,
@@ -282,7 +316,8 @@ def score_file(
     (leadq.pipelines.scoring.core.check_and_score, with the model bound): it returns the
     contract's verdict and the output rows of the good rows. `duplicates` marks ids seen in an
     earlier chunk, so a streamed file is judged like one piece. Rejected rows go to
-    `quarantine_path`, ragged CSV rows (wrong field count) too, counted like the others.
+    `quarantine_path`, ragged CSV rows (wrong field count) too, counted like the others
+    (None, with a database output: to database.quarantine_table in the scores' transaction).
     Both files appear only if the whole run succeeds: a run that refused more than
     `max_rejected_share` of its rows (the scheduler's policy) publishes neither
     (TooManyRejectedError, exit 3).
@@ -316,19 +351,29 @@ def score_file(
     reads = [] if source is not None else [("leads input", f)
                                            for f in input_files(input_path, "leads")]
     refuse_overwrite(reads, ([] if to_table else [("scores output", output_path)])
-                     + [("quarantine", quarantine_path)])
+                     + ([] if quarantine_path is None else [("quarantine", quarantine_path)]))
     if to_table:
         if by_row:
             raise _no_id_for_table()
-        out = db.sink_for(str(output_path), params, [idc, "model_version"])
+        from leadq.pipelines.io.run import naming_run
+
+        out = db.sink_for(str(output_path), params, db.score_key(idc),
+                          run_id=naming_run().run_id)
     else:
         out = ChunkWriter(output_path, formula_guard=guard)
-    quarantine = QuarantineWriter(quarantine_path, formula_guard=guard)
+    # Writing the last chunk overlaps this chunk's checks and model (one job at a time, in
+    # order: a database writer's connection is used by that one thread).
+    writes = WriteBehind(lambda job: job[0](job[1]))
+    if quarantine_path is None:
+        if not to_table or not out.quarantine_table:
+            raise ValueError("score_file: no quarantine file and no database.quarantine_table")
+        quarantine = TableQuarantine(out, lambda write, frame: writes.put((write, frame)))
+    else:
+        quarantine = QuarantineWriter(quarantine_path, formula_guard=guard)
     name = input_path.name if source is None else (source.table or "query")
     progress = Progress(_row_count(input_path) if source is None else None, f"score {name}")
-    # Reading the next chunk and writing the last one overlap this chunk's checks and model.
-    writes = WriteBehind(out.write)
     first = True
+    rejected_tmp = None
     try:
         if source is None:
             chunks = iter_chunks(input_path, spec, name="leads", chunk_size=chunk_size,
@@ -367,7 +412,8 @@ def score_file(
                 quarantine.write(chunk.loc[check.bad], check.reasons)
             if scored is not None:  # a chunk of bad rows only adds nothing; "all bad" fails
                 # at the end, in check_totals
-                writes.put(beside(chunk.loc[~check.bad], scored) if by_row else scored)
+                writes.put((out.write, beside(chunk.loc[~check.bad], scored) if by_row
+                            else scored))
             progress.advance(n_read)
         if first:
             raise_empty(label)
@@ -378,8 +424,11 @@ def score_file(
         writes.close()
         # Scores and quarantine are published together or not at all: rows refused by this
         # run must never be missing beside scores that were published.
-        rejected_tmp, _ = quarantine.move()
-        if to_table:
+        if isinstance(quarantine, TableQuarantine):
+            out.prepare()  # scores and rejected rows: one transaction, one COMMIT
+            out.commit()
+        elif to_table:
+            rejected_tmp, _ = quarantine.move()
             # The merge (the slow step) runs before the quarantine is published, so only the
             # COMMIT itself sits between the two.
             out.prepare()
@@ -391,6 +440,7 @@ def score_file(
                     quarantine.path.unlink(missing_ok=True)
                 raise
         else:
+            rejected_tmp, _ = quarantine.move()
             publish_together([(rejected_tmp, quarantine.path), out.finish()])
     except BaseException:
         with contextlib.suppress(BaseException):  # the first error is the one to report
@@ -400,7 +450,10 @@ def score_file(
         progress.close()
         raise
     progress.close()
-    acct.quarantine = None if rejected_tmp is None else str(quarantine.path)
+    if isinstance(quarantine, TableQuarantine):
+        acct.quarantine = out.quarantine_label if quarantine.rows else None
+    else:
+        acct.quarantine = None if rejected_tmp is None else str(quarantine.path)
     log.info("scored %s rows in %.1fs (%s rows/s)", f"{acct.read:,}",
              time.perf_counter() - progress.start, f"{progress.rate():,.0f}")
     return acct
@@ -410,7 +463,8 @@ def _no_id_for_table() -> Exception:
     from leadq.errors import BadInputError
 
     return BadInputError("--output is a database table, which is keyed by (lead id, "
-                         "model_version): set data.leads.id to the leads' id column")
+                         "model_version, threshold_version): set data.leads.id to the leads' "
+                         "id column")
 
 
 def _check_rejected_share(acct: Accounting, limit: float | None,

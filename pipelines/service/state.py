@@ -199,17 +199,21 @@ class ActivityLog:
         """Check the file; load and swap in a new version. False when it is not usable."""
         if not self.needed:
             return True
-        from leadq.pipelines.io.crm import scoring_events
-        from leadq.pipelines.params.loader import resolve_path
+        from leadq.pipelines.io.crm import scoring_events, table_location
+        from leadq.pipelines.io.database import table_label
 
-        path = resolve_path(self.params, self.params["data"]["activities"]["path"])
+        spec = self.params["data"]["activities"]
+        path = table_location(self.params, spec["path"])
         with self._lock:
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                self._fail(f"activity log {path} unavailable: {exc.strerror or exc}")
-                return False
-            key = (stat.st_mtime_ns, stat.st_size)
+            if isinstance(path, str):  # a database table: loaded once (restart to reload)
+                path, key = table_label(path, spec, "activities"), ("database",)
+            else:
+                try:
+                    stat = path.stat()
+                except OSError as exc:
+                    self._fail(f"activity log {path} unavailable: {exc.strerror or exc}")
+                    return False
+                key = (stat.st_mtime_ns, stat.st_size)
             if key == self._key and self.events is not None:
                 return True
             try:

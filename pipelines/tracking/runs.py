@@ -56,8 +56,11 @@ def log_training(result, tables: CrmTables, params: dict) -> dict:
     mark_abandoned(mlflow.MlflowClient(), experiment_id, name)
     finite = {k: float(v) for k, v in result.metrics.items() if np.isfinite(v)}
     fingerprint = dict(result.fingerprint)
+    # A database table has no file to hash: its label (URL without password) and row count.
     fingerprint["files"] = {
         t: {"path": str(p), "sha256": file_sha256(p), "bytes": Path(p).stat().st_size}
+        if isinstance(p, Path) else
+        {"path": p, "rows": tables.accounting[t].read if t in tables.accounting else None}
         for t, p in tables.paths.items()
     }
     sample = redact_personal(result.sample, params)

@@ -157,6 +157,7 @@ def test_segment_keys_ignore_case_spaces_and_hyphens_as_the_model_does():
     ({"min_conversions": 2.5}, "segments.min_conversions"),
     ({"confidence": 1.5}, "segments.confidence"),
     ({"allow_worse_segments": "yes"}, "segments.allow_worse_segments"),
+    ({"date_parts": "no"}, "segments.date_parts"),
     ({"per_segment_bar": True}, "segments.per_segment_bar"),
     ({"colum": "x"}, "segments.colum"),
 ])
@@ -238,3 +239,125 @@ def test_the_report_shows_each_segment_models_figures_and_drivers(fitted):
     # The drivers are each segment's own: a demo request matters for enterprise leads.
     assert "demo_requested" in rows.loc["enterprise", "drivers"]
     assert segment_report(fitted["pooled"], X, y, score, None) is None
+
+
+def test_each_segments_top_driver_is_the_one_its_truth_puts_first(fitted):
+    """The synth's truth: enterprise leads convert on demo requests, SMB leads on pricing-page
+    visits (pipelines/synthetic/segments.py). Each segment model learns its own, so the
+    report's per-segment drivers differ, and differ as the truth says."""
+    from leadq.models.explain import explain
+    from leadq.pipelines.segmenting.report import segment_report
+
+    model, X, y = fitted["model"], fitted["X"], fitted["y"].to_numpy()  # noqa: N806
+    score = model.predict_proba(X)[:, 1]
+    rows = segment_report(model, X, y, score, explain(model, X).contributions).set_index(
+        "segment")
+    top = {seg: rows.loc[seg, "drivers"].split(", ")[0] for seg in ("enterprise", "smb")}
+    assert top == {"enterprise": "demo_requested", "smb": "pricing_visits"}
+    for seg in ("enterprise", "smb"):
+        assert rows.loc[seg, "mean_score"] == pytest.approx(
+            score[(X["business_line"] == seg).to_numpy()].mean())
+
+
+def test_reliability_per_segment_model_reads_each_models_own_leads(fitted):
+    from leadq.pipelines.segmenting.report import POOLED_GROUP, segment_reliability
+
+    model, X, y = fitted["model"], fitted["X"].copy(), fitted["y"].to_numpy()  # noqa: N806
+    X["business_line"] = X["business_line"].astype(object)
+    X.iloc[:40, X.columns.get_loc("business_line")] = "reseller"  # 40 pooled: one band of 30
+    score = model.predict_proba(X)[:, 1]
+    got = segment_reliability(model, X, y, score)
+    assert set(got) == {"enterprise", "smb"}  # 40 pooled leads: too few for two bands
+    smb = (X["business_line"] == "smb").to_numpy()
+    table = got["smb"]
+    assert table["n"].sum() == smb.sum()
+    # Each band's observed rate is the conversion of the smb leads in it, not of all leads.
+    assert np.average(table["observed"], weights=table["n"]) == pytest.approx(y[smb].mean())
+    X.iloc[:80, X.columns.get_loc("business_line")] = "reseller"
+    assert POOLED_GROUP in segment_reliability(model, X, y, model.predict_proba(X)[:, 1])
+    assert segment_reliability(fitted["pooled"], X, y, score) is None
+
+
+def test_personas_per_segment_are_found_among_that_segments_leads_only(fitted):
+    from leadq.models.insights import persona_attributes
+    from leadq.pipelines.params.loader import effective_params
+    from leadq.pipelines.segmenting.report import segment_personas
+
+    model, X, y = fitted["model"], fitted["X"], fitted["y"]  # noqa: N806
+    params = effective_params(segmented_params())
+    params["report"]["persona_attributes"] = ["business_line", "industry", "demo_requested",
+                                              "pricing_visits"]
+    attrs = persona_attributes(X, params)
+    got = segment_personas(model, X["business_line"], attrs, y, min_share=0.05, min_rows=20)
+    assert set(got) == {"enterprise", "smb"}
+    for seg, best in got.items():
+        assert len(best) and not best["segment"].str.contains("business_line").any()
+        mine = (X["business_line"] == seg).to_numpy()
+        # Shares and rates are of the segment's own leads.
+        assert (best["leads"] <= mine.sum()).all()
+        assert best["share"].iloc[0] == pytest.approx(best["leads"].iloc[0] / mine.sum())
+    # The truth: pricing-page visits pull enterprise leads down and SMB leads up, so the best
+    # enterprise persona has few of them and the best SMB persona many.
+    assert "pricing_visits = 0 – 1" in got["enterprise"]["segment"].iloc[0]
+    assert "pricing_visits = 2 – 5" in got["smb"]["segment"].iloc[0]
+    assert segment_personas(fitted["pooled"], X["business_line"], attrs, y, min_share=0.05,
+                            min_rows=20) is None
+
+
+def test_the_keep_rule_refuses_better_ranking_with_worse_probabilities():
+    rng = np.random.default_rng(2)
+    n = 3000
+    truth = rng.random(n) * 0.6
+    y = (rng.random(n) < truth).astype(int)
+    pooled = np.clip(truth + rng.normal(0, 0.15, n), 0.01, 0.99)  # calibrated, noisier
+    sharp = np.clip(truth + rng.normal(0, 0.02, n), 0.01, 0.99)   # ranks better
+    keep, lo, _, why = keep_own_model(y, sharp, pooled, compared=2)
+    assert keep and lo > 0 and "log loss gap" in why
+    # The same ranking, probabilities pushed far from the truth: refused, and said why.
+    skewed = sharp ** 0.25
+    keep, lo, _, why = keep_own_model(y, skewed, pooled, compared=2)
+    assert not keep and lo > 0 and "probabilities are worse beyond noise" in why
+    # The check reads the cross-fitted probabilities when given, not the ranking scores.
+    assert keep_own_model(y, skewed, pooled, compared=2, own_calibrated=sharp)[0]
+
+
+def test_a_small_recent_span_borrows_the_older_leads_and_a_drifted_one_does_not():
+    from leadq.models.calibration_choice import calibrate_oof_by_span, losses_by_span
+
+    rng = np.random.default_rng(5)
+    n, recent_n = 4000, 300
+    d = rng.normal(0, 1.5, n)
+    recent = np.zeros(n, bool)
+    recent[-recent_n:] = True
+    y_same = (rng.random(n) < 1 / (1 + np.exp(-(d - 1)))).astype(int)
+    losses = losses_by_span(d, 1 / (1 + np.exp(-d)), y_same, recent, ("sigmoid", "isotonic"))
+    # Stationary: the map on all 4,000 leads predicts the held-out recent ones best.
+    assert min(losses, key=losses.get)[1] == "all"
+    # The base rate moved in the recent span: the recent map is the one that follows it.
+    shift = np.where(recent, 1.5, 0.0)
+    y_drift = (rng.random(n) < 1 / (1 + np.exp(-(d - 1 + shift)))).astype(int)
+    losses = losses_by_span(d, 1 / (1 + np.exp(-d)), y_drift, recent, ("sigmoid", "isotonic"))
+    assert min(losses, key=losses.get)[1] == "recent"
+
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({"d": d})  # noqa: N806
+    model = LogisticRegression().fit(X, y_same)
+    calibrated, method, span, named, scores = calibrate_oof_by_span(
+        model, X.head(500), pd.Series(y_same).head(500), d, 1 / (1 + np.exp(-d)), y_same,
+        recent, method="sigmoid")
+    assert (method, span) == ("sigmoid", "all") and "sigmoid/recent" in named
+    assert len(scores) == recent_n and calibrated.predict_proba(X.head(3)).shape == (3, 2)
+
+
+def test_segment_models_leave_season_to_the_pooled_model_unless_asked():
+    from leadq.pipelines.params.loader import effective_params
+    from leadq.pipelines.segmenting.training import member_params
+
+    params = effective_params(segmented_params())
+    assert params["features"]["date_parts"] is True
+    member = member_params(params)
+    assert member["features"]["date_parts"] is False
+    assert params["features"]["date_parts"] is True  # the pooled model's params untouched
+    params["segments"]["date_parts"] = True
+    assert member_params(params)["features"]["date_parts"] is True

@@ -89,7 +89,8 @@ def run_cli(argv: list[str]) -> tuple[int, dict | None, str]:
     return code, result, stderr.getvalue() + text
 
 
-def table_rows(url: str, table: str = "lead_scores") -> list[tuple] | None:
+def table_rows(url: str, table: str = "lead_scores",
+               order: str = "1, model_version") -> list[tuple] | None:
     """The scores table's rows in key order (None: no such table)."""
     import psycopg2
 
@@ -101,7 +102,7 @@ def table_rows(url: str, table: str = "lead_scores") -> list[tuple] | None:
         cur.execute("SELECT to_regclass(%s)", (table,))
         if cur.fetchone()[0] is None:
             return None
-        cur.execute(f"SELECT * FROM {table} ORDER BY 1, model_version")
+        cur.execute(f"SELECT * FROM {table} ORDER BY {order}")
         return cur.fetchall()
 
 
@@ -121,18 +122,22 @@ def test_score_twice_the_same_night_keeps_one_row_per_lead_and_version(warehouse
     rows = table_rows(w["url"])
     n_good = len(w["leads"]) - BAD_LEADS
     assert first["rows"] == len(rows) == n_good
-    # the quarantine: a file in outputs.dir named after the run, listed in the manifest
+    # the quarantine: database.quarantine_table (default leadq_rejected), the rows with their
+    # reason and the run id, committed with the scores and listed in the manifest
     acct = first["accounting"]
     assert acct["read"] == len(w["leads"]) and acct["rejected"] == BAD_LEADS
-    quarantine = Path(acct["quarantine"])
-    assert quarantine.parent == tmp_path / "leadq-out" and quarantine.is_file()
-    assert len(pd.read_csv(quarantine)) == BAD_LEADS
     manifest = first["manifest"]
+    rejected = rejected_rows(w["url"])
+    rejected = rejected[rejected["run_id"] == manifest["run_id"]]
+    assert len(rejected) == BAD_LEADS
+    assert set(rejected["lead_id"]) == set(w["leads"]["lead_id"].iloc[-BAD_LEADS:])
+    assert rejected["reason"].str.contains("created_at").all()
+    assert not list(tmp_path.rglob("*.rejected.csv"))  # no file holding the rows as well
     assert Path(first["manifest_path"]).parent == tmp_path / "leadq-out"
-    outputs = {o["path"]: o for o in manifest["outputs"]}
-    assert outputs[str(quarantine)]["kind"] == "quarantine"
-    table_entry = next(o for o in manifest["outputs"] if o.get("table"))
-    assert table_entry["rows"] == n_good and "lead_scores" in table_entry["path"]
+    outputs = {o["kind"]: o for o in manifest["outputs"]}
+    assert outputs["scores"]["rows"] == n_good and "lead_scores" in outputs["scores"]["path"]
+    assert outputs["quarantine"]["rows"] == BAD_LEADS and outputs["quarantine"]["table"]
+    assert "leadq_rejected" in outputs["quarantine"]["path"] == acct["quarantine"]
     # the password is in no log line, printed result or manifest
     assert SECRET not in err and SECRET not in json.dumps(first)
     assert SECRET not in Path(first["manifest_path"]).read_text()
@@ -147,6 +152,54 @@ def test_score_twice_the_same_night_keeps_one_row_per_lead_and_version(warehouse
     at = {r[0]: r[4] for r in rows}
     assert all(r[4] > at[r[0]] for r in again)  # every row is the second run's
     assert [r[1] for r in again] == pytest.approx([r[1] for r in rows])
+    assert primary_key(w["url"]) == ["lead_id", "model_version", "threshold_version"]
+    # the quarantine is a log of runs: the second run's rejected rows beside the first's
+    rejected = rejected_rows(w["url"])
+    runs = rejected.groupby("run_id").size().to_dict()
+    assert runs[first["manifest"]["run_id"]] == runs[second["manifest"]["run_id"]] == BAD_LEADS
+
+
+def rejected_rows(url: str, table: str = "leadq_rejected") -> pd.DataFrame | None:
+    rows = table_rows(url, table, order="run_id, lead_id")
+    if rows is None:
+        return None
+    import psycopg2
+
+    from leadq.pipelines.io.database import _with_driver
+
+    u = _with_driver(url)
+    with psycopg2.connect(host=u.host, port=u.port, user=u.username, dbname=u.database) as conn, \
+            conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {table} WHERE false")
+        names = [d[0] for d in cur.description]
+    return pd.DataFrame(rows, columns=names)
+
+
+def test_a_quarantine_file_instead_of_a_table(warehouse, trained_store, tmp_path):
+    """database.quarantine_table: null keeps the rejected rows in a file named after the run in
+    outputs.dir, published just before the commit, listed in the manifest."""
+    w = warehouse
+    params = db_params(trained_store, tmp_path, quarantine_table=None,
+                       scores_table="file_quarantine_scores")
+    uri = ["--model-uri", f"models:/leadq/{trained_store['summary']['version']}"]
+    code, first, err = run_cli(score_argv(w, params, *uri))
+    assert code == 0, err
+    quarantine = Path(first["accounting"]["quarantine"])
+    assert quarantine.parent == tmp_path / "leadq-out" and quarantine.is_file()
+    assert len(pd.read_csv(quarantine)) == BAD_LEADS
+    outputs = {o["path"]: o for o in first["manifest"]["outputs"]}
+    assert outputs[str(quarantine)]["kind"] == "quarantine"
+
+
+def primary_key(url: str, table: str = "lead_scores") -> list[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).get_pk_constraint(table)["constrained_columns"]
+    finally:
+        engine.dispose()
 
 
 def test_too_many_rejected_rows_exit_3_and_leave_the_table_as_it_was(warehouse,
@@ -156,10 +209,11 @@ def test_too_many_rejected_rows_exit_3_and_leave_the_table_as_it_was(warehouse,
     version = str(trained_store["summary"]["version"])
     uri = ["--model-uri", f"models:/leadq/{version}"]
     assert run_cli(score_argv(w, params, *uri))[0] == 0
-    before = table_rows(w["url"])
+    before, rejected = table_rows(w["url"]), rejected_rows(w["url"])
     code, _, err = run_cli(score_argv(w, params, *uri, "--max-rejected-share", "0.0001"))
     assert code == 3, err
     assert table_rows(w["url"]) == before
+    assert rejected_rows(w["url"]).equals(rejected)  # no quarantine rows either
     assert not list((tmp_path / "leadq-out").glob("*-lead_scores.rejected.csv"))[1:]
 
 
@@ -239,7 +293,8 @@ def test_a_missing_table_or_column_is_exit_2_naming_it(warehouse, trained_store,
     with psycopg2.connect(host="127.0.0.1", port=w["pg"].port, user=PG_USER,
                           dbname=PG_DB) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE narrow_scores (lead_id text, model_version text, "
-                    "score double precision, PRIMARY KEY (lead_id, model_version))")
+                    "threshold_version text, score double precision, "
+                    "PRIMARY KEY (lead_id, model_version, threshold_version))")
     params = db_params(trained_store, tmp_path / "c", scores_table="narrow_scores")
     code, _, err = run_cli(score_argv(w, params, *uri))
     assert code == 2 and "narrow_scores" in err and "'is_mql'" in err, err
@@ -351,3 +406,41 @@ def test_the_sink_keeps_an_empty_text_apart_from_missing(warehouse):
     rows = table_rows(warehouse["url"], "empty_text_scores")
     assert [(r[0], r[3]) for r in rows] == [("a", ""), ("b", None)]
     assert rows[1][2] is None
+
+
+def test_an_old_key_is_refused_and_its_migration_statements_work(warehouse):
+    """A scores table an earlier leadq keyed by (lead id, model_version) is exit 2 with the
+    statements that migrate it; run as given, they do, and a recalibrated bar then adds rows
+    beside the old bar's."""
+    import re
+
+    import psycopg2
+
+    from leadq.errors import BadInputError
+    from leadq.pipelines.io.database import TableWriter, score_key
+
+    def frame(score: float, bar: str) -> pd.DataFrame:
+        return pd.DataFrame({"lead_id": ["a", "b"], "score": [score] * 2,
+                             "model_version": "4", "threshold_version": bar})
+
+    url = warehouse["url"]
+    old = TableWriter(url, "keyed_before", ["lead_id", "model_version"])
+    old.write(frame(0.1, "0"))
+    old.commit()
+    sink = TableWriter(url, "keyed_before", score_key("lead_id"))
+    with pytest.raises(BadInputError) as caught:
+        sink.check_target()
+    message = str(caught.value)
+    assert "keyed_before" in message and SECRET not in message
+    statements = re.search(r"Migrate it once: (.*?); \(or point", message).group(1)
+    with psycopg2.connect(host="127.0.0.1", port=warehouse["pg"].port, user=PG_USER,
+                          dbname=PG_DB) as conn, conn.cursor() as cur:
+        for statement in statements.split("; "):
+            cur.execute(statement)
+    sink.check_target()
+    for score, bar in ((0.5, "1"), (0.6, "1")):  # the new bar twice: added, then replaced
+        sink = TableWriter(url, "keyed_before", score_key("lead_id"))
+        sink.write(frame(score, bar))
+        sink.commit()
+    got = [(r[0], r[1], r[3]) for r in table_rows(url, "keyed_before")]
+    assert sorted(got) == [("a", 0.1, "0"), ("a", 0.6, "1"), ("b", 0.1, "0"), ("b", 0.6, "1")]

@@ -160,6 +160,9 @@ def test_the_marketer_report_builds_for_a_segmented_model(store):
     text = out.read_text(encoding="utf-8")
     assert "business_line" in text and len(text) > 10_000
     assert "By segment" in text and "data-segments" in text
+    # Beside the pooled view: a reliability curve per segment model, personas per segment.
+    assert "Calibration by segment model" in text
+    assert "Ideal customer profile among business_line = " in text
 
 
 def test_rollback_from_the_segmented_champion_to_the_pooled_one(store, tmp_path):

@@ -266,3 +266,34 @@ def test_who_gains_from_a_call_is_shown_under_the_period_and_escaped(report_data
     assert "converts about as often without a call (sure things)" in html
     assert "+2.0 points (-3.0 to +7.0)" in html and "1,200 more needed" in html
     assert "<script" not in html.lower()
+
+
+def test_segment_sections_escape_segment_values_and_personas(report_data):
+    """A segment value is CRM text (a web form can fill a business line): the By segment
+    table, its reliability chart and the per-segment persona headings and tables escape it."""
+    import dataclasses
+
+    from leadq.pipelines.report import render_html
+
+    band = pd.DataFrame({"band": [1, 2], "n": [40, 40], "score_min": [0.0, 0.3],
+                         "score_max": [0.3, 0.9], "predicted": [0.1, 0.5],
+                         "observed": [0.12, 0.45]})
+    segments = pd.DataFrame([
+        {"segment": SCRIPT, "model": "own", "leads": 80, "conversion_rate": 0.3,
+         "mean_score": 0.3, "roc_auc": 0.8, "pr_auc": 0.5, "ece": 0.02, "drivers": IMG},
+        {"segment": "all other leads", "model": "pooled", "leads": 10, "conversion_rate": 0.1,
+         "mean_score": 0.1, "roc_auc": float("nan"), "pr_auc": float("nan"),
+         "ece": float("nan"), "drivers": ""}])
+    persona = pd.DataFrame({"segment": [f"industry = {IMG}"], "keys": [("industry",)],
+                            "values": [(IMG,)], "leads": [40], "conversions": [20],
+                            "rate": [0.5], "ci_low": [0.35], "ci_high": [0.65], "lift": [2.0],
+                            "share": [0.5]})
+    rep = dataclasses.replace(report_data, segments=segments,
+                              model={**report_data.model, "segment_column": DOLLARS},
+                              segment_reliability={SCRIPT: band, "all other leads": band},
+                              segment_personas={SCRIPT: persona, "smb": persona.iloc[:0]})
+    html = render_html(rep)
+    assert "<script" not in html.lower() and "<img" not in html.lower()
+    assert 'data-segment-personas="1"' in html and "segment-calibration" in html
+    assert html.count("&lt;script&gt;window.__pwned=1") >= 3  # table, heading, chart legend
+    assert "Not enough leads per persona in this segment." in html
