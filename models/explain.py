@@ -331,15 +331,18 @@ def _make_twin(model):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
 
+    from leadq.models.blend import is_blend
+
     if type(model) is Pipeline:
-        return model.steps[-1][1] if len(model.steps) > 1 else None
+        # A blend's encoded rows are a list of blocks, one per member: served from X.
+        return model.steps[-1][1] if len(model.steps) > 1 and not is_blend(model) else None
     parts = getattr(model, "calibrated_classifiers_", None)
     if type(model) is not CalibratedClassifierCV or not parts:
         return None
     first = parts[0].estimator
     inner = getattr(first, "estimator", first)  # FrozenEstimator → the fitted Pipeline
     if not (all(c.estimator is first for c in parts) and type(inner) is Pipeline
-            and len(inner.steps) > 1
+            and len(inner.steps) > 1 and not is_blend(inner)
             and all(getattr(c, "method", "") in ("sigmoid", "isotonic") for c in parts)):
         return None
     twin = copy.copy(model)
@@ -455,10 +458,14 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from leadq.models.blend import BlendClassifier
+
     if hasattr(model, "members_"):
         return _explain_segmented(model, X, background)
     pipeline, _ = unwrap(model)
     estimator = pipeline.steps[-1][1]
+    if isinstance(estimator, BlendClassifier):
+        return _explain_blend(pipeline, X, background, transformed)
     group, raw = _group_matrix(pipeline)
     if transformed is None:
         transformed = pipeline[:-1].transform(X)
@@ -484,6 +491,29 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
         raise ValueError(f"no exact explanation for {type(estimator).__name__}")
     contributions = pd.DataFrame(phi @ group, columns=raw, index=X.index)
     return Explanation(contributions, float(base), margin, method)
+
+
+def _explain_blend(pipeline, X: pd.DataFrame, background: pd.DataFrame | None,  # noqa: N803
+                   transformed: Any) -> Explanation:
+    """A blend's margin is a + Σ wᵢ · memberᵢ's margin (leadq.models.blend), so each raw
+    column's exact contribution is Σ wᵢ · its contribution to memberᵢ, and the base
+    a + Σ wᵢ · baseᵢ: base + Σ contributions = margin still holds lead by lead."""
+    from leadq.models.blend import member_pipelines
+
+    blend = pipeline.steps[-1][1]
+    members = _cached(member_pipelines, pipeline, getattr(blend, "estimators_", None))
+    if transformed is None:
+        transformed = pipeline[:-1].transform(X)
+    raw = raw_columns_of(pipeline)
+    contributions = pd.DataFrame(0.0, index=X.index, columns=raw)
+    base, methods = blend.intercept_, []
+    for w, member, block in zip(blend.weights_, members, transformed, strict=True):
+        exp = explain(member, X, background, transformed=block)
+        contributions += w * exp.contributions.reindex(columns=raw, fill_value=0.0)
+        base += w * exp.base_value
+        methods.append(f"{w:.3g} × {exp.method}")
+    margin = np.asarray(blend.decision_function(transformed), float)
+    return Explanation(contributions, float(base), margin, "blend: " + " + ".join(methods))
 
 
 def _explain_segmented(model, X: pd.DataFrame,  # noqa: N803

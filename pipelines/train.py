@@ -21,6 +21,7 @@ from leadq.models.baselines import (
     paired_auc_interval,
 )
 from leadq.models.behaviour import behaviour_report
+from leadq.models.blend import blend_pipeline, cross_fitted_stack, positive_stack
 from leadq.models.calibration_choice import choose_calibration, choose_calibration_oof
 from leadq.models.evaluation import evaluate
 from leadq.models.factories import check_encoding_size
@@ -440,16 +441,29 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
                  f"{len(oof[name].rows):,}", selection[name]["roc_auc"],
                  selection[name]["pr_auc"])
     best = choose_candidate(selection, select_by)
-    if _warn_if_no_signal(best, oof[best], selection[best]["roc_auc"], seed,
-                          compared=len(selection)):
+    signal = not _warn_if_no_signal(best, oof[best], selection[best]["roc_auc"], seed,
+                                    compared=len(selection))
+    if not signal:
         careful = choose_candidate(selection, select_by, signal=False)
         if careful != best:
             log.warning("  without signal, %s (out-of-fold log loss %.4f) is chosen over %s "
                         "(%.4f): the lowest log loss, not the luckiest ranking", careful,
                         selection[careful]["log_loss"], best, selection[best]["log_loss"])
             best = careful
-    with step(f"fit {best} on {len(X_fit):,} leads (train + validation)"):
-        model = fitter(best)(X_fit, y_fit, w_fit)
+    # Without signal a blend would only average noise: the single candidate stays.
+    blend = _blend_candidate(oof, selection, select_by, best, seed,
+                             setting(tuned[best]["train"], "blend_members", int)
+                             ) if signal else None
+    if blend is not None:
+        best = blend.name
+        selection[best], oof[best] = blend.selection, blend.oof
+        with step(f"fit {' + '.join(blend.members)} on {len(X_fit):,} leads (train + "
+                  "validation) and blend them"):
+            model = blend_pipeline([fitter(n)(X_fit, y_fit, w_fit) for n in blend.members],
+                                   blend.weights, blend.intercept)
+    else:
+        with step(f"fit {best} on {len(X_fit):,} leads (train + validation)"):
+            model = fitter(best)(X_fit, y_fit, w_fit)
     # The calibration map and the first bar are learnt on the out-of-fold scores of the most
     # recent leads (the validation span): scored by fold models fitted on the most history,
     # and closest to the base rate the model will meet. All the out-of-fold scores would
@@ -471,6 +485,62 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
             folds=setting(cal, "folds", int), seed=seed, sample_weight=chosen.weight)
     return FinalFit(best, model, method_used, losses, selection, scores, chosen.y,
                     (X_fit, y_fit), **evidence)
+
+
+@dataclass
+class BlendChoice:
+    """A logistic stack of the best candidates' margins that beat the best one out of fold."""
+    members: list[str]
+    weights: np.ndarray
+    intercept: float
+    selection: dict[str, float]  # the cross-fitted stack's out-of-fold metrics
+    oof: OutOfFold               # the stack's margins on the members' out-of-fold scores
+
+    @property
+    def name(self) -> str:
+        return BLEND_PREFIX + "+".join(self.members)
+
+
+BLEND_PREFIX = "blend:"
+
+
+def _blend_candidate(oof: dict[str, OutOfFold], selection: dict[str, dict[str, float]],
+                     select_by: str, best: str, seed: int, max_members: int
+                     ) -> BlendChoice | None:
+    """The blend of the `max_members` best candidates by `select_by` (models/blend.py), when
+    its out-of-fold score beats the best single candidate's; else None.
+
+    Every candidate was scored out of fold on the same blocks, so their margins line up lead
+    by lead. The stack's weights are learnt on those margins; its own score for the
+    comparison is cross-fitted (each lead scored by a stack fitted without it), so the blend
+    is measured as honestly as the candidates are, and wins only where combining ranks the
+    leads better, not because its weights saw the leads it is judged on."""
+    if max_members < 2 or len(oof) < 2:
+        return None
+    ranked = sorted(oof, key=lambda n: selection[n][select_by], reverse=True)[:max_members]
+    first = oof[ranked[0]]
+    if any(not np.array_equal(oof[n].rows, first.rows) for n in ranked):
+        return None
+    margins = np.column_stack([oof[n].decision for n in ranked])
+    members, weights, intercept = positive_stack(ranked, margins, first.y, first.weight)
+    if len(members) < 2:
+        return None
+    used = margins[:, [ranked.index(n) for n in members]]
+    try:
+        honest = cross_fitted_stack(used, first.y, first.weight, seed=seed)
+    except ValueError:
+        return None
+    metrics = classification_metrics(first.y, 1.0 / (1.0 + np.exp(-honest)))
+    gain = metrics[select_by] - selection[best][select_by]
+    log.info("  blend of %s out of fold (stack cross-fitted): roc_auc %.4f, pr_auc %.4f: "
+             "%s %+.4f against %s, %s", " + ".join(members), metrics["roc_auc"],
+             metrics["pr_auc"], select_by, gain, best, "kept" if gain > 0 else "not kept")
+    if not gain > 0:
+        return None
+    decision = intercept + used @ weights
+    return BlendChoice(members, weights, intercept, metrics, OutOfFold(
+        rows=first.rows, decision=decision, proba=1.0 / (1.0 + np.exp(-decision)), y=first.y,
+        weight=first.weight))
 
 
 def choose_candidate(selection: dict[str, dict[str, float]], select_by: str,
