@@ -33,6 +33,17 @@ from sklearn.pipeline import Pipeline
 STACK_C = 1e4
 
 
+class Blocks(list):
+    """The members' encoded blocks of the same rows. `shape` (rows, total columns) lets
+    scikit-learn count the rows as it does for a matrix, so a CalibratedClassifierCV around the
+    blend's classifier takes encoded blocks like any encoded matrix (the scorer's and the
+    service's encode-once path, models/explain.py)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (_rows(self[0]), sum(int(b.shape[1]) for b in self))
+
+
 class BlendEncoder(TransformerMixin, BaseEstimator):
     """Each member's encoder on the same (LeadFeatures) rows: a list of encoded blocks."""
 
@@ -46,10 +57,10 @@ class BlendEncoder(TransformerMixin, BaseEstimator):
     def fit_transform(self, X, y=None, **fit_params) -> list:  # noqa: N803
         # Each encoder's own fit_transform: a TargetEncoder cross-fits its training rows there.
         self.encoders_ = [clone(e) for e in self.encoders]
-        return [e.fit_transform(X, y) for e in self.encoders_]
+        return Blocks(e.fit_transform(X, y) for e in self.encoders_)
 
     def transform(self, X) -> list:  # noqa: N803
-        return [e.transform(X) for e in self.encoders_]
+        return Blocks(e.transform(X) for e in self.encoders_)
 
 
 class BlendClassifier(ClassifierMixin, BaseEstimator):

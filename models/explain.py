@@ -331,18 +331,16 @@ def _make_twin(model):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
 
-    from leadq.models.blend import is_blend
-
     if type(model) is Pipeline:
-        # A blend's encoded rows are a list of blocks, one per member: served from X.
-        return model.steps[-1][1] if len(model.steps) > 1 and not is_blend(model) else None
+        # A blend's encoded rows are Blocks, one per member; its classifier takes them whole.
+        return model.steps[-1][1] if len(model.steps) > 1 else None
     parts = getattr(model, "calibrated_classifiers_", None)
     if type(model) is not CalibratedClassifierCV or not parts:
         return None
     first = parts[0].estimator
     inner = getattr(first, "estimator", first)  # FrozenEstimator → the fitted Pipeline
     if not (all(c.estimator is first for c in parts) and type(inner) is Pipeline
-            and len(inner.steps) > 1 and not is_blend(inner)
+            and len(inner.steps) > 1
             and all(getattr(c, "method", "") in ("sigmoid", "isotonic") for c in parts)):
         return None
     twin = copy.copy(model)

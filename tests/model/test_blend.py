@@ -104,11 +104,34 @@ def test_explanations_of_the_calibrated_blend_are_exact(blended):
         exp.contributions["x0"].to_numpy(),
         sum(w * p.contributions["x0"].to_numpy() for w, p in zip(blended["weights"], parts,
                                                                  strict=True)), atol=1e-10)
-    # A scorer falls back to predict_proba on raw rows (the blocks are a list, not a matrix),
-    # and the reasons come out for every lead.
-    assert ex.encode_rows(calibrated, rows) is None
     reasons = ex.explain_leads(calibrated, rows)
     assert (reasons["reasons_positive"] != "").mean() > 0.5
+
+
+def test_a_calibrated_blend_is_scored_and_explained_from_rows_encoded_once(blended):
+    """The scorer's and the service's path: the members' blocks encoded once (compiled for a
+    few rows) give the probabilities and reasons of the model on raw rows."""
+    model, X, y = blended["model"], blended["X"], blended["y"]  # noqa: N806
+    calibrated, _ = calibrate_with_map(model, X.iloc[:2000], y.iloc[:2000], "sigmoid",
+                                       model.decision_function(X.iloc[:3000]),
+                                       y.iloc[:3000].to_numpy())
+    rows = _leads(300, seed=3)[0]
+    rows.loc[rows.index[:20], "channel"] = "never-seen"
+    want = calibrated.predict_proba(rows)[:, 1]
+    many = ex.encode_rows(calibrated, rows)  # above the compiled size: the pipeline's steps
+    assert len(many) == 2 and many.shape[0] == len(rows)
+    np.testing.assert_array_equal(ex.predict_encoded(calibrated, many), want)
+    assert ex.check_compiled(calibrated, rows) is None  # the compiled form is in use
+    whole = ex.explain(calibrated, rows).contributions
+    for start in range(0, 64):  # one lead at a time, as `leadq serve` scores them
+        one = rows.iloc[[start]]
+        few = ex.encode_rows(calibrated, one)
+        # A member's matrix product on one row may sum in another order: the last bit.
+        np.testing.assert_allclose(ex.predict_encoded(calibrated, few)[0], want[start],
+                                   rtol=1e-12, atol=0)
+        np.testing.assert_allclose(
+            ex.explain(calibrated, one, transformed=few).contributions.to_numpy(),
+            whole.iloc[[start]].to_numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_a_blend_loads_through_the_trusted_types(blended):
