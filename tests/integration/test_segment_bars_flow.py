@@ -21,7 +21,12 @@ from tests.helpers import stop_server
 from tests.integration.test_serve import TOKEN, _free_port, _post, wait_until_ready
 
 SHARES = {"enterprise": 0.7, "smb": 0.3}
-TOLERANCE = 0.06  # bars are set on out-of-fold leads and applied to all of them
+# The training bars are set on out-of-fold scores (a few hundred recent leads); the served
+# model's scores of every lead differ a little from those, so the split it gives drifts by a
+# few points (measured 0.76 / 0.24). One bar gives 0.52 / 0.48 on the same leads.
+SERVED_TOLERANCE = 0.1
+# Recalibration sets the bars on the very scores it splits: only ties are left.
+RECALIBRATED_TOLERANCE = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +84,17 @@ def test_training_records_a_bar_per_segment(flow):
     assert bars["bars"]["enterprise"]["threshold"] != bars["bars"]["smb"]["threshold"]
     tags = mlflow.MlflowClient().get_model_version("leadq", flow["trained"]["version"]).tags
     assert json.loads(tags["mql_policy"])["capacity_share"] == SHARES
+    # On the out-of-fold leads the bars were set on, the MQLs split as the capacity does.
+    mqls = {k: b["leads"] * b["mql_share"] for k, b in bars["bars"].items()}
+    for seg, share in SHARES.items():
+        assert abs(mqls[seg] / sum(mqls.values()) - share) < 0.02, mqls
 
 
 def test_each_segments_share_of_mqls_follows_its_capacity_share(flow, scored):
     leads = pd.read_csv(flow["dir"] / "leads.csv", dtype={"lead_id": str})
     got = _mql_split(scored, leads)
     for seg, share in SHARES.items():
-        assert abs(got[seg] - share) < TOLERANCE, got
+        assert abs(got[seg] - share) < SERVED_TOLERANCE, got
     # One bar would not split them so: the synth's segments score differently.
     one = scored["score"] >= scored.loc[scored["is_mql"], "score"].min()
     assert one.sum() > scored["is_mql"].sum()
@@ -166,4 +175,12 @@ def test_recalibrate_keeps_a_bar_per_segment_on_recent_leads(flow, scored):
     recent = leads["created_at"] > str(pd.Timestamp(as_of) - pd.Timedelta(days=120))
     got = _mql_split(again[again["lead_id"].isin(leads.loc[recent, "lead_id"])], leads)
     for seg, share in SHARES.items():
-        assert abs(got[seg] - share) < TOLERANCE, got
+        assert abs(got[seg] - share) < RECALIBRATED_TOLERANCE, got
+
+
+def test_the_report_flags_mqls_by_each_segments_bar(flow):
+    from leadq.pipelines.report import main as report_main
+
+    out = flow["dir"] / "report.html"
+    report_main(flow["params"], out=str(out))
+    assert "The current MQL bars (one per business_line;" in out.read_text(encoding="utf-8")
