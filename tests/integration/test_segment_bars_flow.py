@@ -176,6 +176,14 @@ def test_recalibrate_keeps_a_bar_per_segment_on_recent_leads(flow, scored):
     got = _mql_split(again[again["lead_id"].isin(leads.loc[recent, "lead_id"])], leads)
     for seg, share in SHARES.items():
         assert abs(got[seg] - share) < RECALIBRATED_TOLERANCE, got
+    # `leadq plan` re-applies the bars in force to the scored leads: the same MQLs.
+    from leadq.pipelines.plan import main as plan
+
+    planned = plan(flow["params"], won_deals=10, as_of=as_of)
+    assert planned["threshold_version"] == "1"
+    recent_again = again[again["lead_id"].isin(leads.loc[recent, "lead_id"])]
+    assert planned["rates"]["mql_share"] == pytest.approx(recent_again["is_mql"].mean(),
+                                                          abs=0.005)
 
 
 def test_the_report_flags_mqls_by_each_segments_bar(flow):
