@@ -508,17 +508,19 @@ CHECKS: dict[Kind, object] = {
 
 def rule_masks(frame: pd.DataFrame, table: str, params: dict, reference: dict | None = None,
                *, duplicates: np.ndarray | None = None, parsed: dict | None = None,
-               ) -> list[tuple[Rule, np.ndarray]]:
+               rules: list[Rule] | None = None) -> list[tuple[Rule, np.ndarray]]:
     """Every row and warning rule of `table` that could run on `frame`, with the rows it
     flags, in rule-table order. Table-level rules are `check_columns` / `check_totals`.
-    `parsed`, when given, receives the numbers and dates the rules parsed (RowCheck.parsed)."""
+    `parsed`, when given, receives the numbers and dates the rules parsed (RowCheck.parsed).
+    `rules`: `rules_for(table, params, reference)` when the caller holds them already (`leadq
+    serve` resolves them once per model version, not once per lead)."""
     spec = params["data"][table]
     f = _Frame(frame, spec.get("id"), duplicates,
                frozenset(spec.get("personal") or ()) if table == "leads" else frozenset())
     if parsed is not None:
         parsed["numbers"], parsed["dates"] = f.numbers, f.dates
     out = []
-    for rule in rules_for(table, params, reference):
+    for rule in rules_for(table, params, reference) if rules is None else rules:
         if rule.level not in (ROW, WARNING):
             continue
         x = None
@@ -531,7 +533,8 @@ def rule_masks(frame: pd.DataFrame, table: str, params: dict, reference: dict | 
 
 
 def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | None = None,
-             *, duplicates: np.ndarray | None = None) -> RowCheck:
+             *, duplicates: np.ndarray | None = None,
+             rules: list[Rule] | None = None) -> RowCheck:
     """Run the row-level rules of `table` on raw rows (text as read, or typed Parquet).
 
     `reference` is what training saw (see `profile`): its categories and ranges turn into
@@ -550,7 +553,7 @@ def evaluate(frame: pd.DataFrame, table: str, params: dict, reference: dict | No
     id_name = params["data"][table].get("id")
     parsed: dict = {}
     for rule, mask in rule_masks(frame, table, params, reference, duplicates=duplicates,
-                                 parsed=parsed):
+                                 parsed=parsed, rules=rules):
         if rule.level == WARNING:
             if mask.any():
                 values = frame[rule.column]

@@ -13,6 +13,7 @@ from leadq.features.labels import (
     labels_from_conversion_date,
     resolve_as_of,
 )
+from leadq.features.transform import SMALL_FRAME_ROWS, per_value_cells
 from leadq.settings import setting
 
 
@@ -48,6 +49,17 @@ def _text(values: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
+def _small_text(values: pd.Series) -> pd.Series:
+    """_text of a few rows (a lead scored by `leadq serve`): each value looked up in the memo
+    of _text's own answers (features.transform.per_value_cells), as pandas' string methods
+    cost more per call than a lead's whole model. Never for personal columns: their values
+    must not outlive the request."""
+    found = per_value_cells(values.tolist(), _text)
+    if found is None:
+        return _text(values)
+    return pd.Series(found, index=values.index, dtype="str")
+
+
 def _ids(values: pd.Series) -> pd.Series:
     """Ids as stripped text (missing stays missing). Arrow-backed, not Python objects: ids are
     never a model input, and scoring hashes and writes them as Arrow strings."""
@@ -74,9 +86,12 @@ def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
             out[created] = pd.Series(dates[created], index=leads.index).astype("datetime64[ns]")
         else:
             out[created] = parse_dates(leads[created], spec.get("date_format"))
+    small = 0 < len(leads) <= SMALL_FRAME_ROWS
+    personal = set(spec.get("personal") or []) | {roles["email"]}
     for col in [*roles["categorical"], roles["job_title"], roles["email"]]:
         if col and col in out:
-            out[col] = _text(leads[col])
+            out[col] = _small_text(leads[col]) if small and col not in personal else \
+                _text(leads[col])
     for col in roles["numeric"]:
         if col in numbers:
             out[col] = pd.Series(numbers[col], index=leads.index, dtype="float64")

@@ -47,7 +47,16 @@ _out_dtype: dict[Callable, np.dtype] = {}
 
 
 def _per_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
-    cells = values.tolist()
+    out = per_value_cells(values.tolist(), fn)
+    if out is None:  # every value missing, and nothing computed yet to tell the output type
+        return fn(values.iloc[:0]).reindex(values.index)
+    return pd.Series(out, index=values.index, dtype=out.dtype)
+
+
+def per_value_cells(cells: list, fn: Callable[[pd.Series], pd.Series]) -> np.ndarray | None:
+    """per_distinct's small-frame answer for a list of cells, as an array (None when every
+    cell is missing and `fn` has not told its output type yet): the compiled single-lead path
+    (leadq.models.compiled) reads the same memo without building a Series."""
     absent = [pd.isna(c) for c in cells]
     with _memo_lock:
         memo = _memo.setdefault(fn, {})
@@ -66,13 +75,12 @@ def _per_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Se
             memo.update((k, v) for k, v in computed.items()
                         if not (isinstance(k, str) and len(k) > _MEMO_MAX_LENGTH))
     dtype = _out_dtype.get(fn)
-    if dtype is None:  # every value missing, and nothing computed yet to tell the output type
-        return fn(values.iloc[:0]).reindex(values.index)
+    if dtype is None:
+        return None
     if any(absent) and dtype.kind != "f":
         dtype = np.dtype(object)
-    out = np.array([np.nan if gone else found[c] for c, gone in zip(cells, absent, strict=True)],
-                   dtype=dtype)
-    return pd.Series(out, index=values.index, dtype=out.dtype)
+    return np.array([np.nan if gone else found[c] for c, gone in zip(cells, absent, strict=True)],
+                    dtype=dtype)
 
 
 def per_distinct(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
@@ -211,12 +219,47 @@ class LeadFeatures(TransformerMixin, BaseEstimator):
         if self.job_title:
             out[DERIVED_SENIORITY] = seniority_rank(X[self.job_title])
         if self.created_at:
-            when = pd.to_datetime(X[self.created_at], errors="coerce", format="mixed")
-            angle = 2 * np.pi * (when.dt.dayofyear.astype(np.float64) - 1) / 365.25
-            out[DERIVED_DATE_PARTS[0]] = np.sin(angle)
-            out[DERIVED_DATE_PARTS[1]] = np.cos(angle)
-            out[DERIVED_DATE_PARTS[2]] = when.dt.dayofweek.astype(np.float64)
+            out.update(self._date_parts(X[self.created_at]))
         return pd.DataFrame(out, index=X.index)
+
+    def _date_parts(self, values: pd.Series, small: bool = False) -> dict[str, np.ndarray]:
+        if small and pd.api.types.is_datetime64_any_dtype(values):
+            # A typed lead or two: each Timestamp's own calendar fields, which the column's
+            # .dt accessors return per element, without two more Series.
+            cells = values.tolist()
+            day = np.array([np.nan if v is pd.NaT else v.dayofyear for v in cells], np.float64)
+            weekday = np.array([np.nan if v is pd.NaT else v.dayofweek for v in cells],
+                               np.float64)
+        else:
+            when = pd.to_datetime(values, errors="coerce", format="mixed")
+            day = when.dt.dayofyear.to_numpy(dtype=np.float64, na_value=np.nan)
+            weekday = when.dt.dayofweek.to_numpy(dtype=np.float64, na_value=np.nan)
+        angle = 2 * np.pi * (day - 1) / 365.25
+        return {DERIVED_DATE_PARTS[0]: np.sin(angle), DERIVED_DATE_PARTS[1]: np.cos(angle),
+                DERIVED_DATE_PARTS[2]: weekday}
+
+    def transform_cells(self, X: pd.DataFrame) -> dict[str, np.ndarray]:  # noqa: N803
+        """transform(X)'s columns as arrays, for a few rows (a lead scored by `leadq serve`):
+        the same functions and memos as transform, without building the output frame or a
+        Series per column (the compiled single-lead path, leadq.models.compiled)."""
+        out: dict[str, np.ndarray] = {}
+        for col in self.categorical:
+            found = per_value_cells(X[col].tolist(), _normalise_text)
+            out[col] = (normalise_category(X[col]).to_numpy() if found is None
+                        else found).astype(object)
+        for col in self.numeric:
+            values = X[col]
+            out[col] = values.to_numpy() if values.dtype == np.float64 else \
+                pd.to_numeric(values, errors="coerce").astype(np.float64).to_numpy()
+        if self.email:
+            out[DERIVED_FROM_EMAIL] = email_is_corporate(X[self.email]).to_numpy()
+        if self.job_title:
+            found = per_value_cells(X[self.job_title].tolist(), _seniority_of_titles)
+            out[DERIVED_SENIORITY] = (seniority_rank(X[self.job_title]).to_numpy()
+                                      if found is None else found.astype(np.float64))
+        if self.created_at:
+            out.update(self._date_parts(X[self.created_at], small=True))
+        return out
 
     def source_columns(self) -> list[str]:
         cols = list(self.categorical) + list(self.numeric)

@@ -3,7 +3,8 @@
 "Is this better than the HistGradientBoosting I'd fit in three lines?" is the first question a
 data scientist asks of leadq. These are those three lines, on the same split and the same raw
 input columns as leadq's model: text columns become categories (ordinal codes for the trees,
-one-hot for the linear model), numbers pass through (imputed and scaled for the linear model,
+one-hot for the linear model, each capped at MAX_CATEGORIES columns: the rarest categories of a
+column with more share one), numbers pass through (imputed and scaled for the linear model,
 which needs it to converge), and nothing else: no derived features, no search, no calibration.
 """
 
@@ -27,6 +28,12 @@ BASELINES = ("hgb", "logreg")
 # 0.986. Below this many held-out positives, the baseline fits the default max_iter (100)
 # without stopping, as HGB does by default on 10,000 rows or fewer.
 MIN_STOPPING_POSITIVES = 50
+# The most codes (trees) or one-hot columns (linear model) one text column becomes; beyond it
+# the rarest categories share one "infrequent" code. HGB bins at most 255 values anyway; for the
+# linear model it bounds memory: a near-unique column (a URL per lead: 113k distinct values in
+# 120k leads) one-hot encoded with a column per value died with a 10.8 GiB MemoryError (issue
+# 30). A column with fewer categories is encoded exactly as the library default does.
+MAX_CATEGORIES = 250
 
 
 def _split_columns(X: pd.DataFrame) -> tuple[list[str], list[str]]:  # noqa: N803
@@ -67,7 +74,8 @@ def make_baseline(name: str, X: pd.DataFrame, random_state: int = 0,  # noqa: N8
     if name == "hgb":
         encode = ColumnTransformer([
             ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                                   encoded_missing_value=np.nan, max_categories=250), text),
+                                   encoded_missing_value=np.nan,
+                                   max_categories=MAX_CATEGORIES), text),
             ("num", "passthrough", numbers)])
         model = HistGradientBoostingClassifier(
             categorical_features=[True] * len(text) + [False] * len(numbers),
@@ -75,7 +83,10 @@ def make_baseline(name: str, X: pd.DataFrame, random_state: int = 0,  # noqa: N8
     elif name == "logreg":
         encode = ColumnTransformer([
             ("cat", Pipeline([("fill", SimpleImputer(strategy="constant", fill_value="")),
-                              ("onehot", OneHotEncoder(handle_unknown="ignore"))]), text),
+                              # infrequent_if_exist: an unseen category is all zeros, as
+                              # with "ignore", when no category was pooled.
+                              ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist",
+                                                       max_categories=MAX_CATEGORIES))]), text),
             ("num", Pipeline([("impute", SimpleImputer(strategy="median")),
                               ("scale", StandardScaler())]), numbers)])
         model = LogisticRegression(max_iter=1000)

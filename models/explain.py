@@ -253,6 +253,11 @@ def _tree_expectations(packed: dict) -> float:
     return total
 
 
+# Up to this many rows Tree SHAP runs on the calling thread (see treeshap_kernel's serial
+# kernels); more rows are shared among numba's threads.
+SERIAL_SHAP_ROWS = 64
+
+
 def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
     """Exact path-dependent Tree SHAP of a binary HGB's raw margin: (n × features, base).
 
@@ -260,7 +265,15 @@ def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
     split, so rows with the same directions get the same values: each tree is solved once per
     distinct direction pattern (a few hundred at most) and the result gathered to all rows.
     """
-    from leadq.models.treeshap_kernel import decision_codes, decisions, shap_values
+    from leadq.models import treeshap_kernel as kernel
+
+    if len(X) <= SERIAL_SHAP_ROWS:
+        decision_codes, decisions, shap_values = (kernel.decision_codes_serial,
+                                                  kernel.decisions_serial,
+                                                  kernel.shap_values_serial)
+    else:
+        decision_codes, decisions, shap_values = (kernel.decision_codes, kernel.decisions,
+                                                  kernel.shap_values)
 
     p = _cached(_pack_hgb, hgb, getattr(hgb, "_predictors", None))
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -340,11 +353,75 @@ def _make_twin(model):
 
 def encode_rows(model, X: pd.DataFrame) -> Any:  # noqa: N803
     """pipeline[:-1].transform(X) for `predict_encoded` and `explain(..., transformed=)`, or
-    None when this model's probabilities cannot be served from it (then call predict_proba)."""
+    None when this model's probabilities cannot be served from it (then call predict_proba).
+
+    A few rows (a lead scored by `leadq serve`) go through the pipeline's compiled form
+    (leadq.models.compiled) when it has one: the same numbers without pandas' and
+    scikit-learn's per-call cost."""
     if _encoded_twin(model) is None:
         return None
     pipeline, _ = unwrap(model)
+    if len(X) <= COMPILED_MAX_ROWS:
+        compiled = _compiled(pipeline)
+        if not isinstance(compiled, Exception):
+            return compiled.transform(X)
     return pipeline[:-1].transform(X)
+
+
+# Up to this many rows the compiled transform is used; above it pandas' and scikit-learn's
+# vectorised steps are the faster ones (the per-row lookups are Python loops).
+COMPILED_MAX_ROWS = 32
+
+
+def _compile(pipeline):
+    from leadq.models.compiled import NotCompiled, compile_transform
+
+    try:
+        return compile_transform(pipeline)
+    except NotCompiled as exc:
+        return exc
+
+
+def _compiled(pipeline):
+    """The pipeline's CompiledTransform, or the NotCompiled saying why it has none."""
+    stamp = getattr(pipeline.named_steps.get("encode"), "transformers_", None)
+    return _cached(_compile, pipeline, stamp)
+
+
+def check_compiled(model, X: pd.DataFrame) -> str | None:  # noqa: N803
+    """Hold the compiled transform of `model` equal to its pipeline on `X` (the service's
+    warm-up leads): None when it is in use, else why this model is scored without it (it then
+    is off for this fitted model for good, so a mismatch can never reach an answer)."""
+    from leadq.models.compiled import NotCompiled, matches
+
+    if _encoded_twin(model) is None:
+        return "the model's probabilities are not computed from encoded rows " \
+               f"({type(model).__name__})"
+    pipeline, _ = unwrap(model)
+    compiled = _compiled(pipeline)
+    if isinstance(compiled, Exception):
+        return str(compiled)
+    try:
+        why = None if matches(compiled, pipeline, X.iloc[:COMPILED_MAX_ROWS]) else \
+            "its output differed from the pipeline's on the warm-up leads"
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the pipeline scores instead
+        why = f"it failed on the warm-up leads ({type(exc).__name__})"
+    if why is not None:
+        stamp = getattr(pipeline.named_steps.get("encode"), "transformers_", None)
+        with _per_model_lock:
+            _per_model[pipeline][_compile] = (stamp, NotCompiled(why))
+    return why
+
+
+def predict_proba_few(model, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    """model.predict_proba(X), through the compiled steps for a few rows when the model has
+    them (the same scikit-learn estimator and calibration code on the same encoded rows)."""
+    if len(X) <= COMPILED_MAX_ROWS and _encoded_twin(model) is not None:
+        pipeline, _ = unwrap(model)
+        compiled = _compiled(pipeline)
+        if not isinstance(compiled, Exception):
+            return _encoded_twin(model).predict_proba(compiled.transform(X))
+    return model.predict_proba(X)
 
 
 def predict_encoded(model, transformed: Any) -> np.ndarray:
@@ -458,7 +535,12 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
     The email shows only its kind (corporate / free-mail), as the model uses it; the creation
     time shows its date; other columns their own value.
     """
-    from leadq.features.transform import SMALL_FRAME_ROWS, email_is_corporate, per_distinct
+    from leadq.features.transform import (
+        SMALL_FRAME_ROWS,
+        email_is_corporate,
+        per_distinct,
+        per_value_cells,
+    )
 
     feats = pipeline.named_steps["features"]
     # A few leads (`leadq serve`): pandas' fixed cost per column call is most of the work, so
@@ -478,8 +560,13 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
             out[col] = text.astype(object)
             continue
         if col == feats.created_at:
+            if small and pd.api.types.is_datetime64_any_dtype(values):
+                # Timestamp.strftime is what the column's strftime runs per element.
+                out[col] = np.array(["missing" if v is pd.NaT else v.strftime(DAY_FORMAT)
+                                     for v in values.tolist()], dtype=object)
+                continue
             when = pd.to_datetime(values, errors="coerce", format="mixed")
-            text = when.dt.strftime("%Y-%m-%d (%a)").astype(object)
+            text = when.dt.strftime(DAY_FORMAT).astype(object)
         elif pd.api.types.is_numeric_dtype(values):
             if small:
                 out[col] = np.array([_number_text(v) or "missing" for v in values.tolist()],
@@ -488,11 +575,19 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
             text = values.map(_number_text).astype(object)
         elif small and isinstance(values.dtype, pd.StringDtype):
             # Text dtypes only: an object column may hold 1 and 1.0, one memo entry apart.
+            found = per_value_cells(values.tolist(), _display_text)
+            if found is not None:
+                out[col] = np.array(["missing" if pd.isna(v) else v for v in found.tolist()],
+                                    dtype=object)
+                continue
             text = per_distinct(values, _display_text)
         else:
             text = _display_text(values)
         out[col] = text.where(pd.notna(text), "missing").to_numpy(dtype=object)
     return out
+
+
+DAY_FORMAT = "%Y-%m-%d (%a)"  # how a reason shows the lead's creation time
 
 
 def _number_text(v) -> str | None:
@@ -543,7 +638,9 @@ def explain_leads(model, X: pd.DataFrame, top: int = 3, *,  # noqa: N803
         out = pd.DataFrame({"reasons_positive": "", "reasons_negative": ""}, index=X.index,
                            dtype=object)
         for part, rows in model.parts(X):
-            out.iloc[rows] = explain_leads(part, X.iloc[rows], top=top).to_numpy()
+            sub = X.iloc[rows]
+            encoded = encode_rows(part, sub) if len(sub) <= COMPILED_MAX_ROWS else None
+            out.iloc[rows] = explain_leads(part, sub, top=top, transformed=encoded).to_numpy()
         return out
     pipeline, calibrators = unwrap(model)
     explanation = explain(model, X, transformed=transformed)

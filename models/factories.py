@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -19,8 +20,10 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
+from leadq.errors import ConfigError
 from leadq.features.columns import model_inputs
-from leadq.features.transform import LeadFeatures
+from leadq.features.transform import LeadFeatures, normalise_category
+from leadq.models.baselines import MAX_CATEGORIES
 from leadq.models.pairs import PairTargetEncoder
 from leadq.settings import setting
 
@@ -75,21 +78,25 @@ def make_logreg(params: dict) -> Pipeline:
     feats = lead_features(params)
     cfg = setting(params, "train.logreg")
     onehot, encoded = target_encoded(params, feats.categorical_out())
-    if cfg["high_cardinality"] == "onehot":
-        onehot, encoded = onehot + encoded, []  # searched: one-hot can beat the encoding
-    # pool_rare false: every category its own column, as the library-default baseline has it.
+    # pool_rare false: every category its own column, as the library-default baseline has it,
+    # up to the baseline's MAX_CATEGORIES (a column per value of a near-unique column does not
+    # fit in memory).
     pool = cfg["pool_rare"]
+    if cfg["high_cardinality"] == "onehot" and pool:
+        # Searched: a pooled one-hot can beat the encoding. Unpooled (the library's
+        # configuration), a column declared high-cardinality keeps its target encoding.
+        onehot, encoded = onehot + encoded, []
     pairs = pair_encoder(params, cfg, feats.categorical_out())
     encode = ColumnTransformer(
         [
             (
                 "cat",
                 OneHotEncoder(
-                    handle_unknown="infrequent_if_exist" if pool else "ignore",
+                    handle_unknown="infrequent_if_exist",
                     min_frequency=setting(params, "features.min_category_frequency", int)
                     if pool else None,
                     max_categories=setting(params, "features.max_categories", int)
-                    if pool else None,
+                    if pool else MAX_CATEGORIES,
                     sparse_output=False,
                 ),
                 onehot,
@@ -121,6 +128,57 @@ def make_logreg(params: dict) -> Pipeline:
         class_weight=cfg["class_weight"],
     )
     return Pipeline([("features", feats), ("encode", encode), ("model", model)])
+
+
+def onehot_widths(params: dict, X: pd.DataFrame) -> dict[str, int]:  # noqa: N803
+    """Per categorical input, the most one-hot columns a logistic regression this training may
+    fit builds from the rows `X`: the tuned configuration (pooled by features.min_category_
+    frequency and max_categories when train.logreg.pool_rare; its target_encode columns too
+    when one-hot may be searched), and with train.compare_defaults the library's (unpooled up
+    to the baseline's MAX_CATEGORIES; target_encode columns keep their encoding)."""
+    cfg = setting(params, "train.logreg")
+    min_freq = setting(params, "features.min_category_frequency", int)
+    max_cats = setting(params, "features.max_categories", int)
+    hc_onehot = cfg["high_cardinality"] == "onehot" or bool(
+        setting(params, "train.search.enabled"))
+    defaults = bool(setting(params, "train.compare_defaults"))
+    plain, encoded = target_encoded(params, lead_features(params).categorical_out())
+    out = {}
+    for col in [*plain, *encoded]:
+        counts = normalise_category(X[col]).value_counts()
+        pooled = min(int((counts >= min_freq).sum()) + 1, max_cats, len(counts))
+        unpooled = min(len(counts), MAX_CATEGORIES)
+        widths = [0]
+        if col in plain or (hc_onehot and cfg["pool_rare"]):
+            widths.append(pooled if cfg["pool_rare"] else unpooled)
+        if defaults and col in plain:
+            widths.append(unpooled)
+        out[col] = max(widths)
+    return out
+
+
+def check_encoding_size(params: dict, X: pd.DataFrame) -> None:  # noqa: N803
+    """Stop (exit 2) before fitting when the logistic regression's dense one-hot matrix of the
+    rows `X` would exceed features.max_encoded_mb, naming the widest columns and the settings
+    that shrink it. Without logreg among train.candidates there is no one-hot to build."""
+    if "logreg" not in (setting(params, "train.candidates") or []):
+        return
+    budget = setting(params, "features.max_encoded_mb", int)
+    widths = onehot_widths(params, X)
+    numbers = len(lead_features(params).numeric_out())
+    if setting(params, "train.logreg")["missing_indicator"]:
+        numbers *= 2
+    megabytes = len(X) * (sum(widths.values()) + numbers) * 8 / 2**20
+    if megabytes <= budget:
+        return
+    widest = sorted(widths.items(), key=lambda kv: -kv[1])[:3]
+    raise ConfigError(
+        f"features.max_encoded_mb: the logistic regression's one-hot encoding of {len(X):,} "
+        f"leads would take {megabytes:,.0f} MB (budget {budget:,} MB); widest: "
+        + ", ".join(f"{c!r} ({w:,} columns)" for c, w in widest)
+        + ". List such columns in features.target_encode, lower features.max_categories, "
+        "drop logreg from train.candidates, or raise features.max_encoded_mb if the machine "
+        "has the memory (fitting needs about three times the matrix)")
 
 
 def make_hgb(params: dict) -> Pipeline:

@@ -20,6 +20,7 @@ no tree splits on and no linear coefficient can use: their contribution to every
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from itertools import combinations
@@ -39,6 +40,14 @@ SMALL_FRAME_ROWS = 32  # at most this many rows: looked up without pandas' per-c
 
 def _text(values: pd.Series) -> np.ndarray:
     return values.astype(object).where(values.notna(), _MISSING).astype(str).to_numpy(object)
+
+
+@functools.cache
+def _missing_text() -> str:
+    """What _text makes of a missing cell: the key training stored for blanks. Not _MISSING
+    itself: pandas' `where` writes it as "" (so a blank has been "" in every fitted encoder),
+    and a lead scored alone must find the key its batch would."""
+    return _text(pd.Series([None], dtype=object))[0]
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -97,11 +106,15 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
             return {c: self._index(c).get_indexer(_text(X[c])) + 1
                     for c in dict.fromkeys(columns)}
         # A few leads (`leadq serve`): plain Python, the same text as _text gives.
+        return self._positions_of_cells({c: X[c].tolist() for c in dict.fromkeys(columns)})
+
+    def _positions_of_cells(self, cells: dict[str, list]) -> dict[str, np.ndarray]:
         out = {}
-        for c in dict.fromkeys(columns):
+        blank = _missing_text()
+        for c, values in cells.items():
             where = self._lookups(c)[1]
-            out[c] = np.array([where.get(_MISSING if pd.isna(v) else str(v), -1) + 1
-                               for v in X[c].tolist()], dtype=np.int64)
+            out[c] = np.array([where.get(blank if pd.isna(v) else str(v), -1) + 1
+                               for v in values], dtype=np.int64)
         return out
 
     def _codes(self, pos: dict[str, np.ndarray], pairs: list[tuple[str, str]]) -> np.ndarray:
@@ -153,9 +166,19 @@ class PairTargetEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         X = pd.DataFrame(X)  # noqa: N806
-        out = np.zeros((len(X), int(self.max_pairs)))
+        pos = self._positions(X, [c for p in self.pairs_ for c in p]) if self.pairs_ else {}
+        return self._encode(pos, len(X))
+
+    def transform_cells(self, cells: dict[str, list]) -> np.ndarray:
+        """transform() of a few rows given as each input column's cells (a list per column):
+        the compiled single-lead path (leadq.models.compiled) skips building a frame."""
+        n = len(next(iter(cells.values()))) if cells else 0
+        wanted = dict.fromkeys(c for p in self.pairs_ for c in p)
+        return self._encode(self._positions_of_cells({c: cells[c] for c in wanted}), n)
+
+    def _encode(self, pos: dict[str, np.ndarray], n: int) -> np.ndarray:
+        out = np.zeros((n, int(self.max_pairs)))
         if self.pairs_:
-            pos = self._positions(X, [c for p in self.pairs_ for c in p])
             codes = self._codes(pos, self.pairs_)
             # TargetEncoder.transform's own arithmetic (a known code gets its encoding, an
             # unseen one the overall rate), without its per-call input validation, which

@@ -114,9 +114,12 @@ class SegmentedModel(ClassifierMixin, BaseEstimator):
         return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        from leadq.models.explain import predict_proba_few
+
         out = np.empty((len(X), len(self.classes_)), dtype=float)
         for model, rows in self.parts(X):
-            out[rows] = model.predict_proba(X.iloc[rows])
+            # A few leads (`leadq serve`) through the member's compiled steps, when it has them.
+            out[rows] = predict_proba_few(model, X.iloc[rows])
         return out
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803

@@ -179,3 +179,14 @@ def decision_codes(X, internal, feature, threshold, miss_left, is_cat, bitset, b
                 code |= np.uint64(1) << np.uint64(k)
         out[r] = code
     return out
+
+
+# The same kernels without threads, for a few rows (`leadq serve`'s single leads): a parallel
+# region's start and join cost milliseconds on a busy machine (the threads spin-wait for a
+# core), per tree, while one row's work is microseconds. Each row's arithmetic is the same
+# code either way, so the values are identical. Not cached on disk: numba names a cache file
+# after the Python function, which the parallel kernels' cache already uses; they compile once
+# per process, when the service's warm-up lead is explained.
+shap_values_serial = nb.njit(shap_values.py_func)
+decisions_serial = nb.njit(decisions.py_func)
+decision_codes_serial = nb.njit(decision_codes.py_func)

@@ -305,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "correct for base-rate shift, report SLA and drift")
     p.add_argument("--as-of", default=None, metavar="DATE",
                    help="YYYY-MM-DD: the end of the recent window (default: the latest lead)")
-    p.add_argument("--scores", default=None, metavar="GLOB",
-                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--scores", default=None, metavar="GLOB|URL",
+                   help="the scorer's outputs: files, or the database URL score wrote to "
+                        "(default params recalibration.scores)")
     p.add_argument("--model-uri", default=None,
                    help="registry model URI (default models:/<name>@champion)")
     p.add_argument("--dry-run", action="store_true", help="report, but store no new version")
@@ -333,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output HTML file (default params review.out)")
     p.add_argument("--as-of", default=None, metavar="DATE",
                    help="YYYY-MM-DD: the end of the review period (default: the latest lead)")
-    p.add_argument("--scores", default=None, metavar="GLOB",
-                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--scores", default=None, metavar="GLOB|URL",
+                   help="the scorer's outputs: files, or the database URL score wrote to "
+                        "(default params recalibration.scores)")
     p.add_argument("--model-uri", default=None,
                    help="registry model URI (default models:/<name>@champion)")
     _params_arg(p)
@@ -343,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lift", help="what a sales call changes: the effect of routing on "
                                     "conversion above and below the bar, from the randomised "
                                     "holdout and exploration")
-    p.add_argument("--scores", default=None, metavar="GLOB",
-                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--scores", default=None, metavar="GLOB|URL",
+                   help="the scorer's outputs: files, or the database URL score wrote to "
+                        "(default params recalibration.scores)")
     p.add_argument("--data", default=None, metavar="FILE",
                    help="any randomised test in one table instead (with --treatment-column "
                         "and --outcome-column)")
@@ -391,8 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the goal, e.g. 40 (default: agreement.goal.won_deals)")
     p.add_argument("--period", choices=["week", "month", "quarter"], default=None,
                    help="default: agreement.goal.period")
-    p.add_argument("--scores", default=None, metavar="GLOB",
-                   help="the scorer's outputs (default params recalibration.scores)")
+    p.add_argument("--scores", default=None, metavar="GLOB|URL",
+                   help="the scorer's outputs: files, or the database URL score wrote to "
+                        "(default params recalibration.scores)")
     p.add_argument("--as-of", default=None, metavar="DATE", help="end of the recent window")
     p.add_argument("--model-uri", default=None,
                    help="registry model URI (default models:/<name>@champion)")

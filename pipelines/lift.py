@@ -16,7 +16,6 @@ observational (sales chose whom to call first), never mixed with the randomised 
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import numpy as np
@@ -73,23 +72,15 @@ def routing_decisions(scored: pd.DataFrame, *, where: str) -> pd.DataFrame:
 # --- I/O -----------------------------------------------------------------------------------
 def read_decisions(params: dict, pattern: str | None) -> pd.DataFrame:
     """The routing decisions of every score file matching --scores / recalibration.scores."""
-    from leadq.pipelines.io.files import read_table
-    from leadq.pipelines.params.loader import resolve_path
-    from leadq.pipelines.recalibrate import scores_pattern
+    from leadq.pipelines.recalibrate import score_tables
 
-    full = str(resolve_path(params, scores_pattern(params, pattern)))
-    files = sorted(f for f in glob.glob(full, recursive=True)
-                   if not f.endswith((".rejected.csv", ".rejected.parquet")))
-    if not files:
-        raise BadInputError(f"no score files match {full} (run `leadq score` first, or set "
-                            "recalibration.scores / --scores)")
+    tables = score_tables(params, pattern)
     id_col = params["data"]["leads"]["id"]
     if not id_col:
         raise ConfigError("data.leads.id is null: lift joins scored leads to their outcomes "
                           "by lead id; set it")
     parts = []
-    for f in files:
-        frame = read_table(f, name="scores")
+    for f, frame in tables:
         if id_col not in frame or "is_mql" not in frame:
             raise BadInputError(f"{f}: scores file is missing column(s) {id_col} / is_mql")
         parts.append(routing_decisions(frame.rename(columns={id_col: "lead_id"}), where=f))

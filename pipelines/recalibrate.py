@@ -328,21 +328,43 @@ def drift_report(reference: pd.DataFrame, recent: pd.DataFrame, ref_score: np.nd
 
 
 # --- I/O -----------------------------------------------------------------------------------
-def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
-    """All score files matching the glob, typed, latest score per lead kept."""
+def score_tables(params: dict, pattern: str | None) -> list[tuple[str, pd.DataFrame]]:
+    """The scorer's outputs named by --scores / recalibration.scores, as (label, frame): every
+    score file matching the glob, or, when it is a database URL, the scores table `leadq score
+    --output <URL>` upserts (database.scores_table). The one reader of past scores for
+    recalibrate, plan, review and lift."""
     from leadq.pipelines.io.files import read_table
+    from leadq.pipelines.io.urls import is_database_url, safe_url
     from leadq.pipelines.params.loader import resolve_path
 
-    full = str(resolve_path(params, scores_pattern(params, pattern)))
+    given = scores_pattern(params, pattern)
+    if is_database_url(given):
+        from leadq.pipelines.io import database as db
+
+        table = setting(params, "database.scores_table", str)
+        label = f"{safe_url(given)} (table {table})"
+        frame = db.read_scores_table(given, table)
+        if frame.empty:
+            raise BadInputError(f"{label}: no scores yet (run `leadq score --output "
+                                f"{safe_url(given)}` first)")
+        return [(label, frame)]
+    full = str(resolve_path(params, given))
     # A scoring run's quarantine sits beside its output: it is not a score file.
     files = sorted(f for f in glob.glob(full, recursive=True)
                    if not f.endswith((".rejected.csv", ".rejected.parquet")))
     if not files:
-        raise BadInputError(f"no score files match {full} (run `leadq score` first)")
+        raise BadInputError(f"no score files match {full} (run `leadq score` first, or set "
+                            "recalibration.scores / --scores)")
+    return [(f, read_table(f, name="scores")) for f in files]
+
+
+def read_scored(params: dict, pattern: str | None) -> pd.DataFrame:
+    """All past scores (score_tables), typed, latest score per lead kept."""
+    tables = score_tables(params, pattern)
+    files = [label for label, _ in tables]
     id_col = params["data"]["leads"]["id"]
     parts = []
-    for f in files:
-        frame = read_table(f, name="scores")
+    for f, frame in tables:
         missing = [c for c in (id_col, "score", "is_mql", "model_version") if c not in frame]
         if missing:
             raise BadInputError(f"{f}: scores file is missing column(s) {', '.join(missing)}")

@@ -23,6 +23,7 @@ from leadq.models.baselines import (
 from leadq.models.behaviour import behaviour_report
 from leadq.models.calibration_choice import choose_calibration, choose_calibration_oof
 from leadq.models.evaluation import evaluate
+from leadq.models.factories import check_encoding_size
 from leadq.models.leakage import check_leakage
 from leadq.models.metrics import classification_metrics, roc_auc_interval
 from leadq.models.oof import OutOfFold, out_of_fold
@@ -194,6 +195,8 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     cols = raw_input_columns(params)
     X = data[cols]  # noqa: N806 - sklearn naming
     check_leakage(X, y, params)  # one input column alone predicting the label stops here
+    # Before any fit: a one-hot too large for memory stops here, not as a MemoryError later.
+    check_encoding_size(params, X[split != "test"])
     snapshots = snapshot_evidence(tables, data, params)
     empty = [c for c in model_inputs(params)["activity"]
              if c.endswith("_days_since") and data[c].isna().all()]

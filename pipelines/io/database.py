@@ -380,6 +380,18 @@ def iter_table(url: str, spec: dict, *, name: str, chunk_size: int | None,
     yield Chunk(frame)
 
 
+def read_scores_table(url: str, table: str) -> pd.DataFrame:
+    """The whole scores table `leadq score --output <URL>` upserts (database.scores_table):
+    what recalibrate, plan, review and lift read when recalibration.scores (or --scores) is
+    that URL. A missing table is bad input naming it and the setting."""
+    source = Source(url=url, table=table, query=None, prefix="database.scores_")
+    _require_table(source)
+    frames = [c.frame for c in iter_source(source, None)]
+    if not frames:
+        return pd.DataFrame()
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
 def _require_table(source: Source) -> None:
     if _duckdb(source.url):
         with _duckdb_module()._reading(source):

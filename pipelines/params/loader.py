@@ -209,6 +209,7 @@ def effective_params(user: dict, *, source: str = "params") -> dict:
             spec["delimiter"] = _one_delimiter(spec["delimiter"], f"{source}: {where}")
     check_values(params, source)
     _check_database_tables(params, source)
+    _check_scores_url(params, source)
     _check_segments(params, source)
     return params
 
@@ -242,6 +243,18 @@ def _check_database_tables(params: dict, source: str) -> None:
                               "params are logged and printed, so write it as ${ENV_VAR} "
                               "(e.g. postgresql://leadq:${WAREHOUSE_PASSWORD}@host/db), or "
                               "leave it out and use PGPASSWORD or ~/.pgpass")
+
+
+def _check_scores_url(params: dict, source: str) -> None:
+    """recalibration.scores may be the database URL `leadq score --output` writes to; like a
+    data table's URL it must not hold a password."""
+    from leadq.pipelines.io.urls import has_password, is_database_url
+
+    scores = (params.get("recalibration") or {}).get("scores")
+    if scores and is_database_url(scores) and has_password(str(scores)):
+        raise ConfigError(f"{source}: recalibration.scores: the database URL holds a password; "
+                          "params are logged and printed, so write it as ${ENV_VAR}, or leave "
+                          "it out and use PGPASSWORD or ~/.pgpass")
 
 
 def _check_segments(params: dict, source: str) -> None:
@@ -371,7 +384,8 @@ def _check_bounds(bounds: Any, source: str) -> None:
 # Counts of rows, folds, items, days: whole numbers of at least 1 (null where NULLABLE_KEYS).
 POSITIVE_INTS = frozenset({
     "label.horizon_days", "features.min_category_frequency", "features.max_categories",
-    "train.min_positives", "train.n_threads", "train.search.folds", "train.search.trials",
+    "features.max_encoded_mb", "train.min_positives", "train.n_threads", "train.search.folds",
+    "train.search.trials",
     "train.search.max_rows", "train.hgb.max_iter", "train.hgb.max_leaf_nodes",
     "train.hgb.min_samples_leaf", "calibration.folds", "calibration.oof_folds",
     "evaluation.min_segment_rows", "evaluation.behaviour_rows", "segments.min_leads",

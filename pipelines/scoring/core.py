@@ -40,8 +40,13 @@ def score_leads(
     rows = leads[raw_input_columns(params)]
     # With reasons, the model's feature steps run once for both the scores and the reasons
     # (they are most of the cost of a small batch); the scores come out of the same sklearn
-    # calls either way. None: this model is scored and explained each on its own.
-    transformed = model.encode(rows) if explain and hasattr(model, "encode") else None
+    # calls either way. A few rows are encoded through the model's compiled steps even without
+    # reasons (leadq.models.compiled: `leadq serve`'s single leads). None: this model is scored
+    # and explained each on its own.
+    from leadq.models.explain import COMPILED_MAX_ROWS
+
+    encode = explain or len(rows) <= COMPILED_MAX_ROWS
+    transformed = model.encode(rows) if encode and hasattr(model, "encode") else None
     raw = model.predict_proba(rows, transformed=transformed) if transformed is not None \
         else model.predict_proba(rows)
     warn_segment_fallbacks(model, rows)
@@ -159,6 +164,7 @@ def check_and_score(
     duplicates: np.ndarray | None = None,
     hashes: np.ndarray | None = None,
     events: pd.DataFrame | None = None,
+    rules: list | None = None,
 ):
     """The step every scorer runs on a batch of raw rows: the row contract, typing, scoring.
 
@@ -167,6 +173,7 @@ def check_and_score(
     file's IdTracker); `hashes` are the ids' 64-bit hashes when the caller has them already.
     `events` is the activity log as scoring_events reads it, when the caller holds it already
     (`leadq serve` loads it off the request path, so a request never waits for the file).
+    `rules` are `rules_for("leads", params, reference)`, when the caller resolved them once.
     """
     from leadq.features.contracts import evaluate, id_column
     from leadq.features.tables import coerce_leads
@@ -176,7 +183,7 @@ def check_and_score(
     raw = enrich(raw.reset_index(drop=True), params)
     if hashes is None:
         hashes = id_hashes(raw[id_column("leads", params)].astype("string").str.strip())
-    check = evaluate(raw, "leads", params, reference, duplicates=duplicates)
+    check = evaluate(raw, "leads", params, reference, duplicates=duplicates, rules=rules)
     good = ~check.bad
     if not good.any():
         return check, None

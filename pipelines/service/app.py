@@ -203,6 +203,7 @@ class Scorer:
         self.max_leads = int(self.settings["max_batch"])
         self._queue: queue.Queue = queue.Queue(maxsize=int(self.settings["max_queue"]))
         self._carry: Pending | None = None
+        self._rules_of: tuple | None = None  # (bundle, its resolved contract rules)
         self._one_thread = False
         self._worker = threading.Thread(target=self._run, name="leadq-score", daemon=True)
         self._worker.start()
@@ -358,6 +359,16 @@ class Scorer:
             else:
                 _settle(part.pending.future, result)
 
+    def _rules(self, served) -> list:
+        """The leads contract resolved against these params and the version's training
+        reference: once per version (it is the same for every lead), not once per request."""
+        found = self._rules_of
+        if found is None or found[0] is not served:
+            from leadq.features.rules import rules_for
+
+            found = self._rules_of = (served, rules_for("leads", self.params, served.reference))
+        return found[1]
+
     def score_parts(self, parts: list[Part], served, events) -> list:
         """Each part's answer (answer, leads, MQLs, output rows) or RequestError, scored as
         one frame."""
@@ -368,7 +379,8 @@ class Scorer:
         scored_at = pd.Timestamp.now(tz="UTC").floor("s")
         check, out = check_and_score(raw, served.model, self.params, reference=served.reference,
                                      scored_at=scored_at, duplicates=duplicates,
-                                     explain=bool(self.settings["explain"]), events=events)
+                                     explain=bool(self.settings["explain"]), events=events,
+                                     rules=self._rules(served))
         bad = check.bad
         # Output row of each good input row (check_and_score scores the good rows, in order).
         out_pos = np.cumsum(~bad) - 1
@@ -428,6 +440,30 @@ def warm_up_lead(served, events: pd.DataFrame | None, params: dict) -> dict:
     return lead
 
 
+def check_fast_path(served) -> str | None:
+    """Before a version takes traffic: hold its compiled single-lead transform
+    (leadq.models.compiled) equal to its pipeline on the model's own input example, and say in
+    the log whether single leads are scored through it (None) or why not (the pipeline then
+    scores them, as a batch is scored)."""
+    from leadq.models.explain import check_compiled
+
+    sk = served.model.sklearn() if hasattr(served.model, "sklearn") else None
+    example = getattr(served.model.pyfunc, "input_example", None)
+    if sk is None:
+        why = "not a scikit-learn model"
+    elif example is None or not len(example):
+        why = "the model has no input example to check it on"
+    else:
+        why = check_compiled(sk, pd.DataFrame(example))
+    if why is None:
+        log.info("version %s: single leads are scored through its compiled transform",
+                 served.key[0])
+    else:
+        log.info("version %s: single leads are scored through the pipeline (no compiled "
+                 "transform: %s)", served.key[0], why)
+    return why
+
+
 def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> FastAPI:
     """The ASGI app. `holder` (tests) replaces the registry-following model holder."""
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -479,6 +515,7 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
             events = activity.events
             if events is None:
                 raise Unavailable(activity.error or "activity log not loaded yet")
+        check_fast_path(served)
         part = scorer.read(warm_up_lead(served, events, params))
         result = scorer.score_parts([part], served, events)[0]
         if isinstance(result, RequestError):

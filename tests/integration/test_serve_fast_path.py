@@ -2,7 +2,9 @@
 get the batch scorer's score, tier, MQL flag and reasons, on three kinds of champion.
 
 A lead posted alone takes the service's fast path (its activity aggregates in NumPy on its own
-events, features.activities.few_leads; the micro-batch of one through the scoring core), while
+events, features.activities.few_leads; its text typed through a memo; the model's steps before
+its estimator through their compiled form, leadq.models.compiled; the micro-batch of one
+through the scoring core), while
 `leadq score` scores the same 300 leads as one file (the DuckDB join of the same rule). The
 champions: the demo's configuration (activity log, both candidates), a leads-only champion
 (no activity log), a logistic-regression champion (its linear reasons, not Tree SHAP) and a
@@ -79,6 +81,14 @@ def test_single_lead_answers_equal_the_batch_scorer(champion):
     with running(app) as port:
         assert wait_for(lambda: ready(port)[0] == 200, 120), ready(port)
         sklearn_model = app.state.holder.current.model.sklearn()
+        # Single leads go through the compiled transform (leadq.models.compiled), not the
+        # pipeline's per-call path: what is compared below is that path's answers.
+        from leadq.models.explain import _compiled
+        from leadq.models.explain import unwrap as unwrap_model
+        from leadq.pipelines.service.app import check_fast_path
+
+        assert check_fast_path(app.state.holder.current) is None
+        assert not isinstance(_compiled(unwrap_model(sklearn_model)[0]), Exception)
         for row in champion["sample"].to_dict("records"):
             lead = {k: v for k, v in row.items() if v != ""}
             status, _, body = call(port, "POST", "/v1/score", json.dumps(lead).encode(), JSON)

@@ -229,3 +229,18 @@ def test_linear_reasons_do_not_depend_on_the_batch(lead_data):
     exp = ex.explain(model, valid)  # still exact against the model's margin
     np.testing.assert_allclose(exp.base_value + exp.contributions.sum(axis=1).to_numpy(),
                                ex.unwrap(model)[0].decision_function(valid), atol=1e-9)
+
+
+def test_tree_shap_of_a_few_rows_equals_the_threaded_kernels(lead_data):
+    """A few rows run on the calling thread (serial kernels: `leadq serve`'s single leads),
+    many rows on numba's threads: the values are identical."""
+    Xv = lead_data["valid"][0]  # noqa: N806
+    pipe = make_candidate("hgb", lead_data["params"]).fit(*lead_data["train"])
+    hgb = pipe.steps[-1][1]
+    X = hgb._preprocess_X(pipe[:-1].transform(Xv.iloc[:200]), reset=False)  # noqa: N806
+    assert len(X) > ex.SERIAL_SHAP_ROWS
+    bulk, base = ex.tree_shap_hgb(hgb, X)
+    for i in range(0, len(X), 7):
+        one, one_base = ex.tree_shap_hgb(hgb, X[i:i + 1])
+        np.testing.assert_array_equal(one, bulk[i:i + 1])
+        assert one_base == base
