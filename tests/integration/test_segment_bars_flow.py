@@ -124,6 +124,11 @@ def test_serve_equals_score_for_a_few_leads(flow, scored):
             row = want.loc[got["lead_id"]]
             assert abs(got["score"] - row["score"]) <= 1e-9
             assert got["is_mql"] == bool(row["is_mql"]) and got["tier"] == row["tier"]
+        for lead in records[:3] + records[-3:]:  # one by one: the single-lead path
+            status, got = _post(f"http://127.0.0.1:{port}/v1/score", lead, token=TOKEN)
+            assert status == 200, got
+            row = want.loc[lead["lead_id"]]
+            assert got["is_mql"] == bool(row["is_mql"]) and got["tier"] == row["tier"]
     finally:
         stop_server(proc)
 
