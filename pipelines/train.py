@@ -37,7 +37,13 @@ from leadq.models.search import (
     search_candidate,
     with_hyperparameters,
 )
-from leadq.models.thresholds import ThresholdDecision, choose_threshold, rates_at
+from leadq.models.thresholds import (
+    SegmentBars,
+    ThresholdDecision,
+    choose_segment_bars,
+    choose_threshold,
+    rates_at,
+)
 from leadq.pipelines.io.crm import CrmTables, load_crm
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.params.loader import agreement_of
@@ -234,14 +240,22 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
         segmented = _fit_segments(fit, data, X, y, split, weights, params, created,
                                   select_by=select_by, method=method, cal=cal, seed=seed)
         model, bar_scores, bar_y = segmented.model, segmented.bar_scores, segmented.bar_y
-    decision = choose_threshold(bar_scores, bar_y, agreement_of(params))
+    agreement = agreement_of(params)
+    decision = choose_threshold(bar_scores, bar_y, agreement)
     test_score = model.predict_proba(parts["test"][0])[:, 1]
+    test_bar: float | np.ndarray = decision.threshold
+    test_cutoffs = decision.cutoffs
+    if agreement.per_segment:
+        decision = _segment_bars(bar_scores, bar_y, data.loc[fit.bar_index, seg_column],
+                                 agreement)
+        bars = SegmentBars.from_dict(decision.segment_bars)
+        test_bar, test_cutoffs = bars.for_rows(data.loc[parts["test"][0].index, seg_column])
     ecfg = params.get("evaluation") or {}
     seg_cols = [c for c in dict.fromkeys([*(ecfg.get("segments") or []),
                                           *([seg_column] if seg_column else [])])
                 if c in data.columns]
     evaluation = evaluate(
-        parts["test"][1].to_numpy(), test_score, cutoffs=decision.cutoffs,
+        parts["test"][1].to_numpy(), test_score, cutoffs=test_cutoffs,
         segments=data.loc[parts["test"][0].index, seg_cols] if seg_cols else None,
         min_segment_rows=setting(ecfg, "min_segment_rows", int))
     metrics = evaluation.metrics
@@ -250,7 +264,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     # val_: out of fold over train + validation (train.final_fit: train_validation), or the
     # validation block (train): never the registered model on leads it was fitted on.
     metrics.update(classification_metrics(bar_y, bar_scores, prefix="val_"))
-    share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), decision.threshold)
+    share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), test_bar)
     metrics.update({"test_mql_share": share, "test_mql_precision": precision,
                     "test_mql_recall": recall, "mql_threshold": decision.threshold})
     with step(f"fit the baselines (library defaults) on the same {len(fit_rows[0]):,} leads"):
@@ -341,6 +355,23 @@ def _tune(params: dict, parts: dict, created: pd.Series | None
             tuned[name + DEFAULTS_SUFFIX] = with_hyperparameters(params, name,
                                                                  LIBRARY_CONFIG[name])
     return tuned, searches
+
+
+def _segment_bars(score: np.ndarray, y: np.ndarray, values: pd.Series, agreement
+                  ) -> ThresholdDecision:
+    """segments.per_segment_bar: the bar per segment on the out-of-fold leads; a capacity
+    share for a value no lead has stops training (exit 2)."""
+    from dataclasses import replace
+
+    try:
+        bars, pooled = choose_segment_bars(score, y, values.to_numpy(), agreement)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for key, bar in bars.bars.items():
+        log.info("  MQL bar for %s = %s: %.4f (%.0f%% of capacity; %s of its %d out-of-fold "
+                 "leads pass)", bars.column, key, bar["threshold"], 100 * bar["capacity_share"],
+                 f"{bar['mql_share']:.1%}", bar["leads"])
+    return replace(pooled, segment_bars=bars.as_dict())
 
 
 def _fit_segments(fit: FinalFit, data: pd.DataFrame, X: pd.DataFrame, y: pd.Series,  # noqa: N803
