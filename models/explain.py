@@ -383,9 +383,16 @@ def _compile(pipeline):
         return exc
 
 
+def _encode_stamp(pipeline):
+    """What a refit replaces in the encoder: a ColumnTransformer's fitted transformers, a
+    blend's fitted member encoders (a compiled form cached under it is then rebuilt)."""
+    encode = pipeline.named_steps.get("encode")
+    return getattr(encode, "transformers_", None) or getattr(encode, "encoders_", None)
+
+
 def _compiled(pipeline):
     """The pipeline's CompiledTransform, or the NotCompiled saying why it has none."""
-    stamp = getattr(pipeline.named_steps.get("encode"), "transformers_", None)
+    stamp = _encode_stamp(pipeline)
     return _cached(_compile, pipeline, stamp)
 
 
@@ -408,7 +415,7 @@ def check_compiled(model, X: pd.DataFrame) -> str | None:  # noqa: N803
     except Exception as exc:  # noqa: BLE001 - whatever failed, the pipeline scores instead
         why = f"it failed on the warm-up leads ({type(exc).__name__})"
     if why is not None:
-        stamp = getattr(pipeline.named_steps.get("encode"), "transformers_", None)
+        stamp = _encode_stamp(pipeline)
         with _per_model_lock:
             _per_model[pipeline][_compile] = (stamp, NotCompiled(why))
     return why

@@ -527,7 +527,7 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
     entry["score_psi"] = entry["drift"]["score_psi"]
     entry["previous"] = {"threshold_version": model.threshold_version,
                          "threshold": model.threshold}
-    entry["inputs"] = {"scores": [str(Path(f)) for f in data["files"]][:20],
+    entry["inputs"] = {"scores": [str(f) for f in data["files"]][:20],
                        "model_uri": model.uri}
     if not dry_run:
         with step("store threshold version"):

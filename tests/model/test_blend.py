@@ -214,3 +214,16 @@ def test_a_member_that_only_corrects_another_is_dropped():
     honest = cross_fitted_stack(margins[:, :1], y)
     # One input: the cross-fitted stack ranks as that input does (up to its folds' intercepts).
     assert roc_auc_score(y, honest) == pytest.approx(roc_auc_score(y, margins[:, 0]), abs=0.005)
+
+
+def test_a_blend_refitted_in_place_is_not_served_from_its_old_compiled_steps(blended):
+    """The compiled form is cached per fitted encoder: a refit (a notebook, a test) rebuilds it
+    rather than encoding new rows with the old members' tables."""
+    import copy
+
+    model, X, y = copy.deepcopy(blended["model"]), blended["X"], blended["y"]  # noqa: N806
+    one = _leads(5, seed=4)[0].iloc[[0]]
+    ex.encode_rows(model, one)  # compiled and cached for the fitted encoders
+    model.fit(X.iloc[:1500], y.iloc[:1500])
+    np.testing.assert_allclose(ex.predict_encoded(model, ex.encode_rows(model, one)),
+                               model.predict_proba(one)[:, 1], rtol=1e-12)
