@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
