@@ -371,7 +371,18 @@ def _segment_bars(score: np.ndarray, y: np.ndarray, values: pd.Series, agreement
         log.info("  MQL bar for %s = %s: %.4f (%.0f%% of capacity; %s of its %d out-of-fold "
                  "leads pass)", bars.column, key, bar["threshold"], 100 * bar["capacity_share"],
                  f"{bar['mql_share']:.1%}", bar["leads"])
+        # A share larger than the segment's flow passes every lead, and a bar set on a few
+        # dozen scores is noise: say so before sales is routed by it.
+        if bar["mql_share"] >= 0.999 or bar["leads"] < MIN_SEGMENT_BAR_LEADS:
+            log.warning("the MQL bar for %s = %s is set on %d out-of-fold leads and passes %s "
+                        "of them: lower segments.capacity_share for it, or drop it from the "
+                        "split", bars.column, key, bar["leads"], f"{bar['mql_share']:.0%}")
     return replace(pooled, segment_bars=bars.as_dict())
+
+
+# Fewer out-of-fold leads than this behind a segment's own bar gets a warning (about ten
+# conversions at a 5-10% rate: below it the bar moves with every few leads).
+MIN_SEGMENT_BAR_LEADS = 200
 
 
 def _fit_segments(fit: FinalFit, data: pd.DataFrame, X: pd.DataFrame, y: pd.Series,  # noqa: N803

@@ -103,3 +103,20 @@ def test_the_split_is_part_of_the_policy_key_and_said_in_words():
     split = replace(one, segment_column="line", capacity_share={"a": 0.6})
     assert one.policy_key() != split.policy_key()
     assert "a bar per line (a 60% of capacity" in describe_policy(split.policy_key())
+
+
+def test_a_bar_set_on_a_handful_of_leads_is_warned_about(caplog):
+    """A tiny segment given a large share passes all its leads on a noisy bar: training says
+    so, naming the segment and the setting (pipelines/train.py)."""
+    import pandas as pd
+
+    from leadq.pipelines.train import _segment_bars
+
+    rng = np.random.default_rng(0)
+    values = pd.Series(["web"] * 497 + ["Rare"] * 3)
+    score, y = rng.random(500), rng.integers(0, 2, 500)
+    with caplog.at_level("WARNING", logger="leadq"):
+        _segment_bars(score, y, values, split_agreement({"web": 0.5, "rare": 0.3}))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "rare" in warned[0].lower()
+    assert "segments.capacity_share" in warned[0]
