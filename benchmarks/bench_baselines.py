@@ -132,6 +132,19 @@ def run_one(params: dict, final_fit: str, peers: bool = False) -> tuple[dict, ob
     y, score = result.test_frame["label"].to_numpy(), result.test_frame["score"].to_numpy()
     best = max(result.baseline_scores, key=lambda n: m[f"baseline_{n}_test_roc_auc"])
     row["gap_interval"] = paired_auc_interval(y, score, result.baseline_scores[best])
+    if result.candidate.startswith("blend:"):
+        # What the blend replaced: its first member is the best single candidate out of fold
+        # (uncalibrated: sigmoid calibration keeps its ranking, isotonic may tie a few leads).
+        from sklearn.metrics import roc_auc_score
+
+        from leadq.models.blend import member_pipelines
+        from leadq.models.explain import unwrap
+
+        single = member_pipelines(unwrap(result.model)[0])[0]
+        single_score = single.decision_function(result.test_inputs[result.fit_rows[0].columns])
+        row["single"] = result.candidate.removeprefix("blend:").split("+")[0]
+        row["single_roc_auc"] = float(roc_auc_score(y, single_score))
+        row["blend_gain_interval"] = paired_auc_interval(y, score, single_score)
     if peers:
         from sklearn.metrics import roc_auc_score
 

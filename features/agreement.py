@@ -71,14 +71,49 @@ class MqlPolicy:
                 f"{self.lead_cost / self.won_value:.3f}")
 
 
+def segment_split(seg: dict) -> dict:
+    """segment_column and capacity_share from params `segments:`, checked (ValueError names
+    the key); both None unless segments.per_segment_bar is true."""
+    if not seg.get("per_segment_bar"):
+        return {"segment_column": None, "capacity_share": None}
+    column = seg.get("column")
+    if not column:
+        raise ValueError("segments.per_segment_bar: true needs segments.column (the column "
+                         "whose values get their own bar)")
+    shares = seg.get("capacity_share") or {}
+    if not shares:
+        raise ValueError("segments.per_segment_bar: true needs segments.capacity_share, each "
+                         "segment value's share of sales capacity, e.g. {enterprise: 0.6, "
+                         "smb: 0.4}")
+    out: dict[str, float] = {}
+    for value, share in shares.items():
+        if isinstance(share, bool) or not isinstance(share, int | float) or not share > 0:
+            raise ValueError(f"segments.capacity_share.{value}: expected a share > 0, got "
+                             f"{share!r}")
+        out[str(value)] = float(share)
+    if sum(out.values()) > 1 + 1e-9:
+        raise ValueError(f"segments.capacity_share: the shares sum to {sum(out.values()):.3f};"
+                         " they must sum to at most 1 (the rest goes to the other leads)")
+    return {"segment_column": str(column), "capacity_share": out}
+
+
 def describe_policy(key: dict | None) -> str:
-    """A stored policy key (MqlPolicy.key()) in words; older models stored only a name."""
+    """A stored policy key (Agreement.policy_key()) in words; older models stored only a
+    name."""
     if not key:
         return "unknown (trained before the agreement recorded its policy)"
+    key = dict(key)
+    split = key.pop("capacity_share", None)
+    column = key.pop("segment_column", None)
     try:
-        return MqlPolicy(**key).words()
+        words = MqlPolicy(**key).words()
     except (TypeError, ValueError):
         return str(key)
+    if split:
+        words += (f", with a bar per {column} ("
+                  + ", ".join(f"{v} {s:.0%} of capacity" for v, s in split.items())
+                  + "; every other lead one pooled bar)")
+    return words
 
 
 @dataclass(frozen=True)
@@ -124,6 +159,11 @@ class Agreement:
     route_by: str = "probability"
     deal_value: float | None = None
     call_cost: float = 0.0
+    # A bar per segment (params segments.per_segment_bar): the segment column and each named
+    # segment's share of sales capacity; None = one bar for every lead (the default). Part of
+    # the agreement because splitting capacity is something both teams sign, like the policy.
+    segment_column: str | None = None
+    capacity_share: dict[str, float] | None = None
 
     @classmethod
     def from_params(cls, params: dict) -> Agreement:
@@ -146,6 +186,9 @@ class Agreement:
         call_cost = float(value["call_cost"])
         if call_cost < 0:
             raise ValueError("agreement.call_value.call_cost must not be negative")
+        if route_by == "call_value" and (params.get("segments") or {}).get("per_segment_bar"):
+            raise ValueError("segments.per_segment_bar: true needs agreement.route_by: "
+                             "probability (routing by the call's value has one bar on value)")
         if a["goal"]["period"] not in PERIOD_WEEKS:
             raise ValueError(f"agreement.goal.period must be one of {sorted(PERIOD_WEEKS)}")
         return cls(
@@ -169,7 +212,23 @@ class Agreement:
             mql_moment_days=mql_cutoff_days(params["label"]),
             holdout_rate=holdout,
             route_by=route_by, deal_value=deal_value, call_cost=call_cost,
+            **segment_split(params.get("segments") or {}),
         )
+
+    def policy_key(self) -> dict:
+        """What a change of policy compares (recalibrate refuses one without --change-policy):
+        the MQL policy and, with a bar per segment, the segment column and capacity split, so
+        recalibration never swaps per-segment bars for one bar (or back) silently."""
+        key = self.mql.key()
+        if self.capacity_share is not None:
+            key.update(segment_column=self.segment_column,
+                       capacity_share=dict(sorted(self.capacity_share.items())))
+        return key
+
+    @property
+    def per_segment(self) -> bool:
+        """True when each segment with a capacity share gets its own MQL bar."""
+        return self.capacity_share is not None
 
     @property
     def tiers(self) -> dict:
@@ -179,7 +238,7 @@ class Agreement:
               label_rejected_negative: bool = True) -> list[str]:
         """The agreement as sentences both teams read."""
         lines = [f"An MQL is {self.mql.words()}."]
-        if policy_in_force and policy_in_force != self.mql.key():
+        if policy_in_force and policy_in_force != self.policy_key():
             lines.append(f"The bar in force still follows the previous policy: "
                          f"{describe_policy(policy_in_force)}. Run `leadq recalibrate "
                          "--change-policy \"why\"` to apply the new one.")

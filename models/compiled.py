@@ -225,7 +225,24 @@ class CompiledTransform:
         return np.hstack([branch(cols, n) for branch in self.branches])
 
 
-def compile_transform(pipeline: Any) -> CompiledTransform:
+class CompiledBlend:
+    """A blend's `pipeline[:-1].transform(X)` (leadq.models.blend.Blocks, one per member) for a
+    few rows: the shared LeadFeatures once, then each member's compiled encoder."""
+
+    def __init__(self, features: Any, members: list[CompiledTransform]) -> None:
+        self.features = features
+        self.members = members
+
+    def transform(self, X: pd.DataFrame) -> list:  # noqa: N803
+        from leadq.models.blend import Blocks
+
+        cols = self.features.transform_cells(X)
+        n = len(X)
+        return Blocks(np.hstack([branch(cols, n) for branch in m.branches])
+                      for m in self.members)
+
+
+def compile_transform(pipeline: Any) -> CompiledTransform | CompiledBlend:
     """The compiled form of `pipeline[:-1]` (LeadFeatures, then one ColumnTransformer), or
     NotCompiled saying which step or setting it does not follow."""
     import sklearn
@@ -239,6 +256,11 @@ def compile_transform(pipeline: Any) -> CompiledTransform:
     (_, features), (_, encode), _ = pipeline.steps
     if type(features) is not LeadFeatures:
         raise NotCompiled(f"a first step of kind {type(features).__name__}")
+    from leadq.models.blend import BlendEncoder, member_pipelines
+
+    if type(encode) is BlendEncoder:
+        members = [compile_transform(m) for m in member_pipelines(pipeline)]
+        return CompiledBlend(features, members)
     if type(encode) is not ColumnTransformer:
         raise NotCompiled(f"a second step of kind {type(encode).__name__}")
     output = (getattr(encode, "_sklearn_output_config", None) or {}).get("transform")
@@ -260,6 +282,12 @@ def compile_transform(pipeline: Any) -> CompiledTransform:
 
 def matches(compiled: CompiledTransform, pipeline: Any, X: pd.DataFrame) -> bool:  # noqa: N803
     """The compiled output equals the pipeline's own on `X` (NaN where it has NaN)."""
-    want = np.asarray(pipeline[:-1].transform(X), dtype=np.float64)
-    got = compiled.transform(X)
+    if isinstance(compiled, CompiledBlend):
+        wants, gots = pipeline[:-1].transform(X), compiled.transform(X)
+        return len(wants) == len(gots) and all(
+            _equal(np.asarray(w, dtype=np.float64), g) for w, g in zip(wants, gots, strict=True))
+    return _equal(np.asarray(pipeline[:-1].transform(X), dtype=np.float64), compiled.transform(X))
+
+
+def _equal(want: np.ndarray, got: np.ndarray) -> bool:
     return want.shape == got.shape and bool(np.array_equal(want, got, equal_nan=True))

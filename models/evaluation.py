@@ -51,7 +51,9 @@ def tier_table(y: np.ndarray, score: np.ndarray, cutoffs: Sequence[float]) -> pd
         n = int(mask.sum())
         rows.append({
             "tier": tier,
-            "min_score": float(cutoffs[TIERS.index(tier)]) if tier != "D" else 0.0,
+            # the lowest cut-off of the tier (one per lead with a bar per segment)
+            "min_score": (float(np.min(np.asarray(cutoffs, float)[..., TIERS.index(tier)]))
+                          if tier != "D" else 0.0),
             "leads": n,
             "leads_share": n / total,
             "conversions": int(y[mask].sum()),

@@ -332,6 +332,7 @@ def _make_twin(model):
     from sklearn.pipeline import Pipeline
 
     if type(model) is Pipeline:
+        # A blend's encoded rows are Blocks, one per member; its classifier takes them whole.
         return model.steps[-1][1] if len(model.steps) > 1 else None
     parts = getattr(model, "calibrated_classifiers_", None)
     if type(model) is not CalibratedClassifierCV or not parts:
@@ -382,9 +383,16 @@ def _compile(pipeline):
         return exc
 
 
+def _encode_stamp(pipeline):
+    """What a refit replaces in the encoder: a ColumnTransformer's fitted transformers, a
+    blend's fitted member encoders (a compiled form cached under it is then rebuilt)."""
+    encode = pipeline.named_steps.get("encode")
+    return getattr(encode, "transformers_", None) or getattr(encode, "encoders_", None)
+
+
 def _compiled(pipeline):
     """The pipeline's CompiledTransform, or the NotCompiled saying why it has none."""
-    stamp = getattr(pipeline.named_steps.get("encode"), "transformers_", None)
+    stamp = _encode_stamp(pipeline)
     return _cached(_compile, pipeline, stamp)
 
 
@@ -407,7 +415,7 @@ def check_compiled(model, X: pd.DataFrame) -> str | None:  # noqa: N803
     except Exception as exc:  # noqa: BLE001 - whatever failed, the pipeline scores instead
         why = f"it failed on the warm-up leads ({type(exc).__name__})"
     if why is not None:
-        stamp = getattr(pipeline.named_steps.get("encode"), "transformers_", None)
+        stamp = _encode_stamp(pipeline)
         with _per_model_lock:
             _per_model[pipeline][_compile] = (stamp, NotCompiled(why))
     return why
@@ -455,10 +463,14 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from leadq.models.blend import BlendClassifier
+
     if hasattr(model, "members_"):
         return _explain_segmented(model, X, background)
     pipeline, _ = unwrap(model)
     estimator = pipeline.steps[-1][1]
+    if isinstance(estimator, BlendClassifier):
+        return _explain_blend(pipeline, X, background, transformed)
     group, raw = _group_matrix(pipeline)
     if transformed is None:
         transformed = pipeline[:-1].transform(X)
@@ -484,6 +496,29 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
         raise ValueError(f"no exact explanation for {type(estimator).__name__}")
     contributions = pd.DataFrame(phi @ group, columns=raw, index=X.index)
     return Explanation(contributions, float(base), margin, method)
+
+
+def _explain_blend(pipeline, X: pd.DataFrame, background: pd.DataFrame | None,  # noqa: N803
+                   transformed: Any) -> Explanation:
+    """A blend's margin is a + Σ wᵢ · memberᵢ's margin (leadq.models.blend), so each raw
+    column's exact contribution is Σ wᵢ · its contribution to memberᵢ, and the base
+    a + Σ wᵢ · baseᵢ: base + Σ contributions = margin still holds lead by lead."""
+    from leadq.models.blend import member_pipelines
+
+    blend = pipeline.steps[-1][1]
+    members = _cached(member_pipelines, pipeline, getattr(blend, "estimators_", None))
+    if transformed is None:
+        transformed = pipeline[:-1].transform(X)
+    raw = raw_columns_of(pipeline)
+    contributions = pd.DataFrame(0.0, index=X.index, columns=raw)
+    base, methods = blend.intercept_, []
+    for w, member, block in zip(blend.weights_, members, transformed, strict=True):
+        exp = explain(member, X, background, transformed=block)
+        contributions += w * exp.contributions.reindex(columns=raw, fill_value=0.0)
+        base += w * exp.base_value
+        methods.append(f"{w:.3g} × {exp.method}")
+    margin = np.asarray(blend.decision_function(transformed), float)
+    return Explanation(contributions, float(base), margin, "blend: " + " + ".join(methods))
 
 
 def _explain_segmented(model, X: pd.DataFrame,  # noqa: N803

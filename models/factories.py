@@ -82,9 +82,9 @@ def make_logreg(params: dict) -> Pipeline:
     # up to the baseline's MAX_CATEGORIES (a column per value of a near-unique column does not
     # fit in memory).
     pool = cfg["pool_rare"]
-    if cfg["high_cardinality"] == "onehot" and pool:
-        # Searched: a pooled one-hot can beat the encoding. Unpooled (the library's
-        # configuration), a column declared high-cardinality keeps its target encoding.
+    if cfg["high_cardinality"] == "onehot":
+        # Searched: one-hot can beat the encoding. Unpooled it is the library-default
+        # baseline's own encoding (logreg-defaults must equal it), capped like it.
         onehot, encoded = onehot + encoded, []
     pairs = pair_encoder(params, cfg, feats.categorical_out())
     encode = ColumnTransformer(
@@ -134,8 +134,8 @@ def onehot_widths(params: dict, X: pd.DataFrame) -> dict[str, int]:  # noqa: N80
     """Per categorical input, the most one-hot columns a logistic regression this training may
     fit builds from the rows `X`: the tuned configuration (pooled by features.min_category_
     frequency and max_categories when train.logreg.pool_rare; its target_encode columns too
-    when one-hot may be searched), and with train.compare_defaults the library's (unpooled up
-    to the baseline's MAX_CATEGORIES; target_encode columns keep their encoding)."""
+    when one-hot may be searched), and with train.compare_defaults the library's (the
+    baseline's encoding: every category column one-hot, unpooled up to MAX_CATEGORIES)."""
     cfg = setting(params, "train.logreg")
     min_freq = setting(params, "features.min_category_frequency", int)
     max_cats = setting(params, "features.max_categories", int)
@@ -149,9 +149,9 @@ def onehot_widths(params: dict, X: pd.DataFrame) -> dict[str, int]:  # noqa: N80
         pooled = min(int((counts >= min_freq).sum()) + 1, max_cats, len(counts))
         unpooled = min(len(counts), MAX_CATEGORIES)
         widths = [0]
-        if col in plain or (hc_onehot and cfg["pool_rare"]):
+        if col in plain or hc_onehot:
             widths.append(pooled if cfg["pool_rare"] else unpooled)
-        if defaults and col in plain:
+        if defaults:
             widths.append(unpooled)
         out[col] = max(widths)
     return out

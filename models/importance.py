@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from leadq.models.blend import Blocks, member_pipelines
 from leadq.models.explain import encode_rows, group_matrix, predict_encoded, unwrap
 
 
@@ -46,20 +47,27 @@ def permutation_importance(model, X: pd.DataFrame, y: np.ndarray, *,  # noqa: N8
     if encoded is None:
         return _by_sklearn(model, X, y, repeats, seed)
     pipeline, _ = unwrap(model)
-    mat, raw = group_matrix(pipeline)
+    # A blend's rows are one encoded block per member (leadq.models.blend.Blocks): a raw
+    # column is shuffled, with the same permutation, in every block it reaches.
+    blocks = isinstance(encoded, Blocks)
+    groups = ([group_matrix(m) for m in member_pipelines(pipeline)] if blocks
+              else [group_matrix(pipeline)])
     base = roc_auc_score(y, predict_encoded(model, encoded))
     rng = np.random.default_rng(seed)
     drops = np.zeros((len(X.columns), repeats))
     for i, col in enumerate(X.columns):
-        if col not in raw:
-            continue
-        cols = np.flatnonzero(mat[:, raw.index(col)])
-        if not len(cols):
+        cols = [np.flatnonzero(mat[:, raw.index(col)]) if col in raw else np.array([], int)
+                for mat, raw in groups]
+        if not any(len(c) for c in cols):
             continue
         for r in range(repeats):
             perm = rng.permutation(len(y))
-            drops[i, r] = base - roc_auc_score(
-                y, predict_encoded(model, _shuffled(encoded, cols, perm)))
+            if blocks:
+                shuffled = Blocks(_shuffled(b, c, perm) if len(c) else b
+                                  for b, c in zip(encoded, cols, strict=True))
+            else:
+                shuffled = _shuffled(encoded, cols[0], perm)
+            drops[i, r] = base - roc_auc_score(y, predict_encoded(model, shuffled))
     return (pd.DataFrame({"column": list(X.columns), "importance": drops.mean(axis=1),
                           "spread": drops.std(axis=1)})
             .sort_values("importance", ascending=False, kind="stable").reset_index(drop=True))

@@ -26,6 +26,7 @@ holdout, treatment and propensity follow the MQL flag as before.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,13 +68,18 @@ def holdout_uniform(ids: Sequence) -> np.ndarray:
     return _uniform(id_hashes(ids, key=_HOLDOUT_KEY))
 
 
-def route(ids: Sequence, raw: np.ndarray, *, threshold: float,
+def route(ids: Sequence, raw: np.ndarray, *, threshold: float | np.ndarray,
           cutoffs: Sequence[float] | None, correction: Correction | None,
           explore_rate: float, hashes: np.ndarray | None = None,
           holdout_rate: float = 0.0, value: np.ndarray | None = None,
-          value_cutoff: float | None = None) -> dict[str, np.ndarray]:
+          value_cutoff: float | None = None, segment_bars: Any = None,
+          segment_values: Any = None) -> dict[str, np.ndarray]:
     """Corrected score, MQL flag, tier, explore and holdout flags, treatment and propensity
     for raw model scores. `hashes`: id_hashes(ids), if the caller has them.
+
+    `segment_bars` (leadq.models.thresholds.SegmentBars, a bar per segment) with each row's
+    `segment_values`: each row's bar and tier cut-offs are its segment's (the pooled ones for
+    other, blank and new values), in place of `threshold` and `cutoffs`.
 
     `is_mql`: the score passes the agreed bar, or, given `value` and `value_cutoff`, the
     lead's value passes the value bar (a missing value never does). `treatment` is what sales
@@ -87,6 +93,10 @@ def route(ids: Sequence, raw: np.ndarray, *, threshold: float,
         raise ValueError("route() needs both value and value_cutoff, or neither")
     raw = np.asarray(raw, float)
     score = correction.apply(raw) if correction is not None else raw
+    if segment_bars is not None:
+        if segment_values is None or len(segment_values) != len(raw):
+            raise ValueError("route(): a bar per segment needs each row's segment value")
+        threshold, cutoffs = segment_bars.for_rows(segment_values)
     if value is None:
         is_mql = score >= threshold
     else:
@@ -98,7 +108,8 @@ def route(ids: Sequence, raw: np.ndarray, *, threshold: float,
     # Off by default: no second hash pass over the ids unless a holdout is agreed.
     holdout = (is_mql & (holdout_uniform(ids) < holdout_rate) if holdout_rate > 0
                else np.zeros(len(raw), bool))
-    cut = cutoffs if cutoffs is not None else (threshold, threshold, threshold)
+    cut = cutoffs if cutoffs is not None else np.stack(np.broadcast_arrays(
+        threshold, threshold, threshold), axis=-1)
     propensity = np.where(is_mql, 1.0 - holdout_rate, explore_rate)
     return {
         "score": score,

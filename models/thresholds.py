@@ -31,15 +31,18 @@ class ThresholdDecision:
     # reference), and the tier cut-offs on validation. Defaults keep old call sites working.
     base_rate: float = float("nan")
     cutoffs: tuple[float, float, float] | None = None
+    # segments.per_segment_bar: SegmentBars.as_dict(); `threshold` is then the pooled bar.
+    segment_bars: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def rates_at(
-    score: np.ndarray, y: np.ndarray | None, threshold: float
+    score: np.ndarray, y: np.ndarray | None, threshold: float | np.ndarray
 ) -> tuple[float, float, float]:
-    """MQL share, precision and recall when leads with score ≥ threshold become MQLs."""
+    """MQL share, precision and recall when leads with score ≥ threshold become MQLs
+    (`threshold`: one bar, or one per lead)."""
     score = np.asarray(score, float)
     passed = score >= threshold
     share = float(passed.mean()) if len(score) else float("nan")
@@ -273,3 +276,191 @@ def tier_cutoffs(score: np.ndarray, threshold: float, a_share: float = 1 / 3,
     n_c = int(np.ceil(c_ratio * n_mql))
     c = float(below[min(n_c, len(below)) - 1]) if len(below) and n_c > 0 else float(threshold)
     return max(a, threshold), float(threshold), min(c, threshold)
+
+
+# --- a bar per segment (params segments.per_segment_bar, issue 26) ---
+
+@dataclass(frozen=True)
+class SegmentBars:
+    """An MQL bar and tier cut-offs per segment, with one pooled bar for every other lead.
+
+    `bars`: segment key (leadq.models.segments.segment_key) → {"threshold", "cutoffs",
+    "capacity_share", "leads", "mql_share", "reason"}; `pooled`: the same for leads of a
+    segment without a share, and blank or new values. Stored as JSON in the threshold version
+    (`as_dict`) and applied per row by `for_rows`, the one place rows meet their bar."""
+
+    column: str
+    bars: dict
+    pooled: dict
+
+    def as_dict(self) -> dict:
+        return {"column": self.column, "bars": self.bars, "pooled": self.pooled}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> SegmentBars | None:
+        return None if not d else cls(str(d["column"]), dict(d["bars"]), dict(d["pooled"]))
+
+    def for_rows(self, values) -> tuple[np.ndarray, np.ndarray]:
+        """(bar per row, tier cut-offs per row as an n × 3 array) for the rows' segment
+        values; a value without its own bar gets the pooled one."""
+        import pandas as pd
+
+        from leadq.models.segments import segment_keys
+
+        keys = segment_keys(pd.Series(values))
+        threshold = np.full(len(keys), float(self.pooled["threshold"]))
+        cutoffs = np.tile(np.asarray(_cuts(self.pooled), float), (len(keys), 1))
+        for key, bar in self.bars.items():
+            rows = keys == key
+            threshold[rows] = float(bar["threshold"])
+            cutoffs[rows] = _cuts(bar)
+        return threshold, cutoffs
+
+
+def _cuts(bar: dict) -> tuple[float, float, float]:
+    t = float(bar["threshold"])
+    return tuple(float(c) for c in bar["cutoffs"]) if bar.get("cutoffs") else (t, t, t)
+
+
+def share_groups(values, capacity_share: dict[str, float]
+                 ) -> list[tuple[str | None, np.ndarray, float]]:
+    """(segment key, row mask, capacity share) per segment with a share, then (None, the
+    other rows, the rest of capacity). Two spellings of one segment are one key."""
+    import pandas as pd
+
+    from leadq.models.segments import segment_key, segment_keys
+
+    keys = segment_keys(pd.Series(values))
+    shares: dict[str, float] = {}
+    for value, share in capacity_share.items():
+        key = segment_key(value)
+        if key is None or key in shares:
+            raise ValueError(f"segments.capacity_share.{value}: "
+                             + ("a blank value" if key is None else
+                                "the same segment as another key (case, spaces, hyphens and "
+                                "underscores are ignored)"))
+        shares[key] = float(share)
+    groups = [(k, keys == k, s) for k, s in shares.items()]
+    named = np.zeros(len(keys), bool)
+    for _, rows, _ in groups:
+        named |= rows
+    groups.append((None, ~named, max(1.0 - sum(shares.values()), 0.0)))
+    return groups
+
+
+def share_agreement(agreement: Agreement, share: float, leads: int, total: int) -> Agreement:
+    """The agreement one segment's bar follows: the same policy, with top_share turned into
+    this segment's part of the MQLs (share × top_share × all leads, as a share of its own
+    leads) and capacity per week scaled by its share."""
+    from dataclasses import replace
+
+    m = agreement.mql
+    if m.policy == "top_share":
+        m = replace(m, top_share=float(min(1.0, m.top_share * share * total / max(leads, 1))))
+    cap = agreement.capacity_per_week
+    return replace(agreement, mql=m, capacity_per_week=None if cap is None else cap * share)
+
+
+def _bar_row(threshold: float, cutoffs, share: float | None, leads: int, mql_share: float,
+             reason: str) -> dict:
+    return {"threshold": float(threshold), "cutoffs": [float(c) for c in cutoffs],
+            "capacity_share": share, "leads": int(leads), "mql_share": float(mql_share),
+            "reason": reason}
+
+
+def choose_segment_bars(score: np.ndarray, y: np.ndarray, values, agreement: Agreement
+                        ) -> tuple[SegmentBars, ThresholdDecision]:
+    """The training bars: per segment with a capacity share, the agreed policy on its
+    out-of-fold leads with its share; the pooled bar on the other leads with the rest of the
+    capacity, or, when the shares take all of it or no other lead was seen, the single bar over
+    every lead. Returns the bars and the pooled decision (the version's `threshold`).
+    A share for a value no lead has is a ValueError: the split must name known segments."""
+    score, y = np.asarray(score, float), np.asarray(y, float)
+    if agreement.capacity_share is None:
+        raise ValueError("choose_segment_bars needs segments.per_segment_bar: true")
+    groups = share_groups(values, agreement.capacity_share)
+    bars: dict[str, dict] = {}
+    for (key, rows, share), value in zip(groups[:-1], agreement.capacity_share, strict=True):
+        if not rows.any():
+            raise ValueError(f"segments.capacity_share.{value}: no lead of the training span "
+                             f"has this {agreement.segment_column} value")
+        d = choose_threshold(score[rows], y[rows],
+                             share_agreement(agreement, share, int(rows.sum()), len(score)))
+        bars[key] = _bar_row(d.threshold, d.cutoffs, share, rows.sum(), d.mql_share, d.reason)
+    _, rest, rest_share = groups[-1]
+    if rest.any() and rest_share > 0:
+        pooled = choose_threshold(score[rest], y[rest],
+                                  share_agreement(agreement, rest_share, int(rest.sum()),
+                                                  len(score)))
+        why = f"the other leads with the rest of capacity ({rest_share:.0%}): "
+    else:
+        pooled = choose_threshold(score, y, agreement)
+        why = "no capacity left for other leads: the single bar over every lead: "
+    pooled = ThresholdDecision(**{**pooled.as_dict(), "reason": why + pooled.reason})
+    row = _bar_row(pooled.threshold, pooled.cutoffs, rest_share, rest.sum(),
+                   rates_at(score[rest], None, pooled.threshold)[0] if rest.any() else 0.0,
+                   pooled.reason)
+    return SegmentBars(str(agreement.segment_column), bars, row), pooled
+
+
+def resolve_segment_bars(score: np.ndarray, values, agreement: Agreement, *,
+                         capacity: float | None, weeks: float,
+                         previous: SegmentBars | None = None
+                         ) -> tuple[SegmentBars, PolicyDecision]:
+    """The recalibrated bars: resolve_threshold per segment on its recent (corrected) scores,
+    within the agreed policy and its share of `capacity` (MQLs/week for all leads); the pooled
+    bar likewise on the other leads. A segment without recent leads keeps its bar from
+    `previous`. Returns the bars and one decision for all leads together (its `threshold` is
+    the pooled bar; volumes, precision and recall are over every lead at the new bars)."""
+    from dataclasses import replace
+
+    p = np.clip(np.asarray(score, float), 0.0, 1.0)
+    if agreement.capacity_share is None:
+        raise ValueError("resolve_segment_bars needs segments.per_segment_bar: true")
+    groups = share_groups(values, agreement.capacity_share)
+    total = len(p)
+
+    def one(rows: np.ndarray, share: float, agreed: Agreement) -> tuple[PolicyDecision, tuple]:
+        a = share_agreement(agreed, share, int(rows.sum()), total)
+        cap = None if capacity is None else capacity * share
+        d = resolve_threshold(p[rows], Policies.from_agreement(a, capacity=cap), weeks)
+        return d, tier_cutoffs(p[rows], d.threshold, **agreement.tiers)
+
+    bars: dict[str, dict] = {}
+    reasons: list[str] = []
+    conflicts: list[str] = []
+    for key, rows, share in groups[:-1]:
+        if not rows.any():
+            kept = (previous.bars.get(key) if previous is not None else None)
+            if kept is None:
+                raise ValueError(f"segments.capacity_share: segment {key!r} has no recent lead "
+                                 "and no bar in force")
+            bars[key] = {**kept, "leads": 0, "reason": "no recent lead: bar kept"}
+            continue
+        d, cuts = one(rows, share, agreement)
+        bars[key] = _bar_row(d.threshold, cuts, share, rows.sum(), d.mql_share, d.reason)
+        reasons.append(f"{key}: {d.reason}")
+        conflicts.extend(f"{key}: {c}" for c in d.conflicts)
+    _, rest, rest_share = groups[-1]
+    if rest.any() and rest_share > 0:
+        d, cuts = one(rest, rest_share, agreement)
+        why = f"other leads with the rest of capacity ({rest_share:.0%}): {d.reason}"
+    else:
+        d, cuts = one(np.ones(total, bool), 1.0, agreement)
+        why = f"no capacity left for other leads: the single bar over every lead: {d.reason}"
+    pooled = _bar_row(d.threshold, cuts, rest_share, rest.sum(),
+                      rates_at(p[rest], None, d.threshold)[0] if rest.any() else 0.0, why)
+    bars_out = SegmentBars(str(agreement.segment_column), bars, pooled)
+    bar, _ = bars_out.for_rows(values)
+    passed = p >= bar
+    n = int(passed.sum())
+    conv = float(p[passed].sum())
+    m = agreement.mql
+    overall = replace(
+        d, mql_per_week=n / weeks, mql_share=n / total,
+        expected_precision=conv / n if n else float("nan"),
+        expected_recall=conv / p.sum() if p.sum() > 0 else 0.0,
+        expected_profit_per_week=(conv * m.won_value - n * m.lead_cost) / weeks,
+        binding=f"per segment (pooled bar: {d.binding})",
+        conflicts=tuple([*conflicts, *d.conflicts]), reason="; ".join([*reasons, why]))
+    return bars_out, overall

@@ -17,8 +17,10 @@ def assign_tiers(score: np.ndarray, cutoffs: Sequence[float]) -> pd.api.extensio
     the four labels without a Python string per lead."""
     import pyarrow as pa
 
-    a, b, c = (float(x) for x in cutoffs)
-    if not a >= b >= c:
+    cut = np.asarray(cutoffs, float)
+    # One (A, B, C) for every lead, or one row per lead (a bar per segment).
+    a, b, c = (cut[..., i] for i in range(3))
+    if not (np.all(a >= b) and np.all(b >= c)):
         raise ValueError(f"tier cut-offs must be descending (A ≥ B ≥ C), got {cutoffs}")
     score = np.asarray(score, float)
     missed = (score < a).astype(np.int8) + (score < b) + (score < c)  # cut-offs not reached

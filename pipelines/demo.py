@@ -57,7 +57,7 @@ def main(params_path: str | None = None, *, leads: int | None = None, seed: int 
     with step(f"[4/4] score {len(new_leads):,} new leads with the champion"):
         uri = None if reg["champion"] else f"models:/{reg['model_name']}/{reg['version']}"
         scored = score_main(str(new_path), str(scores_path), model_uri=uri,
-                            params_path=params["_path"])
+                            params_path=params["_path"], params=params)
 
     m = result.metrics
     summary = {

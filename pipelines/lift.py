@@ -363,13 +363,16 @@ def value_bar_for(params: dict, uplift_model, version: str, x: pd.DataFrame, ids
     from leadq.models.routing import route
     from leadq.models.uplift import call_gain, value_bar
     from leadq.pipelines.params.loader import agreement_of
+    from leadq.pipelines.scoring.core import segment_values
     from leadq.pipelines.scoring.model import load_scoring_model
     from leadq.pipelines.tracking.uplift import UPLIFT_CUTOFF, VALUE_CUTOFF
 
     champion = load_scoring_model(params, f"models:/{params['registry']['model_name']}/"
                                           f"{version}")
     r = route(ids, champion.predict_proba(x), threshold=champion.threshold,
-              cutoffs=champion.cutoffs, correction=champion.correction, explore_rate=0.0)
+              cutoffs=champion.cutoffs, correction=champion.correction, explore_rate=0.0,
+              segment_bars=champion.segment_bars,
+              segment_values=segment_values(champion.segment_bars, x))
     share = float(np.mean(r["is_mql"])) if len(x) else 0.0
     agreement = agreement_of(params)
     cutoff = value_bar(uplift_model.predict(x), share)

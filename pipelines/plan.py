@@ -87,6 +87,7 @@ def main(params_path: str | None = None, *, won_deals: float | None = None,
     from leadq.models.routing import route
     from leadq.pipelines.params.loader import agreement_of, load_params
     from leadq.pipelines.recalibrate import load_window, scores_pattern
+    from leadq.pipelines.scoring.core import segment_values
     from leadq.pipelines.scoring.model import load_scoring_model
     from leadq.pipelines.tracking.thresholds import current_entry
 
@@ -106,7 +107,8 @@ def main(params_path: str | None = None, *, won_deals: float | None = None,
     # Rows may predate the latest recalibration: re-apply the bar and correction now in force.
     r = route(recent["lead_id"].to_numpy(), recent["score_raw"].to_numpy(float),
               threshold=model.threshold, cutoffs=model.cutoffs, correction=model.correction,
-              explore_rate=0.0)
+              explore_rate=0.0, segment_bars=model.segment_bars,
+              segment_values=segment_values(model.segment_bars, recent))
     recent = recent.assign(score=r["score"], is_mql=r["is_mql"])
     capacity = None
     if model.tags:

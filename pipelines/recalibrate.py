@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,13 @@ from leadq.models.drift import drift_verdict, psi_numeric, psi_table
 from leadq.models.metrics import calibration_bands, weighted_ece
 from leadq.models.prior_shift import Correction, apply_platt, em_prior, fit_platt, label_shift_fit
 from leadq.models.routing import ipw_weights
-from leadq.models.thresholds import Policies, resolve_threshold, tier_cutoffs
+from leadq.models.thresholds import (
+    Policies,
+    SegmentBars,
+    resolve_segment_bars,
+    resolve_threshold,
+    tier_cutoffs,
+)
 from leadq.pipelines.io.progress import log, step
 from leadq.settings import setting
 
@@ -208,7 +213,8 @@ def policy_change(agreed: dict, in_force: dict | None, change_reason: str | None
         return None
     if not change_reason:
         raise ConfigError(
-            f"agreement.mql in params says an MQL is {describe_policy(agreed)}, but the bar in "
+            f"agreement.mql (with segments.per_segment_bar and capacity_share) in params says "
+            f"an MQL is {describe_policy(agreed)}, but the bar in "
             f"force follows {describe_policy(in_force)}. Changing the MQL policy is an "
             "explicit act: rerun with --change-policy \"why\" (recorded in the threshold "
             "history with who and why), or restore agreement.mql")
@@ -228,7 +234,7 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
     the bar moved within the agreed policy (agreement.mql), capped by sales capacity."""
     rc = params.get("recalibration") or {}
     agreement = Agreement.from_params(params)
-    agreed = agreement.mql.key()
+    agreed = agreement.policy_key()
     change = policy_change(agreed, (previous or {}).get("policy"), change_reason, changed_by)
     volume = len(recent) / weeks
     current = {"mql_per_week": float(recent["is_mql"].sum() / weeks),
@@ -248,8 +254,26 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
         min_matured=setting(rc, "min_matured_outcomes", int), ref_scores=ref_scores)
     raw = recent["score_raw"].to_numpy(float)
     corrected = correction.apply(raw) if correction is not None else raw
-    decision = resolve_threshold(corrected, policies, weeks)
-    cutoffs = tier_cutoffs(corrected, decision.threshold, **agreement.tiers)
+    bars = None
+    if agreement.per_segment:
+        # Each segment's bar on its own recent leads with its share of the capacity in force;
+        # the choice of a bar per segment is part of the policy key, so it never silently
+        # becomes one bar here (policy_change above refuses that without --change-policy).
+        column = agreement.segment_column
+        if column not in recent:
+            raise ConfigError(f"segments.per_segment_bar: the recent scored leads have no "
+                              f"{column} column to split the bars by")
+        try:
+            bars, decision = resolve_segment_bars(
+                corrected, recent[column].to_numpy(), agreement, capacity=capacity,
+                weeks=weeks, previous=SegmentBars.from_dict((previous or {}).get(
+                    "segment_bars")))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        cutoffs = tuple(bars.pooled["cutoffs"])
+    else:
+        decision = resolve_threshold(corrected, policies, weeks)
+        cutoffs = tier_cutoffs(corrected, decision.threshold, **agreement.tiers)
     explore_rate = float(params["scoring"]["explore_rate"] or 0.0)
     reason = decision.reason + f"; capacity {capacity_source}; {correction_note}"
     if change:
@@ -261,6 +285,7 @@ def recalibrate_step(recent: pd.DataFrame, matured: pd.DataFrame | None,
         "volume_per_week": float(volume),
         "threshold": decision.threshold,
         "cutoffs": list(cutoffs),
+        "segment_bars": None if bars is None else bars.as_dict(),
         "correction": correction.as_dict() if correction is not None else None,
         "policy": agreed,
         "policy_change": change,
@@ -478,7 +503,7 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
     name = model.uri[len("models:/"):].split("@")[0].split("/")[0]
     previous = current_entry(client, name, model.version, model.tags)
     # Before minutes of reading: a policy change without --change-policy stops here.
-    policy_change(agreement_of(params).mql.key(), previous.get("policy"), change_policy,
+    policy_change(agreement_of(params).policy_key(), previous.get("policy"), change_policy,
                   changed_by)
     with step("read scored leads, outcomes and feedback"):
         data = load_window(params, scores=scores, version=model.version, as_of=as_of)
@@ -501,7 +526,7 @@ def main(params_path: str | None = None, *, as_of: str | None = None,
     entry["score_psi"] = entry["drift"]["score_psi"]
     entry["previous"] = {"threshold_version": model.threshold_version,
                          "threshold": model.threshold}
-    entry["inputs"] = {"scores": [str(Path(f)) for f in data["files"]][:20],
+    entry["inputs"] = {"scores": [str(f) for f in data["files"]][:20],
                        "model_uri": model.uri}
     if not dry_run:
         with step("store threshold version"):
@@ -547,6 +572,13 @@ def _log_summary(e: dict) -> None:
              "recall %s; bound by %s", e["threshold"], e.get("threshold_version", "not stored"),
              d["mql_per_week"], _pct(d["expected_precision"]), _pct(d["expected_recall"]),
              d["binding"])
+    bars = e.get("segment_bars")
+    for key, bar in ((bars or {}).get("bars") or {}).items():
+        log.info("  bar for %s = %s: %.4f (%.0f%% of capacity, %s of its %d recent leads)",
+                 bars["column"], key, bar["threshold"], 100 * bar["capacity_share"],
+                 _pct(bar["mql_share"]), bar["leads"])
+    if bars:
+        log.info("  bar for every other %s: %.4f", bars["column"], bars["pooled"]["threshold"])
     for c in e["conflicts"]:
         log.warning("conflict: %s", c)
     if "drift" in e:

@@ -178,8 +178,15 @@ def sla_table(leads: pd.DataFrame, feedback: pd.DataFrame | None, *, as_of: pd.T
 
 def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
                    cutoffs=None, model_info: dict | None = None,
-                   period: dict | None = None, recorded: dict | None = None) -> ReportData:
+                   period: dict | None = None, recorded: dict | None = None,
+                   segment_bars=None, correction=None) -> ReportData:
     """All figures of the report from the CRM tables and the (calibrated) champion model.
+
+    `segment_bars` (models.thresholds.SegmentBars): each lead's MQL flag and tier by its
+    segment's bar, as the scorer decides them; `threshold` is then the pooled bar.
+    `correction` (models.prior_shift.Correction, recalibrate's base-rate correction in force):
+    MQL flags, the bar's share and tiers compare the corrected score with the bar, as
+    `leadq score` does; the model's own metrics stay on its probabilities.
 
     `period`: the review period's shared figures (features.agreement.period_figures on the
     scorer's outputs), shown as they are; `recorded`: the training run's test figures
@@ -204,10 +211,20 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
     X_all = leads[cols]  # noqa: N806
     with step(f"score {len(leads):,} leads with the model"):
         score_all = model.predict_proba(X_all)[:, 1]
-    is_mql = score_all >= threshold
+    row_bar: float | np.ndarray = threshold
+    if segment_bars is not None:
+        row_bar, row_cuts = segment_bars.for_rows(leads[segment_bars.column].to_numpy())
+    # The bar in force was set on corrected scores (leadq recalibrate): route as the scorer.
+    routed_all = correction.apply(score_all) if correction is not None else score_all
+    is_mql = routed_all >= row_bar
     test_idx = split.index[split == "test"]
     X_test, y_test = X_all.loc[test_idx], y.loc[test_idx].to_numpy()  # noqa: N806
     s_test = pd.Series(score_all, index=leads.index).loc[test_idx].to_numpy()
+    r_test = pd.Series(routed_all, index=leads.index).loc[test_idx].to_numpy()
+    test_bar = row_bar
+    if segment_bars is not None:
+        at = leads.index.get_indexer(test_idx)
+        test_bar, cutoffs = row_bar[at], row_cuts[at]
 
     test_set = test_set_name(created)
     X_imp, y_imp = stratified_sample(X_test, y_test, int(cfg["importance_rows"]))  # noqa: N806
@@ -248,16 +265,17 @@ def compute_report(model, tables: CrmTables, params: dict, *, threshold: float,
 
     metrics = classification_metrics(y_test, s_test, prefix="test_")
     if cutoffs is None:
-        cutoffs = tier_cutoffs(s_test, threshold, **agreement.tiers)
+        cutoffs = tier_cutoffs(r_test, threshold, **agreement.tiers)
     tradeoff = insights.threshold_tradeoff(y_test, s_test)
-    passed = s_test >= threshold
+    passed = r_test >= test_bar
     health = {
         "metrics": metrics,
         "calibration": calibration_table(y_test, s_test),
         "gains": gains_table(y_test, s_test),
-        "tiers": tier_table(y_test, s_test, cutoffs),
+        "tiers": tier_table(y_test, r_test, cutoffs),
         "tradeoff": tradeoff,
         "bar": {"threshold": threshold, "leads_share": float(passed.mean()),
+                "per_segment": None if segment_bars is None else segment_bars.column,
                 "conversions_share": float(y_test[passed].sum() / max(y_test.sum(), 1))},
         "sla": sla_table(pd.DataFrame({"lead_id": leads[spec["id"]].astype(str).to_numpy(),
                                        "created_at": leads[spec["created_at"]].to_numpy(),
@@ -392,7 +410,9 @@ def main(params_path: str | None = None, out: str | None = None,
         rep = compute_report(model, tables, params, threshold=scoring.threshold,
                              cutoffs=scoring.cutoffs, model_info=info,
                              period=None if period is None else period["figures"],
-                             recorded=recorded_test_figures(scoring.tags))
+                             recorded=recorded_test_figures(scoring.tags),
+                             segment_bars=scoring.segment_bars,
+                             correction=scoring.correction)
     html = render_html(rep)
     path = Path(out) if out else resolve_path(params, setting(cfg, "out"))
     write_text_atomic(html, path)

@@ -30,7 +30,8 @@ from leadq.settings import setting
 
 def main(input_path: str, output_path: str, model_uri: str | None = None,
          params_path: str | None = None, chunk_size: int | None = None,
-         explain: bool | None = None, max_rejected_share: float | None = None) -> dict:
+         explain: bool | None = None, max_rejected_share: float | None = None,
+         params: dict | None = None) -> dict:
     """Stream the leads file through its contract and the model (pipelines/scoring/stream.py):
     good rows are scored, bad rows quarantined beside the output as `<stem>.rejected.csv`
     (or in contracts.quarantine_dir), and the accounting (read = scored + rejected, per
@@ -50,7 +51,8 @@ def main(input_path: str, output_path: str, model_uri: str | None = None,
     from leadq.pipelines.scoring.stream import DEFAULT_CHUNK_SIZE, row_params, score_file
     from leadq.pipelines.tracking.contracts import load_reference
 
-    params = load_params(params_path)
+    # `params`: already loaded and adjusted by the caller (the demo points its tables at --out).
+    params = load_params(params_path) if params is None else params
     if chunk_size is not None and chunk_size < 1:
         raise BadInputError(f"--chunk-size {chunk_size}: expected a whole number of rows of "
                             "at least 1 (or leave it out: scoring.chunk_size)")

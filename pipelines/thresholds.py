@@ -42,6 +42,10 @@ def main(params_path: str | None = None, *, model_version: str | None = None) ->
                  int(e["threshold_version"]) == current else " ", mv.version,
                  e["threshold_version"], e.get("source", ""), when, float(e["threshold"]),
                  week, describe_policy(e.get("policy")))
+        bars = e.get("segment_bars") or {}
+        for key, bar in (bars.get("bars") or {}).items():
+            log.info("      bar for %s = %s: %.4f (%.0f%% of capacity)", bars["column"], key,
+                     float(bar["threshold"]), 100 * float(bar["capacity_share"]))
         change = e.get("policy_change")
         if change:
             log.info("      policy changed by %s: %s", change.get("by"), change.get("reason"))

@@ -21,6 +21,7 @@ from leadq.models.baselines import (
     paired_auc_interval,
 )
 from leadq.models.behaviour import behaviour_report
+from leadq.models.blend import blend_pipeline, cross_fitted_stack, positive_stack
 from leadq.models.calibration_choice import choose_calibration, choose_calibration_oof
 from leadq.models.evaluation import evaluate
 from leadq.models.factories import check_encoding_size
@@ -36,7 +37,13 @@ from leadq.models.search import (
     search_candidate,
     with_hyperparameters,
 )
-from leadq.models.thresholds import ThresholdDecision, choose_threshold, rates_at
+from leadq.models.thresholds import (
+    SegmentBars,
+    ThresholdDecision,
+    choose_segment_bars,
+    choose_threshold,
+    rates_at,
+)
 from leadq.pipelines.io.crm import CrmTables, load_crm
 from leadq.pipelines.io.progress import log, step
 from leadq.pipelines.params.loader import agreement_of
@@ -233,14 +240,22 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
         segmented = _fit_segments(fit, data, X, y, split, weights, params, created,
                                   select_by=select_by, method=method, cal=cal, seed=seed)
         model, bar_scores, bar_y = segmented.model, segmented.bar_scores, segmented.bar_y
-    decision = choose_threshold(bar_scores, bar_y, agreement_of(params))
+    agreement = agreement_of(params)
+    decision = choose_threshold(bar_scores, bar_y, agreement)
     test_score = model.predict_proba(parts["test"][0])[:, 1]
+    test_bar: float | np.ndarray = decision.threshold
+    test_cutoffs = decision.cutoffs
+    if agreement.per_segment:
+        decision = _segment_bars(bar_scores, bar_y, data.loc[fit.bar_index, seg_column],
+                                 agreement)
+        bars = SegmentBars.from_dict(decision.segment_bars)
+        test_bar, test_cutoffs = bars.for_rows(data.loc[parts["test"][0].index, seg_column])
     ecfg = params.get("evaluation") or {}
     seg_cols = [c for c in dict.fromkeys([*(ecfg.get("segments") or []),
                                           *([seg_column] if seg_column else [])])
                 if c in data.columns]
     evaluation = evaluate(
-        parts["test"][1].to_numpy(), test_score, cutoffs=decision.cutoffs,
+        parts["test"][1].to_numpy(), test_score, cutoffs=test_cutoffs,
         segments=data.loc[parts["test"][0].index, seg_cols] if seg_cols else None,
         min_segment_rows=setting(ecfg, "min_segment_rows", int))
     metrics = evaluation.metrics
@@ -249,7 +264,7 @@ def train_models(tables: CrmTables, params: dict) -> TrainResult:
     # val_: out of fold over train + validation (train.final_fit: train_validation), or the
     # validation block (train): never the registered model on leads it was fitted on.
     metrics.update(classification_metrics(bar_y, bar_scores, prefix="val_"))
-    share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), decision.threshold)
+    share, precision, recall = rates_at(test_score, parts["test"][1].to_numpy(), test_bar)
     metrics.update({"test_mql_share": share, "test_mql_precision": precision,
                     "test_mql_recall": recall, "mql_threshold": decision.threshold})
     with step(f"fit the baselines (library defaults) on the same {len(fit_rows[0]):,} leads"):
@@ -340,6 +355,34 @@ def _tune(params: dict, parts: dict, created: pd.Series | None
             tuned[name + DEFAULTS_SUFFIX] = with_hyperparameters(params, name,
                                                                  LIBRARY_CONFIG[name])
     return tuned, searches
+
+
+def _segment_bars(score: np.ndarray, y: np.ndarray, values: pd.Series, agreement
+                  ) -> ThresholdDecision:
+    """segments.per_segment_bar: the bar per segment on the out-of-fold leads; a capacity
+    share for a value no lead has stops training (exit 2)."""
+    from dataclasses import replace
+
+    try:
+        bars, pooled = choose_segment_bars(score, y, values.to_numpy(), agreement)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for key, bar in bars.bars.items():
+        log.info("  MQL bar for %s = %s: %.4f (%.0f%% of capacity; %s of its %d out-of-fold "
+                 "leads pass)", bars.column, key, bar["threshold"], 100 * bar["capacity_share"],
+                 f"{bar['mql_share']:.1%}", bar["leads"])
+        # A share larger than the segment's flow passes every lead, and a bar set on a few
+        # dozen scores is noise: say so before sales is routed by it.
+        if bar["mql_share"] >= 0.999 or bar["leads"] < MIN_SEGMENT_BAR_LEADS:
+            log.warning("the MQL bar for %s = %s is set on %d out-of-fold leads and passes %s "
+                        "of them: lower segments.capacity_share for it, or drop it from the "
+                        "split", bars.column, key, bar["leads"], f"{bar['mql_share']:.0%}")
+    return replace(pooled, segment_bars=bars.as_dict())
+
+
+# Fewer out-of-fold leads than this behind a segment's own bar gets a warning (about ten
+# conversions at a 5-10% rate: below it the bar moves with every few leads).
+MIN_SEGMENT_BAR_LEADS = 200
 
 
 def _fit_segments(fit: FinalFit, data: pd.DataFrame, X: pd.DataFrame, y: pd.Series,  # noqa: N803
@@ -440,16 +483,29 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
                  f"{len(oof[name].rows):,}", selection[name]["roc_auc"],
                  selection[name]["pr_auc"])
     best = choose_candidate(selection, select_by)
-    if _warn_if_no_signal(best, oof[best], selection[best]["roc_auc"], seed,
-                          compared=len(selection)):
+    signal = not _warn_if_no_signal(best, oof[best], selection[best]["roc_auc"], seed,
+                                    compared=len(selection))
+    if not signal:
         careful = choose_candidate(selection, select_by, signal=False)
         if careful != best:
             log.warning("  without signal, %s (out-of-fold log loss %.4f) is chosen over %s "
                         "(%.4f): the lowest log loss, not the luckiest ranking", careful,
                         selection[careful]["log_loss"], best, selection[best]["log_loss"])
             best = careful
-    with step(f"fit {best} on {len(X_fit):,} leads (train + validation)"):
-        model = fitter(best)(X_fit, y_fit, w_fit)
+    # Without signal a blend would only average noise: the single candidate stays.
+    blend = _blend_candidate(oof, selection, select_by, best, seed,
+                             setting(tuned[best]["train"], "blend_members", int)
+                             ) if signal else None
+    if blend is not None:
+        best = blend.name
+        selection[best], oof[best] = blend.selection, blend.oof
+        with step(f"fit {' + '.join(blend.members)} on {len(X_fit):,} leads (train + "
+                  "validation) and blend them"):
+            model = blend_pipeline([fitter(n)(X_fit, y_fit, w_fit) for n in blend.members],
+                                   blend.weights, blend.intercept)
+    else:
+        with step(f"fit {best} on {len(X_fit):,} leads (train + validation)"):
+            model = fitter(best)(X_fit, y_fit, w_fit)
     # The calibration map and the first bar are learnt on the out-of-fold scores of the most
     # recent leads (the validation span): scored by fold models fitted on the most history,
     # and closest to the base rate the model will meet. All the out-of-fold scores would
@@ -471,6 +527,62 @@ def _fit_on_history(tuned: dict[str, dict], parts: dict, part_weights: dict,
             folds=setting(cal, "folds", int), seed=seed, sample_weight=chosen.weight)
     return FinalFit(best, model, method_used, losses, selection, scores, chosen.y,
                     (X_fit, y_fit), **evidence)
+
+
+@dataclass
+class BlendChoice:
+    """A logistic stack of the best candidates' margins that beat the best one out of fold."""
+    members: list[str]
+    weights: np.ndarray
+    intercept: float
+    selection: dict[str, float]  # the cross-fitted stack's out-of-fold metrics
+    oof: OutOfFold               # the stack's margins on the members' out-of-fold scores
+
+    @property
+    def name(self) -> str:
+        return BLEND_PREFIX + "+".join(self.members)
+
+
+BLEND_PREFIX = "blend:"
+
+
+def _blend_candidate(oof: dict[str, OutOfFold], selection: dict[str, dict[str, float]],
+                     select_by: str, best: str, seed: int, max_members: int
+                     ) -> BlendChoice | None:
+    """The blend of the `max_members` best candidates by `select_by` (models/blend.py), when
+    its out-of-fold score beats the best single candidate's; else None.
+
+    Every candidate was scored out of fold on the same blocks, so their margins line up lead
+    by lead. The stack's weights are learnt on those margins; its own score for the
+    comparison is cross-fitted (each lead scored by a stack fitted without it), so the blend
+    is measured as honestly as the candidates are, and wins only where combining ranks the
+    leads better, not because its weights saw the leads it is judged on."""
+    if max_members < 2 or len(oof) < 2:
+        return None
+    ranked = sorted(oof, key=lambda n: selection[n][select_by], reverse=True)[:max_members]
+    first = oof[ranked[0]]
+    if any(not np.array_equal(oof[n].rows, first.rows) for n in ranked):
+        return None
+    margins = np.column_stack([oof[n].decision for n in ranked])
+    members, weights, intercept = positive_stack(ranked, margins, first.y, first.weight)
+    if len(members) < 2:
+        return None
+    used = margins[:, [ranked.index(n) for n in members]]
+    try:
+        honest = cross_fitted_stack(used, first.y, first.weight, seed=seed)
+    except ValueError:
+        return None
+    metrics = classification_metrics(first.y, 1.0 / (1.0 + np.exp(-honest)))
+    gain = metrics[select_by] - selection[best][select_by]
+    log.info("  blend of %s out of fold (stack cross-fitted): roc_auc %.4f, pr_auc %.4f: "
+             "%s %+.4f against %s, %s", " + ".join(members), metrics["roc_auc"],
+             metrics["pr_auc"], select_by, gain, best, "kept" if gain > 0 else "not kept")
+    if not gain > 0:
+        return None
+    decision = intercept + used @ weights
+    return BlendChoice(members, weights, intercept, metrics, OutOfFold(
+        rows=first.rows, decision=decision, proba=1.0 / (1.0 + np.exp(-decision)), y=first.y,
+        weight=first.weight))
 
 
 def choose_candidate(selection: dict[str, dict[str, float]], select_by: str,

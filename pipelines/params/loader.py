@@ -27,7 +27,7 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 # defaults, and a user's mapping replaces the default one whole, so `criteria: {}` means none.
 # A new free-form mapping is declared in defaults.yaml and listed here.
 OPEN_MAPPINGS = frozenset({"contracts.numeric_bounds", "registry.criteria", "data.lookups",
-                           "agreement.feedback.rating_values"})
+                           "agreement.feedback.rating_values", "segments.capacity_share"})
 # One entry of data.lookups (its keys are checked like any other section's).
 LOOKUP_DEFAULTS = {"path": None, "key": None, "on": None, "columns": [], "delimiter": ",",
                    "encoding": "auto", "legacy_encoding": "cp1252", "sheet": None,
@@ -262,9 +262,12 @@ def _check_segments(params: dict, source: str) -> None:
     its input columns, and the leakage guard then vouches that the value is known at MQL time."""
     seg = params.get("segments") or {}
     column = seg.get("column")
-    if seg.get("per_segment_bar"):
-        raise ConfigError(f"{source}: segments.per_segment_bar: true is not available yet; "
-                          "one MQL bar applies to every segment (set it to false)")
+    from leadq.features.agreement import segment_split
+
+    try:
+        segment_split(seg)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     if column is None:
         return
     categorical = params["features"].get("categorical") or []

@@ -239,7 +239,10 @@ def _health(rep: ReportData) -> list[Chart]:
             [("conversions captured", t["leads_share"], t["conversions_share"])],
             xlabel="share of leads passed to sales", ylabel="share of conversions captured",
             marker=(bar["leads_share"], bar["conversions_share"], "MQL bar"), xmax=1, ymax=1),
-              f"The current MQL bar ({bar['threshold']:.3f}, circled) passes "
+              (f"The current MQL bars (one per {bar['per_segment']}; "
+               f"{bar['threshold']:.3f} for every other lead; circled) pass "
+               if bar.get("per_segment") else
+               f"The current MQL bar ({bar['threshold']:.3f}, circled) passes ") +
               f"{pct(bar['leads_share'])} of test leads to sales and captures "
               f"{pct(bar['conversions_share'])} of their conversions."),
     ]

@@ -63,11 +63,13 @@ def score_leads(
         value = call_gain(uplift, agreement.deal_value, agreement.call_cost)
         value_cutoff = float(call_gain(model.uplift_cutoff, agreement.deal_value,
                                        agreement.call_cost))
+    bars = getattr(model, "segment_bars", None)
     r = route(ids, raw, threshold=model.threshold, cutoffs=model.cutoffs,
               correction=model.correction,
               explore_rate=setting(params, "scoring.explore_rate", float),
               hashes=id_hashes, holdout_rate=agreement.holdout_rate, value=value,
-              value_cutoff=value_cutoff)
+              value_cutoff=value_cutoff, segment_bars=bars,
+              segment_values=segment_values(bars, rows))
     out = pd.DataFrame({
         id_col: ids,
         "score": r["score"],
@@ -98,6 +100,21 @@ def score_leads(
         for col in reasons.columns:
             out[col] = reasons[col].to_numpy()
     return out
+
+
+def segment_values(bars, rows: pd.DataFrame):
+    """Each row's value of the column the model version's bars are per (None without them).
+    The column is a model input (segments.column is in features.categorical), so every
+    engine hands it over; a model trained with it scored with params that drop it stops."""
+    if bars is None:
+        return None
+    if bars.column not in rows:
+        from leadq.errors import ConfigError
+
+        raise ConfigError(f"this model version has an MQL bar per {bars.column} "
+                          f"(segments.per_segment_bar), but {bars.column} is not an input "
+                          "column of these params; score with the params it was trained with")
+    return rows[bars.column].to_numpy()
 
 
 def _check_value_bar(model: ScoringModel) -> None:

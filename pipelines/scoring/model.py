@@ -35,6 +35,9 @@ class ScoringModel:
     # by `leadq lift --fit-uplift` to keep the probability bar's share of MQLs; None for an
     # uplift model registered before the bar existed.
     uplift_cutoff: float | None = None
+    # A bar per segment (segments.per_segment_bar): leadq.models.thresholds.SegmentBars, applied
+    # by models.routing.route in place of `threshold` and `cutoffs`; None: one bar.
+    segment_bars: Any = None
 
     def encode(self, rows: pd.DataFrame) -> Any:
         """The rows through the model's steps before its estimator, for `predict_proba` and
@@ -230,6 +233,7 @@ def warn_environment_mismatch(local: Path, meta: Any, uri: str) -> None:
 def _apply_threshold_version(scoring: ScoringModel, client: Any, name: str, tags: dict) -> None:
     """Use the latest recalibrated bar, tiers and correction of this model version."""
     from leadq.models.prior_shift import Correction
+    from leadq.models.thresholds import SegmentBars
     from leadq.pipelines.tracking.thresholds import current_entry
 
     entry = current_entry(client, name, scoring.version, tags)
@@ -237,3 +241,4 @@ def _apply_threshold_version(scoring: ScoringModel, client: Any, name: str, tags
     scoring.threshold_version = str(entry["threshold_version"])
     scoring.cutoffs = tuple(entry["cutoffs"]) if entry.get("cutoffs") else None
     scoring.correction = Correction.from_dict(entry.get("correction"))
+    scoring.segment_bars = SegmentBars.from_dict(entry.get("segment_bars"))

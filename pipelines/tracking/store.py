@@ -26,6 +26,8 @@ TRUSTED_TYPES = frozenset({
     "leadq.models.uplift.CallUplift",  # the registered uplift model (two fitted pipelines)
     "leadq.models.segments.SegmentedModel",  # per-segment models with the pooled fallback
     "leadq.models.pairs.PairTargetEncoder",
+    "leadq.models.blend.BlendEncoder",  # a blend of candidates: their encoders, their models
+    "leadq.models.blend.BlendClassifier",
     # scikit-learn / numpy internals that fitted pipelines hold
     "functools.partial",  # FunctionTransformer's partial(check_array, ...)
     "numpy.dtype",

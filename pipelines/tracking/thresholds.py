@@ -47,7 +47,7 @@ def training_tags(decision: Any, agreement: Any) -> dict[str, str]:
     ThresholdDecision; `agreement`: the Agreement it followed."""
     return {"mql_threshold": repr(decision.threshold), "threshold_policy": decision.policy,
             # The whole policy, not only its name: recalibrate compares it with the agreement.
-            "mql_policy": json.dumps(agreement.mql.key()),
+            "mql_policy": json.dumps(agreement.policy_key()),
             "threshold_reason": decision.reason}
 
 
@@ -68,6 +68,8 @@ def training_entry(client: Any, name: str, version: str, tags: dict | None = Non
             decision = {}
         if decision.get("cutoffs"):
             entry["cutoffs"] = [float(c) for c in decision["cutoffs"]]
+        if decision.get("segment_bars"):
+            entry["segment_bars"] = decision["segment_bars"]
         base = decision.get("base_rate")
         if base is not None and 0 < float(base) < 1:
             # The prior the calibrated scores reflect: the reference for prior-shift correction.
@@ -129,6 +131,12 @@ def _scalar_metrics(entry: dict) -> dict[str, float]:
     return out
 
 
+def _compact_bars(bars: dict) -> dict:
+    keep = ("threshold", "cutoffs", "capacity_share")
+    return {"column": bars["column"], "pooled": {k: bars["pooled"].get(k) for k in keep},
+            "bars": {seg: {k: b.get(k) for k in keep} for seg, b in bars["bars"].items()}}
+
+
 def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dict:
     """Store `entry` as the next threshold version of model `name` version `version`."""
     import mlflow
@@ -154,6 +162,10 @@ def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dic
                                          "correction", "run_id", "as_of", "model_name",
                                          "model_version", "capacity_used",
                                          "capacity_measured", "policy")}
+    if entry.get("segment_bars"):
+        # What the scorer applies, without the per-segment reasons (the run keeps those): the
+        # tag must stay whole JSON within MLflow's limit.
+        current["segment_bars"] = _compact_bars(entry["segment_bars"])
     current["reason"] = str(entry.get("reason", ""))[:1000]
     current["mql_per_week"] = (entry.get("decision") or {}).get("mql_per_week")
     compact = json.loads(tags.get(TAG_HISTORY, "[]"))
@@ -163,7 +175,16 @@ def save(client: Any, params: dict, name: str, version: str, entry: dict) -> dic
     while len(text) > _TAG_LIMIT and len(compact) > 1:
         compact = compact[1:]
         text = json.dumps(compact)
-    client.set_model_version_tag(name, version, TAG_CURRENT, json.dumps(current)[:_TAG_LIMIT])
+    text_current = json.dumps(current)
+    if len(text_current) > _TAG_LIMIT:
+        # Cut the free text, never the JSON: a truncated tag would not load.
+        current["reason"] = current["reason"][:max(0, 1000 - (len(text_current) - _TAG_LIMIT))]
+        text_current = json.dumps(current)
+    if len(text_current) > _TAG_LIMIT:
+        raise LeadqError(f"the threshold version's bars do not fit an MLflow tag "
+                         f"({len(text_current)} > {_TAG_LIMIT} characters): too many segments "
+                         "in segments.capacity_share")
+    client.set_model_version_tag(name, version, TAG_CURRENT, text_current)
     client.set_model_version_tag(name, version, TAG_HISTORY, text)
     # Last: a reader that sees the new number also sees the entry it points to.
     client.set_model_version_tag(name, version, TAG_VERSION, str(number))

@@ -79,7 +79,7 @@ def test_the_logreg_baseline_one_hot_has_a_bounded_width():
 
 
 @pytest.mark.parametrize("declared", [True, False])
-def test_the_library_default_logreg_candidate_is_bounded_and_honours_target_encode(
+def test_the_library_default_logreg_candidate_is_bounded_like_the_baseline(
         tmp_path, declared):
     params = _params(tmp_path, target_encode=["page"] if declared else [])
     defaults = with_hyperparameters(params, "logreg", LIBRARY_CONFIG["logreg"])
@@ -87,12 +87,10 @@ def test_the_library_default_logreg_candidate_is_bounded_and_honours_target_enco
     pipeline = make_candidate("logreg", defaults)
     encode = pipeline[:-1].fit(leads, leads["converted"])
     width = encode.transform(leads).shape[1]
-    if declared:  # target-encoded: one column, never a column per value
-        assert _onehot_columns(pipeline, leads, "page") == 0
-        assert width < 20
-    else:
-        assert _onehot_columns(pipeline, leads, "page") == MAX_CATEGORIES
-        assert width <= MAX_CATEGORIES + 20
+    # The baseline's encoding (logreg-defaults must equal the LogisticRegression() baseline),
+    # declared high-cardinality or not: one-hot, never more than MAX_CATEGORIES columns.
+    assert _onehot_columns(pipeline, leads, "page") == MAX_CATEGORIES
+    assert width <= MAX_CATEGORIES + 20
     # The size guard's estimate covers what is built.
     from leadq.models.factories import onehot_widths
 
@@ -112,8 +110,11 @@ def test_an_encoding_over_budget_stops_before_fitting_naming_column_and_setting(
     assert "'page' (250 columns)" in message
     for setting in ("features.max_encoded_mb", "features.target_encode"):
         assert setting in message
-    # Declared high-cardinality (target-encoded everywhere), the same leads fit the budget.
-    check_encoding_size(_params(tmp_path, max_encoded_mb=50, target_encode=["page"]), leads)
+    # Declared high-cardinality and without the library-default candidate (target-encoded
+    # everywhere), the same leads fit the budget.
+    declared = _params(tmp_path, max_encoded_mb=50, target_encode=["page"])
+    declared["train"]["compare_defaults"] = False
+    check_encoding_size(declared, leads)
 
 
 def test_train_exits_2_naming_the_column_before_any_model_is_fitted(tmp_path, capsys):

@@ -159,6 +159,15 @@ def test_segment_keys_ignore_case_spaces_and_hyphens_as_the_model_does():
     ({"allow_worse_segments": "yes"}, "segments.allow_worse_segments"),
     ({"date_parts": "no"}, "segments.date_parts"),
     ({"per_segment_bar": True}, "segments.per_segment_bar"),
+    ({"column": "business_line", "per_segment_bar": True,
+      "capacity_share": {"enterprise": 0.7, "smb": 0.5}}, "segments.capacity_share"),
+    ({"column": "business_line", "per_segment_bar": True,
+      "capacity_share": {"enterprise": 0}}, "segments.capacity_share.enterprise"),
+    ({"column": "business_line", "per_segment_bar": True,
+      "capacity_share": {"enterprise": "half"}}, "segments.capacity_share.enterprise"),
+    ({"column": None, "per_segment_bar": True,
+      "capacity_share": {"enterprise": 0.5}}, "segments.column"),
+    ({"column": "business_line", "capacity_share": ["enterprise"]}, "segments.capacity_share"),
     ({"colum": "x"}, "segments.colum"),
 ])
 def test_bad_segments_settings_are_config_errors_naming_the_key(tmp_path, section, key):

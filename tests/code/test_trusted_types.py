@@ -44,7 +44,9 @@ def test_only_leadq_namespace_types_of_our_own_are_trusted():
         "leadq.features.transform.LeadFeatures", "leadq.models.factories.signed_log1p",
         "leadq.models.uplift.CallUplift",
         "leadq.models.segments.SegmentedModel",
-        "leadq.models.pairs.PairTargetEncoder"}
+        "leadq.models.pairs.PairTargetEncoder",
+        # A blend of candidates (models/blend.py): their fitted encoders and estimators.
+        "leadq.models.blend.BlendEncoder", "leadq.models.blend.BlendClassifier"}
 
 
 def test_saving_a_model_with_an_unlisted_function_is_refused():

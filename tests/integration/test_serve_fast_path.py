@@ -7,8 +7,8 @@ its estimator through their compiled form, leadq.models.compiled; the micro-batc
 through the scoring core), while
 `leadq score` scores the same 300 leads as one file (the DuckDB join of the same rule). The
 champions: the demo's configuration (activity log, both candidates), a leads-only champion
-(no activity log), a logistic-regression champion (its linear reasons, not Tree SHAP) and a
-gradient-boosting one (Tree SHAP), both with the activity log.
+(no activity log), a logistic-regression champion (its linear reasons, not Tree SHAP), a
+gradient-boosting one (Tree SHAP) and a blend of candidates, all with the activity log.
 """
 
 from __future__ import annotations
@@ -37,14 +37,18 @@ def leads_only(crm: dict) -> dict:
 CHAMPIONS = {
     # The demo's own configuration: activity log, logreg and hgb compete, search on.
     "demo": (lambda crm: crm, {}),
-    "leads-only": (leads_only, {"train__candidates": ["hgb"],
+    "leads-only": (leads_only, {"train__candidates": ["hgb"], "train__blend_members": 0,
                                 "train__search": {"enabled": False}}),
-    "logistic": (lambda crm: crm, {"train__candidates": ["logreg"],
+    "logistic": (lambda crm: crm, {"train__candidates": ["logreg"], "train__blend_members": 0,
                                    "train__search": {"enabled": False}}),
     # Whichever kind the demo's configuration picks, gradient boosting (Tree SHAP reasons) on
     # the activity log's aggregates is covered too.
-    "boosting": (lambda crm: crm, {"train__candidates": ["hgb"],
+    "boosting": (lambda crm: crm, {"train__candidates": ["hgb"], "train__blend_members": 0,
                                    "train__search": {"enabled": False}}),
+    # A blend (models/blend.py; here of hgb and its library-default configuration, which
+    # out of fold beat either on this CRM): each member's encoder compiled.
+    "blend": (lambda crm: crm, {"train__candidates": ["hgb"],
+                                "train__search": {"enabled": False}}),
 }
 
 
@@ -115,6 +119,8 @@ def test_single_lead_answers_equal_the_batch_scorer(champion):
         assert estimator == "HistGradientBoostingClassifier" and not reads_log
     elif champion["name"] == "boosting":
         assert estimator == "HistGradientBoostingClassifier" and reads_log
+    elif champion["name"] == "blend":
+        assert estimator == "BlendClassifier" and reads_log
     else:
         assert reads_log  # the demo's champion reads the activity log's aggregates
 

@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from leadq.models import explain as ex
+from leadq.models.blend import blend_pipeline
 from leadq.models.calibration import calibrate
 from leadq.models.factories import make_candidate
 from leadq.models.importance import permutation_importance
@@ -22,18 +23,22 @@ def data(base_params):
 
 
 @pytest.fixture(scope="module", params=[("hgb", "isotonic"), ("logreg", "sigmoid"),
-                                        ("hgb", None)])
+                                        ("hgb", None), ("blend", "isotonic")])
 def model(request, data):
     params, Xt, yt, Xv, yv = data  # noqa: N806
     name, method = request.param
-    pipe = make_candidate(name, params).fit(Xt, yt)
+    if name == "blend":  # a blend's rows are one encoded block per member (models/blend.py)
+        members = [make_candidate(n, params).fit(Xt, yt) for n in ("hgb", "logreg")]
+        pipe = blend_pipeline(members, [0.6, 0.5], -0.1)
+    else:
+        pipe = make_candidate(name, params).fit(Xt, yt)
     return pipe if method is None else calibrate(pipe, Xv, yv, method=method)
 
 
 def _on_raw_rows(model, X: pd.DataFrame, y: np.ndarray, repeats: int, seed: int):  # noqa: N803
     """The slow definition: shuffle the raw column, run the whole pipeline (same shuffles)."""
     pipeline, _ = ex.unwrap(model)
-    _, raw = ex.group_matrix(pipeline)
+    raw = ex.raw_columns_of(pipeline)
     base = roc_auc_score(y, model.predict_proba(X)[:, 1])
     rng = np.random.default_rng(seed)
     out = {}

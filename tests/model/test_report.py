@@ -297,3 +297,31 @@ def test_segment_sections_escape_segment_values_and_personas(report_data):
     assert 'data-segment-personas="1"' in html and "segment-calibration" in html
     assert html.count("&lt;script&gt;window.__pwned=1") >= 3  # table, heading, chart legend
     assert "Not enough leads per persona in this segment." in html
+
+
+def test_mql_flags_compare_the_corrected_score_with_the_bar_as_the_scorer(report_store):
+    """recalibrate's base-rate correction moves the scores the bar is compared with: the
+    report's MQL share and tiers follow it, as `leadq score` and `serve` do (routing.route)."""
+    import mlflow
+
+    from leadq.features.columns import raw_input_columns
+    from leadq.models.prior_shift import Correction
+    from leadq.models.routing import route
+    from leadq.pipelines.io.crm import load_crm
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.report import compute_report
+    from leadq.pipelines.scoring.model import load_scoring_model
+
+    params = load_params(report_store["params_path"])
+    params["report"]["importance_repeats"] = 1
+    scoring = load_scoring_model(params)
+    model = mlflow.sklearn.load_model(scoring.uri)
+    tables = load_crm(params)
+    shift = Correction(prior_ref=0.10, prior_now=0.30, method="em")
+    rep = compute_report(model, tables, params, threshold=scoring.threshold,
+                         cutoffs=scoring.cutoffs, correction=shift)
+    raw = model.predict_proba(tables.leads[raw_input_columns(params)])[:, 1]
+    routed = route(tables.leads["lead_id"].to_numpy(), raw, threshold=scoring.threshold,
+                   cutoffs=scoring.cutoffs, correction=shift, explore_rate=0.0)
+    assert rep.data["mql_share"] == pytest.approx(routed["is_mql"].mean())
+    assert rep.data["mql_share"] > (raw >= scoring.threshold).mean() + 0.05
