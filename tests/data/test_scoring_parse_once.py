@@ -50,8 +50,8 @@ def test_outputs_quarantine_and_accounting_match_parsing_twice(trained_store, tm
 
     real = tables.coerce_leads
 
-    def parse_again(leads, params, parsed=None):
-        return real(leads, params)  # the text parsed a second time, as before
+    def parse_again(leads, params, parsed=None, roles=None):
+        return real(leads, params, roles=roles)  # the text parsed a second time, as before
 
     monkeypatch.setattr("leadq.features.tables.coerce_leads", parse_again)
     monkeypatch.setattr("leadq.pipelines.scoring.core.coerce_leads", parse_again, raising=False)
