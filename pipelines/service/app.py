@@ -469,11 +469,25 @@ def warm_up_lead(served, events: pd.DataFrame | None, params: dict) -> dict:
                 continue
             lead[str(key)] = value.isoformat() if isinstance(value, pd.Timestamp) else \
                 _jsonable(value)
+    spec = params["data"]["leads"]
+    created = spec.get("created_at")
+    if created and created not in lead:
+        # A champion without date parts (init's choice on under two years of history) has no
+        # date in its input example, yet the contract still requires one on every lead.
+        lead[created] = warm_up_date(spec.get("date_format"))
     lead_id = "warm-up-0"
     if events is not None and len(events):
         lead_id = str(events["ev_lead"].iloc[len(events) // 2])
     lead[params["data"]["leads"]["id"]] = lead_id
     return lead
+
+
+def warm_up_date(date_format: str | None) -> str:
+    """Now, written as the export writes its lead dates (data.leads.date_format)."""
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    if not date_format or date_format in ("ISO8601", "mixed"):
+        return now.isoformat()
+    return now.strftime(date_format)
 
 
 def check_fast_path(served) -> str | None:

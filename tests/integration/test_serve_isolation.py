@@ -342,3 +342,40 @@ def test_ready_waits_for_the_warm_up_and_follows_the_activity_log(store, monkeyp
         assert wait_for(lambda: ready(port)[0] == 200, 10), ready(port)
         assert "error" not in ready(port)[1]
         assert call(port, "POST", "/v1/score", lead, JSON)[0] == 200
+
+
+def test_a_champion_without_date_inputs_gets_ready_and_answers_as_the_batch_scorer(
+        tmp_path, base_params, small_crm):
+    """`init` turns date parts off on under two years of history (olist): the model then has no
+    date among its inputs, but the contract still requires one on every lead. The warm-up lead
+    must carry it, in the export's own date format, or the service never becomes ready."""
+    from leadq.pipelines.params.loader import load_params
+    from leadq.pipelines.service.app import create_app
+    from leadq.pipelines.train import main as train_main
+    from tests.conftest import write_params
+
+    fmt = "%d/%m/%Y %H:%M"
+    leads = pd.read_csv(small_crm["leads"], dtype=str, keep_default_na=False)
+    leads["created_at"] = pd.to_datetime(leads["created_at"], format="ISO8601").dt.strftime(fmt)
+    crm = {**small_crm, "leads": tmp_path / "leads.csv"}
+    leads.to_csv(crm["leads"], index=False)
+    path = write_params(tmp_path, base_params, crm, train__candidates=["hgb"],
+                        train__search={"enabled": False}, registry__criteria={},
+                        features__date_parts=False, data__leads__date_format=fmt,
+                        serve={"scoring_log": str(tmp_path / "serve_log"), "explain": True})
+    train_main(str(path))
+    sample = leads.sample(5, random_state=8)
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    assert cli(["score", "--input", str(tmp_path / "sample.csv"), "--output",
+                str(tmp_path / "batch.csv"), "--params", str(path), "--explain"]) == 0
+    batch = pd.read_csv(tmp_path / "batch.csv", dtype=str, keep_default_na=False)
+    batch = batch.set_index("lead_id", drop=False)
+
+    app = create_app(load_params(path))
+    with running(app) as port:
+        assert wait_for(lambda: ready(port)[0] == 200, 120), ready(port)
+        for row in sample.to_dict("records"):
+            lead = {k: v for k, v in row.items() if v != ""}
+            status, _, raw = call(port, "POST", "/v1/score", json.dumps(lead).encode(), JSON)
+            assert status == 200, raw
+            assert_same(json.loads(raw), batch.loc[row["lead_id"]])
