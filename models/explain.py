@@ -90,8 +90,16 @@ def calibrated_probability(calibrators, margin: np.ndarray) -> np.ndarray:
     margin = np.asarray(margin, float)
     if calibrators is None:
         return 1.0 / (1.0 + np.exp(-margin))
-    out = np.mean([c.predict(margin) for c in calibrators], axis=0)
-    out[(out > 1.0) & (out <= 1.0 + 1e-5)] = 1.0
+    # CalibratedClassifierCV's own arithmetic, step for step (a missing value becomes 1/2, a
+    # value a rounding error above 1 becomes 1, then a running sum divided by the count), so
+    # a score computed from an explanation's margin is bit for bit the one predict_proba gives.
+    out = np.zeros(len(margin))
+    for calibrator in calibrators:
+        p = np.array(calibrator.predict(margin), dtype=float)
+        p[np.isnan(p)] = 0.5
+        p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
+        out += p
+    out /= len(calibrators)
     return out
 
 
@@ -237,6 +245,8 @@ def _pack_hgb(hgb) -> dict:
     packed["f_idx_map"] = np.asarray(f_idx_map, dtype=np.int64)
     packed["depth"] = int(max((p[0].nodes["depth"].max() for p in hgb._predictors), default=0))
     packed["baseline"] = float(np.ravel(hgb._baseline_prediction)[0])
+    # The Tree SHAP base is the model's own: worked out once, not per explained batch.
+    packed["base"] = packed["baseline"] + _tree_expectations(packed)
     return packed
 
 
@@ -256,6 +266,9 @@ def _tree_expectations(packed: dict) -> float:
 # Up to this many rows Tree SHAP runs on the calling thread (see treeshap_kernel's serial
 # kernels); more rows are shared among numba's threads.
 SERIAL_SHAP_ROWS = 64
+# Up to this many rows every tree is solved for every row in one kernel call: no per-tree call
+# from Python, no grouping of rows by their directions (a row or two have nothing to share).
+ALL_TREES_ROWS = 4
 
 
 def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
@@ -279,6 +292,12 @@ def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
     X = np.ascontiguousarray(X, dtype=np.float64)
     d = p["depth"] + 2
     size = (d + 2) * (d + 3) // 2 + 2
+    if len(X) <= ALL_TREES_ROWS:
+        out = kernel.shap_values_all_trees(
+            X, np.asarray(p["roots"], dtype=np.int64), size, p["value"], p["count"],
+            p["feature"], p["threshold"], p["miss_left"], p["left"], p["right"], p["is_leaf"],
+            p["is_cat"], p["bitset"], p["bitsets"], p["known"], p["f_idx_map"])
+        return out, p["base"]
     split_args = (p["feature"], p["threshold"], p["miss_left"], p["is_cat"], p["bitset"],
                   p["bitsets"], p["known"], p["f_idx_map"])
     out = np.zeros(X.shape)
@@ -297,7 +316,7 @@ def tree_shap_hgb(hgb, X: np.ndarray) -> tuple[np.ndarray, float]:
                           p["threshold"], p["miss_left"], p["left"], p["right"], p["is_leaf"],
                           p["is_cat"], p["bitset"], p["bitsets"], p["known"], p["f_idx_map"])
         out += phi[inverse.ravel()]
-    return out, p["baseline"] + _tree_expectations(p)
+    return out, p["base"]
 
 
 # --- the public entry point -----------------------------------------------------------------
@@ -464,6 +483,7 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
     from sklearn.linear_model import LogisticRegression
 
     from leadq.models.blend import BlendClassifier
+    from leadq.models.compiled import hgb_margin
 
     if hasattr(model, "members_"):
         return _explain_segmented(model, X, background)
@@ -474,12 +494,13 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
     group, raw = _group_matrix(pipeline)
     if transformed is None:
         transformed = pipeline[:-1].transform(X)
-    margin = np.asarray(estimator.decision_function(transformed), float)
     if isinstance(estimator, HistGradientBoostingClassifier):
-        encoded = estimator._preprocess_X(transformed, reset=False)
+        encoded = _hgb_input(estimator, transformed)
+        margin = np.asarray(hgb_margin(estimator, encoded), float)
         phi, base = tree_shap_hgb(estimator, encoded)
         method = METHOD_TREE
     elif isinstance(estimator, LogisticRegression):
+        margin = np.asarray(estimator.decision_function(transformed), float)
         encoded = _as_array(transformed)
         stored = getattr(estimator, REFERENCE_ATTR, None)
         if background is not None:
@@ -496,6 +517,25 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
         raise ValueError(f"no exact explanation for {type(estimator).__name__}")
     contributions = pd.DataFrame(phi @ group, columns=raw, index=X.index)
     return Explanation(contributions, float(base), margin, method)
+
+
+def _compile_hgb(hgb):
+    from leadq.models.compiled import NotCompiled, compile_hgb_input
+
+    try:
+        return compile_hgb_input(hgb)
+    except NotCompiled as exc:
+        return exc
+
+
+def _hgb_input(hgb, transformed: Any) -> np.ndarray:
+    """`hgb._preprocess_X(transformed)`: for a few rows through its compiled form
+    (leadq.models.compiled.compile_hgb_input, checked against scikit-learn's when built)."""
+    if len(transformed) <= COMPILED_MAX_ROWS and not hasattr(transformed, "columns"):
+        compiled = _cached(_compile_hgb, hgb, getattr(hgb, "_predictors", None))
+        if not isinstance(compiled, Exception):
+            return compiled(transformed)
+    return hgb._preprocess_X(transformed, reset=False)
 
 
 def _explain_blend(pipeline, X: pd.DataFrame, background: pd.DataFrame | None,  # noqa: N803
@@ -667,11 +707,37 @@ def reason_texts(points: pd.DataFrame, shown: dict[str, np.ndarray], pipeline,
     return pos_out, neg_out
 
 
+@dataclass
+class Scored:
+    """An explanation and the scores computed from its margin."""
+
+    explanation: Explanation
+    probability: np.ndarray  # model.predict_proba(X)[:, 1], bit for bit
+
+
+def explain_and_score(model, X: pd.DataFrame, transformed: Any) -> Scored | None:  # noqa: N803
+    """The explanation of X and model.predict_proba(X)[:, 1] from its margin: an explanation
+    computes the uncalibrated model's margin anyway, so the scores need not run the model a
+    second time. None where the scores are not the calibration of that margin by
+    CalibratedClassifierCV's own arithmetic (a segmented or uncalibrated model): the caller
+    then scores with predict_proba and explains on its own.
+
+    `transformed` is `encode_rows(model, X)`."""
+    if transformed is None or hasattr(model, "members_") or \
+            not hasattr(model, "calibrated_classifiers_") or _encoded_twin(model) is None:
+        return None
+    _, calibrators = unwrap(model)
+    explanation = explain(model, X, transformed=transformed)
+    return Scored(explanation, calibrated_probability(calibrators, explanation.margin))
+
+
 def explain_leads(model, X: pd.DataFrame, top: int = 3, *,  # noqa: N803
-                  transformed: Any = None) -> pd.DataFrame:
+                  transformed: Any = None, explanation: Explanation | None = None
+                  ) -> pd.DataFrame:
     """reasons_positive / reasons_negative text columns for scored leads, indexed like X.
 
-    `transformed`: `encode_rows(model, X)`, when the caller scored from it already."""
+    `transformed`: `encode_rows(model, X)`, when the caller scored from it already.
+    `explanation`: `explain(model, X)`, when the caller has it (`explain_and_score`)."""
     if hasattr(model, "members_"):  # a segmented model: each lead's reasons from its model
         out = pd.DataFrame({"reasons_positive": "", "reasons_negative": ""}, index=X.index,
                            dtype=object)
@@ -681,7 +747,8 @@ def explain_leads(model, X: pd.DataFrame, top: int = 3, *,  # noqa: N803
             out.iloc[rows] = explain_leads(part, sub, top=top, transformed=encoded).to_numpy()
         return out
     pipeline, calibrators = unwrap(model)
-    explanation = explain(model, X, transformed=transformed)
+    if explanation is None:
+        explanation = explain(model, X, transformed=transformed)
     points, _, _ = to_points(explanation, calibrators)
     pos, neg = reason_texts(points, display_values(X, pipeline), pipeline, top=top)
     return pd.DataFrame({"reasons_positive": pos, "reasons_negative": neg}, index=X.index)

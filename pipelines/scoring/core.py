@@ -49,8 +49,19 @@ def score_leads(
 
     encode = explain or len(rows) <= COMPILED_MAX_ROWS
     transformed = model.encode(rows) if encode and hasattr(model, "encode") else None
-    raw = model.predict_proba(rows, transformed=transformed) if transformed is not None \
-        else model.predict_proba(rows)
+    # With reasons, the explanation computes the model's margin anyway: the scores come from
+    # it by the calibration's own arithmetic (bit for bit predict_proba's), not a second run.
+    scored = None
+    if explain:
+        from leadq.pipelines.scoring.reasons import explained_scores
+
+        scored = explained_scores(model, rows, transformed)
+    if scored is not None:
+        raw = scored.probability
+    elif transformed is not None:
+        raw = model.predict_proba(rows, transformed=transformed)
+    else:
+        raw = model.predict_proba(rows)
     warn_segment_fallbacks(model, rows)
     ids = leads[id_col].array
     uplift = model.uplift.predict(rows) if getattr(model, "uplift", None) is not None else None
@@ -96,7 +107,8 @@ def score_leads(
     if explain:
         from leadq.pipelines.scoring.reasons import reason_columns
 
-        reasons = reason_columns(model, rows, params, transformed=transformed)
+        reasons = reason_columns(model, rows, params, transformed=transformed,
+                                 explanation=None if scored is None else scored.explanation)
         for col in reasons.columns:
             out[col] = reasons[col].to_numpy()
     return out

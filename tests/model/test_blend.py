@@ -132,6 +132,15 @@ def test_a_calibrated_blend_is_scored_and_explained_from_rows_encoded_once(blend
         np.testing.assert_allclose(
             ex.explain(calibrated, one, transformed=few).contributions.to_numpy(),
             whole.iloc[[start]].to_numpy(), rtol=1e-9, atol=1e-12)
+    # The scorer's path with reasons: the scores come from the explanation's margin, and are
+    # predict_proba's bit for bit (on many rows and on one).
+    scored = ex.explain_and_score(calibrated, rows, many)
+    np.testing.assert_array_equal(scored.probability, want)
+    for start in range(0, 16):
+        one = rows.iloc[[start]]
+        np.testing.assert_array_equal(
+            ex.explain_and_score(calibrated, one, ex.encode_rows(calibrated, one)).probability,
+            ex.predict_encoded(calibrated, ex.encode_rows(calibrated, one)))
 
 
 def test_a_blend_loads_through_the_trusted_types(blended):

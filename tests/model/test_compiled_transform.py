@@ -92,6 +92,36 @@ def test_every_kind_of_pipeline_compiles_and_equals_the_pipeline(pipeline, data)
     assert matches(compiled, pipeline, leads.iloc[:32])
 
 
+def test_the_hgb_input_step_compiles_and_the_trees_sum_the_same(pipeline, data, monkeypatch):
+    """HGB's own categorical input step, compiled: its output, the margin summed from it and
+    the Tree SHAP values of a row or two equal scikit-learn's and the per-tree path's."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from leadq.models.compiled import compile_hgb_input, hgb_margin
+
+    hgb = pipeline.steps[-1][1]
+    if not isinstance(hgb, HistGradientBoostingClassifier):
+        pytest.skip("a logistic pipeline has no HGB input step")
+    X = data[3]  # noqa: N806
+    encoded = np.asarray(pipeline[:-1].transform(pd.concat([_awkward(X), X.iloc[:200]])),
+                         dtype=np.float64)
+    fast = compile_hgb_input(hgb)
+    categorical = np.flatnonzero(hgb.is_categorical_)
+    assert len(categorical)  # the variants all have categorical inputs
+    odd = encoded[:3].copy()
+    odd[:, categorical] = [[500.0], [-1.0], [np.nan]]  # codes never seen, and missing
+    encoded = np.vstack([odd, encoded])
+    want = hgb._preprocess_X(encoded, reset=False)
+    for i in range(len(encoded)):
+        np.testing.assert_array_equal(fast(encoded[[i]]), want[[i]], err_msg=f"row {i}")
+    np.testing.assert_array_equal(hgb_margin(hgb, fast(encoded)), hgb.decision_function(encoded))
+    pre = fast(encoded[:40])
+    few = [ex.tree_shap_hgb(hgb, pre[i:i + 2])[0] for i in range(0, 40, 2)]
+    monkeypatch.setattr(ex, "ALL_TREES_ROWS", 0)  # the per-tree path, rows grouped
+    for i, got in zip(range(0, 40, 2), few, strict=True):
+        np.testing.assert_array_equal(got, ex.tree_shap_hgb(hgb, pre[i:i + 2])[0])
+
+
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
 def test_calibrated_models_score_the_same_from_the_compiled_rows(data, method):
     params, Xt, yt, Xv, yv = data  # noqa: N806

@@ -43,6 +43,23 @@ def test_scores_from_the_shared_transform_are_bit_identical(model, data):
                                       model.predict_proba(row)[:, 1])
 
 
+def test_scores_from_the_explanation_are_predict_proba_bit_for_bit(model, data):
+    """With reasons on, the scorer takes the scores from the explanation's margin instead of
+    running the model again: the same numbers, to the last bit, on many leads and on one."""
+    X = data[3].iloc[:300]  # noqa: N806
+    scored = ex.explain_and_score(model, X, ex.encode_rows(model, X))
+    if not hasattr(model, "calibrated_classifiers_"):
+        assert scored is None  # an uncalibrated pipeline is scored by its own predict_proba
+        return
+    np.testing.assert_array_equal(scored.probability, model.predict_proba(X)[:, 1])
+    pd.testing.assert_frame_equal(ex.explain_leads(model, X, explanation=scored.explanation),
+                                  ex.explain_leads(model, X))
+    for i in range(0, 40):
+        row = X.iloc[[i]]
+        one = ex.explain_and_score(model, row, ex.encode_rows(model, row))
+        np.testing.assert_array_equal(one.probability, model.predict_proba(row)[:, 1])
+
+
 def test_reasons_from_the_shared_transform_are_the_same(model, data):
     X = data[3].iloc[:300]  # noqa: N806
     shared = ex.explain_leads(model, X, transformed=ex.encode_rows(model, X))
