@@ -479,11 +479,8 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
     """Exact contributions of each raw column to the uncalibrated model's margin, per lead.
 
     `transformed` is `encode_rows(model, X)` when the caller has it already (the scorer)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
 
     from leadq.models.blend import BlendClassifier
-    from leadq.models.compiled import hgb_margin
 
     if hasattr(model, "members_"):
         return _explain_segmented(model, X, background)
@@ -491,6 +488,20 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
     estimator = pipeline.steps[-1][1]
     if isinstance(estimator, BlendClassifier):
         return _explain_blend(pipeline, X, background, transformed)
+    values, raw, base, margin, method = _explain_arrays(pipeline, X, background, transformed)
+    return Explanation(pd.DataFrame(values, columns=raw, index=X.index), base, margin, method)
+
+
+def _explain_arrays(pipeline, X: pd.DataFrame, background: pd.DataFrame | None,  # noqa: N803
+                    transformed: Any) -> tuple[np.ndarray, list[str], float, np.ndarray, str]:
+    """explain() of a single-estimator pipeline as arrays: (contributions n × raw columns, the
+    raw columns, base, margin, method); a blend adds its members' without a frame each."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from leadq.models.compiled import hgb_margin
+
+    estimator = pipeline.steps[-1][1]
     group, raw = _group_matrix(pipeline)
     if transformed is None:
         transformed = pipeline[:-1].transform(X)
@@ -500,8 +511,13 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
         phi, base = tree_shap_hgb(estimator, encoded)
         method = METHOD_TREE
     elif isinstance(estimator, LogisticRegression):
-        margin = np.asarray(estimator.decision_function(transformed), float)
         encoded = _as_array(transformed)
+        if isinstance(transformed, np.ndarray) and transformed.dtype == np.float64 and \
+                estimator.coef_.shape[0] == 1:
+            # decision_function's own product and sum (bit for bit), without its input checks
+            margin = (transformed @ estimator.coef_.T + estimator.intercept_).ravel()
+        else:
+            margin = np.asarray(estimator.decision_function(transformed), float)
         stored = getattr(estimator, REFERENCE_ATTR, None)
         if background is not None:
             reference = _encoded(pipeline, background).mean(axis=0)
@@ -515,8 +531,7 @@ def explain(model, X: pd.DataFrame, background: pd.DataFrame | None = None,  # n
         method = METHOD_LINEAR
     else:
         raise ValueError(f"no exact explanation for {type(estimator).__name__}")
-    contributions = pd.DataFrame(phi @ group, columns=raw, index=X.index)
-    return Explanation(contributions, float(base), margin, method)
+    return phi @ group, raw, float(base), margin, method
 
 
 def _compile_hgb(hgb):
@@ -550,18 +565,21 @@ def _explain_blend(pipeline, X: pd.DataFrame, background: pd.DataFrame | None,  
     if transformed is None:
         transformed = pipeline[:-1].transform(X)
     raw = raw_columns_of(pipeline)
-    contributions = pd.DataFrame(0.0, index=X.index, columns=raw)
+    at = {col: j for j, col in enumerate(raw)}
+    contributions = np.zeros((len(X), len(raw)))
     base, methods = blend.intercept_, []
     # The blend's margin from its members' margins, in BlendClassifier.decision_function's own
     # order of operations (bit-identical), instead of running every member's model again.
     margin = np.full(len(X), blend.intercept_, dtype=float)
     for w, member, block in zip(blend.weights_, members, transformed, strict=True):
-        exp = explain(member, X, background, transformed=block)
-        contributions += w * exp.contributions.reindex(columns=raw, fill_value=0.0)
-        base += w * exp.base_value
-        margin += w * np.asarray(exp.margin, float).ravel()
-        methods.append(f"{w:.3g} × {exp.method}")
-    return Explanation(contributions, float(base), margin, "blend: " + " + ".join(methods))
+        values, cols, member_base, member_margin, method = _explain_arrays(
+            member, X, background, block)
+        contributions[:, [at[c] for c in cols]] += w * values
+        base += w * member_base
+        margin += w * np.asarray(member_margin, float).ravel()
+        methods.append(f"{w:.3g} × {method}")
+    return Explanation(pd.DataFrame(contributions, columns=raw, index=X.index), float(base),
+                       margin, "blend: " + " + ".join(methods))
 
 
 def _explain_segmented(model, X: pd.DataFrame,  # noqa: N803

@@ -456,6 +456,11 @@ def _shown_id(value: Any) -> Any:
     return shown(value) if isinstance(value, str) else value
 
 
+# Leads in the warm-up's micro-batch: more than Tree SHAP's one-call kernel takes
+# (leadq.models.explain.ALL_TREES_ROWS), so the few-row kernels are compiled before traffic.
+WARM_UP_BATCH = 8
+
+
 def warm_up_lead(served, events: pd.DataFrame | None, params: dict) -> dict:
     """A lead to score before taking traffic: the model's own input example as a web form
     would send it, under the id of a lead the activity log has events for (so the activity
@@ -566,10 +571,17 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
             if events is None:
                 raise Unavailable(activity.error or "activity log not loaded yet")
         check_fast_path(served)
-        part = scorer.read(warm_up_lead(served, events, params))
-        result = scorer.score_parts([part], served, events)[0]
+        lead = warm_up_lead(served, events, params)
+        result = scorer.score_parts([scorer.read(lead)], served, events)[0]
         if isinstance(result, RequestError):
             raise RuntimeError(f"the warm-up lead was refused: {result.message}")
+        # And a micro-batch of it under other ids: the kernels a few rows take (numba compiles
+        # each on its first call, for seconds) are compiled here, not in a request.
+        id_col = params["data"]["leads"]["id"]
+        batch = [{**lead, id_col: f"{lead[id_col]}-{i}"} for i in range(WARM_UP_BATCH)]
+        result = scorer.score_parts([scorer.read(batch)], served, events)[0]
+        if isinstance(result, RequestError):
+            raise RuntimeError(f"the warm-up batch was refused: {result.message}")
 
     activity = ActivityLog(params, probe=lambda events: holder.current is None or
                            warm_up(holder.current, events))

@@ -78,3 +78,24 @@ def test_answer_rows_serialise_to_the_bytes_to_dict_gave(n, seed):
     frame = output_frame(n, seed)
     for rows_out in (frame, frame.iloc[np.arange(n)[::2]]):
         assert json.dumps(answer_rows(rows_out)) == json.dumps(reference_answer(rows_out))
+
+
+def test_the_warm_up_date_is_written_as_the_export_writes_its_dates():
+    from leadq.features.tables import parse_date_cells
+    from leadq.pipelines.service.app import warm_up_date
+
+    for fmt in (None, "ISO8601", "%d/%m/%Y %H:%M", "%m-%d-%Y"):
+        text = warm_up_date(fmt)
+        parsed = parse_date_cells(pd.Series([text], dtype="string"), fmt)
+        assert parsed.notna().all(), (fmt, text)
+        age = pd.Timestamp.now(tz="UTC").tz_localize(None) - parsed.iloc[0]
+        assert pd.Timedelta(0) <= age < pd.Timedelta(days=2), (fmt, text)
+
+
+def test_the_warm_up_batch_reaches_the_few_row_kernels():
+    """The warm-up's micro-batch must be larger than Tree SHAP's one-call size, or the kernels
+    a micro-batch takes are compiled (for seconds) inside a request."""
+    from leadq.models.explain import ALL_TREES_ROWS, COMPILED_MAX_ROWS
+    from leadq.pipelines.service.app import WARM_UP_BATCH
+
+    assert ALL_TREES_ROWS < WARM_UP_BATCH <= COMPILED_MAX_ROWS
