@@ -625,8 +625,9 @@ def to_points(explanation: Explanation, calibrators) -> tuple[pd.DataFrame, np.n
 
 
 # --- plain-words reasons --------------------------------------------------------------------
-def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
-    """What a reason shows for each raw column: never a personal value.
+def display_values(X: pd.DataFrame, pipeline,  # noqa: N803
+                   columns: list[str] | None = None) -> dict[str, np.ndarray]:
+    """What a reason shows for each raw column (or for `columns` only): never a personal value.
 
     The email shows only its kind (corporate / free-mail), as the model uses it; the creation
     time shows its date; other columns their own value.
@@ -644,7 +645,7 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
     # per_distinct's memo of this same function; both give the bulk path's strings.
     small = len(X) <= SMALL_FRAME_ROWS
     out: dict[str, np.ndarray] = {}
-    for col in raw_columns_of(pipeline):
+    for col in raw_columns_of(pipeline) if columns is None else columns:
         values = X[col]
         if is_activity_feature(col):  # "3 content downloads in the last 30 days"
             out[col] = np.array([describe(col, v) for v in values.tolist()], dtype=object)
@@ -681,6 +682,19 @@ def display_values(X: pd.DataFrame, pipeline) -> dict[str, np.ndarray]:
             text = _display_text(values)
         out[col] = text.where(pd.notna(text), "missing").to_numpy(dtype=object)
     return out
+
+
+class _Shown(dict):
+    """display_values(X, pipeline), a column worked out when a reason first shows it: a lead's
+    six reasons read a few of its thirty-odd columns."""
+
+    def __init__(self, X: pd.DataFrame, pipeline) -> None:  # noqa: N803
+        super().__init__()
+        self.X, self.pipeline = X, pipeline
+
+    def __missing__(self, col: str) -> np.ndarray:
+        self[col] = value = display_values(self.X, self.pipeline, [col])[col]
+        return value
 
 
 DAY_FORMAT = "%Y-%m-%d (%a)"  # how a reason shows the lead's creation time
@@ -768,5 +782,5 @@ def explain_leads(model, X: pd.DataFrame, top: int = 3, *,  # noqa: N803
     if explanation is None:
         explanation = explain(model, X, transformed=transformed)
     points, _, _ = to_points(explanation, calibrators)
-    pos, neg = reason_texts(points, display_values(X, pipeline), pipeline, top=top)
+    pos, neg = reason_texts(points, _Shown(X, pipeline), pipeline, top=top)
     return pd.DataFrame({"reasons_positive": pos, "reasons_negative": neg}, index=X.index)
