@@ -7,7 +7,7 @@ The load is open-loop: requests are sent on a fixed schedule whatever the server
 request's latency runs from its scheduled send time to the end of its answer, so a slow server
 is not hidden by a client that waits for it (coordinated omission). Every run is bounded in
 request count and time and talks only to 127.0.0.1. Reasons are on (serve.explain: true).
-Past the sustained rate the service sheds load (serve.max_queue, serve.request_timeout_seconds):
+Past the sustained rate the service sheds load (serve.max_wait_ms, serve.max_queue, the deadline):
 the overload run sends twice the sustained rate and reports the 503s (each with Retry-After),
 the p99 of the requests that were answered, and the server's RSS before and after. Latency on
 a shared machine is noisy: every figure is printed with the load average of its run.
@@ -38,6 +38,13 @@ from common import leads_own_columns
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 LEADQ = [sys.executable, "-m", "leadq.pipelines.cli"]
+# uvicorn closes a keep-alive connection idle for 5 s (timeout_keep_alive): a request sent on it
+# as it closes fails in the client with BrokenPipeError or ConnectionResetError without the
+# server having seen it. Connections idle this long are reopened before use, as HTTP client
+# libraries do, and any drop that still happens is counted apart from the server's errors.
+IDLE_RECONNECT_S = 4.0
+DROPPED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
+           http.client.RemoteDisconnected)
 
 
 def free_port() -> int:
@@ -80,6 +87,7 @@ class Client:
         self.jobs: queue.Queue = queue.Queue()
         self.results: list[tuple[float, float, int]] = []
         self.error_kinds: Counter = Counter()  # what each error was: an HTTP status or exception
+        self.dropped_kinds: Counter = Counter()  # connections dropped under a request, by kind
         self._lock = threading.Lock()
         self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
         for w in self.workers:
@@ -87,9 +95,12 @@ class Client:
 
     def _run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        last_used = time.monotonic()
         while (job := self.jobs.get()) is not None:
             scheduled, body = job
-            kind = None
+            kind, dropped = None, None
+            if time.monotonic() - last_used > IDLE_RECONNECT_S:
+                conn.close()  # the next request opens a fresh connection
             try:
                 conn.request("POST", "/v1/score", body=body,
                              headers={"Content-Type": "application/json"})
@@ -101,14 +112,21 @@ class Client:
                     status = -503
                 if status not in (200, 503):
                     kind = f"HTTP {status}"
+            except DROPPED as exc:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                status, dropped = -1, type(exc).__name__
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
                 status, kind = 0, type(exc).__name__
+            last_used = time.monotonic()
             with self._lock:
                 self.results.append((scheduled, time.perf_counter(), status))
                 if kind is not None:
                     self.error_kinds[kind] += 1
+                if dropped is not None:
+                    self.dropped_kinds[dropped] += 1
 
     def send(self, scheduled: float, body: bytes) -> None:
         self.jobs.put((scheduled, body))
@@ -146,9 +164,12 @@ def run_rate(port: int, bodies: list[bytes], rate: float, seconds: float) -> dic
     lat = np.array([(done - sched) * 1000 for sched, done, _ in client.results])
     answered = np.array([(done - sched) * 1000 for sched, done, s in client.results if s == 200])
     statuses = [s for *_, s in client.results]
-    ok = statuses.count(200)
+    ok, dropped = statuses.count(200), statuses.count(-1)
     return {"rate": rate, "requests": n, "ok": ok, "shed_503": statuses.count(503),
-            "errors": n - ok - statuses.count(503),  # 5xx but a 503 with Retry-After, drops
+            # Any other status, a 503 without Retry-After, no answer in 30 s, refused
+            # connections; a connection dropped under a request is counted apart (`dropped`).
+            "errors": n - ok - statuses.count(503) - dropped, "dropped": dropped,
+            "dropped_kinds": dict(client.dropped_kinds),
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
             "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max()),
             "answered_p99_ms": float(np.percentile(answered, 99)) if len(answered) else None,
@@ -239,17 +260,21 @@ def main() -> None:
         over = run_rate(port, bodies, double, args.seconds)
         results["overload"] = {**over, "rss_before_mb": rss_before,
                                "rss_after_mb": rss_mb(proc.pid)}
-        times = []
+        times, refused = [], []
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for _ in range(6):
             t = time.perf_counter()
             conn.request("POST", "/v1/score", body=batch,
                          headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200, resp.status
+            answer = resp.read()
+            if resp.status != 200:  # told, not fatal: the runs above are still reported
+                refused.append(f"{resp.status} {answer[:300].decode(errors='replace')}")
+                time.sleep(1)
+                continue
             times.append(time.perf_counter() - t)
-        results["batch_1000_s"] = float(np.median(times[1:]))
+        results["batch_1000_s"] = float(np.median(times[1:])) if len(times) > 1 else None
+        results["batch_1000_refused"] = refused
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -263,15 +288,22 @@ def main() -> None:
     print(f"sequential single leads: p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms, "
           f"server CPU {q['server_cpu_ms']:.1f} ms a request (load average "
           f"{q['load_average']:.2f})")
-    print("| load | requests | 200 | 503 | errors | p50 ms | p95 ms | p99 ms | load avg |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in [*results["fixed"], results["overload"]]:
+    print("| load | requests | 200 | 503 | errors | dropped | p50 ms | p95 ms | p99 ms | "
+          "p99 answered ms | load avg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    runs = [*results["fixed"], *([results["sustained"]] if results["sustained"] else []),
+            results["overload"]]
+    for r in runs:
+        answered = "n/a" if r["answered_p99_ms"] is None else f"{r['answered_p99_ms']:.1f}"
         print(f"| {r['rate']:.0f} req/s | {r['requests']} | {r['ok']} | {r['shed_503']} | "
-              f"{r['errors']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
-              f"{r['load_average']:.2f} |")
-    for r in [*results["fixed"], results["overload"]]:
+              f"{r['errors']} | {r['dropped']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
+              f"{r['p99_ms']:.1f} | {answered} | {r['load_average']:.2f} |")
+    for r in runs:
         if r["error_kinds"]:
             print(f"errors at {r['rate']:.0f} req/s: {r['error_kinds']}")
+        if r["dropped_kinds"]:
+            print(f"connections dropped under a request at {r['rate']:.0f} req/s (client side, "
+                  f"not answered): {r['dropped_kinds']}")
     o = results["overload"]
     answered = "n/a" if o["answered_p99_ms"] is None else f"{o['answered_p99_ms']:.1f} ms"
     print(f"overload at {o['rate']:.0f} req/s: {o['shed_503']} shed with 503 + Retry-After, "
@@ -280,7 +312,10 @@ def main() -> None:
     s = results["sustained"]
     best = "none" if s is None else f"{s['rate']:.0f} req/s (p99 {s['p99_ms']:.1f} ms)"
     print(f"highest sustained rate with p99 < 100 ms: {best}")
-    print(f"one 1,000-lead batch: {results['batch_1000_s']:.3f} s")
+    if results["batch_1000_s"] is not None:
+        print(f"one 1,000-lead batch: {results['batch_1000_s']:.3f} s")
+    for why in results["batch_1000_refused"]:
+        print(f"a 1,000-lead batch was refused: {why}")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_serve.json").write_text(json.dumps(results, indent=2))
 

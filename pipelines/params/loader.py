@@ -417,7 +417,7 @@ NON_NEGATIVE_NUMBERS = frozenset({"agreement.mql.lead_cost"})
 # Positive amounts (hours, MQLs a week, money): above 0.
 POSITIVE_NUMBERS = frozenset({"agreement.sla_hours", "agreement.capacity_per_week",
                               "agreement.mql.won_value", "agreement.goal.won_deals",
-                              "lift.detect"})
+                              "lift.detect", "serve.max_wait_ms"})
 # Keys naming one column (or a path): a string when set; a list or a number here used to
 # fail deep inside a run ("unhashable type").
 TEXT_KEYS = frozenset({

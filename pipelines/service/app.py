@@ -36,6 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 
 from leadq.pipelines.io.progress import log
 from leadq.pipelines.service.contract import INT64, known_fields
+from leadq.pipelines.service.shedding import BatchCost
 
 API_PREFIX = "/v1"
 # Metric labels: known routes by name, anything else (scanners, typos) as one "other" series.
@@ -182,9 +183,13 @@ class Pending:
     """One request waiting in the micro-batch queue, its deadline, and the answer it will get.
     """
 
-    def __init__(self, body: Any, deadline: float) -> None:
+    def __init__(self, body: Any, deadline: float, queued_at: float | None = None) -> None:
         self.body = body
         self.deadline = deadline  # time.monotonic() past which nobody waits for the answer
+        # From when its wait to be scored counts (serve.max_wait_ms): its arrival, moved on by
+        # the time its body took to come in and be parsed, which is not waiting for the worker.
+        self.queued_at = time.monotonic() if queued_at is None else queued_at
+        self.size = len(body) if isinstance(body, list) else 1
         self.future: concurrent.futures.Future = concurrent.futures.Future()
 
 
@@ -205,7 +210,15 @@ class Scorer:
     batching changes only the cost: the fixed cost of a call is paid once per batch instead of
     once per lead. If scoring the combined frame fails, the batch is split in halves and each
     half scored on its own, down to the one request whose data failed it, which alone gets a
-    422: one request's data can fail only that request."""
+    422: one request's data can fail only that request.
+
+    Overload is shed by time (serve.max_wait_ms): a request whose wait to be scored would
+    pass the budget is answered 503 at once, at submit time when the scoring queued ahead of
+    it is already estimated to take longer (the worker's measured batch cost, BatchCost),
+    else when the worker claims it late; and a batch holds no more leads than the worker
+    scores within the budget, so the requests behind it are not held by its size. Answered
+    requests therefore spend about two budgets at most in the scorer, whatever the per-lead
+    cost of the model on this machine is."""
 
     def __init__(self, params: dict, holder, activity) -> None:
         self.params = params
@@ -217,19 +230,56 @@ class Scorer:
         self.max_leads = int(self.settings["max_batch"])
         self._queue: queue.Queue = queue.Queue(maxsize=int(self.settings["max_queue"]))
         self._carry: Pending | None = None
+        self.max_wait = float(self.settings["max_wait_ms"]) / 1000.0
+        self.cost = BatchCost()
+        self._count_lock = threading.Lock()
+        self._queued_leads = 0  # in the queue or carried: not yet in a batch
+        self._busy: tuple[float, float] | None = None  # (batch started, its predicted seconds)
         self._prepared_of: tuple | None = None  # (bundle made without it, its Prepared)
         self._one_thread = False
         self._worker = threading.Thread(target=self._run, name="leadq-score", daemon=True)
         self._worker.start()
 
-    def submit(self, body: Any, deadline: float) -> concurrent.futures.Future:
-        pending = Pending(body, deadline)
+    def submit(self, body: Any, deadline: float, queued_at: float | None = None
+               ) -> concurrent.futures.Future:
+        """Queue a request for scoring (`queued_at`: monotonic time its wait counts from,
+        default now); its future holds the answer or a RequestError (503 when shed)."""
+        pending = Pending(body, deadline, queued_at)
+        waited = time.monotonic() - pending.queued_at
+        ahead = self.expected_wait()
+        if waited + ahead > self.max_wait:
+            # Refused now rather than when the worker reaches it: the client gets its 503 at
+            # once, and the queue holds only requests that can still be answered in time.
+            _settle(pending.future, error=RequestError(
+                503, f"server busy: {waited * 1000:.0f} ms since arrival and about "
+                     f"{ahead * 1000:.0f} ms of scoring queued ahead, over serve.max_wait_ms "
+                     f"({self.max_wait * 1000:g})"))
+            return pending.future
+        with self._count_lock:
+            self._queued_leads += pending.size
         try:
             self._queue.put_nowait(pending)
         except queue.Full:
+            self._dequeued(pending)
             _settle(pending.future, error=RequestError(
                 503, f"server busy: {self._queue.maxsize} requests waiting (serve.max_queue)"))
         return pending.future
+
+    def expected_wait(self) -> float:
+        """Seconds a request queued now would wait for the worker: the rest of the batch being
+        scored, then the full batches queued before its own."""
+        now = time.monotonic()
+        busy = self._busy
+        rest = 0.0 if busy is None else max(busy[0] + busy[1] - now, 0.0)
+        queued = self._queued_leads
+        if not queued:
+            return rest
+        cap = self.cost.cap(self.max_wait, self.max_leads)
+        return rest + (queued // cap) * self.cost.predict(cap)
+
+    def _dequeued(self, pending: Pending) -> None:
+        with self._count_lock:
+            self._queued_leads -= pending.size
 
     def close(self, timeout: float = 10.0) -> None:
         """Score what is queued, then stop the worker."""
@@ -237,30 +287,45 @@ class Scorer:
         self._worker.join(timeout=timeout)
 
     def _live(self, item: Pending) -> bool:
-        """Claim a queued request: False for one its caller gave up on or whose deadline has
-        passed while it waited (answered 503 at once: scoring it would only delay the rest)."""
+        """Claim a queued request: False for one its caller gave up on, whose deadline has
+        passed while it waited, or that waited past serve.max_wait_ms (answered 503 at once:
+        scoring it would only delay the rest, and its client is better off retrying)."""
         if not item.future.set_running_or_notify_cancel():
             return False
-        if time.monotonic() >= item.deadline:
+        now = time.monotonic()
+        if now >= item.deadline:
             _settle(item.future, error=RequestError(
                 503, "server busy: the request waited past its deadline "
                      "(serve.request_timeout_seconds)"))
+            return False
+        waited = now - item.queued_at
+        if waited > self.max_wait:
+            _settle(item.future, error=RequestError(
+                503, f"server busy: the request waited {waited * 1000:.0f} ms to be scored, "
+                     f"over serve.max_wait_ms ({self.max_wait * 1000:g})"))
             return False
         return True
 
     def _take(self) -> Pending | None:
         if self._carry is not None:
             item, self._carry = self._carry, None
+            self._dequeued(item)
             return item  # claimed already, when it did not fit the batch before
         while True:
             item = self._queue.get()
-            if item is None or self._live(item):
-                return item  # None: stop; else a request whose caller still waits
+            if item is None:
+                return None  # stop
+            self._dequeued(item)
+            if self._live(item):
+                return item  # a request whose caller still waits
 
     def _run(self) -> None:
         while (first := self._take()) is not None:
-            batch, size, stop = [first], self._size(first), False
-            while size < self.max_leads:
+            batch, size, stop = [first], first.size, False
+            # Leads the worker scores within the wait budget: a larger batch would hold the
+            # requests behind it past their budget for the sake of its own size.
+            cap = self.cost.cap(self.max_wait, self.max_leads)
+            while size < cap:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
@@ -268,26 +333,30 @@ class Scorer:
                 if nxt is None:
                     stop = True
                     break
+                self._dequeued(nxt)
                 if not self._live(nxt):
                     continue
-                if size + self._size(nxt) > self.max_leads:
+                if size + nxt.size > cap:
+                    with self._count_lock:
+                        self._queued_leads += nxt.size  # still waits: ahead of newcomers
                     self._carry = nxt  # first in the next batch
                     break
                 batch.append(nxt)
-                size += self._size(nxt)
+                size += nxt.size
+            started = time.monotonic()
+            self._busy = (started, self.cost.predict(size))
             try:
-                self._score_batch(batch)
+                scored = self._score_batch(batch)
             except BaseException as exc:  # noqa: BLE001 - every waiting request learns of it
                 log.error("scoring worker: %s", type(exc).__name__)
                 for pending in batch:
                     _settle(pending.future, error=exc)
+                scored = False
+            self._busy = None
+            if scored:  # a batch refused whole (no model yet) says nothing of the cost
+                self.cost.observe(size, time.monotonic() - started)
             if stop:
                 return
-
-    @staticmethod
-    def _size(pending: Pending) -> int:
-        body = pending.body
-        return len(body) if isinstance(body, list) else 1
 
     def _leads(self, body: Any) -> tuple[list, bool]:
         single = isinstance(body, dict)
@@ -323,14 +392,15 @@ class Scorer:
             raise RequestError(503, f"not ready: {why}")
         return served, events
 
-    def _score_batch(self, batch: list[Pending]) -> None:
+    def _score_batch(self, batch: list[Pending]) -> bool:
+        """Score a batch, settling each request's future; False if it was refused whole."""
         try:
             # One bundle and one version of the activity log for the whole batch.
             served, events = self.dependencies()
         except RequestError as exc:
             for pending in batch:
                 _settle(pending.future, error=exc)
-            return
+            return False
         if not self._one_thread:
             self._one_thread = True
             from threadpoolctl import threadpool_limits
@@ -351,6 +421,7 @@ class Scorer:
                 _settle(pending.future, error=RequestError(
                     422, f"cannot read the lead(s): {type(exc).__name__}"))
         self._score_isolated(parts, served, events)
+        return True
 
     def _score_isolated(self, parts: list[Part], served, events) -> None:
         if not parts:
@@ -720,20 +791,25 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
 
     @app.post(f"{API_PREFIX}/score", summary="Score one lead (an object) or a list of leads")
     async def score(request: Request):
-        deadline = request.scope.get(ARRIVAL, time.monotonic()) + timeout
+        arrival = request.scope.get(ARRIVAL, time.monotonic())
+        deadline = arrival + timeout
         try:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media != "application/json":
                 # A browser sends text/plain or a form cross-origin without asking first: only
                 # JSON, which it must ask for (CORS), is scored.
                 raise RequestError(415, "send the lead(s) as Content-Type: application/json")
+            reading = time.monotonic()
             body = await read_json(request, deadline)
+            # Its wait to be scored counts from arrival, less the time its body took to come
+            # in and be parsed: work for this request, not a queue in front of it.
+            queued_at = arrival + (time.monotonic() - reading)
             if time.monotonic() >= deadline:
                 raise busy("server busy: the request's body arrived past its deadline "
                            "(serve.request_timeout_seconds)")
             # Reading once more lets the server notice a client that hangs up while it waits.
             await request.is_disconnected()
-            future = scorer.submit(body, deadline)
+            future = scorer.submit(body, deadline, queued_at)
             try:
                 answer, n, mql, rows = await asyncio.wait_for(
                     asyncio.wrap_future(future), max(deadline - time.monotonic(), 0))

@@ -114,7 +114,8 @@ def server(tmp_path_factory, base_params, small_crm):
         registry__criteria={},
         serve={"reload_seconds": RELOAD_SECONDS, "max_batch": 1000, "max_body_bytes": 2_000_000,
                "explain": True, "scoring_log": str(d / "serve_log"), "log_flush_rows": 500,
-               "log_flush_seconds": 1, "access_log": False},
+               "log_flush_seconds": 1, "access_log": False,
+               "max_wait_ms": 2000},  # sixteen clients at once on a busy machine: not shed
         agreement__review_days=182)
     from leadq.pipelines.train import main as train_main
 

@@ -94,6 +94,7 @@ def make_app(base_params, **serve):
 
 
 LEAD = json.dumps({"lead_id": "L1", "source": "Email"}).encode()
+JSON = {"Content-Type": "application/json"}
 
 
 def test_only_json_is_scored_and_a_cross_origin_text_post_is_refused(base_params):
@@ -348,4 +349,109 @@ def test_a_request_that_does_not_fit_the_batch_is_scored_in_the_next(base_params
         with pytest.raises(RequestError, match="no model"):
             future.result(timeout=10)
     assert scorer._worker.is_alive()
+    scorer.close()
+
+
+class HeldScorer:
+    """Stands in for the scoring of a batch (no model here): holds the worker on its first
+    batch until released, records which requests each batch held, and answers each lead."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.batches: list[list] = []
+
+    def __call__(self, batch) -> bool:
+        from leadq.pipelines.service.app import _settle
+
+        self.batches.append([p.body for p in batch])
+        if len(self.batches) == 1:
+            self.entered.set()
+            assert self.release.wait(30)
+        for pending in batch:
+            leads = pending.body if isinstance(pending.body, list) else [pending.body]
+            _settle(pending.future, ({"lead_id": leads[0].get("lead_id")}, len(leads), 0,
+                                     None))
+        return False  # nothing really scored: the cost model learns nothing from it
+
+    def scored_ids(self) -> set:
+        return {lead["lead_id"] for batch in self.batches for body in batch
+                for lead in (body if isinstance(body, list) else [body])}
+
+
+def test_a_request_that_waited_past_max_wait_is_shed_with_retry_after_and_never_scored(
+        base_params):
+    """serve.max_wait_ms: a request the worker reaches after waiting longer than the budget
+    is answered 503 with Retry-After when the worker reaches it, and never scored (so never
+    in the scoring log); once the worker is free, requests are scored again."""
+    app, _, _ = make_app(base_params, max_wait_ms=300)
+    scorer = app.state.scorer
+    held = HeldScorer()
+    scorer._score_batch = held
+    lead = lambda lead_id: json.dumps({"lead_id": lead_id}).encode()  # noqa: E731
+    with running(app) as port:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(call, port, "POST", "/v1/score", lead("HELD"), JSON)
+            assert held.entered.wait(30)  # the worker is busy with HELD
+            late = pool.submit(call, port, "POST", "/v1/score", lead("LATE"), JSON)
+            deadline = time.monotonic() + 30
+            # LATE waits in the queue (or, on a machine stalled past the budget before it got
+            # there, is refused on the way in: the same 503)
+            while scorer._queued_leads < 1 and not late.done():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.6)  # well past the 300 ms budget: how much longer does not matter
+            held.release.set()
+            status, headers, raw = late.result(30)
+            assert first.result(30)[0] == 200
+        assert status == 503, raw
+        assert headers["retry-after"].isdigit()
+        assert "serve.max_wait_ms" in json.loads(raw)["detail"]
+        assert "LATE" not in held.scored_ids()
+
+        # Under the budget (a generous one: the machine may be busy) a request is scored.
+        scorer.max_wait = 30.0
+        status, _, raw = call(port, "POST", "/v1/score", lead("IN-TIME"), JSON)
+        assert status == 200, raw
+        assert json.loads(raw)["lead_id"] == "IN-TIME"
+        assert "IN-TIME" in held.scored_ids()
+
+
+def test_a_request_behind_more_scoring_than_the_budget_is_refused_at_once(base_params):
+    """The worker's measured batch cost says how long the queue ahead takes: a request that
+    would wait past serve.max_wait_ms behind it is refused when it is submitted, not after
+    waiting; and a batch holds no more leads than the worker scores within the budget."""
+    from leadq.pipelines.service.app import RequestError
+
+    app, _, _ = make_app(base_params, max_wait_ms=10_000)
+    scorer = app.state.scorer
+    for n in (1, 11, 1, 11):  # as measured: 3 s a batch plus 1 s a lead (a slow machine)
+        scorer.cost.observe(n, 3.0 + 1.0 * n)
+    cap = scorer.cost.cap(scorer.max_wait, scorer.max_leads)
+    assert 2 <= cap <= 8  # about (10 s - 3 s) / 1 s
+    held = HeldScorer()
+    scorer._score_batch = held
+    far = time.monotonic() + 60
+    futures = [scorer.submit({"lead_id": "HELD"}, far)]
+    assert held.entered.wait(30)
+    # Fewer leads than one batch queued ahead: each waits only for the batch being scored.
+    futures += [scorer.submit({"lead_id": f"S{i}"}, far) for i in range(cap - 1)]
+    futures.append(scorer.submit([{"lead_id": f"B{i}"} for i in range(2 * cap)], far))
+    assert not any(f.done() for f in futures[1:])
+    # Now three batches' worth are queued: two full batches (about 20 s) before this one.
+    refused = scorer.submit({"lead_id": "REFUSED"}, far)
+    assert refused.done()
+    with pytest.raises(RequestError, match="queued ahead") as caught:
+        refused.result(0)
+    assert caught.value.status == 503
+    held.release.set()
+    for future in futures:
+        future.result(30)
+    assert "REFUSED" not in held.scored_ids()
+    sizes = [sum(len(b) if isinstance(b, list) else 1 for b in batch)
+             for batch in held.batches]
+    # HELD alone; the singles together; the list, larger than a batch, alone after them.
+    assert sizes == [1, cap - 1, 2 * cap], sizes
+    assert scorer._queued_leads == 0
     scorer.close()
