@@ -318,6 +318,8 @@ class CompiledHGBInput:
             block = np.empty((len(X), len(index)))
             for k, (j, codes) in enumerate(zip(index, known, strict=True)):
                 values = X[:, j]
+                if np.isinf(values).any():
+                    raise ValueError("an infinite category code")  # sklearn's check refuses it
                 pos = np.searchsorted(codes, values)
                 at = np.minimum(pos, max(len(codes) - 1, 0))
                 hit = (pos < len(codes)) & (codes[at] == values) if len(codes) else \

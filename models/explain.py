@@ -90,13 +90,12 @@ def calibrated_probability(calibrators, margin: np.ndarray) -> np.ndarray:
     margin = np.asarray(margin, float)
     if calibrators is None:
         return 1.0 / (1.0 + np.exp(-margin))
-    # CalibratedClassifierCV's own arithmetic, step for step (a missing value becomes 1/2, a
-    # value a rounding error above 1 becomes 1, then a running sum divided by the count), so
-    # a score computed from an explanation's margin is bit for bit the one predict_proba gives.
+    # CalibratedClassifierCV's own arithmetic, step for step (a value a rounding error above 1
+    # becomes 1, then a running sum divided by the count), so a score computed from an
+    # explanation's margin is bit for bit the one predict_proba gives.
     out = np.zeros(len(margin))
     for calibrator in calibrators:
         p = np.array(calibrator.predict(margin), dtype=float)
-        p[np.isnan(p)] = 0.5
         p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
         out += p
     out /= len(calibrators)
@@ -513,8 +512,9 @@ def _explain_arrays(pipeline, X: pd.DataFrame, background: pd.DataFrame | None, 
     elif isinstance(estimator, LogisticRegression):
         encoded = _as_array(transformed)
         if isinstance(transformed, np.ndarray) and transformed.dtype == np.float64 and \
-                estimator.coef_.shape[0] == 1:
+                estimator.coef_.shape[0] == 1 and np.isfinite(transformed).all():
             # decision_function's own product and sum (bit for bit), without its input checks
+            # (what they refuse, an infinite or missing input, goes to decision_function)
             margin = (transformed @ estimator.coef_.T + estimator.intercept_).ravel()
         else:
             margin = np.asarray(estimator.decision_function(transformed), float)
@@ -541,13 +541,15 @@ def _compile_hgb(hgb):
         return compile_hgb_input(hgb)
     except NotCompiled as exc:
         return exc
+    except Exception as exc:  # noqa: BLE001 - an input step it does not follow: sklearn's own
+        return NotCompiled(f"{type(exc).__name__}: {exc}")
 
 
 def _hgb_input(hgb, transformed: Any) -> np.ndarray:
     """`hgb._preprocess_X(transformed)`: for a few rows through its compiled form
     (leadq.models.compiled.compile_hgb_input, checked against scikit-learn's when built)."""
     if len(transformed) <= COMPILED_MAX_ROWS and not hasattr(transformed, "columns"):
-        compiled = _cached(_compile_hgb, hgb, getattr(hgb, "_predictors", None))
+        compiled = _cached(_compile_hgb, hgb, getattr(hgb, "_preprocessor", None))
         if not isinstance(compiled, Exception):
             return compiled(transformed)
     return hgb._preprocess_X(transformed, reset=False)

@@ -245,6 +245,13 @@ class Scorer:
         """Queue a request for scoring (`queued_at`: monotonic time its wait counts from,
         default now); its future holds the answer or a RequestError (503 when shed)."""
         pending = Pending(body, deadline, queued_at)
+        try:
+            # Its shape first (a list over serve.max_batch, not a lead at all): refused at
+            # once, so a huge list never enters the queue's count of leads ahead.
+            self._leads(body)
+        except RequestError as exc:
+            _settle(pending.future, error=exc)
+            return pending.future
         waited = time.monotonic() - pending.queued_at
         ahead = self.expected_wait()
         if waited + ahead > self.max_wait:
@@ -351,10 +358,10 @@ class Scorer:
                 log.error("scoring worker: %s", type(exc).__name__)
                 for pending in batch:
                     _settle(pending.future, error=exc)
-                scored = False
+                scored = 0
             self._busy = None
             if scored:  # a batch refused whole (no model yet) says nothing of the cost
-                self.cost.observe(size, time.monotonic() - started)
+                self.cost.observe(scored, time.monotonic() - started)
             if stop:
                 return
 
@@ -392,15 +399,16 @@ class Scorer:
             raise RequestError(503, f"not ready: {why}")
         return served, events
 
-    def _score_batch(self, batch: list[Pending]) -> bool:
-        """Score a batch, settling each request's future; False if it was refused whole."""
+    def _score_batch(self, batch: list[Pending]) -> int:
+        """Score a batch, settling each request's future: the leads read and scored (0 when
+        it was refused whole), what the batch's time is observed against."""
         try:
             # One bundle and one version of the activity log for the whole batch.
             served, events = self.dependencies()
         except RequestError as exc:
             for pending in batch:
                 _settle(pending.future, error=exc)
-            return False
+            return 0
         if not self._one_thread:
             self._one_thread = True
             from threadpoolctl import threadpool_limits
@@ -421,7 +429,7 @@ class Scorer:
                 _settle(pending.future, error=RequestError(
                     422, f"cannot read the lead(s): {type(exc).__name__}"))
         self._score_isolated(parts, served, events)
-        return True
+        return sum(len(part.raw) for part in parts)
 
     def _score_isolated(self, parts: list[Part], served, events) -> None:
         if not parts:
@@ -560,10 +568,10 @@ def warm_up_lead(served, events: pd.DataFrame | None, params: dict) -> dict:
 
 def warm_up_date(date_format: str | None) -> str:
     """Now, written as the export writes its lead dates (data.leads.date_format)."""
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
+    now = pd.Timestamp.now(tz="UTC").floor("s")
     if not date_format or date_format in ("ISO8601", "mixed"):
-        return now.isoformat()
-    return now.strftime(date_format)
+        return now.tz_localize(None).isoformat()
+    return now.strftime(date_format)  # aware: a %z or %Z in the format is written, as UTC
 
 
 def check_fast_path(served) -> str | None:
@@ -649,10 +657,12 @@ def create_app(params: dict, *, model_uri: str | None = None, holder=None) -> Fa
         # And a micro-batch of it under other ids: the kernels a few rows take (numba compiles
         # each on its first call, for seconds) are compiled here, not in a request.
         id_col = params["data"]["leads"]["id"]
-        batch = [{**lead, id_col: f"{lead[id_col]}-{i}"} for i in range(WARM_UP_BATCH)]
-        result = scorer.score_parts([scorer.read(batch)], served, events)[0]
-        if isinstance(result, RequestError):
-            raise RuntimeError(f"the warm-up batch was refused: {result.message}")
+        size = min(WARM_UP_BATCH, scorer.max_leads)  # no batch is larger than serve.max_batch
+        if size > 1:
+            batch = [{**lead, id_col: f"{lead[id_col]}-{i}"} for i in range(size)]
+            result = scorer.score_parts([scorer.read(batch)], served, events)[0]
+            if isinstance(result, RequestError):
+                raise RuntimeError(f"the warm-up batch was refused: {result.message}")
 
     activity = ActivityLog(params, probe=lambda events: holder.current is None or
                            warm_up(holder.current, events))

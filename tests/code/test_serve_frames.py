@@ -84,11 +84,14 @@ def test_the_warm_up_date_is_written_as_the_export_writes_its_dates():
     from leadq.features.tables import parse_date_cells
     from leadq.pipelines.service.app import warm_up_date
 
-    for fmt in (None, "ISO8601", "%d/%m/%Y %H:%M", "%m-%d-%Y"):
+    for fmt in (None, "ISO8601", "%d/%m/%Y %H:%M", "%m-%d-%Y", "%Y-%m-%dT%H:%M:%S%z",
+                "%Y-%m-%d %H:%M:%S %Z"):
         text = warm_up_date(fmt)
         parsed = parse_date_cells(pd.Series([text], dtype="string"), fmt)
         assert parsed.notna().all(), (fmt, text)
-        age = pd.Timestamp.now(tz="UTC").tz_localize(None) - parsed.iloc[0]
+        when = parsed.iloc[0]
+        when = when.tz_convert(None) if when.tzinfo is not None else when
+        age = pd.Timestamp.now(tz="UTC").tz_localize(None) - when
         assert pd.Timedelta(0) <= age < pd.Timedelta(days=2), (fmt, text)
 
 

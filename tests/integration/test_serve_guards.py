@@ -360,7 +360,7 @@ class HeldScorer:
         self.entered, self.release = threading.Event(), threading.Event()
         self.batches: list[list] = []
 
-    def __call__(self, batch) -> bool:
+    def __call__(self, batch) -> int:
         from leadq.pipelines.service.app import _settle
 
         self.batches.append([p.body for p in batch])
@@ -371,7 +371,7 @@ class HeldScorer:
             leads = pending.body if isinstance(pending.body, list) else [pending.body]
             _settle(pending.future, ({"lead_id": leads[0].get("lead_id")}, len(leads), 0,
                                      None))
-        return False  # nothing really scored: the cost model learns nothing from it
+        return 0  # nothing really scored: the cost model learns nothing from it
 
     def scored_ids(self) -> set:
         return {lead["lead_id"] for batch in self.batches for body in batch
@@ -454,4 +454,28 @@ def test_a_request_behind_more_scoring_than_the_budget_is_refused_at_once(base_p
     # HELD alone; the singles together; the list, larger than a batch, alone after them.
     assert sizes == [1, cap - 1, 2 * cap], sizes
     assert scorer._queued_leads == 0
+    scorer.close()
+
+
+def test_a_list_over_max_batch_is_refused_before_it_counts_as_leads_queued(base_params):
+    """A huge list is a 413 at submit: it never enters the queue's count of leads ahead (every
+    newcomer would be shed behind it) nor the batch cost the shedding learns from."""
+    from leadq.pipelines.service.app import RequestError
+
+    app, _, _ = make_app(base_params, max_wait_ms=10_000)
+    scorer = app.state.scorer
+    scorer.cost.observe(1, 0.02)
+    before = scorer.cost.coefficients()
+    future = scorer.submit([{"lead_id": f"L{i}"} for i in range(scorer.max_leads + 1)],
+                           time.monotonic() + 60)
+    assert future.done()
+    with pytest.raises(RequestError) as caught:
+        future.result(0)
+    assert caught.value.status == 413
+    assert scorer._queued_leads == 0 and scorer.expected_wait() < 1.0
+    assert scorer.cost.coefficients() == before
+    refused = scorer.submit("not a lead", time.monotonic() + 60)
+    with pytest.raises(RequestError) as caught:
+        refused.result(0)
+    assert caught.value.status == 422
     scorer.close()

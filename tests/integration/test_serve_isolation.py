@@ -364,7 +364,8 @@ def test_a_champion_without_date_inputs_gets_ready_and_answers_as_the_batch_scor
     path = write_params(tmp_path, base_params, crm, train__candidates=["hgb"],
                         train__search={"enabled": False}, registry__criteria={},
                         features__date_parts=False, data__leads__date_format=fmt,
-                        serve={"scoring_log": str(tmp_path / "serve_log"), "explain": True})
+                        serve={"scoring_log": str(tmp_path / "serve_log"), "explain": True,
+                               "max_batch": 4})  # under the warm-up's own micro-batch
     train_main(str(path))
     sample = leads.sample(5, random_state=8)
     sample.to_csv(tmp_path / "sample.csv", index=False)

@@ -60,6 +60,24 @@ def test_scores_from_the_explanation_are_predict_proba_bit_for_bit(model, data):
         np.testing.assert_array_equal(one.probability, model.predict_proba(row)[:, 1])
 
 
+def test_an_input_predict_proba_refuses_is_refused_with_reasons_too(model, data):
+    """The logistic margin's shortcut skips scikit-learn's input checks only where they pass:
+    an infinite encoded input fails with reasons as it fails without them."""
+    from sklearn.linear_model import LogisticRegression
+
+    pipeline, _ = ex.unwrap(model)
+    if not isinstance(pipeline.steps[-1][1], LogisticRegression) or \
+            not hasattr(model, "calibrated_classifiers_"):
+        pytest.skip("the shortcut is the calibrated logistic model's")
+    row = data[3].iloc[[0]]
+    encoded = np.array(ex.encode_rows(model, row), dtype=np.float64)
+    encoded[0, 0] = np.inf
+    with pytest.raises(ValueError):
+        ex.predict_encoded(model, encoded)
+    with pytest.raises(ValueError):
+        ex.explain_and_score(model, row, encoded)
+
+
 def test_reasons_from_the_shared_transform_are_the_same(model, data):
     X = data[3].iloc[:300]  # noqa: N806
     shared = ex.explain_leads(model, X, transformed=ex.encode_rows(model, X))
