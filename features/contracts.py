@@ -204,7 +204,9 @@ class _Col:
         self._uniques: pd.Series | None = None
         self._memo: dict = {}
         self._cells: list | None = None
-        if shared and not distinct and not self.typed and 0 < len(values) <= SMALL_FRAME_ROWS:
+        # Only these columns' values may enter the memo shared by every frame (`_small_mapped`).
+        self.shared = shared and not distinct
+        if not self.typed and 0 < len(values) <= SMALL_FRAME_ROWS:
             cells = values.tolist()
             # Text cells only: another kind of value (an object column of numbers) would turn
             # into text differently one at a time than among its column's distinct values.
@@ -224,7 +226,7 @@ class _Col:
 
         `by_value`: fn's answer for a value depends on nothing else (not on the rule's
         parameters beyond what `key` holds), so small frames may use the shared memo."""
-        if key not in self._memo and by_value and self._cells is not None:
+        if key not in self._memo and by_value and self.shared and self._cells is not None:
             self._memo[key] = _small_mapped(self._cells, key, fn, na)
         if key not in self._memo:
             codes, uniques = self._factorize()
@@ -237,6 +239,20 @@ class _Col:
             self._memo[key] = out
         return self._memo[key]
 
+    def missing(self) -> np.ndarray:
+        """Missing cells (pandas' isna)."""
+        if self._cells is not None:
+            # The cells are text or a missing marker (see __init__): isna without a Series.
+            return np.fromiter((not isinstance(c, str) for c in self._cells), dtype=bool,
+                               count=len(self._cells))
+        return self.values.isna().to_numpy()
+
+    def _arrow(self):
+        """The Arrow data of a row-wise column: pandas' string methods on it call these
+        same Arrow kernels, so calling them directly gives the same answer without the
+        Series pandas would build around each step (most of a one-row frame's cost)."""
+        return self.values.array._pa_array
+
     def blank(self) -> np.ndarray:
         """Missing or whitespace-only cells."""
         if self.typed:
@@ -244,8 +260,12 @@ class _Col:
         if self.row_wise:
             # Several rules ask (missing id, duplicate id): strip 200k ids once.
             if "blank" not in self._memo:
-                self._memo["blank"] = self.values.isna().to_numpy() | (
-                    self.values.str.strip() == "").fillna(False).to_numpy(dtype=bool)
+                import pyarrow.compute as pc
+
+                data = self._arrow()
+                # isna | (str.strip() == "").fillna(False), kernel by kernel.
+                empty = pc.equal(pc.utf8_trim_whitespace(data), "").fill_null(False)
+                self._memo["blank"] = np.asarray(pc.or_(data.is_null(), empty), dtype=bool)
             return self._memo["blank"]
         return self.mapped("blank", _blank_of, True, by_value=True).astype(bool)
 
@@ -258,7 +278,10 @@ class _Col:
         if self.typed:
             return np.zeros(len(self.values))
         if self.row_wise:
-            return self.values.str.len().fillna(0).to_numpy(dtype="float64")
+            import pyarrow.compute as pc
+
+            # str.len().fillna(0), kernel by kernel (see _arrow).
+            return np.asarray(pc.utf8_length(self._arrow()).fill_null(0), dtype="float64")
         return self.mapped("len", _length_of, 0.0, by_value=True).astype("float64")
 
     def in_set(self, allowed: set[str], *, normalise: bool = False) -> np.ndarray:
@@ -401,17 +424,19 @@ def _unique(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
     return found & ~x.blank()
 
 
+# The date rules compare the parsed dates' arrays, not their Series: the same comparison
+# (pandas' own, which keeps each date's resolution), without a Series built around each answer.
 def _date(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
-    return ~x.blank() & f.date(r.column, r.params["date_format"]).isna().to_numpy()
+    return ~x.blank() & np.asarray(f.date(r.column, r.params["date_format"]).array.isna())
 
 
 def _not_future(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
     limit = _now() + pd.Timedelta(days=r.params["max_future_days"])
-    return (f.date(r.column, r.params["date_format"]) > limit).to_numpy()
+    return np.asarray(f.date(r.column, r.params["date_format"]).array > limit, dtype=bool)
 
 
 def _not_before(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
-    return (f.date(r.column, r.params["date_format"]) < EARLIEST).to_numpy()
+    return np.asarray(f.date(r.column, r.params["date_format"]).array < EARLIEST, dtype=bool)
 
 
 def _after_lead(f: _Frame, x: _Col, r: Rule) -> np.ndarray | None:
@@ -444,7 +469,7 @@ def _mostly_present(f: _Frame, x: None, r: Rule) -> np.ndarray | None:
     # rare and the email column's distinct values would cost a hash of every address.
     empty = np.zeros(len(f.frame))
     for c in inputs:
-        empty += c.values.isna().to_numpy()
+        empty += c.missing()
     return empty / len(inputs) > r.params["max_missing_inputs_share"]
 
 

@@ -23,17 +23,36 @@ def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:
     date instead of overflowing nanoseconds."""
     out = values
     if not pd.api.types.is_datetime64_any_dtype(values):
-        text = values.astype("string").str.strip()
+        text = stripped_string(values)
         try:
             out = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce")
         except ValueError:
             # Mixed UTC offsets ("…Z" beside "…+02:00"): one naive UTC clock, as below.
             out = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce",
                                  utc=True)
-    if getattr(out.dt, "tz", None) is not None:
+    # A NumPy datetime dtype has no time zone; asking the .dt accessor costs more than a
+    # one-row parse.
+    if not isinstance(out.dtype, np.dtype) and getattr(out.dt, "tz", None) is not None:
         # Leads, deals and feedback are compared with one another: keep one naive UTC clock.
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out
+
+
+_STRING = pd.StringDtype()  # what astype("string") gives
+
+
+def stripped_string(values: pd.Series) -> pd.Series:
+    """values.astype("string").str.strip(). For a few rows of Arrow-backed text (`leadq
+    serve`), the Arrow kernel those two steps call is called on the column's data directly:
+    the same values, without the two intermediate Series."""
+    if 0 < len(values) <= SMALL_FRAME_ROWS and _STRING.storage == "pyarrow" and \
+            isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        import pyarrow.compute as pc
+
+        data = pc.utf8_trim_whitespace(values.array._pa_array)
+        return pd.Series(pd.arrays.ArrowStringArray(data, dtype=_STRING), index=values.index,
+                         name=values.name, copy=False)
+    return values.astype("string").str.strip()
 
 
 def parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
@@ -49,20 +68,39 @@ def _text(values: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
-def _small_text(values: pd.Series) -> pd.Series:
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what dtype="str" is in pandas 3
+
+
+def _small_text(values: pd.Series):
     """_text of a few rows (a lead scored by `leadq serve`): each value looked up in the memo
     of _text's own answers (features.transform.per_value_cells), as pandas' string methods
     cost more per call than a lead's whole model. Never for personal columns: their values
-    must not outlive the request."""
+    must not outlive the request. An array of _text's type (not a Series: the caller puts it
+    in a frame, where a Series would be aligned on its index first)."""
     found = per_value_cells(values.tolist(), _text)
     if found is None:
         return _text(values)
-    return pd.Series(found, index=values.index, dtype="str")
+    return _str_array(found)
 
 
-def _ids(values: pd.Series) -> pd.Series:
+def _str_array(cells: np.ndarray):
+    """pd.array(cells, dtype="str") for text cells (NaN = missing), built as pandas builds it
+    (Arrow large_string), without its per-value type inference: a third of typing a lead."""
+    import pyarrow as pa
+
+    data = pa.array(cells, type=pa.large_string(), from_pandas=True)
+    return pd.arrays.ArrowStringArray(pa.chunked_array([data]), dtype=_STR)
+
+
+def _ids(values: pd.Series):
     """Ids as stripped text (missing stays missing). Arrow-backed, not Python objects: ids are
     never a model input, and scoring hashes and writes them as Arrow strings."""
+    if 0 < len(values) <= SMALL_FRAME_ROWS and values.dtype == _STR:
+        import pyarrow.compute as pc
+
+        # The kernel str.strip calls, on the data, for a few rows (see stripped_string).
+        return pd.arrays.ArrowStringArray(pc.utf8_trim_whitespace(values.array._pa_array),
+                                          dtype=_STR)
     return values.astype("str").str.strip()
 
 
@@ -77,7 +115,9 @@ def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
     roles = model_inputs(params) if roles is None else roles
     numbers = (parsed or {}).get("numbers") or {}
     dates = (parsed or {}).get("dates") or {}
-    out = leads.copy()
+    # Shallow: every typed column replaces its column in `out` (copy-on-write keeps `leads` as
+    # it was), so copying each block's data first was wasted on a one-lead frame.
+    out = leads.copy(deep=False)
     if spec.get("id"):  # an export without an id column is scored by row (pipelines/score.py)
         out[spec["id"]] = _ids(leads[spec["id"]])
     created = spec.get("created_at")
@@ -94,7 +134,7 @@ def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
                 _text(leads[col])
     for col in roles["numeric"]:
         if col in numbers:
-            out[col] = pd.Series(numbers[col], index=leads.index, dtype="float64")
+            out[col] = np.asarray(numbers[col], dtype=np.float64)
         elif col in out:
             out[col] = pd.to_numeric(leads[col], errors="coerce").astype("float64")
     return out
