@@ -187,6 +187,21 @@ _small_lock = threading.Lock()
 _small_memo: dict = {}
 
 
+_typed_dtypes: dict = {}
+
+
+def _typed(dtype) -> bool:
+    """Numbers or dates, not text: asked of every column of every frame, answered once per
+    dtype (pandas' checks cost more than judging a one-row column)."""
+    found = _typed_dtypes.get(dtype)
+    if found is None:
+        if len(_typed_dtypes) > 256:  # categorical dtypes differ by their categories
+            _typed_dtypes.clear()
+        found = _typed_dtypes[dtype] = bool(pd.api.types.is_numeric_dtype(dtype)
+                                            or pd.api.types.is_datetime64_any_dtype(dtype))
+    return found
+
+
 class _Col:
     """One column's distinct values, computed once per chunk: every text check runs on the
     distinct values and is mapped back through the codes (CRM columns repeat a lot)."""
@@ -194,8 +209,7 @@ class _Col:
     def __init__(self, values: pd.Series, *, distinct: bool = False,
                  shared: bool = True) -> None:
         self.values = values
-        self.typed = (pd.api.types.is_numeric_dtype(values)
-                      or pd.api.types.is_datetime64_any_dtype(values))
+        self.typed = _typed(values.dtype)
         # A column of (nearly) distinct values, such as the id, in Arrow-backed text: row-wise
         # kernels in C beat finding distinct values that are barely fewer than the rows.
         self.row_wise = distinct and isinstance(values.dtype, pd.StringDtype) and \
@@ -251,7 +265,7 @@ class _Col:
         """The Arrow data of a row-wise column: pandas' string methods on it call these
         same Arrow kernels, so calling them directly gives the same answer without the
         Series pandas would build around each step (most of a one-row frame's cost)."""
-        return self.values.array._pa_array
+        return self.values.array.__arrow_array__()
 
     def blank(self) -> np.ndarray:
         """Missing or whitespace-only cells."""

@@ -49,7 +49,7 @@ def stripped_string(values: pd.Series) -> pd.Series:
             isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
         import pyarrow.compute as pc
 
-        data = pc.utf8_trim_whitespace(values.array._pa_array)
+        data = pc.utf8_trim_whitespace(values.array.__arrow_array__())
         return pd.Series(pd.arrays.ArrowStringArray(data, dtype=_STRING), index=values.index,
                          name=values.name, copy=False)
     return values.astype("string").str.strip()
@@ -64,6 +64,18 @@ def _text(values: pd.Series) -> pd.Series:
     """Text with padding stripped and blank cells missing, Arrow-backed (pandas' own string
     type). Building a Python string per row was the costliest step of typing a chunk, and the
     model's first step (LeadFeatures) works per distinct value, so it never needs them."""
+    if 0 < len(values) <= SMALL_FRAME_ROWS and values.dtype == _STR:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # A few rows (`leadq serve`; personal columns, which no memo may keep): the Arrow
+        # kernels the steps below call (strip, == "", mask), on the data, without a Series
+        # around each step.
+        data = pc.utf8_trim_whitespace(values.array.__arrow_array__())
+        data = pc.if_else(pc.equal(data, "").fill_null(False), pa.scalar(None, data.type),
+                          data)
+        return pd.Series(pd.arrays.ArrowStringArray(data, dtype=_STR), index=values.index,
+                         name=values.name, copy=False)
     out = values.astype("str").str.strip()
     return out.mask(out == "")
 
@@ -99,8 +111,8 @@ def _ids(values: pd.Series):
         import pyarrow.compute as pc
 
         # The kernel str.strip calls, on the data, for a few rows (see stripped_string).
-        return pd.arrays.ArrowStringArray(pc.utf8_trim_whitespace(values.array._pa_array),
-                                          dtype=_STR)
+        data = pc.utf8_trim_whitespace(values.array.__arrow_array__())
+        return pd.arrays.ArrowStringArray(data, dtype=_STR)
     return values.astype("str").str.strip()
 
 
