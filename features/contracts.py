@@ -193,13 +193,15 @@ _typed_dtypes: dict = {}
 def _typed(dtype) -> bool:
     """Numbers or dates, not text: asked of every column of every frame, answered once per
     dtype (pandas' checks cost more than judging a one-row column)."""
-    found = _typed_dtypes.get(dtype)
-    if found is None:
+    # Keyed by identity (a pandas dtype's hash is computed from its attributes on each call);
+    # the entry holds the dtype, so its id is not reused while it is in the cache.
+    found = _typed_dtypes.get(id(dtype))
+    if found is None or found[0] is not dtype:
         if len(_typed_dtypes) > 256:  # categorical dtypes differ by their categories
             _typed_dtypes.clear()
-        found = _typed_dtypes[dtype] = bool(pd.api.types.is_numeric_dtype(dtype)
-                                            or pd.api.types.is_datetime64_any_dtype(dtype))
-    return found
+        found = _typed_dtypes[id(dtype)] = (dtype, bool(
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype)))
+    return found[1]
 
 
 class _Col:
@@ -221,7 +223,10 @@ class _Col:
         # Only these columns' values may enter the memo shared by every frame (`_small_mapped`).
         self.shared = shared and not distinct
         if not self.typed and 0 < len(values) <= SMALL_FRAME_ROWS:
-            cells = values.tolist()
+            # Arrow text: its own list (None for missing) costs a tenth of pandas' tolist.
+            cells = values.array.__arrow_array__().to_pylist() if isinstance(
+                values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow" \
+                else values.tolist()
             # Text cells only: another kind of value (an object column of numbers) would turn
             # into text differently one at a time than among its column's distinct values.
             if all(isinstance(c, str) or c is None or c is pd.NA
@@ -405,9 +410,14 @@ class _Frame:
     """One frame's columns, each wrapped once (`_Col`), and what several rules share."""
 
     def __init__(self, frame: pd.DataFrame, id_name: str | None,
-                 duplicates: np.ndarray | None, personal: frozenset[str] = frozenset()) -> None:
+                 duplicates: np.ndarray | None, personal: frozenset[str] = frozenset(),
+                 distinct: frozenset[str] = frozenset()) -> None:
         self.frame = frame
         self.id_name = id_name
+        # Columns whose values (nearly) never repeat: the id, and the dates (a timestamp per
+        # lead). Judged row by row, and kept out of the shared memo, where every value would
+        # be a miss costing a pandas call per lead.
+        self.distinct = distinct | {id_name}
         self.duplicates = duplicates
         self.personal = personal
         self.cols: dict[str, _Col] = {}
@@ -418,7 +428,7 @@ class _Frame:
         if not name or name not in self.frame.columns:
             return None
         if name not in self.cols:
-            self.cols[name] = _Col(self.frame[name], distinct=name == self.id_name,
+            self.cols[name] = _Col(self.frame[name], distinct=name in self.distinct,
                                    shared=name not in self.personal)
         return self.cols[name]
 
@@ -554,12 +564,14 @@ def rule_masks(frame: pd.DataFrame, table: str, params: dict, reference: dict | 
     `rules`: `rules_for(table, params, reference)` when the caller holds them already (`leadq
     serve` resolves them once per model version, not once per lead)."""
     spec = params["data"][table]
+    rules = rules_for(table, params, reference) if rules is None else rules
     f = _Frame(frame, spec.get("id"), duplicates,
-               frozenset(spec.get("personal") or ()) if table == "leads" else frozenset())
+               frozenset(spec.get("personal") or ()) if table == "leads" else frozenset(),
+               frozenset(r.column for r in rules if r.kind == Kind.DATE and r.column))
     if parsed is not None:
         parsed["numbers"], parsed["dates"] = f.numbers, f.dates
     out = []
-    for rule in rules_for(table, params, reference) if rules is None else rules:
+    for rule in rules:
         if rule.level not in (ROW, WARNING):
             continue
         x = None

@@ -83,16 +83,25 @@ def _text(values: pd.Series) -> pd.Series:
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what dtype="str" is in pandas 3
 
 
-def _small_text(values: pd.Series):
-    """_text of a few rows (a lead scored by `leadq serve`): each value looked up in the memo
-    of _text's own answers (features.transform.per_value_cells), as pandas' string methods
-    cost more per call than a lead's whole model. Never for personal columns: their values
-    must not outlive the request. An array of _text's type (not a Series: the caller puts it
-    in a frame, where a Series would be aligned on its index first)."""
-    found = per_value_cells(values.tolist(), _text)
+def _small_texts(columns: list[pd.Series]) -> list:
+    """_text of a few rows' columns (a lead scored by `leadq serve`): each value looked up in
+    the memo of _text's own answers (features.transform.per_value_cells), as pandas' string
+    methods cost more per call than a lead's whole model. The columns' cells go through the
+    memo together, so the values it has not seen yet cost one call of _text, not one per
+    column (_text is per value). Never for personal columns: their values must not outlive
+    the request. Arrays of _text's type (not Series: the caller puts them in a frame, where a
+    Series would be aligned on its index first)."""
+    # Arrow text: its own list (None for missing, as NaN is to the memo) beats pandas' tolist.
+    cells = [values.array.__arrow_array__().to_pylist() if values.dtype == _STR
+             else values.tolist() for values in columns]
+    found = per_value_cells([c for column in cells for c in column], _text)
     if found is None:
-        return _text(values)
-    return _str_array(found)
+        return [_text(values) for values in columns]
+    out, start = [], 0
+    for column in cells:
+        out.append(_str_array(found[start:start + len(column)]))
+        start += len(column)
+    return out
 
 
 def _str_array(cells: np.ndarray):
@@ -140,10 +149,15 @@ def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
             out[created] = parse_dates(leads[created], spec.get("date_format"))
     small = 0 < len(leads) <= SMALL_FRAME_ROWS
     personal = set(spec.get("personal") or []) | {roles["email"]}
-    for col in [*roles["categorical"], roles["job_title"], roles["email"]]:
-        if col and col in out:
-            out[col] = _small_text(leads[col]) if small and col not in personal else \
-                _text(leads[col])
+    text = [c for c in dict.fromkeys([*roles["categorical"], roles["job_title"],
+                                      roles["email"]]) if c and c in out]
+    memo = [c for c in text if small and c not in personal]
+    for col, typed in zip(memo, _small_texts([leads[c] for c in memo]) if memo else [],
+                          strict=True):
+        out[col] = typed
+    for col in text:
+        if col not in memo:
+            out[col] = _text(leads[col])
     for col in roles["numeric"]:
         if col in numbers:
             out[col] = np.asarray(numbers[col], dtype=np.float64)
