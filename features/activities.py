@@ -32,7 +32,6 @@ import pandas as pd
 
 from leadq.errors import ConfigError
 from leadq.features.labels import mql_cutoff_days
-from leadq.features.tables import stripped_string
 
 PREFIX = "act_"
 MEMORY_LIMIT = "1GB"  # DuckDB's; at 1 million leads, 10 million events peak at 1.4x the RSS of 1
@@ -296,6 +295,8 @@ def few_leads(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
     holds it to the SQL's exact output, and the service's answers to `leadq score`'s."""
     lead = events["ev_lead"].to_numpy()
     n = len(leads)
+    from leadq.features.text import stripped_string
+
     ids = stripped_string(leads).to_numpy(dtype=object, na_value=None)
     cut = np.asarray(cut, dtype=float)
     lo = np.zeros(n, dtype=np.int64)

@@ -13,6 +13,7 @@ from leadq.features.labels import (
     labels_from_conversion_date,
     resolve_as_of,
 )
+from leadq.features.text import stripped_string
 from leadq.features.transform import SMALL_FRAME_ROWS, per_value_cells
 from leadq.settings import setting
 
@@ -36,23 +37,6 @@ def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:
         # Leads, deals and feedback are compared with one another: keep one naive UTC clock.
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out
-
-
-_STRING = pd.StringDtype()  # what astype("string") gives
-
-
-def stripped_string(values: pd.Series) -> pd.Series:
-    """values.astype("string").str.strip(). For a few rows of Arrow-backed text (`leadq
-    serve`), the Arrow kernel those two steps call is called on the column's data directly:
-    the same values, without the two intermediate Series."""
-    if 0 < len(values) <= SMALL_FRAME_ROWS and _STRING.storage == "pyarrow" and \
-            isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
-        import pyarrow.compute as pc
-
-        data = pc.utf8_trim_whitespace(values.array.__arrow_array__())
-        return pd.Series(pd.arrays.ArrowStringArray(data, dtype=_STRING), index=values.index,
-                         name=values.name, copy=False)
-    return values.astype("string").str.strip()
 
 
 def parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:

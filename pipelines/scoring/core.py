@@ -181,7 +181,8 @@ def check_and_score(
     what follows from the params and the version alone, when the caller worked it out once.
     """
     from leadq.features.contracts import evaluate, id_column
-    from leadq.features.tables import coerce_leads, stripped_string
+    from leadq.features.tables import coerce_leads
+    from leadq.features.text import stripped_string
     from leadq.models.routing import id_hashes
     from leadq.pipelines.io.lookups import enrich
 
