@@ -22,6 +22,7 @@ This module is pure: DuckDB runs here on frames in memory; reading the log is pi
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from dataclasses import dataclass
@@ -209,10 +210,23 @@ def canonical_events(good: pd.DataFrame, spec: dict, dates: pd.Series) -> pd.Dat
 
 def epoch_seconds(when: pd.Series) -> np.ndarray:
     """Timestamps as float epoch seconds (NaN for missing), the clock the SQL compares on."""
+    if isinstance(when, pd.Series) and when.dtype.kind == "M" and \
+            isinstance(when.dtype, np.dtype):
+        # Naive NumPy datetimes already: what the subtraction and total_seconds below compute
+        # (the tick count since 1970 over the ticks per second, NaT as NaN), on the array,
+        # without three Series around one lead's date.
+        unit, _ = np.datetime_data(when.dtype)
+        ticks = when.to_numpy().view(np.int64)
+        out = ticks / _TICKS_PER_SECOND[unit]
+        out[ticks == np.iinfo(np.int64).min] = np.nan
+        return out
     stamps = pd.to_datetime(when)
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
     return (stamps - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype=float)
+
+
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def cutoff_seconds(created: pd.Series, spec: ActivitySpec,
@@ -281,7 +295,9 @@ def few_leads(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
     holds it to the SQL's exact output, and the service's answers to `leadq score`'s."""
     lead = events["ev_lead"].to_numpy()
     n = len(leads)
-    ids = leads.astype("string").str.strip().to_numpy(dtype=object, na_value=None)
+    from leadq.features.text import stripped_string
+
+    ids = stripped_string(leads).to_numpy(dtype=object, na_value=None)
     cut = np.asarray(cut, dtype=float)
     lo = np.zeros(n, dtype=np.int64)
     hi = np.zeros(n, dtype=np.int64)
@@ -328,8 +344,20 @@ def few_leads(events: pd.DataFrame, leads: pd.Series, cut: np.ndarray,
     feats[f"{PREFIX}days_since_last"] = (cut - latest(np.ones(len(t), dtype=bool))) / DAY_SECONDS
     feats[f"{PREFIX}distinct_types"] = np.sum([~np.isnan(last[k]) for k in spec.types],
                                               axis=0).astype(np.float64)
-    return pd.DataFrame({name: feats[name] for name in spec.feature_names()},
-                        index=leads.index)
+    names = spec.feature_names()
+    # Every feature is float64: one block, not a column-by-column frame (a frame per request).
+    block = np.empty((n, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        block[:, j] = feats[name]
+    return pd.DataFrame(block, columns=_feature_index(tuple(names)), index=leads.index,
+                        copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _feature_index(names: tuple[str, ...]) -> pd.Index:
+    # An Index of the names, built once per spec: building it cost most of a one-row frame.
+    # Index objects are immutable, so every frame may share one.
+    return pd.Index(names)
 
 
 _local = threading.local()

@@ -187,6 +187,23 @@ _small_lock = threading.Lock()
 _small_memo: dict = {}
 
 
+_typed_dtypes: dict = {}
+
+
+def _typed(dtype) -> bool:
+    """Numbers or dates, not text: asked of every column of every frame, answered once per
+    dtype (pandas' checks cost more than judging a one-row column)."""
+    # Keyed by identity (a pandas dtype's hash is computed from its attributes on each call);
+    # the entry holds the dtype, so its id is not reused while it is in the cache.
+    found = _typed_dtypes.get(id(dtype))
+    if found is None or found[0] is not dtype:
+        if len(_typed_dtypes) > 256:  # categorical dtypes differ by their categories
+            _typed_dtypes.clear()
+        found = _typed_dtypes[id(dtype)] = (dtype, bool(
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype)))
+    return found[1]
+
+
 class _Col:
     """One column's distinct values, computed once per chunk: every text check runs on the
     distinct values and is mapped back through the codes (CRM columns repeat a lot)."""
@@ -194,8 +211,7 @@ class _Col:
     def __init__(self, values: pd.Series, *, distinct: bool = False,
                  shared: bool = True) -> None:
         self.values = values
-        self.typed = (pd.api.types.is_numeric_dtype(values)
-                      or pd.api.types.is_datetime64_any_dtype(values))
+        self.typed = _typed(values.dtype)
         # A column of (nearly) distinct values, such as the id, in Arrow-backed text: row-wise
         # kernels in C beat finding distinct values that are barely fewer than the rows.
         self.row_wise = distinct and isinstance(values.dtype, pd.StringDtype) and \
@@ -204,8 +220,13 @@ class _Col:
         self._uniques: pd.Series | None = None
         self._memo: dict = {}
         self._cells: list | None = None
-        if shared and not distinct and not self.typed and 0 < len(values) <= SMALL_FRAME_ROWS:
-            cells = values.tolist()
+        # Only these columns' values may enter the memo shared by every frame (`_small_mapped`).
+        self.shared = shared and not distinct
+        if not self.typed and 0 < len(values) <= SMALL_FRAME_ROWS:
+            # Arrow text: its own list (None for missing) costs a tenth of pandas' tolist.
+            cells = values.array.__arrow_array__().to_pylist() if isinstance(
+                values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow" \
+                else values.tolist()
             # Text cells only: another kind of value (an object column of numbers) would turn
             # into text differently one at a time than among its column's distinct values.
             if all(isinstance(c, str) or c is None or c is pd.NA
@@ -224,7 +245,7 @@ class _Col:
 
         `by_value`: fn's answer for a value depends on nothing else (not on the rule's
         parameters beyond what `key` holds), so small frames may use the shared memo."""
-        if key not in self._memo and by_value and self._cells is not None:
+        if key not in self._memo and by_value and self.shared and self._cells is not None:
             self._memo[key] = _small_mapped(self._cells, key, fn, na)
         if key not in self._memo:
             codes, uniques = self._factorize()
@@ -237,6 +258,20 @@ class _Col:
             self._memo[key] = out
         return self._memo[key]
 
+    def missing(self) -> np.ndarray:
+        """Missing cells (pandas' isna)."""
+        if self._cells is not None:
+            # The cells are text or a missing marker (see __init__): isna without a Series.
+            return np.fromiter((not isinstance(c, str) for c in self._cells), dtype=bool,
+                               count=len(self._cells))
+        return self.values.isna().to_numpy()
+
+    def _arrow(self):
+        """The Arrow data of a row-wise column: pandas' string methods on it call these
+        same Arrow kernels, so calling them directly gives the same answer without the
+        Series pandas would build around each step (most of a one-row frame's cost)."""
+        return self.values.array.__arrow_array__()
+
     def blank(self) -> np.ndarray:
         """Missing or whitespace-only cells."""
         if self.typed:
@@ -244,8 +279,12 @@ class _Col:
         if self.row_wise:
             # Several rules ask (missing id, duplicate id): strip 200k ids once.
             if "blank" not in self._memo:
-                self._memo["blank"] = self.values.isna().to_numpy() | (
-                    self.values.str.strip() == "").fillna(False).to_numpy(dtype=bool)
+                import pyarrow.compute as pc
+
+                data = self._arrow()
+                # isna | (str.strip() == "").fillna(False), kernel by kernel.
+                empty = pc.equal(pc.utf8_trim_whitespace(data), "").fill_null(False)
+                self._memo["blank"] = np.asarray(pc.or_(data.is_null(), empty), dtype=bool)
             return self._memo["blank"]
         return self.mapped("blank", _blank_of, True, by_value=True).astype(bool)
 
@@ -258,7 +297,10 @@ class _Col:
         if self.typed:
             return np.zeros(len(self.values))
         if self.row_wise:
-            return self.values.str.len().fillna(0).to_numpy(dtype="float64")
+            import pyarrow.compute as pc
+
+            # str.len().fillna(0), kernel by kernel (see _arrow).
+            return np.asarray(pc.utf8_length(self._arrow()).fill_null(0), dtype="float64")
         return self.mapped("len", _length_of, 0.0, by_value=True).astype("float64")
 
     def in_set(self, allowed: set[str], *, normalise: bool = False) -> np.ndarray:
@@ -368,9 +410,14 @@ class _Frame:
     """One frame's columns, each wrapped once (`_Col`), and what several rules share."""
 
     def __init__(self, frame: pd.DataFrame, id_name: str | None,
-                 duplicates: np.ndarray | None, personal: frozenset[str] = frozenset()) -> None:
+                 duplicates: np.ndarray | None, personal: frozenset[str] = frozenset(),
+                 distinct: frozenset[str] = frozenset()) -> None:
         self.frame = frame
         self.id_name = id_name
+        # Columns whose values (nearly) never repeat: the id, and the dates (a timestamp per
+        # lead). Judged row by row, and kept out of the shared memo, where every value would
+        # be a miss costing a pandas call per lead.
+        self.distinct = distinct | {id_name}
         self.duplicates = duplicates
         self.personal = personal
         self.cols: dict[str, _Col] = {}
@@ -381,7 +428,7 @@ class _Frame:
         if not name or name not in self.frame.columns:
             return None
         if name not in self.cols:
-            self.cols[name] = _Col(self.frame[name], distinct=name == self.id_name,
+            self.cols[name] = _Col(self.frame[name], distinct=name in self.distinct,
                                    shared=name not in self.personal)
         return self.cols[name]
 
@@ -401,17 +448,19 @@ def _unique(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
     return found & ~x.blank()
 
 
+# The date rules compare the parsed dates' arrays, not their Series: the same comparison
+# (pandas' own, which keeps each date's resolution), without a Series built around each answer.
 def _date(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
-    return ~x.blank() & f.date(r.column, r.params["date_format"]).isna().to_numpy()
+    return ~x.blank() & np.asarray(f.date(r.column, r.params["date_format"]).array.isna())
 
 
 def _not_future(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
     limit = _now() + pd.Timedelta(days=r.params["max_future_days"])
-    return (f.date(r.column, r.params["date_format"]) > limit).to_numpy()
+    return np.asarray(f.date(r.column, r.params["date_format"]).array > limit, dtype=bool)
 
 
 def _not_before(f: _Frame, x: _Col, r: Rule) -> np.ndarray:
-    return (f.date(r.column, r.params["date_format"]) < EARLIEST).to_numpy()
+    return np.asarray(f.date(r.column, r.params["date_format"]).array < EARLIEST, dtype=bool)
 
 
 def _after_lead(f: _Frame, x: _Col, r: Rule) -> np.ndarray | None:
@@ -444,7 +493,7 @@ def _mostly_present(f: _Frame, x: None, r: Rule) -> np.ndarray | None:
     # rare and the email column's distinct values would cost a hash of every address.
     empty = np.zeros(len(f.frame))
     for c in inputs:
-        empty += c.values.isna().to_numpy()
+        empty += c.missing()
     return empty / len(inputs) > r.params["max_missing_inputs_share"]
 
 
@@ -515,12 +564,14 @@ def rule_masks(frame: pd.DataFrame, table: str, params: dict, reference: dict | 
     `rules`: `rules_for(table, params, reference)` when the caller holds them already (`leadq
     serve` resolves them once per model version, not once per lead)."""
     spec = params["data"][table]
+    rules = rules_for(table, params, reference) if rules is None else rules
     f = _Frame(frame, spec.get("id"), duplicates,
-               frozenset(spec.get("personal") or ()) if table == "leads" else frozenset())
+               frozenset(spec.get("personal") or ()) if table == "leads" else frozenset(),
+               frozenset(r.column for r in rules if r.kind == Kind.DATE and r.column))
     if parsed is not None:
         parsed["numbers"], parsed["dates"] = f.numbers, f.dates
     out = []
-    for rule in rules_for(table, params, reference) if rules is None else rules:
+    for rule in rules:
         if rule.level not in (ROW, WARNING):
             continue
         x = None

@@ -13,6 +13,7 @@ from leadq.features.labels import (
     labels_from_conversion_date,
     resolve_as_of,
 )
+from leadq.features.text import stripped_string
 from leadq.features.transform import SMALL_FRAME_ROWS, per_value_cells
 from leadq.settings import setting
 
@@ -23,14 +24,16 @@ def parse_date_cells(values: pd.Series, date_format: str | None) -> pd.Series:
     date instead of overflowing nanoseconds."""
     out = values
     if not pd.api.types.is_datetime64_any_dtype(values):
-        text = values.astype("string").str.strip()
+        text = stripped_string(values)
         try:
             out = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce")
         except ValueError:
             # Mixed UTC offsets ("…Z" beside "…+02:00"): one naive UTC clock, as below.
             out = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce",
                                  utc=True)
-    if getattr(out.dt, "tz", None) is not None:
+    # A NumPy datetime dtype has no time zone; asking the .dt accessor costs more than a
+    # one-row parse.
+    if not isinstance(out.dtype, np.dtype) and getattr(out.dt, "tz", None) is not None:
         # Leads, deals and feedback are compared with one another: keep one naive UTC clock.
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out
@@ -45,24 +48,64 @@ def _text(values: pd.Series) -> pd.Series:
     """Text with padding stripped and blank cells missing, Arrow-backed (pandas' own string
     type). Building a Python string per row was the costliest step of typing a chunk, and the
     model's first step (LeadFeatures) works per distinct value, so it never needs them."""
+    if 0 < len(values) <= SMALL_FRAME_ROWS and values.dtype == _STR:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # A few rows (`leadq serve`; personal columns, which no memo may keep): the Arrow
+        # kernels the steps below call (strip, == "", mask), on the data, without a Series
+        # around each step.
+        data = pc.utf8_trim_whitespace(values.array.__arrow_array__())
+        data = pc.if_else(pc.equal(data, "").fill_null(False), pa.scalar(None, data.type),
+                          data)
+        return pd.Series(pd.arrays.ArrowStringArray(data, dtype=_STR), index=values.index,
+                         name=values.name, copy=False)
     out = values.astype("str").str.strip()
     return out.mask(out == "")
 
 
-def _small_text(values: pd.Series) -> pd.Series:
-    """_text of a few rows (a lead scored by `leadq serve`): each value looked up in the memo
-    of _text's own answers (features.transform.per_value_cells), as pandas' string methods
-    cost more per call than a lead's whole model. Never for personal columns: their values
-    must not outlive the request."""
-    found = per_value_cells(values.tolist(), _text)
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what dtype="str" is in pandas 3
+
+
+def _small_texts(columns: list[pd.Series]) -> list:
+    """_text of a few rows' columns (a lead scored by `leadq serve`): each value looked up in
+    the memo of _text's own answers (features.transform.per_value_cells), as pandas' string
+    methods cost more per call than a lead's whole model. The columns' cells go through the
+    memo together, so the values it has not seen yet cost one call of _text, not one per
+    column (_text is per value). Never for personal columns: their values must not outlive
+    the request. Arrays of _text's type (not Series: the caller puts them in a frame, where a
+    Series would be aligned on its index first)."""
+    # Arrow text: its own list (None for missing, as NaN is to the memo) beats pandas' tolist.
+    cells = [values.array.__arrow_array__().to_pylist() if values.dtype == _STR
+             else values.tolist() for values in columns]
+    found = per_value_cells([c for column in cells for c in column], _text)
     if found is None:
-        return _text(values)
-    return pd.Series(found, index=values.index, dtype="str")
+        return [_text(values) for values in columns]
+    out, start = [], 0
+    for column in cells:
+        out.append(_str_array(found[start:start + len(column)]))
+        start += len(column)
+    return out
 
 
-def _ids(values: pd.Series) -> pd.Series:
+def _str_array(cells: np.ndarray):
+    """pd.array(cells, dtype="str") for text cells (NaN = missing), built as pandas builds it
+    (Arrow large_string), without its per-value type inference: a third of typing a lead."""
+    import pyarrow as pa
+
+    data = pa.array(cells, type=pa.large_string(), from_pandas=True)
+    return pd.arrays.ArrowStringArray(pa.chunked_array([data]), dtype=_STR)
+
+
+def _ids(values: pd.Series):
     """Ids as stripped text (missing stays missing). Arrow-backed, not Python objects: ids are
     never a model input, and scoring hashes and writes them as Arrow strings."""
+    if 0 < len(values) <= SMALL_FRAME_ROWS and values.dtype == _STR:
+        import pyarrow.compute as pc
+
+        # The kernel str.strip calls, on the data, for a few rows (see stripped_string).
+        data = pc.utf8_trim_whitespace(values.array.__arrow_array__())
+        return pd.arrays.ArrowStringArray(data, dtype=_STR)
     return values.astype("str").str.strip()
 
 
@@ -77,7 +120,9 @@ def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
     roles = model_inputs(params) if roles is None else roles
     numbers = (parsed or {}).get("numbers") or {}
     dates = (parsed or {}).get("dates") or {}
-    out = leads.copy()
+    # Shallow: every typed column replaces its column in `out` (copy-on-write keeps `leads` as
+    # it was), so copying each block's data first was wasted on a one-lead frame.
+    out = leads.copy(deep=False)
     if spec.get("id"):  # an export without an id column is scored by row (pipelines/score.py)
         out[spec["id"]] = _ids(leads[spec["id"]])
     created = spec.get("created_at")
@@ -88,13 +133,18 @@ def coerce_leads(leads: pd.DataFrame, params: dict, parsed: dict | None = None,
             out[created] = parse_dates(leads[created], spec.get("date_format"))
     small = 0 < len(leads) <= SMALL_FRAME_ROWS
     personal = set(spec.get("personal") or []) | {roles["email"]}
-    for col in [*roles["categorical"], roles["job_title"], roles["email"]]:
-        if col and col in out:
-            out[col] = _small_text(leads[col]) if small and col not in personal else \
-                _text(leads[col])
+    text = [c for c in dict.fromkeys([*roles["categorical"], roles["job_title"],
+                                      roles["email"]]) if c and c in out]
+    memo = [c for c in text if small and c not in personal]
+    for col, typed in zip(memo, _small_texts([leads[c] for c in memo]) if memo else [],
+                          strict=True):
+        out[col] = typed
+    for col in text:
+        if col not in memo:
+            out[col] = _text(leads[col])
     for col in roles["numeric"]:
         if col in numbers:
-            out[col] = pd.Series(numbers[col], index=leads.index, dtype="float64")
+            out[col] = np.asarray(numbers[col], dtype=np.float64)
         elif col in out:
             out[col] = pd.to_numeric(leads[col], errors="coerce").astype("float64")
     return out

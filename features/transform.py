@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from leadq.features.columns import DERIVED_DATE_PARTS, DERIVED_FROM_EMAIL, DERIVED_SENIORITY
+from leadq.features.text import SMALL_FRAME_ROWS
 
 FREE_MAIL_DOMAINS = frozenset({
     "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com",
@@ -37,8 +38,8 @@ _SENIORITY_RE = [(rank, re.compile(pattern)) for rank, pattern in SENIORITY_RULE
 # Below this many rows (a lead scored by `leadq serve`), pandas' fixed cost per call dwarfs the
 # work: values are looked up in a per-function memo instead, each new value computed by `fn`
 # itself on a Series, so both paths give the same answer (tests/code/test_transform.py).
-# Values compare as pandas' factorize compares them (1 == 1.0).
-SMALL_FRAME_ROWS = 32
+# Values compare as pandas' factorize compares them (1 == 1.0). SMALL_FRAME_ROWS is defined in
+# features.text (a module with no leadq import, so the activity features can use it too).
 _MEMO_LIMIT = 50_000       # values kept per function; the memo starts afresh when full
 _MEMO_MAX_LENGTH = 200     # a longer text is computed each time, never kept
 _memo_lock = threading.Lock()

@@ -203,12 +203,13 @@ def check_and_score(
     """
     from leadq.features.contracts import evaluate, id_column
     from leadq.features.tables import coerce_leads
+    from leadq.features.text import stripped_string
     from leadq.models.routing import id_hashes
     from leadq.pipelines.io.lookups import enrich
 
     raw = enrich(raw.reset_index(drop=True), params)
     if hashes is None:
-        hashes = id_hashes(raw[id_column("leads", params)].astype("string").str.strip())
+        hashes = id_hashes(stripped_string(raw[id_column("leads", params)]))
     if prepared is not None and rules is None:
         rules = prepared.rules
     check = evaluate(raw, "leads", params, reference, duplicates=duplicates, rules=rules)
