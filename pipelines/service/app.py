@@ -161,7 +161,7 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, np.bool_ | bool):
         return bool(value)
-    if isinstance(value, np.integer):
+    if isinstance(value, np.integer | int):  # a column's tolist() gives Python ints
         return int(value)
     if isinstance(value, np.floating | float):
         return None if not math.isfinite(float(value)) else float(value)

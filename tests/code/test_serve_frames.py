@@ -102,3 +102,15 @@ def test_the_warm_up_batch_reaches_the_few_row_kernels():
     from leadq.pipelines.service.app import WARM_UP_BATCH
 
     assert ALL_TREES_ROWS < WARM_UP_BATCH <= COMPILED_MAX_ROWS
+
+
+def test_integer_outputs_are_json_integers_as_the_answer_schema_says():
+    """treatment is an integer 0/1 in the OpenAPI answer schema: the answer must not turn the
+    int8 column's values into text."""
+    frame = pd.DataFrame({"treatment": np.array([0, 1], dtype=np.int8),
+                          "holdout": np.array([False, True]), "score": [0.25, 0.5],
+                          "tier": ["C", "A"]})
+    rows = answer_rows(frame)
+    assert rows == [{"treatment": 0, "holdout": False, "score": 0.25, "tier": "C"},
+                    {"treatment": 1, "holdout": True, "score": 0.5, "tier": "A"}]
+    assert json.loads(json.dumps(rows))[1]["treatment"] == 1
