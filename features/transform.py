@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,18 @@ def _per_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Se
     if out is None:  # every value missing, and nothing computed yet to tell the output type
         return fn(values.iloc[:0]).reindex(values.index)
     return pd.Series(out, index=values.index, dtype=out.dtype)
+
+
+def column_arrays(X: pd.DataFrame, columns: list[str]) -> dict[str, Any]:  # noqa: N803
+    """Each column's values as its array (what `X[col].array` / `.to_numpy()` hold), without
+    building a Series per column: on a lead or two that Series costs more than the work on
+    its values. Uses pandas' own column accessor where this pandas has it."""
+    get = getattr(X, "_get_column_array", None)
+    if get is None or not X.columns.is_unique:
+        return {c: X[c].array if not isinstance(X[c].dtype, np.dtype) else X[c].to_numpy()
+                for c in columns}
+    locate = X.columns.get_loc
+    return {c: get(locate(c)) for c in columns}
 
 
 def per_value_cells(cells: list, fn: Callable[[pd.Series], pd.Series]) -> np.ndarray | None:
@@ -244,14 +257,16 @@ class LeadFeatures(TransformerMixin, BaseEstimator):
         the same functions and memos as transform, without building the output frame or a
         Series per column (the compiled single-lead path, leadq.models.compiled)."""
         out: dict[str, np.ndarray] = {}
+        arrays = column_arrays(X, [*self.categorical, *self.numeric])
         for col in self.categorical:
-            found = per_value_cells(X[col].tolist(), _normalise_text)
+            found = per_value_cells(arrays[col].tolist(), _normalise_text)
             out[col] = (normalise_category(X[col]).to_numpy() if found is None
                         else found).astype(object)
         for col in self.numeric:
-            values = X[col]
-            out[col] = values.to_numpy() if values.dtype == np.float64 else \
-                pd.to_numeric(values, errors="coerce").astype(np.float64).to_numpy()
+            values = arrays[col]
+            out[col] = values if isinstance(values, np.ndarray) and \
+                values.dtype == np.float64 else \
+                pd.to_numeric(X[col], errors="coerce").astype(np.float64).to_numpy()
         if self.email:
             out[DERIVED_FROM_EMAIL] = email_is_corporate(X[self.email]).to_numpy()
         if self.job_title:

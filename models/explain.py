@@ -506,7 +506,7 @@ def _explain_arrays(pipeline, X: pd.DataFrame, background: pd.DataFrame | None, 
         transformed = pipeline[:-1].transform(X)
     if isinstance(estimator, HistGradientBoostingClassifier):
         encoded = _hgb_input(estimator, transformed)
-        margin = np.asarray(hgb_margin(estimator, encoded), float)
+        margin = _hgb_margin(estimator, encoded, hgb_margin)
         phi, base = tree_shap_hgb(estimator, encoded)
         method = METHOD_TREE
     elif isinstance(estimator, LogisticRegression):
@@ -532,6 +532,21 @@ def _explain_arrays(pipeline, X: pd.DataFrame, background: pd.DataFrame | None, 
     else:
         raise ValueError(f"no exact explanation for {type(estimator).__name__}")
     return phi @ group, raw, float(base), margin, method
+
+
+def _hgb_margin(hgb, encoded: np.ndarray, by_sklearn) -> np.ndarray:
+    """hgb.decision_function of its encoded input: for a few rows by walking the packed trees
+    in one kernel call (the same sums: tests/model/test_compiled_transform.py), else by
+    scikit-learn's own predictors (`by_sklearn`, leadq.models.compiled.hgb_margin)."""
+    if len(encoded) <= COMPILED_MAX_ROWS and hgb.n_trees_per_iteration_ == 1:
+        from leadq.models import treeshap_kernel as kernel
+
+        p = _cached(_pack_hgb, hgb, getattr(hgb, "_predictors", None))
+        return kernel.tree_margins(
+            np.ascontiguousarray(encoded, dtype=np.float64), p["roots"], p["baseline"],
+            p["value"], p["feature"], p["threshold"], p["miss_left"], p["left"], p["right"],
+            p["is_leaf"], p["is_cat"], p["bitset"], p["bitsets"], p["known"], p["f_idx_map"])
+    return np.asarray(by_sklearn(hgb, encoded), float)
 
 
 def _compile_hgb(hgb):
@@ -611,6 +626,31 @@ def to_points(explanation: Explanation, calibrators) -> tuple[pd.DataFrame, np.n
     m0 = explanation.base_value
     m = explanation.margin
     p = calibrated_probability(calibrators, m)
+    p0, local = _base_point(calibrators, m0)
+    dm = m - m0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        secant = np.where(np.abs(dm) > 1e-9, (p - p0) / dm, local)
+    slope = np.where(secant > 0, secant, local)
+    contributions = explanation.contributions
+    points = pd.DataFrame(contributions.to_numpy() * (100.0 * slope)[:, None],
+                          index=contributions.index, columns=contributions.columns)
+    return points, p, p0
+
+
+# (p0, local slope) per model and base margin: they depend on neither the leads nor the batch.
+_base_points: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _base_point(calibrators, m0: float) -> tuple[float, float]:
+    """g(m0) and g's local slope around m0 (the base lead's score and the slope used where g
+    is flat between m0 and a lead's margin), worked out once per model and base margin."""
+    owner = calibrators[0] if calibrators else None
+    key = (tuple(id(c) for c in calibrators or ()), float(m0))
+    if owner is not None:
+        with _per_model_lock:
+            found = _base_points.get(owner, {}).get(key)
+        if found is not None:
+            return found
     p0 = float(calibrated_probability(calibrators, np.array([m0]))[0])
     local = p0 * (1 - p0)  # the logistic slope, if g is flat however wide we look
     for window in (SLOPE_WINDOW, 2 * SLOPE_WINDOW, 4 * SLOPE_WINDOW, 8 * SLOPE_WINDOW):
@@ -618,12 +658,13 @@ def to_points(explanation: Explanation, calibrators) -> tuple[pd.DataFrame, np.n
         if hi > lo:
             local = (hi - lo) / (2 * window)
             break
-    dm = m - m0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        secant = np.where(np.abs(dm) > 1e-9, (p - p0) / dm, local)
-    slope = np.where(secant > 0, secant, local)
-    points = explanation.contributions.mul(100.0 * slope, axis=0)
-    return points, p, p0
+    if owner is not None:
+        with _per_model_lock:
+            per_owner = _base_points.setdefault(owner, {})
+            if len(per_owner) > 64:  # segmented models' per-lead bases: keep it small
+                per_owner.clear()
+            per_owner[key] = (p0, local)
+    return p0, local
 
 
 # --- plain-words reasons --------------------------------------------------------------------

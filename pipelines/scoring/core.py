@@ -81,7 +81,7 @@ def score_leads(
               hashes=id_hashes, holdout_rate=agreement.holdout_rate, value=value,
               value_cutoff=value_cutoff, segment_bars=bars,
               segment_values=segment_values(bars, rows))
-    out = pd.DataFrame({
+    columns_out = {
         id_col: ids,
         "score": r["score"],
         "is_mql": r["is_mql"],
@@ -97,21 +97,22 @@ def score_leads(
         "treatment": r["treatment"],
         "propensity": r["propensity"],
         "holdout": r["holdout"],
-    })
+    }
     if uplift is not None:
         # What a call adds to this lead's chance (the registered uplift model, issue 29).
-        out["uplift"] = uplift
+        columns_out["uplift"] = uplift
     if by_value:
         # What is_mql was decided on: uplift × deal value − call cost (or the uplift alone).
-        out["call_value"] = value
+        columns_out["call_value"] = value
     if explain:
         from leadq.pipelines.scoring.reasons import reason_columns
 
         reasons = reason_columns(model, rows, params, transformed=transformed,
                                  explanation=None if scored is None else scored.explanation)
         for col in reasons.columns:
-            out[col] = reasons[col].to_numpy()
-    return out
+            columns_out[col] = reasons[col].to_numpy()
+    # One frame built once: adding columns one by one costs a copy each on a few rows.
+    return pd.DataFrame(columns_out)
 
 
 def _select(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
