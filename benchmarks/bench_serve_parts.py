@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from common import in_process_scorer
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -54,21 +55,14 @@ def main() -> None:
         leads_file = None
     os.chdir(params_path.parent)
 
-    from threadpoolctl import threadpool_limits
-
     from leadq.features.activities import activity_spec
     from leadq.features.columns import model_inputs, raw_input_columns
     from leadq.pipelines.params.loader import load_params
-    from leadq.pipelines.service.app import Scorer, _jsonable, answer_rows, leads_frame
-    from leadq.pipelines.service.state import ActivityLog, ModelHolder, prepare
+    from leadq.pipelines.service.app import _jsonable, answer_rows, leads_frame
+    from leadq.pipelines.service.state import prepare
 
     params = load_params(params_path)
-    holder = ModelHolder(params)
-    served = holder.load()
-    activity = ActivityLog(params)
-    activity.refresh()
-    scorer = Scorer(params, holder, activity)
-    threadpool_limits(limits=1, user_api="openmp")
+    served, activity, scorer = in_process_scorer(params)
     leads_file = leads_file or params["data"]["leads"]["path"]
     leads = pd.read_csv(leads_file, dtype=str, keep_default_na=False).tail(args.leads)
     records = [{k: v for k, v in r.items() if v != ""} for r in leads.to_dict("records")]

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from common import in_process_scorer
 
 
 def main() -> None:
@@ -32,9 +33,8 @@ def main() -> None:
     parser.add_argument("--params", type=Path, required=True)
     parser.add_argument("--leads", type=int, default=300)
     args = parser.parse_args()
-    os.chdir(args.params.resolve().parent)
-
-    from threadpoolctl import threadpool_limits
+    args.params = args.params.resolve()  # before the chdir, which a relative path follows
+    os.chdir(args.params.parent)
 
     import leadq.features.contracts as contracts
     import leadq.features.tables as tables
@@ -43,7 +43,6 @@ def main() -> None:
     import leadq.pipelines.service.app as app
     from leadq.pipelines.params.loader import load_params
     from leadq.pipelines.service.app import Scorer
-    from leadq.pipelines.service.state import ActivityLog, ModelHolder
 
     spent: collections.Counter = collections.Counter()
     calls: dict[str, list] = collections.defaultdict(list)
@@ -73,12 +72,7 @@ def main() -> None:
     timed(Scorer, "read")
 
     params = load_params(args.params.resolve())
-    holder = ModelHolder(params)
-    served = holder.load()
-    activity = ActivityLog(params)
-    activity.refresh()
-    scorer = Scorer(params, holder, activity)
-    threadpool_limits(limits=1, user_api="openmp")
+    served, activity, scorer = in_process_scorer(params)
     leads = pd.read_csv(params["data"]["leads"]["path"], dtype=str,
                         keep_default_na=False).tail(args.leads)
     records = [{k: v for k, v in r.items() if v != ""} for r in leads.to_dict("records")]

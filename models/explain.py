@@ -498,7 +498,6 @@ def _explain_arrays(pipeline, X: pd.DataFrame, background: pd.DataFrame | None, 
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from leadq.models.compiled import hgb_margin
 
     estimator = pipeline.steps[-1][1]
     group, raw = _group_matrix(pipeline)
@@ -506,7 +505,7 @@ def _explain_arrays(pipeline, X: pd.DataFrame, background: pd.DataFrame | None, 
         transformed = pipeline[:-1].transform(X)
     if isinstance(estimator, HistGradientBoostingClassifier):
         encoded = _hgb_input(estimator, transformed)
-        margin = _hgb_margin(estimator, encoded, hgb_margin)
+        margin = _hgb_margin(estimator, encoded)
         phi, base = tree_shap_hgb(estimator, encoded)
         method = METHOD_TREE
     elif isinstance(estimator, LogisticRegression):
@@ -534,10 +533,12 @@ def _explain_arrays(pipeline, X: pd.DataFrame, background: pd.DataFrame | None, 
     return phi @ group, raw, float(base), margin, method
 
 
-def _hgb_margin(hgb, encoded: np.ndarray, by_sklearn) -> np.ndarray:
+def _hgb_margin(hgb, encoded: np.ndarray) -> np.ndarray:
     """hgb.decision_function of its encoded input: for a few rows by walking the packed trees
     in one kernel call (the same sums: tests/model/test_compiled_transform.py), else by
-    scikit-learn's own predictors (`by_sklearn`, leadq.models.compiled.hgb_margin)."""
+    scikit-learn's own predictors (leadq.models.compiled.hgb_margin)."""
+    from leadq.models.compiled import hgb_margin
+
     if len(encoded) <= COMPILED_MAX_ROWS and hgb.n_trees_per_iteration_ == 1:
         from leadq.models import treeshap_kernel as kernel
 
@@ -546,7 +547,7 @@ def _hgb_margin(hgb, encoded: np.ndarray, by_sklearn) -> np.ndarray:
             np.ascontiguousarray(encoded, dtype=np.float64), p["roots"], p["baseline"],
             p["value"], p["feature"], p["threshold"], p["miss_left"], p["left"], p["right"],
             p["is_leaf"], p["is_cat"], p["bitset"], p["bitsets"], p["known"], p["f_idx_map"])
-    return np.asarray(by_sklearn(hgb, encoded), float)
+    return np.asarray(hgb_margin(hgb, encoded), float)
 
 
 def _compile_hgb(hgb):

@@ -118,7 +118,7 @@ def test_the_hgb_input_step_compiles_and_the_trees_sum_the_same(pipeline, data, 
     # A few rows' margin from the packed trees in one kernel call: the same sums, row by row.
     margins = hgb.decision_function(encoded)
     for i in range(len(encoded)):
-        np.testing.assert_array_equal(ex._hgb_margin(hgb, fast(encoded[[i]]), None),
+        np.testing.assert_array_equal(ex._hgb_margin(hgb, fast(encoded[[i]])),
                                       margins[[i]], err_msg=f"row {i}")
     pre = fast(encoded[:40])
     few = [ex.tree_shap_hgb(hgb, pre[i:i + 2])[0] for i in range(0, 40, 2)]
